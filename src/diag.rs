@@ -1,0 +1,322 @@
+//! Diagnostics: stable error codes, locations and rendering.
+//!
+//! Every error capgate reports is a [`Diagnostic`] with a [`Code`] from the
+//! registry below. Codes are part of the public interface (CI systems match on
+//! them), so they never change meaning; `docs/errors.md` documents each one and
+//! a test keeps that page and this registry in step.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use serde::Serialize;
+
+macro_rules! codes {
+    ($($variant:ident => $name:literal, $summary:literal, $help:literal;)*) => {
+        /// Stable error codes.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code { $($variant),* }
+
+        impl Code {
+            /// Every code, in registry order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            /// The stable name printed in diagnostics.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $name),* }
+            }
+
+            /// One line saying when the code fires.
+            pub fn summary(self) -> &'static str {
+                match self { $(Code::$variant => $summary),* }
+            }
+
+            /// What would be accepted instead.
+            pub fn help(self) -> &'static str {
+                match self { $(Code::$variant => $help),* }
+            }
+        }
+    };
+}
+
+codes! {
+    // Input and manifest shape.
+    InputUnreadable => "INPUT_UNREADABLE", "the manifest file or stdin could not be read",
+        "check the path; use `-` to read the manifest from stdin";
+    InputJson => "INPUT_JSON", "the manifest is not valid JSON (RFC 8259, UTF-8 without BOM)",
+        "fix the JSON syntax at the given position";
+    ManifestShape => "MANIFEST_SHAPE", "a manifest field is missing or has the wrong type",
+        "a manifest is {\"name\": string, \"version\": string, \"serverCapabilities\"?: [string], \"tools\": [{\"name\": string, \"capabilities\": [string]}]}";
+    ManifestDuplicateKey => "MANIFEST_DUPLICATE_KEY", "a JSON object has the same key twice",
+        "JSON parsers disagree on which duplicate wins, so capgate refuses them: keep one";
+    ManifestTooLarge => "MANIFEST_TOO_LARGE", "the manifest exceeds a documented size limit",
+        "see docs/security.md for the limits; split the server or shorten the value";
+    GrammarVersionMismatch => "GRAMMAR_VERSION_MISMATCH", "the manifest declares a grammar version other than \"0.0\"",
+        "set \"grammar\": \"0.0\" or remove the key";
+    // Capability grammar: codes shared with the reference tool.
+    CapMalformed => "CAP_MALFORMED", "a capability has fewer than two colon-separated parts",
+        "write <kind>:<scope>, e.g. fs:read:/workspace/** or clock:system";
+    CapUnknownKind => "CAP_UNKNOWN_KIND", "the capability kind is not one of fs, net, exec, env, ipc, clock, assert",
+        "kinds are lower case: fs, net, exec, env, ipc, clock, assert";
+    CapFsShape => "CAP_FS_SHAPE", "an fs capability does not have exactly three parts",
+        "write fs:<actions>:<absolute path>, e.g. fs:read,write:/workspace/**";
+    CapFsRelative => "CAP_FS_RELATIVE", "an fs path does not start with `/`",
+        "paths are absolute, e.g. /workspace/**";
+    CapNetShape => "CAP_NET_SHAPE", "a net capability does not have three or four parts",
+        "write net:connect:<host>[:<port>]; quote IPv6 hosts: net:connect:\"2606:4700::1111\":443";
+    CapNetPort => "CAP_NET_PORT", "a port is not a plain decimal number from 1 to 65535",
+        "write the port as plain decimal digits without sign or leading zero, e.g. 443";
+    CapExecShape => "CAP_EXEC_SHAPE", "an exec capability does not have exactly three parts",
+        "write exec:spawn:<program name>, e.g. exec:spawn:git";
+    CapExecPath => "CAP_EXEC_PATH", "an exec binary contains `/`",
+        "name the program by its basename, e.g. exec:spawn:git";
+    CapEnvShape => "CAP_ENV_SHAPE", "an env capability does not have exactly three parts",
+        "write env:<read|inject>:<NAME>, e.g. env:inject:GITHUB_TOKEN";
+    CapEnvName => "CAP_ENV_NAME", "an env name is not UPPER_SNAKE (^[A-Z_][A-Z0-9_]*$)",
+        "use upper-case letters, digits and `_`, not starting with a digit";
+    CapIpcShape => "CAP_IPC_SHAPE", "an ipc capability does not have exactly three parts",
+        "write ipc:connect:<endpoint>: x11, dbus:session, dbus:system or unix:/path/to.sock";
+    CapClockShape => "CAP_CLOCK_SHAPE", "a clock capability does not have exactly two parts",
+        "write clock:system or clock:tzdata";
+    CapClockSource => "CAP_CLOCK_SOURCE", "the clock source is not system or tzdata",
+        "write clock:system or clock:tzdata";
+    CapAssertShape => "CAP_ASSERT_SHAPE", "an assertion has an empty or invalid id",
+        "write assert:<id>[:<description>]; ids use letters, digits, `.`, `_` and `-`";
+    CapActionsEmpty => "CAP_ACTIONS_EMPTY", "the actions part of a capability is empty",
+        "list at least one action, e.g. fs:read:/workspace/**";
+    CapActionUnknown => "CAP_ACTION_UNKNOWN", "an action is not allowed for its kind",
+        "fs: read, write, create, delete; net: connect; exec: spawn; env: read, inject; ipc: connect";
+    // Capability grammar: capgate's stricter rules.
+    CapSyntax => "CAP_SYNTAX", "quotes or refinements are misplaced",
+        "quotes must enclose a whole segment (net:connect:\"::1\":443) and cannot contain `?`";
+    CapTooLong => "CAP_TOO_LONG", "a capability string is longer than 4096 bytes",
+        "capabilities are short declarations; see docs/security.md for the limits";
+    CapChar => "CAP_CHAR", "a capability contains a control, invisible or formatting character",
+        "remove control characters, bidi overrides and zero-width characters";
+    CapFsPath => "CAP_FS_PATH", "an fs path is not normalised or contains a character outside the allowlist",
+        "write a normalised absolute path of letters, digits and . _ - + @ ~ (no `.`/`..` segments, `//` or trailing `/`)";
+    CapFsGlob => "CAP_FS_GLOB", "a glob appears somewhere other than the whole last segment",
+        "globs are allowed only as the whole last segment: /dir/** (recursive) or /dir/* (children)";
+    CapFsReserved => "CAP_FS_RESERVED", "an fs path is the host root or lies under /proc, /sys or /dev",
+        "declare the directories the server needs; the sandbox provides its own /proc and a minimal /dev";
+    CapNetHost => "CAP_NET_HOST", "a host is not a DNS name, `*.name`, an IPv4/IPv6 literal or `*`",
+        "write a DNS name (api.github.com), *.example.com, 1.2.3.4, a quoted IPv6 literal or *";
+    CapNetHostSpecial => "CAP_NET_HOST_SPECIAL", "a host is not a usable unicast destination",
+        "unspecified, multicast, broadcast and IPv4-mapped/translated IPv6 addresses cannot be granted; write the plain IPv4 address";
+    CapExecName => "CAP_EXEC_NAME", "an exec binary is empty or contains characters outside the allowlist",
+        "program names use letters, digits and . _ - +, starting with a letter, digit or `_`";
+    CapEnvDangerous => "CAP_ENV_DANGEROUS", "an env name changes how programs are loaded or run",
+        "variables such as LD_PRELOAD, PATH or NODE_OPTIONS let a host value take over the sandboxed program; set them in the image instead";
+    CapIpcEndpoint => "CAP_IPC_ENDPOINT", "an ipc endpoint is not x11, dbus:session, dbus:system or unix:<socket path>",
+        "write ipc:connect:x11, ipc:connect:\"dbus:session\", ipc:connect:\"dbus:system\" or ipc:connect:\"unix:/run/app.sock\"";
+    CapIpcSocket => "CAP_IPC_SOCKET", "a unix endpoint names a directory-sized path or a container-engine socket",
+        "name one socket file below a directory (unix:/run/app/app.sock); engine sockets (docker, podman, containerd) grant root on the host";
+    CapAssertText => "CAP_ASSERT_TEXT", "an assertion description contains control or invisible characters",
+        "write the description as plain printable text";
+    CapRefinement => "CAP_REFINEMENT", "a refinement is unknown, repeated, on the wrong kind or has a bad value",
+        "the only refinement is nestedSandbox=true|false, on exec capabilities, at most once";
+    // Targets.
+    AdapterUnsupported => "ADAPTER_UNSUPPORTED", "the target has no rule for a capability in the manifest",
+        "choose a target that can lower it, or pass --permissive to list it under unenforceable instead";
+    TargetUnknown => "TARGET_UNKNOWN", "no target of that name exists",
+        "run `capgate targets` to list the built-in and operator targets";
+    OptionInvalid => "OPTION_INVALID", "a --set option is unknown or its value is invalid",
+        "run `capgate targets` to see each target's options, their types and defaults";
+    RulesInvalid => "RULES_INVALID", "a rules file is not valid TOML or does not match the rules schema",
+        "see docs/templates.md for the rules file format";
+    TemplateInvalid => "TEMPLATE_INVALID", "a template is missing, does not parse, or fails while rendering",
+        "see docs/templates.md; undefined variables are errors";
+    TemplateUnsafeValue => "TEMPLATE_UNSAFE_VALUE", "a value cannot be written safely in the target's output format",
+        "the value contains characters the output format would interpret; it is refused rather than repaired";
+    TemplateFragments => "TEMPLATE_FRAGMENTS", "a main template dropped, duplicated or altered a fragment its rules emitted",
+        "render every fragment exactly once with {{ f }} inside `for f in slots.<name>`";
+}
+
+/// Process exit code classes (same as the reference tool).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const USAGE: u8 = 2;
+    pub const INPUT: u8 = 3;
+    pub const COMPILE: u8 = 4;
+}
+
+impl Code {
+    /// The exit code a failure with this code ends in.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Code::InputUnreadable | Code::InputJson => exit::INPUT,
+            Code::TargetUnknown | Code::OptionInvalid => exit::USAGE,
+            _ => exit::COMPILE,
+        }
+    }
+}
+
+/// A position in the manifest file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// The capability a diagnostic is about, with the offending byte range of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CapContext {
+    /// `None` for server-level capabilities.
+    pub tool: Option<String>,
+    /// Index within the tool's (or the server's) capability list.
+    pub index: usize,
+    pub capability: String,
+    #[serde(skip)]
+    pub span: Range<usize>,
+}
+
+/// One reported problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub message: String,
+    pub location: Option<Location>,
+    pub cap: Option<CapContext>,
+    /// Overrides the code's generic help when the problem allows a sharper hint.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(code: Code, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            code,
+            message: message.into(),
+            location: None,
+            cap: None,
+            help: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn at(mut self, location: Location) -> Diagnostic {
+        self.location = Some(location);
+        self
+    }
+
+    pub fn help_text(&self) -> &str {
+        self.help.as_deref().unwrap_or(self.code.help())
+    }
+
+    /// Human-readable rendering; the first line is `capgate: <CODE>: <message>`.
+    pub fn render(&self) -> String {
+        let mut out = format!("capgate: {}: {}\n", self.code.as_str(), self.message);
+        if let Some(loc) = &self.location {
+            let _ = write!(out, "  --> {}:{}:{}", loc.file, loc.line, loc.column);
+            if let Some(cap) = &self.cap {
+                match &cap.tool {
+                    Some(t) => {
+                        let _ = write!(out, ": tool {}, capability {}", quote(t), cap.index);
+                    }
+                    None => {
+                        let _ = write!(out, ": serverCapabilities[{}]", cap.index);
+                    }
+                }
+            }
+            out.push('\n');
+        }
+        if let Some(cap) = &self.cap {
+            let shown = printable(&cap.capability);
+            let start = printable(&cap.capability[..cap.span.start.min(cap.capability.len())])
+                .chars()
+                .count();
+            let width = printable(cap.capability.get(cap.span.clone()).unwrap_or_default())
+                .chars()
+                .count()
+                .max(1);
+            let _ = writeln!(out, "   |");
+            let _ = writeln!(out, "   | {shown}");
+            let _ = writeln!(out, "   | {}{}", " ".repeat(start), "^".repeat(width));
+        }
+        let _ = writeln!(out, "   = help: {}", self.help_text());
+        out
+    }
+
+    /// Machine-readable form for `--error-format json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "code": self.code.as_str(),
+            "message": self.message,
+            "location": self.location,
+            "tool": self.cap.as_ref().and_then(|c| c.tool.clone()),
+            "capabilityIndex": self.cap.as_ref().map(|c| c.index),
+            "capability": self.cap.as_ref().map(|c| c.capability.clone()),
+            "span": self.cap.as_ref().map(|c| [c.span.start, c.span.end]),
+            "help": self.help_text(),
+        })
+    }
+}
+
+/// Quotes a name for a message, escaping what would make the message ambiguous.
+pub fn quote(s: &str) -> String {
+    format!("\"{}\"", printable(s))
+}
+
+/// Makes control and invisible characters visible as `\u{..}` so a diagnostic
+/// can never be spoofed by the text it quotes.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if is_invisible(c) || c == '\\' {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Control characters and the invisible formatting characters used in
+/// "trojan source" tricks: bidi controls, zero-width characters, BOM.
+pub fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}' | '\u{ffa0}'
+            | '\u{fff0}'..='\u{fffb}'
+            | '\u{e0000}'..='\u{e007f}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_documented() {
+        let mut seen = HashSet::new();
+        for code in Code::ALL {
+            assert!(
+                seen.insert(code.as_str()),
+                "duplicate code {}",
+                code.as_str()
+            );
+            assert!(!code.summary().is_empty() && !code.help().is_empty());
+            assert!(code
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b == b'_'));
+        }
+    }
+
+    #[test]
+    fn printable_escapes_bidi_and_controls() {
+        assert_eq!(printable("a\u{202e}b\nc"), "a\\u{202e}b\\u{000a}c");
+    }
+}

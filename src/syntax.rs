@@ -1,0 +1,956 @@
+//! The grammar boundary: capability strings in, typed [`Capability`] values out.
+//!
+//! This is the only module that sees pest types or raw capability text. The
+//! grammar (`grammar/capability.pest`) does the recognising; the functions here
+//! convert parse trees into validated values and turn parse failures into
+//! coded errors whose span points at the offending characters.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+
+use pest::iterators::Pair;
+use pest::Parser as _;
+use pest_derive::Parser;
+
+use crate::capability::{
+    AbsPath, Capability, ClockSource, DnsName, Endpoint, EnvActions, FsActions, FsPath, Glob, Host,
+    Kind, Name, Port,
+};
+use crate::diag::{is_invisible, printable, Code};
+
+#[derive(Parser)]
+#[grammar = "../grammar/capability.pest"]
+struct CapParser;
+
+/// Longest capability string accepted, in bytes. Real capabilities are well
+/// under 200 bytes; the bound keeps hostile inputs cheap to reject.
+pub const MAX_CAPABILITY_LEN: usize = 4096;
+
+/// A grammar error: a code, a message and the byte range of the capability
+/// string it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapError {
+    pub code: Code,
+    pub message: String,
+    pub span: Range<usize>,
+    pub help: Option<String>,
+}
+
+impl CapError {
+    fn new(code: Code, message: impl Into<String>, span: Range<usize>) -> CapError {
+        CapError {
+            code,
+            message: message.into(),
+            span,
+            help: None,
+        }
+    }
+
+    fn help(mut self, help: impl Into<String>) -> CapError {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// One colon-separated segment, with its decoded text and where it sits in the raw string.
+struct Segment<'a> {
+    text: &'a str,
+    /// Byte range of `text` inside the raw capability (inside the quotes if quoted).
+    span: Range<usize>,
+    quoted: bool,
+}
+
+/// Parses one capability string.
+pub fn parse_capability(raw: &str) -> Result<Capability, CapError> {
+    if raw.len() > MAX_CAPABILITY_LEN {
+        return Err(CapError::new(
+            Code::CapTooLong,
+            format!(
+                "capability is {} bytes long; the limit is {MAX_CAPABILITY_LEN}",
+                raw.len()
+            ),
+            0..0,
+        ));
+    }
+    if let Some((i, c)) = raw.char_indices().find(|&(_, c)| is_invisible(c)) {
+        return Err(CapError::new(
+            Code::CapChar,
+            format!(
+                "control or invisible character U+{:04X} at byte {i}",
+                c as u32
+            ),
+            i..i + c.len_utf8(),
+        ));
+    }
+
+    let top = CapParser::parse(Rule::capability, raw)
+        .map_err(|e| structure_error(raw, error_pos(&e)))?
+        .next()
+        .expect("capability rule yields one pair");
+
+    let mut kind_pair = None;
+    let mut segments = Vec::new();
+    let mut refinements = None;
+    for pair in top.into_inner() {
+        match pair.as_rule() {
+            Rule::kind => kind_pair = Some(pair),
+            Rule::segment => segments.push(segment(pair)),
+            Rule::refinements => refinements = Some(pair),
+            Rule::colon | Rule::qmark | Rule::EOI => {}
+            r => unreachable!("unexpected {r:?} in capability"),
+        }
+    }
+    let kind_pair = kind_pair.expect("capability always has a kind");
+    let kind_span = kind_pair.as_span().start()..kind_pair.as_span().end();
+
+    // Reference order: part count, then kind, then refinements, then kind-specific checks.
+    if segments.is_empty() {
+        return Err(CapError::new(
+            Code::CapMalformed,
+            format!("expected at least <kind>:<scope>, got {}", q(raw)),
+            0..raw.len(),
+        ));
+    }
+    let Some(kind) = Kind::parse(kind_pair.as_str()) else {
+        return Err(CapError::new(
+            Code::CapUnknownKind,
+            format!("unknown capability kind {}", q(kind_pair.as_str())),
+            kind_span,
+        ));
+    };
+    let nested = match refinements {
+        Some(r) => nested_sandbox(r, kind)?,
+        None => None,
+    };
+    if nested.is_some() && kind != Kind::Exec {
+        unreachable!("nested_sandbox rejects other kinds");
+    }
+
+    match kind {
+        Kind::Fs => {
+            let [actions, path] = exact::<2>(
+                &segments,
+                Code::CapFsShape,
+                raw,
+                "fs needs <actions>:<path>",
+            )?;
+            let actions = fs_actions(actions, raw)?;
+            let path = fs_path(path)?;
+            Ok(Capability::Fs { actions, path })
+        }
+        Kind::Net => {
+            if !(2..=3).contains(&segments.len()) {
+                return Err(shape(
+                    Code::CapNetShape,
+                    raw,
+                    "net needs <actions>:<host>[:<port>]",
+                )
+                .help(if segments.len() > 3 {
+                    "IPv6 hosts must be quoted: net:connect:\"2606:4700::1111\":443"
+                } else {
+                    Code::CapNetShape.help()
+                }));
+            }
+            check_actions(&segments[0], raw, Kind::Net, &["connect"])?;
+            let host = host(&segments[1])?;
+            let port = match segments.get(2) {
+                Some(p) => Some(port(p)?),
+                None => None,
+            };
+            Ok(Capability::Net { host, port })
+        }
+        Kind::Exec => {
+            let [actions, binary] = exact::<2>(
+                &segments,
+                Code::CapExecShape,
+                raw,
+                "exec needs <actions>:<binary>",
+            )?;
+            check_actions(actions, raw, Kind::Exec, &["spawn"])?;
+            let binary = exec_binary(binary)?;
+            Ok(Capability::Exec {
+                binary,
+                nested_sandbox: nested.unwrap_or(false),
+            })
+        }
+        Kind::Env => {
+            let [actions, name] = exact::<2>(
+                &segments,
+                Code::CapEnvShape,
+                raw,
+                "env needs <actions>:<name>",
+            )?;
+            let names = check_actions(actions, raw, Kind::Env, &["read", "inject"])?;
+            let actions = EnvActions {
+                read: names.contains(&"read"),
+                inject: names.contains(&"inject"),
+            };
+            let name = env_name(name)?;
+            Ok(Capability::Env { actions, name })
+        }
+        Kind::Ipc => {
+            let endpoint = match segments.len() {
+                2 => endpoint(&segments[1], raw)?,
+                // The unquoted forms `ipc:connect:unix:/p` and `ipc:connect:dbus:system`
+                // are what the documentation always showed; accept them unambiguously.
+                3 if !segments[1].quoted
+                    && !segments[2].quoted
+                    && matches!(segments[1].text, "unix" | "dbus") =>
+                {
+                    let span = segments[1].span.start..segments[2].span.end;
+                    endpoint(
+                        &Segment {
+                            text: &raw[span.clone()],
+                            span,
+                            quoted: false,
+                        },
+                        raw,
+                    )?
+                }
+                _ => {
+                    return Err(shape(
+                        Code::CapIpcShape,
+                        raw,
+                        "ipc needs <actions>:<endpoint>",
+                    ))
+                }
+            };
+            check_actions(&segments[0], raw, Kind::Ipc, &["connect"])?;
+            Ok(Capability::Ipc { endpoint })
+        }
+        Kind::Clock => {
+            let [source] = exact::<1>(&segments, Code::CapClockShape, raw, "clock needs <source>")?;
+            let source = clock_source(source)?;
+            Ok(Capability::Clock { source })
+        }
+        Kind::Assert => {
+            let id = &segments[0];
+            let id_name = leaf(Rule::assert_id, id).map_err(|_| {
+                CapError::new(
+                    Code::CapAssertShape,
+                    format!("assert needs <id>[:<description>], got {}", q(raw)),
+                    nonempty(&id.span),
+                )
+            })?;
+            let id_name = Name::new_unchecked(id_name.as_str().to_owned());
+            // The reference joins everything after the id with ':' (quotes dropped).
+            let description = if segments.len() > 1 {
+                segments[1..]
+                    .iter()
+                    .map(|s| s.text)
+                    .collect::<Vec<_>>()
+                    .join(":")
+            } else {
+                String::new()
+            };
+            let description = if description.is_empty() {
+                id_name.as_str().to_owned()
+            } else {
+                description
+            };
+            Ok(Capability::Assert {
+                id: id_name,
+                description,
+            })
+        }
+    }
+}
+
+fn q(s: &str) -> String {
+    format!("\"{}\"", printable(s))
+}
+
+fn nonempty(span: &Range<usize>) -> Range<usize> {
+    if span.is_empty() {
+        span.start..span.start
+    } else {
+        span.clone()
+    }
+}
+
+fn error_pos(e: &pest::error::Error<Rule>) -> usize {
+    match e.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
+    }
+}
+
+/// A failure of the top-level rule: always a quoting or `?` problem, because
+/// bare segments accept everything else.
+fn structure_error(raw: &str, pos: usize) -> CapError {
+    let at = raw[pos..].chars().next();
+    let span = pos..pos + at.map_or(0, char::len_utf8);
+    let message = match at {
+        Some('"') => "a quote must enclose a whole segment (e.g. \"2606:4700::1111\")".to_owned(),
+        Some('?') => "`?` cannot appear inside quotes: it starts the refinements".to_owned(),
+        None => "unterminated quote".to_owned(),
+        Some(c) => format!("unexpected character {}", describe(c)),
+    };
+    CapError::new(Code::CapSyntax, message, span)
+}
+
+fn segment(pair: Pair<'_, Rule>) -> Segment<'_> {
+    let inner = pair.into_inner().next().expect("segment is quoted or bare");
+    match inner.as_rule() {
+        Rule::bare => Segment {
+            text: inner.as_str(),
+            span: inner.as_span().start()..inner.as_span().end(),
+            quoted: false,
+        },
+        Rule::quoted => {
+            let text = inner
+                .into_inner()
+                .find(|p| p.as_rule() == Rule::quoted_text)
+                .expect("quoted has quoted_text");
+            Segment {
+                text: text.as_str(),
+                span: text.as_span().start()..text.as_span().end(),
+                quoted: true,
+            }
+        }
+        r => unreachable!("unexpected {r:?} in segment"),
+    }
+}
+
+fn shape(code: Code, raw: &str, what: &str) -> CapError {
+    CapError::new(code, format!("{what}, got {}", q(raw)), 0..raw.len())
+}
+
+fn exact<'s, 'a, const N: usize>(
+    segments: &'s [Segment<'a>],
+    code: Code,
+    raw: &str,
+    what: &str,
+) -> Result<&'s [Segment<'a>; N], CapError> {
+    segments.try_into().map_err(|_| shape(code, raw, what))
+}
+
+/// Runs a leaf rule over one segment; on failure returns the absolute byte
+/// offset (in the raw capability) where the leaf stopped matching.
+fn leaf<'a>(rule: Rule, seg: &Segment<'a>) -> Result<Pair<'a, Rule>, usize> {
+    CapParser::parse(rule, seg.text)
+        .map(|mut pairs| pairs.next().expect("leaf rule yields one pair"))
+        .map_err(|e| seg.span.start + error_pos(&e).min(seg.text.len()))
+}
+
+fn describe(c: char) -> String {
+    if c == ' ' {
+        "' ' (space)".to_owned()
+    } else if c.is_ascii_graphic() {
+        format!("'{c}'")
+    } else {
+        format!("'{c}' (U+{:04X})", c as u32)
+    }
+}
+
+/// The character at an absolute position, with its span, for error messages.
+fn char_at(raw: &str, pos: usize) -> (Option<char>, Range<usize>) {
+    let c = raw.get(pos..).and_then(|s| s.chars().next());
+    (c, pos..pos + c.map_or(0, char::len_utf8))
+}
+
+// ---------------------------------------------------------------- actions
+
+fn check_actions<'a>(
+    seg: &Segment<'a>,
+    raw: &str,
+    kind: Kind,
+    allowed: &[&'static str],
+) -> Result<Vec<&'static str>, CapError> {
+    if seg.text.is_empty() {
+        return Err(CapError::new(
+            Code::CapActionsEmpty,
+            format!("{kind} requires actions in {}", q(raw)),
+            seg.span.clone(),
+        ));
+    }
+    let unknown = |item: &str, span: Range<usize>| {
+        CapError::new(
+            Code::CapActionUnknown,
+            format!("{kind} action {} not allowed", q(item.trim())),
+            span,
+        )
+        .help(format!("allowed {kind} actions: {}", allowed.join(", ")))
+    };
+    let pair = leaf(Rule::actions, seg).map_err(|pos| {
+        // Name the comma-separated item the parse stopped in.
+        let rel = pos - seg.span.start;
+        let start = seg.text[..rel].rfind(',').map_or(0, |i| i + 1);
+        let end = seg.text[rel..]
+            .find(',')
+            .map_or(seg.text.len(), |i| rel + i);
+        unknown(
+            &seg.text[start..end],
+            seg.span.start + start..seg.span.start + end,
+        )
+    })?;
+    let mut out = Vec::new();
+    for item in pair
+        .into_inner()
+        .filter(|p| p.as_rule() == Rule::action_item)
+    {
+        let action = item.into_inner().next().expect("action_item has action");
+        let span =
+            seg.span.start + action.as_span().start()..seg.span.start + action.as_span().end();
+        let Some(name) = allowed.iter().find(|a| **a == action.as_str()) else {
+            return Err(unknown(action.as_str(), span));
+        };
+        if !out.contains(name) {
+            out.push(*name);
+        }
+    }
+    Ok(out)
+}
+
+fn fs_actions(seg: &Segment<'_>, raw: &str) -> Result<FsActions, CapError> {
+    let names = check_actions(seg, raw, Kind::Fs, &["read", "write", "create", "delete"])?;
+    Ok(names
+        .iter()
+        .filter_map(|n| FsActions::from_name(n))
+        .fold(FsActions::default(), FsActions::union))
+}
+
+// ---------------------------------------------------------------- paths
+
+const GLOB_CHARS: &[char] = &['*', '?', '[', ']', '{', '}'];
+
+fn fs_path(seg: &Segment<'_>) -> Result<FsPath, CapError> {
+    if !seg.text.starts_with('/') {
+        return Err(CapError::new(
+            Code::CapFsRelative,
+            format!("fs path must be absolute: {}", q(seg.text)),
+            nonempty(&seg.span),
+        ));
+    }
+    let pair = leaf(Rule::fs_path, seg).map_err(|pos| path_error(seg, pos))?;
+    let abs = pair
+        .into_inner()
+        .find(|p| p.as_rule() == Rule::abs_path)
+        .expect("fs_path has abs_path");
+    let fs = abs_path(abs, seg.span.start)?;
+    reserved(&fs.path, seg)?;
+    Ok(fs)
+}
+
+/// Explains why a path leaf failed at `pos`, by looking at the segment around it.
+fn path_error(seg: &Segment<'_>, pos: usize) -> CapError {
+    let rel = pos - seg.span.start;
+    let text = seg.text;
+    let start = text[..rel].rfind('/').map_or(0, |i| i + 1);
+    let end = text[rel..].find('/').map_or(text.len(), |i| rel + i);
+    let part = &text[start..end];
+    let abs = |r: Range<usize>| seg.span.start + r.start..seg.span.start + r.end;
+    if part.contains(GLOB_CHARS) {
+        return CapError::new(
+            Code::CapFsGlob,
+            format!("glob in {} is not a whole last segment", q(part)),
+            abs(start..end),
+        );
+    }
+    if let Some((i, c)) = part
+        .char_indices()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || "._-+@~".contains(c)))
+    {
+        return CapError::new(
+            Code::CapFsPath,
+            format!("character {} is not allowed in paths", describe(c)),
+            abs(start + i..start + i + c.len_utf8()),
+        );
+    }
+    let message = if rel >= text.len() && text.ends_with('/') {
+        "path ends with `/`"
+    } else {
+        "path contains an empty segment (`//`)"
+    };
+    let at = rel.saturating_sub(1)..(rel + 1).min(text.len());
+    CapError::new(Code::CapFsPath, message, abs(at))
+        .help("write /dir for exactly the directory, /dir/** for everything below it, or /dir/* for its children")
+}
+
+/// Converts an `abs_path` pair; `base` is the absolute offset of the text it was parsed from.
+fn abs_path(pair: Pair<'_, Rule>, base: usize) -> Result<FsPath, CapError> {
+    let mut names: Vec<&str> = Vec::new();
+    let mut glob = Glob::None;
+    let segs: Vec<_> = pair
+        .into_inner()
+        .filter(|p| p.as_rule() == Rule::path_seg)
+        .collect();
+    let count = segs.len();
+    for (i, seg) in segs.into_iter().enumerate() {
+        let span = base + seg.as_span().start()..base + seg.as_span().end();
+        let inner = seg.into_inner().next().expect("path_seg has one child");
+        match inner.as_rule() {
+            Rule::seg_name => names.push(inner.as_str()),
+            Rule::glob_rec | Rule::glob_one if i + 1 == count => {
+                glob = if inner.as_rule() == Rule::glob_rec {
+                    Glob::Recursive
+                } else {
+                    Glob::Children
+                };
+            }
+            Rule::glob_rec | Rule::glob_one => {
+                return Err(CapError::new(
+                    Code::CapFsGlob,
+                    format!("glob {} in the middle of a path", q(inner.as_str())),
+                    span,
+                ))
+            }
+            Rule::dot | Rule::dot_dot => {
+                return Err(CapError::new(
+                    Code::CapFsPath,
+                    format!("path segment {} is not normalised", q(inner.as_str())),
+                    span,
+                ))
+            }
+            r => unreachable!("unexpected {r:?} in path_seg"),
+        }
+    }
+    let mut path = String::with_capacity(names.iter().map(|n| n.len() + 1).sum());
+    for n in &names {
+        path.push('/');
+        path.push_str(n);
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    Ok(FsPath {
+        path: AbsPath::new_unchecked(path),
+        glob,
+    })
+}
+
+fn reserved(path: &AbsPath, seg: &Segment<'_>) -> Result<(), CapError> {
+    let p = path.as_str();
+    let message = if p == "/" {
+        "the host root cannot be bound: it would expose every host file".to_owned()
+    } else if let Some(top) = ["/proc", "/sys", "/dev"]
+        .iter()
+        .find(|top| AbsPath::new_unchecked((**top).to_owned()).is_ancestor_or_self(path))
+    {
+        format!("{top} belongs to the sandbox; binding the host's would defeat its namespaces")
+    } else {
+        return Ok(());
+    };
+    Err(CapError::new(
+        Code::CapFsReserved,
+        message,
+        seg.span.clone(),
+    ))
+}
+
+// ---------------------------------------------------------------- net
+
+fn host(seg: &Segment<'_>) -> Result<Host, CapError> {
+    let bad = |message: String, span: Range<usize>| CapError::new(Code::CapNetHost, message, span);
+    if seg.text.is_empty() {
+        return Err(bad("empty host".to_owned(), seg.span.clone()));
+    }
+    let pair = leaf(Rule::host, seg).map_err(|pos| {
+        let (c, span) = char_at_seg(seg, pos);
+        match c {
+            Some(c) => bad(
+                format!("character {} is not allowed in a host", describe(c)),
+                span,
+            ),
+            None if seg.text.ends_with('.') => bad(
+                "a host name cannot end with '.'".to_owned(),
+                seg.span.end - 1..seg.span.end,
+            ),
+            None => bad(
+                format!("host {} is incomplete", q(seg.text)),
+                seg.span.clone(),
+            ),
+        }
+    })?;
+    let inner = pair.into_inner().next().expect("host has one child");
+    match inner.as_rule() {
+        Rule::host_any => Ok(Host::Any),
+        Rule::host_wildcard => {
+            let name = inner.into_inner().next().expect("wildcard has dns_name");
+            Ok(Host::Wildcard(dns_name(name.as_str(), seg)?))
+        }
+        Rule::dns_name => Ok(Host::Name(dns_name(inner.as_str(), seg)?)),
+        Rule::ipv4 => {
+            let addr: Ipv4Addr = inner
+                .as_str()
+                .parse()
+                .expect("grammar admits only valid IPv4");
+            ipv4_destination(addr, seg)?;
+            Ok(Host::V4(addr))
+        }
+        Rule::ipv6 => {
+            let addr: Ipv6Addr = inner.as_str().parse().map_err(|_| {
+                bad(
+                    format!("{} is not a valid IPv6 address", q(seg.text)),
+                    seg.span.clone(),
+                )
+            })?;
+            ipv6_destination(addr, seg)?;
+            Ok(Host::V6(addr))
+        }
+        r => unreachable!("unexpected {r:?} in host"),
+    }
+}
+
+fn char_at_seg(seg: &Segment<'_>, pos: usize) -> (Option<char>, Range<usize>) {
+    let rel = pos - seg.span.start;
+    let (c, r) = char_at(seg.text, rel);
+    (c, seg.span.start + r.start..seg.span.start + r.end)
+}
+
+fn dns_name(name: &str, seg: &Segment<'_>) -> Result<DnsName, CapError> {
+    let bad = |m: String| CapError::new(Code::CapNetHost, m, seg.span.clone());
+    if name.len() > 253 {
+        return Err(bad(format!(
+            "host name is {} bytes; DNS allows 253",
+            name.len()
+        )));
+    }
+    if let Some(l) = name.split('.').find(|l| l.len() > 63) {
+        return Err(bad(format!(
+            "DNS label {} is longer than 63 characters",
+            q(l)
+        )));
+    }
+    if name
+        .split('.')
+        .all(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad(format!("{} is not a valid IPv4 address (four decimal octets 0-255, no leading zeros) nor a DNS name", q(name))));
+    }
+    Ok(DnsName::new_unchecked(name.to_ascii_lowercase()))
+}
+
+fn special(seg: &Segment<'_>, what: &str) -> CapError {
+    CapError::new(
+        Code::CapNetHostSpecial,
+        format!(
+            "{} is {what}, not a destination that can be granted",
+            q(seg.text)
+        ),
+        seg.span.clone(),
+    )
+}
+
+fn ipv4_destination(a: Ipv4Addr, seg: &Segment<'_>) -> Result<(), CapError> {
+    let o = a.octets();
+    if o[0] == 0 {
+        Err(special(
+            seg,
+            "in 0.0.0.0/8 (\"this network\"; 0.0.0.0 reaches the host's loopback)",
+        ))
+    } else if a.is_broadcast() {
+        Err(special(seg, "the broadcast address"))
+    } else if a.is_multicast() {
+        Err(special(seg, "a multicast address"))
+    } else if o[0] >= 240 {
+        Err(special(seg, "in the reserved range 240.0.0.0/4"))
+    } else {
+        Ok(())
+    }
+}
+
+fn ipv6_destination(a: Ipv6Addr, seg: &Segment<'_>) -> Result<(), CapError> {
+    let s = a.segments();
+    if a.is_unspecified() {
+        Err(special(seg, "the unspecified address"))
+    } else if a.is_multicast() {
+        Err(special(seg, "a multicast address"))
+    } else if a.to_ipv4_mapped().is_some() {
+        Err(special(seg, "an IPv4-mapped address").help("write the IPv4 address itself"))
+    } else if s[..6] == [0; 6] && !a.is_loopback() {
+        Err(special(seg, "an IPv4-compatible address (deprecated)")
+            .help("write the IPv4 address itself"))
+    } else if s[0] == 0x64 && s[1] == 0xff9b {
+        Err(special(seg, "a NAT64-translated address").help("write the IPv4 address itself"))
+    } else {
+        Ok(())
+    }
+}
+
+fn port(seg: &Segment<'_>) -> Result<Port, CapError> {
+    let bad = || {
+        CapError::new(
+            Code::CapNetPort,
+            format!("net port out of range: {}", q(seg.text)),
+            nonempty(&seg.span),
+        )
+    };
+    let pair = leaf(Rule::port, seg).map_err(|_| bad())?;
+    let digits = pair.as_str();
+    if digits.len() > 5 {
+        return Err(bad());
+    }
+    digits
+        .parse::<u32>()
+        .ok()
+        .and_then(|p| u16::try_from(p).ok())
+        .and_then(Port::new)
+        .ok_or_else(bad)
+}
+
+// ---------------------------------------------------------------- exec, env
+
+fn exec_binary(seg: &Segment<'_>) -> Result<Name, CapError> {
+    if seg.text.contains('/') {
+        return Err(CapError::new(
+            Code::CapExecPath,
+            format!("exec binary is a basename only: {}", q(seg.text)),
+            seg.span.clone(),
+        ));
+    }
+    let pair = leaf(Rule::binary, seg).map_err(|pos| {
+        let (c, span) = char_at_seg(seg, pos);
+        let message = match c {
+            _ if seg.text.is_empty() => "exec binary is empty".to_owned(),
+            Some(c) => format!("character {} is not allowed in a program name", describe(c)),
+            None => format!("invalid program name {}", q(seg.text)),
+        };
+        CapError::new(
+            Code::CapExecName,
+            message,
+            if seg.text.is_empty() {
+                seg.span.clone()
+            } else {
+                span
+            },
+        )
+    })?;
+    let program = pair.into_inner().next().expect("binary has program");
+    Ok(Name::new_unchecked(program.as_str().to_owned()))
+}
+
+/// Variables that change which code a program loads or runs. Forwarding a host
+/// value for any of them would hand the sandboxed program to whoever sets it.
+const DANGEROUS_ENV: &[&str] = &[
+    "PATH",
+    "IFS",
+    "ENV",
+    "BASH_ENV",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "PROMPT_COMMAND",
+    "GCONV_PATH",
+    "GETCONF_DIR",
+    "HOSTALIASES",
+    "LOCPATH",
+    "MALLOC_TRACE",
+    "NLSPATH",
+    "RESOLV_HOST_CONF",
+    "TMPDIR",
+    "TZDIR",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "PYTHONINSPECT",
+    "PYTHONUSERBASE",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "PERL5LIB",
+    "PERL5OPT",
+    "PERLLIB",
+    "RUBYLIB",
+    "RUBYOPT",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "CLASSPATH",
+    "GIT_EXEC_PATH",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_CONFIG_SYSTEM",
+    "LUA_PATH",
+    "LUA_CPATH",
+    "PHPRC",
+    "PHP_INI_SCAN_DIR",
+];
+const DANGEROUS_ENV_PREFIXES: &[&str] = &["LD_", "DYLD_", "GCONV_", "MALLOC_", "GLIBC_"];
+
+fn env_name(seg: &Segment<'_>) -> Result<Name, CapError> {
+    let pair = leaf(Rule::env_name, seg).map_err(|_| {
+        CapError::new(
+            Code::CapEnvName,
+            format!("env var name must be UPPER_SNAKE: {}", q(seg.text)),
+            nonempty(&seg.span),
+        )
+    })?;
+    let name = pair.as_str();
+    if DANGEROUS_ENV.contains(&name) || DANGEROUS_ENV_PREFIXES.iter().any(|p| name.starts_with(p)) {
+        return Err(CapError::new(
+            Code::CapEnvDangerous,
+            format!("env var {} changes how programs are loaded or run", q(name)),
+            seg.span.clone(),
+        ));
+    }
+    Ok(Name::new_unchecked(name.to_owned()))
+}
+
+// ---------------------------------------------------------------- ipc
+
+/// Sockets that are root on the host: granting one is granting the host.
+const ENGINE_SOCKETS: &[&str] = &[
+    "docker.sock",
+    "podman.sock",
+    "containerd.sock",
+    "crio.sock",
+    "dockershim.sock",
+];
+/// Top-level directories that are never a single socket.
+const SOCKET_DIR_MIN_DEPTH: usize = 2;
+
+fn endpoint(seg: &Segment<'_>, raw: &str) -> Result<Endpoint, CapError> {
+    let _ = raw;
+    let pair = leaf(Rule::endpoint, seg).map_err(|pos| {
+        if seg.text.starts_with("unix:") {
+            let sub = Segment {
+                text: &seg.text[5..],
+                span: seg.span.start + 5..seg.span.end,
+                quoted: seg.quoted,
+            };
+            if !sub.text.starts_with('/') {
+                return CapError::new(
+                    Code::CapIpcEndpoint,
+                    format!("unix socket path must be absolute: {}", q(sub.text)),
+                    nonempty(&sub.span),
+                );
+            }
+            let mut e = path_error(&sub, pos.max(sub.span.start));
+            e.code = if e.code == Code::CapFsGlob {
+                Code::CapIpcSocket
+            } else {
+                Code::CapIpcEndpoint
+            };
+            return e;
+        }
+        CapError::new(
+            Code::CapIpcEndpoint,
+            format!("unknown ipc endpoint {}", q(seg.text)),
+            nonempty(&seg.span),
+        )
+    })?;
+    let inner = pair.into_inner().next().expect("endpoint has one child");
+    match inner.as_rule() {
+        Rule::ep_x11 => Ok(Endpoint::X11),
+        Rule::ep_dbus_session => Ok(Endpoint::DbusSession),
+        Rule::ep_dbus_system => Ok(Endpoint::DbusSystem),
+        Rule::ep_unix => {
+            let base = seg.span.start + inner.as_span().start() + "unix:".len();
+            let abs = inner.into_inner().next().expect("ep_unix has abs_path");
+            let fs = abs_path(abs, seg.span.start).map_err(|mut e| {
+                e.code = Code::CapIpcEndpoint;
+                e
+            })?;
+            let path = fs.path.as_str();
+            let depth = path.split('/').filter(|s| !s.is_empty()).count();
+            let file = path.rsplit('/').next().unwrap_or_default();
+            let span = base..seg.span.end;
+            if fs.glob != Glob::None || depth < SOCKET_DIR_MIN_DEPTH {
+                return Err(CapError::new(
+                    Code::CapIpcSocket,
+                    format!(
+                        "unix endpoint {} is directory-sized, not one socket",
+                        q(path)
+                    ),
+                    span,
+                ));
+            }
+            if ENGINE_SOCKETS.contains(&file) {
+                return Err(CapError::new(
+                    Code::CapIpcSocket,
+                    format!(
+                        "{} is a container-engine socket: access to it is root on the host",
+                        q(path)
+                    ),
+                    span,
+                ));
+            }
+            Ok(Endpoint::Unix(fs.path))
+        }
+        r => unreachable!("unexpected {r:?} in endpoint"),
+    }
+}
+
+// ---------------------------------------------------------------- clock
+
+fn clock_source(seg: &Segment<'_>) -> Result<ClockSource, CapError> {
+    let pair = leaf(Rule::clock_source, seg).map_err(|_| {
+        CapError::new(
+            Code::CapClockSource,
+            format!("clock source must be system|tzdata: {}", q(seg.text)),
+            nonempty(&seg.span),
+        )
+    })?;
+    match pair.into_inner().next().map(|p| p.as_rule()) {
+        Some(Rule::clock_system) => Ok(ClockSource::System),
+        Some(Rule::clock_tzdata) => Ok(ClockSource::Tzdata),
+        r => unreachable!("unexpected {r:?} in clock_source"),
+    }
+}
+
+// ---------------------------------------------------------------- refinements
+
+/// Returns the `nestedSandbox` value if present. Every other key, a repeated key,
+/// a bad value or the refinement on a kind other than exec is an error: the
+/// reference accepted all of these silently (SPEC §13.13).
+fn nested_sandbox(pair: Pair<'_, Rule>, kind: Kind) -> Result<Option<bool>, CapError> {
+    let mut value = None;
+    for r in pair
+        .into_inner()
+        .filter(|p| p.as_rule() == Rule::refinement)
+    {
+        let span = r.as_span().start()..r.as_span().end();
+        let mut key = None;
+        let mut val = None;
+        for p in r.into_inner() {
+            match p.as_rule() {
+                Rule::ref_key => key = Some(p),
+                Rule::ref_value => val = Some(p),
+                Rule::eq => {}
+                x => unreachable!("unexpected {x:?} in refinement"),
+            }
+        }
+        let key = key.expect("refinement has a key");
+        let err = |m: String, span: Range<usize>| CapError::new(Code::CapRefinement, m, span);
+        if key.as_str() != "nestedSandbox" {
+            return Err(err(format!("unknown refinement {}", q(key.as_str())), span));
+        }
+        if kind != Kind::Exec {
+            return Err(err(
+                format!("nestedSandbox applies to exec capabilities, not {kind}"),
+                span,
+            ));
+        }
+        if value.is_some() {
+            return Err(err(
+                "nestedSandbox is given more than once".to_owned(),
+                span,
+            ));
+        }
+        let Some(val) = val else {
+            return Err(err(
+                "nestedSandbox needs a value: true or false".to_owned(),
+                span,
+            ));
+        };
+        let flag = CapParser::parse(Rule::flag_value, val.as_str())
+            .map_err(|_| {
+                err(
+                    format!(
+                        "nestedSandbox must be true or false, not {}",
+                        q(val.as_str())
+                    ),
+                    span.clone(),
+                )
+            })?
+            .next()
+            .and_then(|p| p.into_inner().next())
+            .map(|p| p.as_rule());
+        value = Some(flag == Some(Rule::flag_true));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests;

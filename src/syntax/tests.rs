@@ -1,0 +1,369 @@
+//! Grammar unit tests: every accepted form and every rejection, with its code
+//! and the exact text the caret points at.
+
+use super::*;
+use crate::diag::Code::*;
+
+fn ok(raw: &str) -> Capability {
+    parse_capability(raw).unwrap_or_else(|e| panic!("{raw:?} rejected: {e:?}"))
+}
+
+#[track_caller]
+fn rejects(raw: &str, code: Code, caret: &str) {
+    let e = match parse_capability(raw) {
+        Ok(c) => panic!("{raw:?} accepted as {c:?}, expected {}", code.as_str()),
+        Err(e) => e,
+    };
+    assert_eq!(e.code, code, "{raw:?}: {e:?}");
+    assert_eq!(&raw[e.span.clone()], caret, "{raw:?}: caret of {e:?}");
+}
+
+fn path(p: &str, glob: Glob) -> FsPath {
+    FsPath {
+        path: AbsPath::new_unchecked(p.to_owned()),
+        glob,
+    }
+}
+
+#[test]
+fn fs_forms() {
+    assert_eq!(
+        ok("fs:read:/workspace/**"),
+        Capability::Fs {
+            actions: FsActions::READ,
+            path: path("/workspace", Glob::Recursive)
+        }
+    );
+    assert_eq!(
+        ok("fs:read,write:/w/*"),
+        Capability::Fs {
+            actions: FsActions::READ.union(FsActions::WRITE),
+            path: path("/w", Glob::Children)
+        }
+    );
+    assert_eq!(
+        ok("fs: read , delete :/etc/app.conf"),
+        Capability::Fs {
+            actions: FsActions::READ.union(FsActions::DELETE),
+            path: path("/etc/app.conf", Glob::None)
+        }
+    );
+    assert_eq!(
+        ok("fs:read,read:\"/home/u/.ssh\""),
+        Capability::Fs {
+            actions: FsActions::READ,
+            path: path("/home/u/.ssh", Glob::None)
+        }
+    );
+    ok("fs:create:/a/b-c_d.e+f@g~h/**");
+}
+
+#[test]
+fn fs_rejections() {
+    rejects("fs", CapMalformed, "fs");
+    rejects("", CapMalformed, "");
+    rejects("fs:read", CapFsShape, "fs:read");
+    rejects("fs:read:/a:/b", CapFsShape, "fs:read:/a:/b");
+    rejects("fs::/a", CapActionsEmpty, "");
+    rejects("fs:exec:/a", CapActionUnknown, "exec");
+    rejects("fs:read,:/a", CapActionUnknown, "");
+    rejects("fs:Read:/a", CapActionUnknown, "Read");
+    rejects("fs:read:workspace", CapFsRelative, "workspace");
+    rejects("fs:read:", CapFsRelative, "");
+    rejects("fs:read:/w/../etc", CapFsPath, "..");
+    rejects("fs:read:/w/./x", CapFsPath, ".");
+    rejects("fs:read:/w//x", CapFsPath, "//");
+    rejects("fs:read:/w/", CapFsPath, "/");
+    rejects("fs:read:/data/**/x.json", CapFsGlob, "**");
+    rejects("fs:read:/py/*.py", CapFsGlob, "*.py");
+    rejects("fs:read:/code/src*", CapFsGlob, "src*");
+    rejects("fs:read:/q/[ab]", CapFsGlob, "[ab]");
+    rejects("fs:read:/my dir", CapFsPath, " ");
+    rejects("fs:read:/a;b", CapFsPath, ";");
+    rejects("fs:read:/a,b", CapFsPath, ",");
+    rejects("fs:read:/a=b", CapFsPath, "=");
+    rejects("fs:read:/caf\u{e9}", CapFsPath, "\u{e9}");
+    rejects("fs:read:/a\u{202e}b", CapChar, "\u{202e}");
+    rejects("fs:read:/a\u{200b}b", CapChar, "\u{200b}");
+    rejects("fs:read:/a\nb", CapChar, "\n");
+    rejects("fs:read:/a\0b", CapChar, "\0");
+    rejects("fs:read:/", CapFsReserved, "/");
+    rejects("fs:read:/**", CapFsReserved, "/**");
+    rejects("fs:read:/*", CapFsReserved, "/*");
+    rejects("fs:read:/proc/self", CapFsReserved, "/proc/self");
+    rejects("fs:write:/dev/**", CapFsReserved, "/dev/**");
+    rejects("fs:read:/sys", CapFsReserved, "/sys");
+    rejects("fs:read:/a\"b\"", CapSyntax, "\"");
+    rejects("fs:read:\"/a", CapSyntax, "");
+    rejects("fs:read:/a?b", CapRefinement, "b");
+    rejects("FS:read:/a", CapUnknownKind, "FS");
+    rejects(":x", CapUnknownKind, "");
+}
+
+#[test]
+fn net_forms() {
+    assert_eq!(
+        ok("net:connect:API.GitHub.com:443"),
+        Capability::Net {
+            host: Host::Name(DnsName::new_unchecked("api.github.com".into())),
+            port: Port::new(443)
+        }
+    );
+    assert_eq!(
+        ok("net:connect:*"),
+        Capability::Net {
+            host: Host::Any,
+            port: None
+        }
+    );
+    assert_eq!(
+        ok("net:connect:*.example.com:8443"),
+        Capability::Net {
+            host: Host::Wildcard(DnsName::new_unchecked("example.com".into())),
+            port: Port::new(8443)
+        }
+    );
+    assert_eq!(
+        ok("net:connect:10.0.0.5:5432"),
+        Capability::Net {
+            host: Host::V4("10.0.0.5".parse().unwrap()),
+            port: Port::new(5432)
+        }
+    );
+    assert_eq!(
+        ok("net:connect:\"2606:4700:0::1111\":443"),
+        Capability::Net {
+            host: Host::V6("2606:4700::1111".parse().unwrap()),
+            port: Port::new(443)
+        }
+    );
+    ok("net:connect:10.example.com:443");
+    ok("net:connect:xn--bcher-kva.example:443");
+    ok("net:connect:1.2.3.4:65535");
+    ok("net:connect:\"::1\":5432");
+}
+
+#[test]
+fn net_rejections() {
+    rejects(
+        "net:connect:2606:4700::1111:443",
+        CapNetShape,
+        "net:connect:2606:4700::1111:443",
+    );
+    rejects("net:connect", CapNetShape, "net:connect");
+    rejects("net:bind:a.com:443", CapActionUnknown, "bind");
+    rejects("net:connect::443", CapNetHost, "");
+    rejects("net:connect:a.com:443abc", CapNetPort, "443abc");
+    rejects("net:connect:a.com:+443", CapNetPort, "+443");
+    rejects("net:connect:a.com:0", CapNetPort, "0");
+    rejects("net:connect:a.com:0443", CapNetPort, "0443");
+    rejects("net:connect:a.com:65536", CapNetPort, "65536");
+    rejects("net:connect:a.com:9999999999", CapNetPort, "9999999999");
+    rejects("net:connect:a.com:", CapNetPort, "");
+    rejects("net:connect:api.github.com .:443", CapNetHost, " ");
+    rejects("net:connect:010.0.0.1:443", CapNetHost, "010.0.0.1");
+    rejects("net:connect:10.1:443", CapNetHost, "10.1");
+    rejects("net:connect:256.1.1.1:443", CapNetHost, "256.1.1.1");
+    rejects("net:connect:0.0.0.0:443", CapNetHostSpecial, "0.0.0.0");
+    rejects("net:connect:0.0.0.0/0:443", CapNetHost, "/");
+    rejects("net:connect:\"::/0\":443", CapNetHost, "/");
+    rejects("net:connect:\"::\":443", CapNetHostSpecial, "::");
+    rejects(
+        "net:connect:\"::ffff:10.0.0.1\":443",
+        CapNetHostSpecial,
+        "::ffff:10.0.0.1",
+    );
+    rejects(
+        "net:connect:\"64:ff9b::a00:1\":443",
+        CapNetHostSpecial,
+        "64:ff9b::a00:1",
+    );
+    rejects("net:connect:224.0.0.1:443", CapNetHostSpecial, "224.0.0.1");
+    rejects(
+        "net:connect:255.255.255.255:443",
+        CapNetHostSpecial,
+        "255.255.255.255",
+    );
+    rejects("net:connect:\"fe80::1%eth0\":443", CapNetHost, "%");
+    rejects("net:connect:-a.com:443", CapNetHost, "-");
+    rejects("net:connect:a_b.com:443", CapNetHost, "_");
+    rejects("net:connect:a.com.:443", CapNetHost, ".");
+    rejects(
+        "net:connect:\u{430}pi.github.com:443",
+        CapNetHost,
+        "\u{430}",
+    );
+    rejects("net:connect:**.a.com:443", CapNetHost, "*");
+    rejects("net:connect:a.*.com:443", CapNetHost, "*");
+    let long = format!("net:connect:{}.com:443", "a".repeat(64));
+    rejects(&long, CapNetHost, &format!("{}.com", "a".repeat(64)));
+}
+
+#[test]
+fn exec_env_clock_assert() {
+    assert_eq!(
+        ok("exec:spawn:chromium?nestedSandbox=true"),
+        Capability::Exec {
+            binary: Name::new_unchecked("chromium".into()),
+            nested_sandbox: true
+        }
+    );
+    assert_eq!(
+        ok("exec:spawn:git?nestedSandbox=0"),
+        Capability::Exec {
+            binary: Name::new_unchecked("git".into()),
+            nested_sandbox: false
+        }
+    );
+    rejects("exec:spawn:/usr/bin/git", CapExecPath, "/usr/bin/git");
+    rejects("exec:spawn:", CapExecName, "");
+    rejects("exec:spawn:-rf", CapExecName, "-");
+    rejects("exec:spawn:a b", CapExecName, " ");
+    rejects("exec:run:git", CapActionUnknown, "run");
+    rejects("exec:spawn:git:x", CapExecShape, "exec:spawn:git:x");
+
+    assert_eq!(
+        ok("env:read,inject:GITHUB_TOKEN"),
+        Capability::Env {
+            actions: EnvActions {
+                read: true,
+                inject: true
+            },
+            name: Name::new_unchecked("GITHUB_TOKEN".into())
+        }
+    );
+    rejects("env:inject:github", CapEnvName, "github");
+    rejects("env:inject:1X", CapEnvName, "1X");
+    rejects("env:inject:LD_PRELOAD", CapEnvDangerous, "LD_PRELOAD");
+    rejects("env:read:PATH", CapEnvDangerous, "PATH");
+    rejects("env:read:NODE_OPTIONS", CapEnvDangerous, "NODE_OPTIONS");
+    rejects("env:write:X", CapActionUnknown, "write");
+    rejects("env:read:X:Y", CapEnvShape, "env:read:X:Y");
+
+    assert_eq!(
+        ok("clock:tzdata"),
+        Capability::Clock {
+            source: ClockSource::Tzdata
+        }
+    );
+    assert_eq!(
+        ok("clock:system"),
+        Capability::Clock {
+            source: ClockSource::System
+        }
+    );
+    rejects("clock:utc", CapClockSource, "utc");
+    rejects("clock:read:system", CapClockShape, "clock:read:system");
+
+    assert_eq!(
+        ok("assert:fetch.block_rfc1918:outbound: to private ranges"),
+        Capability::Assert {
+            id: Name::new_unchecked("fetch.block_rfc1918".into()),
+            description: "outbound: to private ranges".into()
+        }
+    );
+    assert_eq!(
+        ok("assert:x"),
+        Capability::Assert {
+            id: Name::new_unchecked("x".into()),
+            description: "x".into()
+        }
+    );
+    assert_eq!(
+        ok("assert:x:\"a:b\":c"),
+        Capability::Assert {
+            id: Name::new_unchecked("x".into()),
+            description: "a:b:c".into()
+        }
+    );
+    rejects("assert::desc", CapAssertShape, "");
+    rejects("assert:a b:desc", CapAssertShape, "a b");
+    rejects("assert:x:is it? yes", CapRefinement, " yes");
+}
+
+#[test]
+fn ipc_forms() {
+    assert_eq!(
+        ok("ipc:connect:x11"),
+        Capability::Ipc {
+            endpoint: Endpoint::X11
+        }
+    );
+    assert_eq!(
+        ok("ipc:connect:\"dbus:system\""),
+        Capability::Ipc {
+            endpoint: Endpoint::DbusSystem
+        }
+    );
+    assert_eq!(
+        ok("ipc:connect:dbus:session"),
+        Capability::Ipc {
+            endpoint: Endpoint::DbusSession
+        }
+    );
+    assert_eq!(
+        ok("ipc:connect:\"unix:/run/app/app.sock\""),
+        Capability::Ipc {
+            endpoint: Endpoint::Unix(AbsPath::new_unchecked("/run/app/app.sock".into()))
+        }
+    );
+    assert_eq!(
+        ok("ipc:connect:unix:/run/app.sock"),
+        Capability::Ipc {
+            endpoint: Endpoint::Unix(AbsPath::new_unchecked("/run/app.sock".into()))
+        }
+    );
+    rejects("ipc:connect:\"unix:/\"", CapIpcSocket, "/");
+    rejects("ipc:connect:\"unix:/run\"", CapIpcSocket, "/run");
+    rejects("ipc:connect:\"unix:/run/**\"", CapIpcSocket, "/run/**");
+    rejects(
+        "ipc:connect:\"unix:/var/run/docker.sock\"",
+        CapIpcSocket,
+        "/var/run/docker.sock",
+    );
+    rejects(
+        "ipc:connect:\"unix:run/a.sock\"",
+        CapIpcEndpoint,
+        "run/a.sock",
+    );
+    rejects("ipc:connect:\"unix:/run/../a.sock\"", CapIpcEndpoint, "..");
+    rejects("ipc:connect:wayland", CapIpcEndpoint, "wayland");
+    rejects("ipc:connect:", CapIpcEndpoint, "");
+    rejects("ipc:listen:x11", CapActionUnknown, "listen");
+    rejects("ipc:connect:a:b:c", CapIpcShape, "ipc:connect:a:b:c");
+}
+
+#[test]
+fn refinements() {
+    rejects(
+        "fs:read:/a?nestedSandbox=true",
+        CapRefinement,
+        "nestedSandbox=true",
+    );
+    rejects(
+        "env:read:X?nestedSandbox=1",
+        CapRefinement,
+        "nestedSandbox=1",
+    );
+    rejects(
+        "exec:spawn:x?nestedSandbox=yes",
+        CapRefinement,
+        "nestedSandbox=yes",
+    );
+    rejects("exec:spawn:x?nestedSandbox", CapRefinement, "nestedSandbox");
+    rejects(
+        "exec:spawn:x?nestedSandbox=true&nestedSandbox=true",
+        CapRefinement,
+        "nestedSandbox=true",
+    );
+    rejects("exec:spawn:x?foo=bar", CapRefinement, "foo=bar");
+    rejects("exec:spawn:x?", CapRefinement, "");
+    rejects("exec:spawn:x?&", CapRefinement, "");
+}
+
+#[test]
+fn limits() {
+    let long = format!("fs:read:/{}", "a".repeat(MAX_CAPABILITY_LEN));
+    let e = parse_capability(&long).unwrap_err();
+    assert_eq!(e.code, CapTooLong);
+}
