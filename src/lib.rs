@@ -8,5 +8,6 @@
 pub mod capability;
 pub mod diag;
 pub mod json;
+pub mod manifest;
 pub mod provenance;
 pub mod syntax;

@@ -1,0 +1,354 @@
+//! Stage 1: manifest JSON → [`Manifest`], checking the shape and keeping the
+//! source position of every capability string.
+//!
+//! The checks and their messages follow the reference tool (SPEC §2), with two
+//! deliberate differences: every shape error is reported (not only the first),
+//! and a falsy non-array `serverCapabilities` is a MANIFEST_SHAPE error instead
+//! of a crash. Duplicate keys in the objects capgate reads are refused, because
+//! JSON parsers disagree on which duplicate wins.
+
+use crate::diag::{Code, Diagnostic, Location};
+use crate::json::{self, LineIndex, Member, Node, Value};
+use crate::provenance::{self, ToolProjection};
+
+/// Largest manifest accepted, in bytes.
+pub const MAX_MANIFEST_BYTES: usize = 64 << 20;
+
+/// A capability string as written, with the byte offset of its JSON value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawCap {
+    pub text: String,
+    pub offset: usize,
+}
+
+/// One tool of the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tool {
+    pub name: String,
+    pub capabilities: Vec<RawCap>,
+}
+
+/// A shape-checked manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub server_capabilities: Vec<RawCap>,
+    pub tools: Vec<Tool>,
+}
+
+impl Manifest {
+    /// The reference-compatible `sha256:` hash of the manifest's projection (SPEC §6).
+    pub fn hash(&self) -> String {
+        let server: Vec<String> = self.server_capabilities.iter().map(|c| c.text.clone()).collect();
+        let caps: Vec<Vec<String>> = self
+            .tools
+            .iter()
+            .map(|t| t.capabilities.iter().map(|c| c.text.clone()).collect())
+            .collect();
+        let tools: Vec<ToolProjection<'_>> = self
+            .tools
+            .iter()
+            .zip(&caps)
+            .map(|(t, c)| ToolProjection {
+                name: &t.name,
+                capabilities: c,
+            })
+            .collect();
+        provenance::manifest_hash(&self.name, &self.version, &server, &tools)
+    }
+}
+
+/// Where the manifest came from, for turning byte offsets into locations.
+pub struct Source {
+    pub name: String,
+    lines: LineIndex,
+}
+
+impl Source {
+    pub fn new(name: &str, bytes: &[u8]) -> Source {
+        Source {
+            name: name.to_owned(),
+            lines: LineIndex::new(&String::from_utf8_lossy(bytes)),
+        }
+    }
+
+    pub fn location(&self, offset: usize) -> Location {
+        let (line, column) = self.lines.line_col(offset);
+        Location {
+            file: self.name.clone(),
+            line,
+            column,
+        }
+    }
+}
+
+/// Parses and shape-checks a manifest.
+pub fn load(source: &Source, bytes: &[u8]) -> Result<Manifest, Vec<Diagnostic>> {
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(vec![Diagnostic::new(
+            Code::ManifestTooLarge,
+            format!(
+                "manifest is {} bytes; the limit is {} MiB",
+                bytes.len(),
+                MAX_MANIFEST_BYTES >> 20
+            ),
+        )]);
+    }
+    let root = json::parse(bytes).map_err(|e| {
+        vec![Diagnostic::new(Code::InputJson, format!("failed to parse manifest: {}", e.message))
+            .at(source.location(e.offset))]
+    })?;
+    Shape { source, errors: Vec::new() }.manifest(&root)
+}
+
+struct Shape<'s> {
+    source: &'s Source,
+    errors: Vec<Diagnostic>,
+}
+
+/// JavaScript truthiness, which the reference uses for `serverCapabilities`.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.parse::<f64>().is_ok_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+impl Shape<'_> {
+    fn error(&mut self, code: Code, offset: usize, message: String) {
+        self.errors
+            .push(Diagnostic::new(code, message).at(self.source.location(offset)));
+    }
+
+    /// Looks up a key, reporting duplicates of it.
+    fn get<'n>(&mut self, members: &'n [Member], key: &str, what: &str) -> Option<&'n Node> {
+        let mut found: Option<&Member> = None;
+        for m in members.iter().filter(|m| m.key == key) {
+            if found.is_some() {
+                self.error(
+                    Code::ManifestDuplicateKey,
+                    m.key_span.start,
+                    format!("{what}.{key} is given more than once"),
+                );
+            } else {
+                found = Some(m);
+            }
+        }
+        found.map(|m| &m.value)
+    }
+
+    fn nonempty_string(&mut self, node: Option<&Node>, at: usize, what: String) -> String {
+        match node.map(|n| &n.value) {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => {
+                let offset = node.map_or(at, |n| n.span.start);
+                self.error(Code::ManifestShape, offset, format!("{what} must be a non-empty string"));
+                String::new()
+            }
+        }
+    }
+
+    fn strings(&mut self, items: &[Node], what: &str) -> Vec<RawCap> {
+        let mut out = Vec::with_capacity(items.len());
+        for (j, item) in items.iter().enumerate() {
+            match &item.value {
+                Value::String(s) => out.push(RawCap {
+                    text: s.clone(),
+                    offset: item.span.start,
+                }),
+                _ => self.error(
+                    Code::ManifestShape,
+                    item.span.start,
+                    format!("{what}[{j}] must be a string"),
+                ),
+            }
+        }
+        out
+    }
+
+    fn manifest(mut self, root: &Node) -> Result<Manifest, Vec<Diagnostic>> {
+        let Value::Object(members) = &root.value else {
+            self.error(Code::ManifestShape, root.span.start, "manifest must be an object".to_owned());
+            return Err(self.errors);
+        };
+        let at = root.span.start;
+        if let Some(g) = self.get(members, "grammar", "manifest") {
+            match &g.value {
+                Value::String(s) if s == provenance::GRAMMAR_VERSION => {}
+                Value::String(s) => {
+                    self.error(
+                        Code::GrammarVersionMismatch,
+                        g.span.start,
+                        format!(
+                            "manifest declares grammar {} but compiler is at \"{}\"",
+                            crate::diag::quote(s),
+                            provenance::GRAMMAR_VERSION
+                        ),
+                    );
+                    // Capabilities of another grammar version may mean something else: stop.
+                    return Err(self.errors);
+                }
+                _ => self.error(
+                    Code::ManifestShape,
+                    g.span.start,
+                    "manifest.grammar must be a string".to_owned(),
+                ),
+            }
+        }
+        let name = self.get(members, "name", "manifest");
+        let name = self.nonempty_string(name, at, "manifest.name".to_owned());
+        let version = self.get(members, "version", "manifest");
+        let version = self.nonempty_string(version, at, "manifest.version".to_owned());
+
+        let tools_node = self.get(members, "tools", "manifest");
+        let tool_items = match tools_node.map(|n| &n.value) {
+            Some(Value::Array(items)) => Some(items),
+            _ => {
+                let offset = tools_node.map_or(at, |n| n.span.start);
+                self.error(Code::ManifestShape, offset, "manifest.tools must be an array".to_owned());
+                None
+            }
+        };
+
+        let server_capabilities = match self.get(members, "serverCapabilities", "manifest") {
+            None => Vec::new(),
+            Some(Node { value: Value::Null, .. }) => Vec::new(),
+            Some(Node { value: Value::Array(items), .. }) => self.strings(items, "serverCapabilities"),
+            Some(n) => {
+                let message = if truthy(&n.value) {
+                    "manifest.serverCapabilities must be an array".to_owned()
+                } else {
+                    format!(
+                        "manifest.serverCapabilities must be an array or null, not a falsy {}",
+                        n.value.type_name()
+                    )
+                };
+                self.error(Code::ManifestShape, n.span.start, message);
+                Vec::new()
+            }
+        };
+
+        let mut tools = Vec::new();
+        for (i, item) in tool_items.into_iter().flatten().enumerate() {
+            let Value::Object(tm) = &item.value else {
+                self.error(Code::ManifestShape, item.span.start, format!("tools[{i}] must be an object"));
+                continue;
+            };
+            let what = format!("tools[{i}]");
+            let n = self.get(tm, "name", &what);
+            let tool_name = self.nonempty_string(n, item.span.start, format!("tools[{i}].name"));
+            let caps = match self.get(tm, "capabilities", &what) {
+                Some(Node { value: Value::Array(items), .. }) => {
+                    self.strings(items, &format!("tools[{i}].capabilities"))
+                }
+                other => {
+                    let offset = other.map_or(item.span.start, |n| n.span.start);
+                    self.error(
+                        Code::ManifestShape,
+                        offset,
+                        format!("tools[{i}].capabilities must be an array"),
+                    );
+                    Vec::new()
+                }
+            };
+            tools.push(Tool {
+                name: tool_name,
+                capabilities: caps,
+            });
+        }
+
+        if self.errors.is_empty() {
+            Ok(Manifest {
+                name,
+                version,
+                server_capabilities,
+                tools,
+            })
+        } else {
+            Err(self.errors)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Manifest, Vec<(Code, String, usize, usize)>> {
+        let source = Source::new("m.json", text.as_bytes());
+        load(&source, text.as_bytes()).map_err(|ds| {
+            ds.into_iter()
+                .map(|d| {
+                    let l = d.location.unwrap();
+                    (d.code, d.message, l.line, l.column)
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn minimal_manifest() {
+        let m = check(r#"{"name":"s","version":"1","tools":[{"name":"t","capabilities":["fs:read:/x"]}]}"#)
+            .unwrap();
+        assert_eq!(m.tools[0].capabilities[0].text, "fs:read:/x");
+        assert_eq!(m.tools[0].capabilities[0].offset, 63);
+        assert_eq!(
+            m.hash(),
+            "sha256:ed84115385089df118983e03900f9b6c473327cb48a663ca6d824a8cd3a5f807"
+        );
+    }
+
+    #[test]
+    fn all_shape_errors_are_reported_with_locations() {
+        let errs = check("{\"name\": \"\",\n \"version\": 1,\n \"tools\": [[], {\"name\": \"t\", \"capabilities\": [1]}]}")
+            .unwrap_err();
+        let msgs: Vec<_> = errs.iter().map(|e| (e.1.as_str(), e.2, e.3)).collect();
+        assert_eq!(
+            msgs,
+            [
+                ("manifest.name must be a non-empty string", 1, 10),
+                ("manifest.version must be a non-empty string", 2, 13),
+                ("tools[0] must be an object", 3, 12),
+                ("tools[1].capabilities[0] must be a string", 3, 47),
+            ]
+        );
+    }
+
+    #[test]
+    fn falsy_server_capabilities_is_a_shape_error() {
+        for v in ["\"\"", "0", "false"] {
+            let errs = check(&format!(r#"{{"name":"s","version":"1","tools":[],"serverCapabilities":{v}}}"#))
+                .unwrap_err();
+            assert_eq!(errs[0].0, Code::ManifestShape, "{v}");
+        }
+        check(r#"{"name":"s","version":"1","tools":[],"serverCapabilities":null}"#).unwrap();
+    }
+
+    #[test]
+    fn grammar_checks_run_first_and_stop() {
+        let errs = check(r#"{"grammar":"1.0","tools":0}"#).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].0, Code::GrammarVersionMismatch);
+        assert_eq!(errs[0].1, "manifest declares grammar \"1.0\" but compiler is at \"0.0\"");
+        let errs = check(r#"{"grammar":null,"name":"s","version":"1","tools":[]}"#).unwrap_err();
+        assert_eq!(errs[0].0, Code::ManifestShape);
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let errs = check(r#"{"name":"a","name":"b","version":"1","tools":[]}"#).unwrap_err();
+        assert_eq!(errs[0].0, Code::ManifestDuplicateKey);
+        assert_eq!((errs[0].2, errs[0].3), (1, 13));
+    }
+
+    #[test]
+    fn invalid_json_is_located() {
+        let errs = check("{\n  \"name\": x}").unwrap_err();
+        assert_eq!(errs[0].0, Code::InputJson);
+        assert_eq!((errs[0].2, errs[0].3), (2, 11));
+    }
+}
