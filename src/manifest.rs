@@ -292,10 +292,10 @@ mod tests {
 
     #[test]
     fn minimal_manifest() {
-        let m = check(r#"{"name":"s","version":"1","tools":[{"name":"t","capabilities":["fs:read:/x"]}]}"#)
+        let m = check(r#"{"name":"srv","version":"1.0.0","tools":[{"name":"t","capabilities":["fs:read:/x"]}]}"#)
             .unwrap();
         assert_eq!(m.tools[0].capabilities[0].text, "fs:read:/x");
-        assert_eq!(m.tools[0].capabilities[0].offset, 63);
+        assert_eq!(m.tools[0].capabilities[0].offset, 69);
         assert_eq!(
             m.hash(),
             "sha256:ed84115385089df118983e03900f9b6c473327cb48a663ca6d824a8cd3a5f807"
