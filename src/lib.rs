@@ -7,6 +7,7 @@
 
 pub mod capability;
 pub mod diag;
+pub mod ir;
 pub mod json;
 pub mod manifest;
 pub mod provenance;

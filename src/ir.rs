@@ -1,0 +1,536 @@
+//! Stage 3: typed capabilities → normalised facts.
+//!
+//! The sandbox is per server, so capabilities of every tool are unioned. Each
+//! fact remembers the capabilities that produced it ([`CapId`]s), which is what
+//! `explain` and every located diagnostic after this stage rely on.
+//!
+//! Differences from the reference's normalisation (SPEC §4), all deliberate:
+//! - fs scopes are keyed by the path they bind, and a scope below another is
+//!   folded into it only when the outer bind already grants at least its mode.
+//!   A writable child of a read-only parent stays a separate, nested bind
+//!   instead of making the whole parent writable (SPEC §13.6).
+//! - every merge that gives a capability more than it declared is recorded as a
+//!   [`Widening`], which becomes a note.
+//! - IP literals are classified by address range, not by string prefix; a
+//!   declared special-range address stays scoped to that address and port.
+//! - all ordering is by bytes (fs paths segment by segment, so a directory
+//!   always precedes what lies below it).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::capability::{
+    AbsPath, Capability, ClockSource, Endpoint, FsActions, Glob, Host, Kind, Name, Port,
+};
+
+/// Index of a capability in [`Policy::caps`] (declaration order: server first, then tools).
+pub type CapId = u32;
+
+/// A capability and where it was declared.
+#[derive(Debug, Clone)]
+pub struct CapInfo {
+    /// Index into the manifest's tools; `None` for `serverCapabilities`.
+    pub tool: Option<usize>,
+    /// Position within that list.
+    pub index: usize,
+    pub capability: Capability,
+}
+
+#[derive(Debug, Clone)]
+pub struct FsFact {
+    pub path: AbsPath,
+    /// `Children` if any capability at this path declared `/*` (the bind grants the whole tree).
+    pub glob: Glob,
+    pub actions: FsActions,
+    pub caps: Vec<CapId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NetFact {
+    pub host: Host,
+    pub port: Option<Port>,
+    /// An IP literal inside a special-purpose range, declared explicitly: allowed
+    /// for exactly this address (and port), never opening the rest of the range.
+    pub private: bool,
+    pub caps: Vec<CapId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecFact {
+    pub binary: Name,
+    pub nested: bool,
+    pub caps: Vec<CapId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvFact {
+    pub name: Name,
+    pub inject: bool,
+    pub caps: Vec<CapId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IpcFact {
+    pub endpoint: Endpoint,
+    pub caps: Vec<CapId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClockFact {
+    pub source: ClockSource,
+    pub caps: Vec<CapId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AssertFact {
+    pub id: Name,
+    pub description: String,
+    pub caps: Vec<CapId>,
+}
+
+/// A merge that grants some capabilities more than they declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Widening {
+    pub kind: Kind,
+    /// Index of the fact in its list.
+    pub fact: usize,
+    /// What the fact grants, e.g. `read-write`.
+    pub granted: String,
+    /// The capabilities that declared less.
+    pub widened: Vec<CapId>,
+    /// The capabilities that asked for the wider grant.
+    pub by: Vec<CapId>,
+}
+
+/// The normalised policy of one server.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub caps: Vec<CapInfo>,
+    pub fs: Vec<FsFact>,
+    pub net: Vec<NetFact>,
+    pub exec: Vec<ExecFact>,
+    pub env: Vec<EnvFact>,
+    pub ipc: Vec<IpcFact>,
+    pub clock: Option<ClockFact>,
+    pub assertions: Vec<AssertFact>,
+    /// Capabilities that asked for `nestedSandbox`.
+    pub nested: Vec<CapId>,
+    pub widenings: Vec<Widening>,
+}
+
+impl Policy {
+    /// Kinds that have at least one fact, in presence-check order.
+    pub fn present_kinds(&self) -> Vec<Kind> {
+        Kind::ALL
+            .into_iter()
+            .filter(|k| match k {
+                Kind::Fs => !self.fs.is_empty(),
+                Kind::Net => !self.net.is_empty(),
+                Kind::Exec => !self.exec.is_empty(),
+                Kind::Env => !self.env.is_empty(),
+                Kind::Ipc => !self.ipc.is_empty(),
+                Kind::Clock => self.clock.is_some(),
+                Kind::Assert => !self.assertions.is_empty(),
+            })
+            .collect()
+    }
+
+    /// The fs fact binding `/tmp` itself, if any.
+    pub fn tmp_bind(&self) -> Option<&FsFact> {
+        self.fs.iter().find(|f| f.path.as_str() == "/tmp")
+    }
+}
+
+/// Builds the policy from capabilities in declaration order.
+pub fn normalise(caps: Vec<CapInfo>) -> Policy {
+    let mut fs: Vec<FsFact> = Vec::new();
+    let mut fs_index: HashMap<AbsPath, usize> = HashMap::new();
+    let mut net: Vec<NetFact> = Vec::new();
+    let mut net_index: HashMap<(Host, Option<Port>), usize> = HashMap::new();
+    let mut exec: BTreeMap<Name, ExecFact> = BTreeMap::new();
+    let mut env: BTreeMap<Name, EnvFact> = BTreeMap::new();
+    let mut ipc: BTreeMap<String, IpcFact> = BTreeMap::new();
+    let mut clock: Option<ClockFact> = None;
+    let mut assertions: BTreeMap<Name, AssertFact> = BTreeMap::new();
+    let mut nested = Vec::new();
+
+    for (id, info) in caps.iter().enumerate() {
+        let id = id as CapId;
+        match &info.capability {
+            Capability::Fs { actions, path } => {
+                let actions = actions.closure();
+                match fs_index.get(&path.path) {
+                    Some(&i) => {
+                        let f = &mut fs[i];
+                        f.actions = f.actions.union(actions);
+                        if path.glob == Glob::Children || f.glob == Glob::Children {
+                            f.glob = Glob::Children;
+                        } else {
+                            f.glob = f.glob.max(path.glob);
+                        }
+                        f.caps.push(id);
+                    }
+                    None => {
+                        fs_index.insert(path.path.clone(), fs.len());
+                        fs.push(FsFact {
+                            path: path.path.clone(),
+                            glob: path.glob,
+                            actions,
+                            caps: vec![id],
+                        });
+                    }
+                }
+            }
+            Capability::Net { host, port } => match net_index.get(&(host.clone(), *port)) {
+                Some(&i) => net[i].caps.push(id),
+                None => {
+                    net_index.insert((host.clone(), *port), net.len());
+                    net.push(NetFact {
+                        host: host.clone(),
+                        port: *port,
+                        private: host_is_special(host),
+                        caps: vec![id],
+                    });
+                }
+            },
+            Capability::Exec {
+                binary,
+                nested_sandbox,
+            } => {
+                let f = exec.entry(binary.clone()).or_insert_with(|| ExecFact {
+                    binary: binary.clone(),
+                    nested: false,
+                    caps: Vec::new(),
+                });
+                f.nested |= nested_sandbox;
+                f.caps.push(id);
+                if *nested_sandbox {
+                    nested.push(id);
+                }
+            }
+            Capability::Env { actions, name } => {
+                let f = env.entry(name.clone()).or_insert_with(|| EnvFact {
+                    name: name.clone(),
+                    inject: false,
+                    caps: Vec::new(),
+                });
+                f.inject |= actions.inject;
+                f.caps.push(id);
+            }
+            Capability::Ipc { endpoint } => {
+                // An X11 connection needs DISPLAY; the reference appended it to
+                // envInjections, possibly twice. As a fact it is deduplicated.
+                if *endpoint == Endpoint::X11 {
+                    let display = Name::new_unchecked("DISPLAY".to_owned());
+                    let f = env.entry(display.clone()).or_insert_with(|| EnvFact {
+                        name: display,
+                        inject: true,
+                        caps: Vec::new(),
+                    });
+                    f.caps.push(id);
+                }
+                ipc.entry(endpoint.to_string())
+                    .or_insert_with(|| IpcFact {
+                        endpoint: endpoint.clone(),
+                        caps: Vec::new(),
+                    })
+                    .caps
+                    .push(id);
+            }
+            Capability::Clock { source } => match &mut clock {
+                Some(c) => {
+                    c.source = c.source.max(*source);
+                    c.caps.push(id);
+                }
+                None => {
+                    clock = Some(ClockFact {
+                        source: *source,
+                        caps: vec![id],
+                    })
+                }
+            },
+            Capability::Assert { id: aid, description } => {
+                // Last description wins, as in the reference.
+                let f = assertions.entry(aid.clone()).or_insert_with(|| AssertFact {
+                    id: aid.clone(),
+                    description: String::new(),
+                    caps: Vec::new(),
+                });
+                f.description = description.clone();
+                f.caps.push(id);
+            }
+        }
+    }
+
+    let mut widenings = Vec::new();
+    let fs = fold_fs(fs, &caps, &mut widenings);
+    let net = fold_net(net, &mut widenings);
+
+    Policy {
+        caps,
+        fs,
+        net,
+        exec: exec.into_values().collect(),
+        env: env.into_values().collect(),
+        ipc: ipc.into_values().collect(),
+        clock,
+        assertions: assertions.into_values().collect(),
+        nested,
+        widenings,
+    }
+}
+
+fn fs_declared_writable(caps: &[CapInfo], id: CapId) -> bool {
+    match &caps[id as usize].capability {
+        Capability::Fs { actions, .. } => actions.closure().writable(),
+        _ => false,
+    }
+}
+
+/// Sorts fs facts so that every directory precedes its contents, then folds
+/// each fact into its nearest kept ancestor when that ancestor's bind already
+/// grants at least the fact's mode. Linear after the sort: kept ancestors of
+/// the current path form a stack.
+fn fold_fs(mut fs: Vec<FsFact>, caps: &[CapInfo], widenings: &mut Vec<Widening>) -> Vec<FsFact> {
+    fs.sort_by(|a, b| a.path.as_str().split('/').cmp(b.path.as_str().split('/')));
+    let mut kept: Vec<FsFact> = Vec::with_capacity(fs.len());
+    let mut stack: Vec<usize> = Vec::new();
+    // Capabilities folded into each kept fact from below, for the widening report.
+    for f in fs {
+        while let Some(&top) = stack.last() {
+            if kept[top].path.is_ancestor_or_self(&f.path) {
+                break;
+            }
+            stack.pop();
+        }
+        match stack.last() {
+            Some(&a) if kept[a].actions.writable() || !f.actions.writable() => {
+                let anc = &mut kept[a];
+                anc.actions = anc.actions.union(f.actions);
+                anc.caps.extend(f.caps);
+            }
+            _ => {
+                stack.push(kept.len());
+                kept.push(f);
+            }
+        }
+    }
+    for (i, f) in kept.iter_mut().enumerate() {
+        f.caps.sort_unstable();
+        if f.actions.writable() {
+            let (by, widened): (Vec<CapId>, Vec<CapId>) =
+                f.caps.iter().partition(|&&c| fs_declared_writable(caps, c));
+            if !widened.is_empty() {
+                widenings.push(Widening {
+                    kind: Kind::Fs,
+                    fact: i,
+                    granted: "read-write".to_owned(),
+                    widened,
+                    by,
+                });
+            }
+        }
+    }
+    kept
+}
+
+/// Sorts net facts by host (bytes) then port (any-port first), and folds a
+/// port-specific fact into an any-port fact for the same host.
+fn fold_net(mut net: Vec<NetFact>, widenings: &mut Vec<Widening>) -> Vec<NetFact> {
+    let key = |f: &NetFact| (f.host.to_string(), f.port);
+    net.sort_by_cached_key(key);
+    let mut kept: Vec<NetFact> = Vec::with_capacity(net.len());
+    for f in net {
+        let i = kept.len().wrapping_sub(1);
+        match kept.last() {
+            Some(last) if last.host == f.host && last.port.is_none() => {
+                match widenings.last_mut() {
+                    Some(w) if w.kind == Kind::Net && w.fact == i => w.widened.extend(&f.caps),
+                    _ => widenings.push(Widening {
+                        kind: Kind::Net,
+                        fact: i,
+                        granted: "any port".to_owned(),
+                        widened: f.caps.clone(),
+                        by: last.caps.clone(),
+                    }),
+                }
+                kept[i].caps.extend(f.caps);
+            }
+            _ => kept.push(f),
+        }
+    }
+    kept
+}
+
+/// Special-purpose address ranges (IANA special-purpose registries plus
+/// multicast and reserved space): never reachable through a grant for a name
+/// or `*`, only through an explicitly declared address.
+pub const SPECIAL_V4: &[(Ipv4Addr, u8)] = &[
+    (Ipv4Addr::new(0, 0, 0, 0), 8),
+    (Ipv4Addr::new(10, 0, 0, 0), 8),
+    (Ipv4Addr::new(100, 64, 0, 0), 10),
+    (Ipv4Addr::new(127, 0, 0, 0), 8),
+    (Ipv4Addr::new(169, 254, 0, 0), 16),
+    (Ipv4Addr::new(172, 16, 0, 0), 12),
+    (Ipv4Addr::new(192, 0, 0, 0), 24),
+    (Ipv4Addr::new(192, 0, 2, 0), 24),
+    (Ipv4Addr::new(192, 88, 99, 0), 24),
+    (Ipv4Addr::new(192, 168, 0, 0), 16),
+    (Ipv4Addr::new(198, 18, 0, 0), 15),
+    (Ipv4Addr::new(198, 51, 100, 0), 24),
+    (Ipv4Addr::new(203, 0, 113, 0), 24),
+    (Ipv4Addr::new(224, 0, 0, 0), 4),
+    (Ipv4Addr::new(240, 0, 0, 0), 4),
+];
+
+/// See [`SPECIAL_V4`].
+pub const SPECIAL_V6: &[(Ipv6Addr, u8)] = &[
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0), 128),
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 1), 128),
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96),
+    (Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96),
+    (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48),
+    (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64),
+    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23),
+    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32),
+    (Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16),
+    (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20),
+    (Ipv6Addr::new(0x5f00, 0, 0, 0, 0, 0, 0, 0), 16),
+    (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7),
+    (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10),
+    (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10),
+    (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8),
+];
+
+/// Whether an address lies in a special-purpose range.
+pub fn is_special(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => SPECIAL_V4.iter().any(|(net, len)| {
+            let mask = u32::MAX.checked_shl(32 - u32::from(*len)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(*net)
+        }),
+        IpAddr::V6(a) => SPECIAL_V6.iter().any(|(net, len)| {
+            let mask = u128::MAX.checked_shl(128 - u32::from(*len)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(*net)
+        }),
+    }
+}
+
+fn host_is_special(host: &Host) -> bool {
+    match host {
+        Host::V4(a) => is_special(IpAddr::V4(*a)),
+        Host::V6(a) => is_special(IpAddr::V6(*a)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::parse_capability;
+
+    fn policy(caps: &[&str]) -> Policy {
+        normalise(
+            caps.iter()
+                .enumerate()
+                .map(|(i, c)| CapInfo {
+                    tool: Some(i),
+                    index: 0,
+                    capability: parse_capability(c).unwrap(),
+                })
+                .collect(),
+        )
+    }
+
+    fn fs(p: &Policy) -> Vec<(String, bool, Vec<CapId>)> {
+        p.fs.iter()
+            .map(|f| (f.path.to_string(), f.actions.writable(), f.caps.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn writable_child_of_readonly_root_stays_nested() {
+        let p = policy(&["fs:read:/workspace/**", "fs:write:/workspace/tmp/**"]);
+        assert_eq!(
+            fs(&p),
+            [("/workspace".into(), false, vec![0]), ("/workspace/tmp".into(), true, vec![1])]
+        );
+        assert!(p.widenings.is_empty());
+    }
+
+    #[test]
+    fn readonly_child_of_writable_root_is_folded_and_reported() {
+        let p = policy(&["fs:write:/w/**", "fs:read:/w/sub/**", "fs:read:/w-x"]);
+        assert_eq!(
+            fs(&p),
+            [("/w".into(), true, vec![0, 1]), ("/w-x".into(), false, vec![2])]
+        );
+        assert_eq!(
+            p.widenings,
+            [Widening { kind: Kind::Fs, fact: 0, granted: "read-write".into(), widened: vec![1], by: vec![0] }]
+        );
+    }
+
+    #[test]
+    fn sibling_with_lower_byte_does_not_break_ancestry() {
+        // "/a-b" sorts between "/a" and "/a/b" by plain bytes; segment order keeps /a/b under /a.
+        let p = policy(&["fs:write:/a/**", "fs:read:/a-b/**", "fs:read:/a/b/**"]);
+        assert_eq!(fs(&p), [("/a".into(), true, vec![0, 2]), ("/a-b".into(), false, vec![1])]);
+    }
+
+    #[test]
+    fn file_path_binds_the_file() {
+        let p = policy(&["fs:write:/etc/app.conf"]);
+        assert_eq!(fs(&p), [("/etc/app.conf".into(), true, vec![0])]);
+    }
+
+    #[test]
+    fn action_closure() {
+        let p = policy(&["fs:delete:/x"]);
+        assert_eq!(p.fs[0].actions.names(), ["read", "write", "delete"]);
+    }
+
+    #[test]
+    fn net_any_port_absorbs_specific_ports() {
+        let p = policy(&["net:connect:a.com:443", "net:connect:a.com", "net:connect:b.com:80"]);
+        let hosts: Vec<_> = p.net.iter().map(|n| (n.host.to_string(), n.port.map(Port::get))).collect();
+        assert_eq!(hosts, [("a.com".into(), None), ("b.com".into(), Some(80))]);
+        assert_eq!(p.widenings[0].widened, [0]);
+    }
+
+    #[test]
+    fn private_by_range_not_prefix() {
+        let p = policy(&[
+            "net:connect:10.example.com:443",
+            "net:connect:10.0.0.5:5432",
+            "net:connect:100.100.100.200:80",
+            "net:connect:\"fd00::1\":80",
+            "net:connect:8.8.8.8:53",
+        ]);
+        let private: Vec<_> = p.net.iter().map(|n| (n.host.to_string(), n.private)).collect();
+        assert_eq!(
+            private,
+            [
+                ("10.0.0.5".into(), true),
+                ("10.example.com".into(), false),
+                ("100.100.100.200".into(), true),
+                ("8.8.8.8".into(), false),
+                ("fd00::1".into(), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn x11_implies_display_once() {
+        let p = policy(&["ipc:connect:x11", "env:read:DISPLAY"]);
+        assert_eq!(p.env.len(), 1);
+        assert_eq!(p.env[0].caps, [0, 1]);
+    }
+
+    #[test]
+    fn clock_tzdata_wins_and_last_assert_description_wins() {
+        let p = policy(&["clock:tzdata", "clock:system", "assert:a:one", "assert:a:two"]);
+        assert_eq!(p.clock.unwrap().source, ClockSource::Tzdata);
+        assert_eq!(p.assertions[0].description, "two");
+    }
+}
