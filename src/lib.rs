@@ -2,13 +2,23 @@
 //!
 //! The pipeline runs one way, one module per stage:
 //! [`manifest`] (JSON shape) → [`syntax`] (grammar → typed [`capability`] values)
-//! → [`ir`] (normalised facts) → [`rules`] (facts → fragments)
-//! → [`render`] (templates, escaped per output format) → [`artifact`].
+//! → [`ir`] (normalised facts) → [`lower`] (facts × [`rules`] → fragments)
+//! → [`render`] (templates, escaped per output format by [`escape`])
+//! → [`artifact`]. [`compile`] runs the stages; [`assets`] holds the built-in
+//! rules and templates and overlays the operator's.
 
+pub mod artifact;
+pub mod assets;
 pub mod capability;
+pub mod compile;
 pub mod diag;
+pub mod escape;
 pub mod ir;
 pub mod json;
+pub mod lower;
 pub mod manifest;
 pub mod provenance;
+pub mod render;
+pub mod rules;
 pub mod syntax;
+pub mod cli;

@@ -1,0 +1,117 @@
+//! Stage 5: the JSON artifact, with the reference's fields in the reference's
+//! key order (SPEC §9–§12); fields capgate adds come after them.
+
+use serde::Serialize;
+
+use crate::provenance::{CANONICALIZATION, GRAMMAR_VERSION};
+
+/// `provenance` of every artifact.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Provenance {
+    pub manifest_hash: String,
+    pub grammar_version: &'static str,
+    pub canonicalization: &'static str,
+}
+
+impl Provenance {
+    pub fn new(manifest_hash: String) -> Provenance {
+        Provenance {
+            manifest_hash,
+            grammar_version: GRAMMAR_VERSION,
+            canonicalization: CANONICALIZATION,
+        }
+    }
+}
+
+/// One declared destination, as in the reference's `egress[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Egress {
+    pub host: String,
+    pub port: Option<u16>,
+    /// False only for an explicitly declared special-range address.
+    pub block_private: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assertion {
+    pub id: String,
+    pub description: String,
+}
+
+/// What an `unenforceable` entry is about: a net rule in the reference's shape,
+/// or another fact in its template view.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum UnenforcedRule {
+    Net(Egress),
+    Other(serde_json::Value),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Unenforceable {
+    pub rule: UnenforcedRule,
+    pub reason: String,
+    /// The capability strings behind the entry (capgate addition).
+    pub capabilities: Vec<String>,
+}
+
+/// Artifact of an argv target (bwrap, docker).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArgvArtifact {
+    pub argv: Vec<String>,
+    pub egress: Vec<Egress>,
+    pub env_injections: Vec<String>,
+    pub assertions: Vec<Assertion>,
+    pub provenance: Provenance,
+    pub notes: Vec<String>,
+    pub unenforceable: Vec<Unenforceable>,
+    pub target: String,
+}
+
+/// Artifact of a config target (squid, nftables).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigArtifact {
+    pub target: String,
+    pub config: String,
+    pub filename: String,
+    pub unenforceable: Vec<Unenforceable>,
+    pub provenance: Provenance,
+    pub notes: Vec<String>,
+    /// Assertions are host-enforced on every target; the reference dropped them here (SPEC §13.12).
+    pub assertions: Vec<Assertion>,
+    pub egress: Vec<Egress>,
+}
+
+/// Either artifact shape.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Artifact {
+    Argv(ArgvArtifact),
+    Config(ConfigArtifact),
+}
+
+impl Artifact {
+    /// JSON text as the reference prints it: compact, or 2-space indented; with a final newline.
+    pub fn to_json(&self, pretty: bool) -> String {
+        let mut s = if pretty {
+            serde_json::to_string_pretty(self)
+        } else {
+            serde_json::to_string(self)
+        }
+        .expect("artifacts serialise");
+        s.push('\n');
+        s
+    }
+
+    /// The output elements: argv elements, or the config's lines.
+    pub fn output(&self) -> Vec<&str> {
+        match self {
+            Artifact::Argv(a) => a.argv.iter().map(String::as_str).collect(),
+            Artifact::Config(c) => c.config.lines().collect(),
+        }
+    }
+}

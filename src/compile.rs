@@ -1,0 +1,400 @@
+//! The pipeline: manifest bytes → artifact, plus the trace `explain` reads.
+//!
+//! [`Compiler`] holds what is per target (validated rules, the template
+//! environment); [`Compiler::compile`] is per manifest, so batch compilation
+//! builds the target once.
+
+use std::collections::BTreeMap;
+
+use crate::artifact::{
+    ArgvArtifact, Artifact, Assertion, ConfigArtifact, Egress, Provenance, Unenforceable,
+    UnenforcedRule,
+};
+use crate::assets::Assets;
+use crate::capability::Kind;
+use crate::diag::{CapContext, Code, Diagnostic, Location};
+use crate::ir::{self, CapId, CapInfo, Policy};
+use crate::lower::{self, fact_json, FactRef, Lowered};
+use crate::manifest::{self, Manifest, RawCap, Source};
+use crate::render::{mark, Renderer};
+use crate::rules::{ArtifactKind, OptionValue, Target};
+use crate::syntax;
+
+/// Per-compile settings.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Unlowered facts become `unenforceable` entries instead of errors.
+    pub permissive: bool,
+    /// `--set NAME=VALUE` pairs, in order.
+    pub set: Vec<(String, String)>,
+}
+
+/// A target ready to compile manifests.
+pub struct Compiler {
+    pub target: Target,
+    renderer: Renderer,
+}
+
+/// The result of one compile.
+pub struct Output {
+    pub artifact: Artifact,
+    pub trace: Trace,
+}
+
+/// Everything `explain` needs, as data.
+pub struct Trace {
+    pub manifest: Manifest,
+    pub policy: Policy,
+    pub lowered: Lowered,
+    /// Output elements with the index of the fragment each came from.
+    pub elements: Vec<(String, Option<usize>)>,
+    /// Manifest location of every capability, by [`CapId`].
+    pub cap_locations: Vec<Location>,
+    pub options: BTreeMap<String, OptionValue>,
+}
+
+impl Trace {
+    /// The raw string of a capability.
+    pub fn cap_text(&self, id: CapId) -> &str {
+        &self.raw_cap(id).text
+    }
+
+    fn raw_cap(&self, id: CapId) -> &RawCap {
+        raw_cap(&self.manifest, &self.policy.caps[id as usize])
+    }
+
+    /// The tool that declared a capability (`None`: serverCapabilities).
+    pub fn cap_tool(&self, id: CapId) -> Option<&str> {
+        self.policy.caps[id as usize]
+            .tool
+            .map(|t| self.manifest.tools[t].name.as_str())
+    }
+}
+
+fn raw_cap<'m>(manifest: &'m Manifest, info: &CapInfo) -> &'m RawCap {
+    match info.tool {
+        Some(t) => &manifest.tools[t].capabilities[info.index],
+        None => &manifest.server_capabilities[info.index],
+    }
+}
+
+/// Resolves `--set` values against a target's declared options.
+pub fn resolve_options(
+    target: &Target,
+    set: &[(String, String)],
+) -> Result<BTreeMap<String, OptionValue>, Vec<Diagnostic>> {
+    let mut values: BTreeMap<String, OptionValue> = target
+        .options
+        .iter()
+        .map(|o| (o.name.clone(), o.default.clone()))
+        .collect();
+    let mut errors = Vec::new();
+    for (name, text) in set {
+        match target.options.iter().find(|o| &o.name == name) {
+            None => errors.push(
+                Diagnostic::new(
+                    Code::OptionInvalid,
+                    format!("target \"{}\" has no option \"{name}\"", target.name),
+                )
+                .with_help(format!(
+                    "options of \"{}\": {}",
+                    target.name,
+                    target
+                        .options
+                        .iter()
+                        .map(|o| o.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            ),
+            Some(o) => match OptionValue::parse(o.ty, text) {
+                Some(v) => {
+                    values.insert(name.clone(), v);
+                }
+                None => errors.push(Diagnostic::new(
+                    Code::OptionInvalid,
+                    format!("option \"{name}\" expects a {:?} value, got {}", o.ty, crate::diag::quote(text)),
+                )),
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(errors)
+    }
+}
+
+impl Compiler {
+    /// Loads and checks a target: its rules and every template it uses.
+    pub fn new(assets: &Assets, target: &str) -> Result<Compiler, Vec<Diagnostic>> {
+        let target = Target::load(assets, target)?;
+        let renderer = Renderer::new(assets, &target)?;
+        Ok(Compiler { target, renderer })
+    }
+
+    /// Compiles one manifest.
+    pub fn compile(&self, name: &str, bytes: &[u8], settings: &Settings) -> Result<Output, Vec<Diagnostic>> {
+        let options = resolve_options(&self.target, &settings.set)?;
+        let source = Source::new(name, bytes);
+        let manifest = manifest::load(&source, bytes)?;
+        let caps = parse_capabilities(&manifest, &source)?;
+        let policy = ir::normalise(caps);
+        let cap_locations: Vec<Location> = policy
+            .caps
+            .iter()
+            .map(|c| source.location(raw_cap(&manifest, c).offset))
+            .collect();
+
+        let describe = |ids: &[CapId]| -> Vec<String> {
+            ids.iter()
+                .map(|&id| {
+                    let info = &policy.caps[id as usize];
+                    let text = &raw_cap(&manifest, info).text;
+                    match info.tool {
+                        Some(t) => format!("{text} (tool {})", crate::diag::quote(&manifest.tools[t].name)),
+                        None => format!("{text} (serverCapabilities)"),
+                    }
+                })
+                .collect()
+        };
+        let base = lower::base_context(&policy, &self.target, &options);
+        let mut lowered = lower::lower(&policy, &self.target, &self.renderer, &base, &describe)?;
+
+        if !lowered.unlowered.is_empty() {
+            if settings.permissive {
+                self.record_unlowered(&policy, &mut lowered);
+            } else {
+                return Err(self.unsupported(&policy, &lowered, &manifest, &source));
+            }
+        }
+
+        let elements = self.render_main(&base, &lowered)?;
+        let mut notes = lowered.notes.clone();
+        notes.extend(widening_notes(&policy, &describe));
+        let unenforceable = lowered
+            .unenforced
+            .iter()
+            .map(|u| Unenforceable {
+                rule: match u.fact {
+                    FactRef::Fact(Kind::Net, i) => UnenforcedRule::Net(egress(&policy.net[i])),
+                    f => UnenforcedRule::Other(fact_json(&policy, f)),
+                },
+                reason: u.reason.clone(),
+                capabilities: u.caps.iter().map(|&c| raw_cap(&manifest, &policy.caps[c as usize]).text.clone()).collect(),
+            })
+            .collect();
+        let provenance = Provenance::new(manifest.hash());
+        let egress_list: Vec<Egress> = policy.net.iter().map(egress).collect();
+        let assertions: Vec<Assertion> = policy
+            .assertions
+            .iter()
+            .map(|a| Assertion {
+                id: a.id.to_string(),
+                description: a.description.clone(),
+            })
+            .collect();
+        let artifact = match self.target.artifact {
+            ArtifactKind::Argv => Artifact::Argv(ArgvArtifact {
+                argv: elements.iter().map(|(e, _)| e.clone()).collect(),
+                egress: egress_list,
+                env_injections: policy.env.iter().map(|e| e.name.to_string()).collect(),
+                assertions,
+                provenance,
+                notes,
+                unenforceable,
+                target: self.target.name.clone(),
+            }),
+            ArtifactKind::Config => Artifact::Config(ConfigArtifact {
+                target: self.target.name.clone(),
+                config: elements
+                    .iter()
+                    .map(|(e, _)| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                filename: self.target.filename.clone().unwrap_or_default(),
+                unenforceable,
+                provenance,
+                notes,
+                assertions,
+                egress: egress_list,
+            }),
+        };
+        Ok(Output {
+            artifact,
+            trace: Trace {
+                manifest,
+                policy,
+                lowered,
+                elements,
+                cap_locations,
+                options,
+            },
+        })
+    }
+
+    fn render_main(
+        &self,
+        base: &minijinja::Value,
+        lowered: &Lowered,
+    ) -> Result<Vec<(String, Option<usize>)>, Vec<Diagnostic>> {
+        let mut slots: BTreeMap<&str, Vec<minijinja::Value>> =
+            self.target.slots().into_iter().map(|s| (s, Vec::new())).collect();
+        let texts: Vec<String> = lowered.fragments.iter().map(|f| f.text.clone()).collect();
+        for (i, f) in lowered.fragments.iter().enumerate() {
+            slots
+                .get_mut(f.slot.as_str())
+                .expect("every fragment slot is a declared slot")
+                .push(mark(i, &f.text));
+        }
+        let ctx = minijinja::context! { slots => slots, ..base.clone() };
+        self.renderer.main(ctx, &texts).map_err(|d| vec![d])
+    }
+
+    fn record_unlowered(&self, policy: &Policy, lowered: &mut Lowered) {
+        let mut per_kind: BTreeMap<Kind, usize> = BTreeMap::new();
+        for &fact in &lowered.unlowered {
+            let FactRef::Fact(kind, _) = fact else { continue };
+            *per_kind.entry(kind).or_default() += 1;
+            let caps = lower::fact_caps(policy, fact, None);
+            lowered.unenforced.push(lower::Unenforced {
+                fact,
+                reason: format!(
+                    "target \"{}\" has no rule for {kind} capabilities; nothing enforces this one (--permissive)",
+                    self.target.name
+                ),
+                caps: caps.clone(),
+            });
+            for c in caps {
+                lowered.verdicts.insert(c, crate::rules::Verdict::Unenforceable);
+            }
+        }
+        for (kind, n) in per_kind {
+            lowered.notes.push(format!(
+                "{kind}: {n} fact(s) not enforced by target \"{}\" — see unenforceable[] (--permissive)",
+                self.target.name
+            ));
+        }
+    }
+
+    /// The reference's ADAPTER_UNSUPPORTED error, then one located error per
+    /// capability that no rule lowers.
+    fn unsupported(&self, policy: &Policy, lowered: &Lowered, manifest: &Manifest, source: &Source) -> Vec<Diagnostic> {
+        let q = |ks: &[Kind]| ks.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ");
+        let mut unsupported: Vec<Kind> = lowered
+            .unlowered
+            .iter()
+            .filter_map(|f| match f {
+                FactRef::Fact(k, _) => Some(*k),
+                FactRef::Baseline => None,
+            })
+            .collect();
+        unsupported.dedup();
+        let name = &self.target.name;
+        let mut out = vec![Diagnostic::new(
+            Code::AdapterUnsupported,
+            format!(
+                "Adapter \"{name}\" cannot lower capability kind(s) {} — present in policy {}, supported for \"{name}\" is {}. Choose a different target or re-run with --permissive (notes/unenforceable instead of fail-closed).",
+                q(&unsupported),
+                q(&policy.present_kinds()),
+                q(&self.target.supported_kinds()),
+            ),
+        )];
+        for &fact in &lowered.unlowered {
+            for c in lower::fact_caps(policy, fact, None) {
+                let info = &policy.caps[c as usize];
+                let raw = raw_cap(manifest, info);
+                let mut d = Diagnostic::new(
+                    Code::AdapterUnsupported,
+                    format!("no rule of target \"{name}\" lowers this {} capability", info.capability.kind()),
+                )
+                .at(source.location(raw.offset));
+                d.cap = Some(CapContext {
+                    tool: info.tool.map(|t| manifest.tools[t].name.clone()),
+                    index: info.index,
+                    capability: raw.text.clone(),
+                    span: 0..raw.text.len(),
+                });
+                out.push(d);
+            }
+        }
+        if out.len() > 1 {
+            out[0].location = out[1].location.clone();
+        }
+        out
+    }
+}
+
+fn egress(n: &ir::NetFact) -> Egress {
+    Egress {
+        host: n.host.to_string(),
+        port: n.port.map(|p| p.get()),
+        block_private: !n.private,
+    }
+}
+
+/// Parses every capability string, collecting all grammar errors.
+fn parse_capabilities(manifest: &Manifest, source: &Source) -> Result<Vec<CapInfo>, Vec<Diagnostic>> {
+    let lists = std::iter::once((None, &manifest.server_capabilities)).chain(
+        manifest
+            .tools
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (Some(i), &t.capabilities)),
+    );
+    let mut caps = Vec::new();
+    let mut errors = Vec::new();
+    for (tool, list) in lists {
+        for (index, raw) in list.iter().enumerate() {
+            match syntax::parse_capability(&raw.text) {
+                Ok(capability) => caps.push(CapInfo {
+                    tool,
+                    index,
+                    capability,
+                }),
+                Err(e) => {
+                    let mut d = Diagnostic::new(e.code, e.message).at(source.location(raw.offset));
+                    d.help = e.help;
+                    d.cap = Some(CapContext {
+                        tool: tool.map(|t| manifest.tools[t].name.clone()),
+                        index,
+                        capability: raw.text.clone(),
+                        span: e.span,
+                    });
+                    errors.push(d);
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(caps)
+    } else {
+        Err(errors)
+    }
+}
+
+/// One note per merge that gives capabilities more than they declared.
+fn widening_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -> Vec<String> {
+    policy
+        .widenings
+        .iter()
+        .map(|w| {
+            let subject = match w.kind {
+                Kind::Fs => format!("\"{}\"", policy.fs[w.fact].path),
+                Kind::Net => format!("\"{}\"", policy.net[w.fact].host),
+                k => k.to_string(),
+            };
+            let first = |ids: &[CapId]| describe(&ids[..1.min(ids.len())]).pop().unwrap_or_default();
+            format!(
+                "{}: {subject} is {} for the whole server because of {}{}; this widens {} capabilit{} that declared less (first: {}). One sandbox serves every tool.",
+                w.kind,
+                w.granted,
+                first(&w.by),
+                if w.by.len() > 1 { format!(" and {} more", w.by.len() - 1) } else { String::new() },
+                w.widened.len(),
+                if w.widened.len() == 1 { "y" } else { "ies" },
+                first(&w.widened),
+            )
+        })
+        .collect()
+}

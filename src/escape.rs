@@ -1,0 +1,124 @@
+//! Per-format value checks applied to every value a template prints.
+//!
+//! capgate refuses a value that could change the structure of its output
+//! rather than trying to quote it: the grammar already keeps such characters
+//! out of capability values, so a refusal here means an operator option or an
+//! operator template produced something unexpected, and a policy must not be
+//! written on a guess. The checks are pure functions so they can be tested on
+//! their own.
+
+use crate::rules::Format;
+
+/// Why a value was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+/// The format a template writes, from its file name: `<name>.<format>.j2`.
+/// Note and reason templates (plain text inside JSON strings) use `Text`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escaper {
+    Output(Format),
+    Text,
+}
+
+impl Escaper {
+    pub fn for_template(name: &str) -> Escaper {
+        let stem = name.strip_suffix(".j2").unwrap_or(name);
+        match stem.rsplit('.').next() {
+            Some("argv") => Escaper::Output(Format::Argv),
+            Some("squid") => Escaper::Output(Format::Squid),
+            Some("nft") => Escaper::Output(Format::Nft),
+            Some("lines") => Escaper::Output(Format::Lines),
+            _ => Escaper::Text,
+        }
+    }
+
+    /// Checks one printed string value.
+    pub fn check(self, value: &str) -> Result<(), Refused> {
+        if let Some(c) = value.chars().find(|c| crate::diag::is_invisible(*c)) {
+            return Err(Refused(format!(
+                "contains control or invisible character U+{:04X}",
+                c as u32
+            )));
+        }
+        match self {
+            Escaper::Text => Ok(()),
+            Escaper::Output(Format::Argv) => argv(value),
+            Escaper::Output(Format::Squid | Format::Nft | Format::Lines) => token(value),
+        }
+    }
+}
+
+/// An argv element: one line, no surrounding whitespace (elements are split
+/// on lines and trimmed), and no leading `-` so a value can never become an
+/// option of the program it is passed to.
+fn argv(value: &str) -> Result<(), Refused> {
+    if value.is_empty() {
+        return Err(Refused("is empty".to_owned()));
+    }
+    if value.trim() != value {
+        return Err(Refused("has leading or trailing whitespace".to_owned()));
+    }
+    if value.starts_with('-') {
+        return Err(Refused("starts with `-` and could be read as an option".to_owned()));
+    }
+    Ok(())
+}
+
+/// A configuration token (squid.conf parameter, nft address or port): a
+/// strict allowlist, because both formats split on whitespace, start comments
+/// with `#` and give meaning to quotes, braces, commas and semicolons.
+fn token(value: &str) -> Result<(), Refused> {
+    if value.is_empty() {
+        return Err(Refused("is empty".to_owned()));
+    }
+    match value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._:/-".contains(*c)))
+    {
+        Some(c) => Err(Refused(format!(
+            "contains {c:?}, which is not allowed in a configuration token (letters, digits and . _ : / -)"
+        ))),
+        None if value.starts_with('-') => Err(Refused("starts with `-`".to_owned())),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaper_from_name() {
+        assert_eq!(Escaper::for_template("bwrap/main.argv.j2"), Escaper::Output(Format::Argv));
+        assert_eq!(Escaper::for_template("squid/allow.squid.j2"), Escaper::Output(Format::Squid));
+        assert_eq!(Escaper::for_template("nftables/x.nft.j2"), Escaper::Output(Format::Nft));
+        assert_eq!(Escaper::for_template("note:bwrap.fs"), Escaper::Text);
+    }
+
+    #[test]
+    fn argv_refusals() {
+        let a = Escaper::Output(Format::Argv);
+        assert!(a.check("/home/u/my dir; rm -rf /").is_ok(), "one element, exec never sees a shell");
+        for bad in ["", " x", "x\n--privileged", "-x", "a\0b", "a\u{202e}"] {
+            assert!(a.check(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn token_refusals() {
+        let s = Escaper::Output(Format::Squid);
+        assert!(s.check("api.github.com").is_ok());
+        assert!(s.check("2606:4700::1111").is_ok());
+        assert!(s.check("10.0.0.0/8").is_ok());
+        for bad in ["x.com\nhttp_access allow all", "a .", "x\" accept; #", "a#b", "{", "a,b", "a;b", "", "-n"] {
+            assert!(s.check(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn text_allows_prose_but_not_controls() {
+        assert!(Escaper::Text.check("evaluate() runs JS: \"untrusted\"").is_ok());
+        assert!(Escaper::Text.check("a\nb").is_err());
+    }
+}

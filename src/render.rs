@@ -1,0 +1,345 @@
+//! Stage 4b: fragments and the entry template → output lines, escaped per format.
+//!
+//! The template environment is locked down for policy output:
+//! - every printed value goes through the formatter, which picks the escaper
+//!   from the *template's name* (`<name>.<format>.j2`), never from the
+//!   autoescape state, so `{% autoescape false %}` changes nothing;
+//! - the `safe` filter is removed: only this module creates safe strings, for
+//!   fragments it has already rendered;
+//! - undefined and none values are errors.
+//!
+//! Each rendered fragment is wrapped in invisible markers before the entry
+//! template places it. After rendering, the markers tell which output line
+//! came from which fragment, and whether a template dropped, duplicated or
+//! altered one. Values can never contain the markers: every escaper refuses
+//! control characters.
+
+use std::fmt::Write as _;
+
+use minijinja::value::{Value, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
+
+use crate::assets::Assets;
+use crate::diag::{Code, Diagnostic, Location};
+use crate::escape::Escaper;
+use crate::rules::{Format, Target};
+
+const START: char = '\u{1}';
+const SEP: char = '\u{2}';
+const END: char = '\u{3}';
+const UNSAFE: &str = "unsafe value: ";
+
+/// A target's template environment.
+pub struct Renderer {
+    env: Environment<'static>,
+    assets: Assets,
+    format: Format,
+    main: String,
+}
+
+/// Loader name of a rule's inline note template.
+pub fn note_name(target: &Target, rule_id: &str) -> String {
+    format!("{}#{rule_id}.note", target.source)
+}
+
+/// Loader name of a rule's inline unenforceable-reason template.
+pub fn reason_name(target: &Target, rule_id: &str) -> String {
+    format!("{}#{rule_id}.reason", target.source)
+}
+
+impl Renderer {
+    /// Builds the environment and compiles every template the target uses, so
+    /// template errors surface before any output is produced.
+    pub fn new(assets: &Assets, target: &Target) -> Result<Renderer, Vec<Diagnostic>> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .build()
+                .expect("default delimiters are valid"),
+        );
+        env.remove_filter("safe");
+        env.set_fuel(Some(10_000_000));
+        env.set_formatter(format_value);
+        let loader_assets = assets.clone();
+        env.set_loader(move |name| {
+            loader_assets
+                .template(name)
+                .map(|t| t.map(|(text, _)| text))
+                .map_err(|e| Error::new(ErrorKind::TemplateNotFound, format!("cannot read {name}: {e}")))
+        });
+
+        let mut errors = Vec::new();
+        for rule in &target.rules {
+            for (name, text) in [
+                (note_name(target, &rule.id), &rule.note),
+                (reason_name(target, &rule.id), &rule.reason),
+            ] {
+                if let Some(text) = text {
+                    if let Err(e) = env.add_template_owned(name, text.clone()) {
+                        errors.push(rule_template_error(target, rule.line, &e));
+                    }
+                }
+            }
+        }
+        let renderer = Renderer {
+            env,
+            assets: assets.clone(),
+            format: target.format,
+            main: target.main.clone(),
+        };
+        let used = target
+            .rules
+            .iter()
+            .filter_map(|r| r.template.as_ref())
+            .chain(std::iter::once(&target.main));
+        for name in used {
+            if let Err(e) = renderer.env.get_template(name) {
+                let d = renderer.error(&e);
+                if !errors.contains(&d) {
+                    errors.push(d);
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(renderer)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Renders a fragment template; the result always ends with a newline, so
+    /// fragments are whole lines however the entry template joins them.
+    pub fn fragment(&self, template: &str, ctx: &Value) -> Result<String, Diagnostic> {
+        let mut text = self.render(template, ctx)?;
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        Ok(text)
+    }
+
+    /// Renders a note or reason template as one line of plain text.
+    pub fn text(&self, name: &str, ctx: &Value) -> Result<String, Diagnostic> {
+        Ok(self.render(name, ctx)?.trim().to_owned())
+    }
+
+    fn render(&self, name: &str, ctx: &Value) -> Result<String, Diagnostic> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| self.error(&e))
+    }
+
+    /// Renders the entry template with the fragments placed by slot, and
+    /// splits the result into output elements, each with the fragment it came
+    /// from (`None`: the entry template's own text).
+    pub fn main(&self, ctx: Value, fragments: &[String]) -> Result<Vec<(String, Option<usize>)>, Diagnostic> {
+        let out = self.render(&self.main, &ctx)?;
+        let lines = split(&out, fragments.len()).map_err(|problem| {
+            let (file, _) = self.display(&self.main);
+            Diagnostic::new(Code::TemplateFragments, problem).at(Location {
+                file,
+                line: 1,
+                column: 1,
+            })
+        })?;
+        Ok(lines
+            .into_iter()
+            .filter_map(|(text, owner)| {
+                let text = match self.format {
+                    Format::Argv => text.trim(),
+                    _ => text.trim_end(),
+                };
+                (!text.trim().is_empty()).then(|| (text.to_owned(), owner))
+            })
+            .collect())
+    }
+
+    fn display(&self, name: &str) -> (String, Option<String>) {
+        match self.assets.template(name) {
+            Ok(Some((text, display))) => (display, Some(text)),
+            _ => (name.to_owned(), None),
+        }
+    }
+
+    fn error(&self, e: &Error) -> Diagnostic {
+        let detail = e.detail().unwrap_or_default();
+        let code = if detail.starts_with(UNSAFE) {
+            Code::TemplateUnsafeValue
+        } else {
+            Code::TemplateInvalid
+        };
+        let name = e.name().unwrap_or(&self.main);
+        let (file, _) = if name.contains('#') {
+            (name.to_owned(), None)
+        } else {
+            self.display(name)
+        };
+        let mut message = format!("{}", e.kind());
+        if !detail.is_empty() {
+            let _ = write!(message, ": {}", detail.strip_prefix(UNSAFE).unwrap_or(detail));
+        }
+        Diagnostic::new(code, message).at(Location {
+            file,
+            line: e.line().unwrap_or(1),
+            column: 1,
+        })
+    }
+}
+
+fn rule_template_error(target: &Target, line: usize, e: &Error) -> Diagnostic {
+    Diagnostic::new(
+        Code::TemplateInvalid,
+        format!("{}: {}", e.kind(), e.detail().unwrap_or_default()),
+    )
+    .at(Location {
+        file: target.source.clone(),
+        line,
+        column: 1,
+    })
+}
+
+/// Wraps a rendered fragment in the markers [`Renderer::main`] reads back.
+pub fn mark(index: usize, text: &str) -> Value {
+    Value::from_safe_string(format!("{START}{index}{SEP}{text}{END}"))
+}
+
+/// Every printed value passes through here.
+fn format_value(
+    out: &mut minijinja::Output<'_>,
+    state: &mut minijinja::State<'_, '_>,
+    value: &Value,
+) -> Result<(), Error> {
+    if value.is_safe() {
+        return out
+            .write_str(value.as_str().unwrap_or_default())
+            .map_err(|_| Error::new(ErrorKind::WriteFailure, "write failed"));
+    }
+    let text = match value.kind() {
+        ValueKind::Undefined | ValueKind::None => {
+            return Err(Error::new(
+                ErrorKind::UndefinedError,
+                "a template printed a none or undefined value",
+            ))
+        }
+        ValueKind::Bool | ValueKind::Number | ValueKind::String => value.to_string(),
+        _ => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "cannot print a list or map; iterate over it",
+            ))
+        }
+    };
+    Escaper::for_template(state.name())
+        .check(&text)
+        .map_err(|r| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("{UNSAFE}{} {}", crate::diag::quote(&text), r.0),
+            )
+        })?;
+    out.write_str(&text)
+        .map_err(|_| Error::new(ErrorKind::WriteFailure, "write failed"))
+}
+
+/// Splits rendered output into lines, attributing each to the first fragment
+/// that wrote something visible on it, and checks that every fragment appears
+/// exactly once and intact.
+fn split(out: &str, fragments: usize) -> Result<Vec<(String, Option<usize>)>, String> {
+    let mut seen = vec![0u32; fragments];
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut owner: Option<usize> = None;
+    let mut open: Option<usize> = None;
+    let mut chars = out.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            START => {
+                if open.is_some() {
+                    return Err("a fragment was placed inside another fragment".to_owned());
+                }
+                let mut digits = String::new();
+                loop {
+                    match chars.next() {
+                        Some(SEP) => break,
+                        Some(d) if d.is_ascii_digit() => digits.push(d),
+                        _ => return Err("a fragment was altered by the entry template".to_owned()),
+                    }
+                }
+                let i: usize = digits
+                    .parse()
+                    .ok()
+                    .filter(|i| *i < fragments)
+                    .ok_or("a fragment was altered by the entry template")?;
+                seen[i] += 1;
+                open = Some(i);
+            }
+            END => {
+                if open.take().is_none() {
+                    return Err("a fragment was altered by the entry template".to_owned());
+                }
+            }
+            SEP => return Err("a fragment was altered by the entry template".to_owned()),
+            '\n' => {
+                lines.push((std::mem::take(&mut line), owner.take()));
+            }
+            c => {
+                if owner.is_none() && !c.is_whitespace() {
+                    owner = open;
+                }
+                line.push(c);
+            }
+        }
+    }
+    if open.is_some() {
+        return Err("a fragment was cut short by the entry template".to_owned());
+    }
+    lines.push((line, owner));
+    let dropped = seen.iter().filter(|n| **n == 0).count();
+    let duplicated = seen.iter().filter(|n| **n > 1).count();
+    if dropped > 0 || duplicated > 0 {
+        return Err(format!(
+            "the entry template dropped {dropped} and duplicated {duplicated} of the {fragments} fragments its rules emitted"
+        ));
+    }
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(i: usize, t: &str) -> String {
+        mark(i, t).as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn split_attributes_lines() {
+        let out = format!("head\n{}  {}tail\n", m(0, "a\nb\n"), m(1, "c\n"));
+        let lines = split(&out, 2).unwrap();
+        assert_eq!(
+            lines,
+            [
+                ("head".into(), None),
+                ("a".into(), Some(0)),
+                ("b".into(), Some(0)),
+                ("  c".into(), Some(1)),
+                ("tail".into(), None),
+                ("".into(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn split_detects_dropped_duplicated_and_altered_fragments() {
+        assert!(split(&m(0, "a\n"), 2).unwrap_err().contains("dropped 1 and duplicated 0"));
+        assert!(split(&format!("{}{}", m(0, "a\n"), m(0, "a\n")), 1)
+            .unwrap_err()
+            .contains("duplicated 1"));
+        let cut = m(0, "abc\n");
+        assert!(split(&cut[..cut.len() - 1], 1).is_err());
+        assert!(split(&cut[1..], 1).is_err());
+    }
+}

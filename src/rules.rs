@@ -1,0 +1,524 @@
+//! Stage 4a: rules files (`rules/<target>.toml`) → validated [`Target`]s.
+//!
+//! A rules file is deserialised strictly (unknown keys are errors) into raw
+//! structs, then validated into [`Target`]: unique rule ids, `when` keys that
+//! exist on the rule's fact kind, verdicts where a capability is lowered,
+//! template names in the target's output format, typed options. Every error
+//! points at the rules file with line and column.
+//!
+//! The file format is documented in `docs/templates.md`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Deserialize;
+
+use crate::assets::Assets;
+use crate::capability::Kind;
+use crate::diag::{Code, Diagnostic, Location};
+use crate::json::LineIndex;
+
+/// How a target's output is written and escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One argv element per line (bwrap, docker run flags, systemd-run, ...).
+    Argv,
+    /// squid.conf lines.
+    Squid,
+    /// nftables ruleset lines.
+    Nft,
+    /// Generic configuration lines with the strictest token escaper.
+    Lines,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Argv => "argv",
+            Format::Squid => "squid",
+            Format::Nft => "nft",
+            Format::Lines => "lines",
+        }
+    }
+}
+
+/// The shape of the JSON artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactKind {
+    /// `{argv, egress, envInjections, assertions, provenance, notes, ...}`
+    Argv,
+    /// `{target, config, filename, unenforceable, provenance, notes, ...}`
+    Config,
+}
+
+/// How faithfully a rule enforces the fact it lowers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Exactly what was declared.
+    Exact,
+    /// The host must wire something (a proxy, a socket, an env value).
+    HostEnforced,
+    /// Wider than declared.
+    Superset,
+    /// Not enforced at all by this target.
+    Unenforceable,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Exact => "exact",
+            Verdict::HostEnforced => "host-enforced",
+            Verdict::Superset => "superset",
+            Verdict::Unenforceable => "unenforceable",
+        }
+    }
+}
+
+/// What a rule matches: the sandbox baseline (fires once) or facts of a kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FactKind {
+    Baseline,
+    Of(Kind),
+}
+
+impl FactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FactKind::Baseline => "baseline",
+            FactKind::Of(k) => k.as_str(),
+        }
+    }
+
+    /// The fields a `when` clause (and a template, as `fact.<field>`) can use.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            FactKind::Baseline => &["nested", "tmp_bound", "net", "net_count", "private_net", "public_net"],
+            FactKind::Of(Kind::Fs) => &["path", "glob", "actions", "writable", "full_write"],
+            FactKind::Of(Kind::Net) => &[
+                "host", "host_kind", "domain", "ip", "port", "private", "block_private", "index",
+            ],
+            FactKind::Of(Kind::Exec) => &["binary", "nested"],
+            FactKind::Of(Kind::Env) => &["name", "action"],
+            FactKind::Of(Kind::Ipc) => &["endpoint", "path"],
+            FactKind::Of(Kind::Clock) => &["source"],
+            FactKind::Of(Kind::Assert) => &["id", "description"],
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FactKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "baseline" {
+            return Ok(FactKind::Baseline);
+        }
+        Kind::parse(&s).map(FactKind::Of).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown fact `{s}`, expected one of baseline, fs, net, exec, env, ipc, clock, assert"
+            ))
+        })
+    }
+}
+
+/// The type of a target option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptionType {
+    String,
+    Integer,
+    Boolean,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    target: RawTarget,
+    #[serde(default)]
+    options: BTreeMap<String, toml::Spanned<RawOption>>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<toml::Spanned<RawRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    description: String,
+    format: Format,
+    artifact: ArtifactKind,
+    filename: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOption {
+    #[serde(rename = "type")]
+    ty: OptionType,
+    default: toml::Value,
+    doc: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: String,
+    doc: String,
+    fact: FactKind,
+    #[serde(default)]
+    when: BTreeMap<String, toml::Value>,
+    slot: Option<String>,
+    template: Option<String>,
+    verdict: Option<Verdict>,
+    note: Option<String>,
+    reason: Option<String>,
+}
+
+/// A target option with its current value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetOption {
+    pub name: String,
+    pub ty: OptionType,
+    pub default: OptionValue,
+    pub doc: String,
+}
+
+/// A typed option value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum OptionValue {
+    String(String),
+    Integer(i64),
+    Boolean(bool),
+}
+
+impl std::fmt::Display for OptionValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OptionValue::String(s) => f.write_str(s),
+            OptionValue::Integer(i) => write!(f, "{i}"),
+            OptionValue::Boolean(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl OptionValue {
+    /// Parses a `--set` value according to the option's type.
+    pub fn parse(ty: OptionType, text: &str) -> Option<OptionValue> {
+        match ty {
+            OptionType::String => Some(OptionValue::String(text.to_owned())),
+            OptionType::Integer => text.parse().ok().map(OptionValue::Integer),
+            OptionType::Boolean => match text {
+                "true" => Some(OptionValue::Boolean(true)),
+                "false" => Some(OptionValue::Boolean(false)),
+                _ => None,
+            },
+        }
+    }
+
+    fn from_toml(ty: OptionType, v: &toml::Value) -> Option<OptionValue> {
+        match (ty, v) {
+            (OptionType::String, toml::Value::String(s)) => Some(OptionValue::String(s.clone())),
+            (OptionType::Integer, toml::Value::Integer(i)) => Some(OptionValue::Integer(*i)),
+            (OptionType::Boolean, toml::Value::Boolean(b)) => Some(OptionValue::Boolean(*b)),
+            _ => None,
+        }
+    }
+}
+
+/// A `when` condition value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WhenValue {
+    Bool(bool),
+    Int(i64),
+    Str(String),
+}
+
+/// One validated rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub doc: String,
+    pub fact: FactKind,
+    /// Field = any of these values.
+    pub when: Vec<(String, Vec<WhenValue>)>,
+    pub slot: Option<String>,
+    /// Loader name of the fragment template (`<target>/<file>`).
+    pub template: Option<String>,
+    pub verdict: Option<Verdict>,
+    pub note: Option<String>,
+    pub reason: Option<String>,
+    /// 1-based line of the rule in its file.
+    pub line: usize,
+}
+
+/// A validated target.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub description: String,
+    pub format: Format,
+    pub artifact: ArtifactKind,
+    pub filename: Option<String>,
+    /// Loader name of the entry template.
+    pub main: String,
+    pub options: Vec<TargetOption>,
+    pub rules: Vec<Rule>,
+    /// Where the rules file came from (`rules/bwrap.toml` or an operator path).
+    pub source: String,
+    pub builtin: bool,
+}
+
+impl Target {
+    /// Loads and validates a target by name.
+    pub fn load(assets: &Assets, name: &str) -> Result<Target, Vec<Diagnostic>> {
+        let unknown = || {
+            let known = assets
+                .target_names()
+                .map(|n| n.into_iter().collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            vec![Diagnostic::new(Code::TargetUnknown, format!("unknown target \"{name}\""))
+                .with_help(format!("known targets: {known}"))]
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+            return Err(unknown());
+        }
+        let source = match assets.rules(name) {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(unknown()),
+            Err(e) => {
+                return Err(vec![Diagnostic::new(
+                    Code::RulesInvalid,
+                    format!("cannot read rules for target \"{name}\": {e}"),
+                )])
+            }
+        };
+        parse_target(name, &source.display, &source.text, source.builtin)
+    }
+
+    /// Kinds that at least one rule lowers.
+    pub fn supported_kinds(&self) -> Vec<Kind> {
+        Kind::ALL
+            .into_iter()
+            .filter(|k| self.rules.iter().any(|r| r.fact == FactKind::Of(*k)))
+            .collect()
+    }
+
+    /// Every slot a rule emits into, in first-use order.
+    pub fn slots(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for s in self.rules.iter().filter_map(|r| r.slot.as_deref()) {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+}
+
+fn parse_target(name: &str, display: &str, text: &str, builtin: bool) -> Result<Target, Vec<Diagnostic>> {
+    let lines = LineIndex::new(text);
+    let loc = |offset: usize| {
+        let (line, column) = lines.line_col(offset);
+        Location {
+            file: display.to_owned(),
+            line,
+            column,
+        }
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let d = Diagnostic::new(Code::RulesInvalid, e.message().trim().to_owned());
+        vec![match e.span() {
+            Some(span) => d.at(loc(span.start)),
+            None => d.at(loc(0)),
+        }]
+    })?;
+
+    let mut errors = Vec::new();
+    let mut err = |offset: usize, message: String| {
+        errors.push(Diagnostic::new(Code::RulesInvalid, message).at(loc(offset)));
+    };
+
+    let format = raw.target.format;
+    if raw.target.artifact == ArtifactKind::Config && raw.target.filename.is_none() {
+        err(0, "[target] of a config artifact needs `filename`".to_owned());
+    }
+    let template_name = |file: &str| format!("{name}/{file}");
+    let suffix = format!(".{}.j2", format.as_str());
+
+    let mut options = Vec::new();
+    for (oname, spanned) in &raw.options {
+        let offset = spanned.span().start;
+        let o = spanned.get_ref();
+        if oname.is_empty() || !oname.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            err(offset, format!("option name `{oname}` must be lower_snake_case"));
+            continue;
+        }
+        match OptionValue::from_toml(o.ty, &o.default) {
+            Some(default) => options.push(TargetOption {
+                name: oname.clone(),
+                ty: o.ty,
+                default,
+                doc: o.doc.clone(),
+            }),
+            None => err(offset, format!("default of option `{oname}` does not match its type")),
+        }
+    }
+
+    let mut ids = HashSet::new();
+    let mut rules = Vec::new();
+    for spanned in &raw.rules {
+        let offset = spanned.span().start;
+        let r = spanned.get_ref();
+        let line = lines.line_col(offset).0;
+        if r.id.is_empty() || !r.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+            err(offset, format!("rule id `{}` must be non-empty and use letters, digits, `.`, `_`, `-`", r.id));
+        }
+        if !ids.insert(r.id.clone()) {
+            err(offset, format!("rule id `{}` is defined twice", r.id));
+        }
+        if r.doc.trim().is_empty() {
+            err(offset, format!("rule `{}` has an empty `doc`", r.id));
+        }
+        let mut when = Vec::new();
+        for (field, value) in &r.when {
+            if !r.fact.fields().contains(&field.as_str()) {
+                err(offset, format!(
+                    "rule `{}`: `when.{field}` is not a field of {} facts (fields: {})",
+                    r.id,
+                    r.fact.as_str(),
+                    r.fact.fields().join(", ")
+                ));
+                continue;
+            }
+            let values = match value {
+                toml::Value::Array(items) => items.iter().map(when_value).collect::<Option<Vec<_>>>(),
+                v => when_value(v).map(|v| vec![v]),
+            };
+            match values {
+                Some(v) if !v.is_empty() => when.push((field.clone(), v)),
+                _ => err(offset, format!("rule `{}`: `when.{field}` must be a string, integer, boolean or a non-empty list of them", r.id)),
+            }
+        }
+        match (r.fact, r.verdict) {
+            (FactKind::Baseline, Some(_)) => err(offset, format!("rule `{}`: baseline rules have no verdict (they lower no capability)", r.id)),
+            (FactKind::Of(_), None) => err(offset, format!("rule `{}`: rules for {} facts need a `verdict` (exact, superset, host-enforced, unenforceable)", r.id, r.fact.as_str())),
+            _ => {}
+        }
+        if r.template.is_some() != r.slot.is_some() {
+            err(offset, format!("rule `{}`: `template` and `slot` go together", r.id));
+        }
+        if let Some(t) = &r.template {
+            if !t.ends_with(&suffix) || t.contains('/') || t.starts_with('.') {
+                err(offset, format!("rule `{}`: template `{t}` must be a file name ending in `{suffix}` (the target's format)", r.id));
+            }
+        }
+        if let Some(s) = &r.slot {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+                err(offset, format!("rule `{}`: slot `{s}` must be lower_snake_case", r.id));
+            }
+        }
+        match (r.verdict, &r.reason) {
+            (Some(Verdict::Unenforceable), None) => err(offset, format!("rule `{}`: an unenforceable verdict needs a `reason`", r.id)),
+            (Some(Verdict::Unenforceable), Some(_)) if r.template.is_some() => {
+                err(offset, format!("rule `{}`: an unenforceable rule cannot emit output", r.id))
+            }
+            (v, Some(_)) if v != Some(Verdict::Unenforceable) => {
+                err(offset, format!("rule `{}`: `reason` is only for unenforceable rules", r.id))
+            }
+            _ => {}
+        }
+        rules.push(Rule {
+            id: r.id.clone(),
+            doc: r.doc.trim().to_owned(),
+            fact: r.fact,
+            when,
+            slot: r.slot.clone(),
+            template: r.template.as_deref().map(template_name),
+            verdict: r.verdict,
+            note: r.note.clone(),
+            reason: r.reason.clone(),
+            line,
+        });
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Target {
+        name: name.to_owned(),
+        description: raw.target.description,
+        format,
+        artifact: raw.target.artifact,
+        filename: raw.target.filename,
+        main: template_name(&format!("main{suffix}")),
+        options,
+        rules,
+        source: display.to_owned(),
+        builtin,
+    })
+}
+
+fn when_value(v: &toml::Value) -> Option<WhenValue> {
+    match v {
+        toml::Value::Boolean(b) => Some(WhenValue::Bool(*b)),
+        toml::Value::Integer(i) => Some(WhenValue::Int(*i)),
+        toml::Value::String(s) => Some(WhenValue::Str(s.clone())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse_target("t", "rules/t.toml", text, false) {
+            Ok(_) => vec![],
+            Err(ds) => ds
+                .iter()
+                .map(|d| {
+                    let l = d.location.as_ref().unwrap();
+                    format!("{}:{}: {}", l.line, l.column, d.message)
+                })
+                .collect(),
+        }
+    }
+
+    const HEAD: &str = "[target]\ndescription = \"d\"\nformat = \"argv\"\nartifact = \"argv\"\n";
+
+    #[test]
+    fn unknown_keys_are_located() {
+        let e = errors(&format!("{HEAD}[[rule]]\nid = \"a\"\ndoc = \"d\"\nfact = \"fs\"\nverdict = \"exact\"\nfragmnet = \"x\"\n"));
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("10:1: unknown field `fragmnet`"), "{e:?}");
+    }
+
+    #[test]
+    fn semantic_errors_are_collected() {
+        let e = errors(&format!(
+            "{HEAD}[[rule]]\nid = \"a\"\ndoc = \"d\"\nfact = \"fs\"\nwhen = {{ port = 1 }}\n\n[[rule]]\nid = \"a\"\ndoc = \"d\"\nfact = \"net\"\nverdict = \"unenforceable\"\ntemplate = \"x.squid.j2\"\nslot = \"s\"\n"
+        ));
+        assert_eq!(
+            e,
+            [
+                "5:1: rule `a`: `when.port` is not a field of fs facts (fields: path, glob, actions, writable, full_write)",
+                "5:1: rule `a`: rules for fs facts need a `verdict` (exact, superset, host-enforced, unenforceable)",
+                "11:1: rule id `a` is defined twice",
+                "11:1: rule `a`: template `x.squid.j2` must be a file name ending in `.argv.j2` (the target's format)",
+                "11:1: rule `a`: an unenforceable verdict needs a `reason`",
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_fact_kind_is_a_located_error() {
+        let e = errors(&format!("{HEAD}[[rule]]\nid = \"a\"\ndoc = \"d\"\nfact = \"disk\"\n"));
+        assert!(e[0].contains("unknown fact `disk`"), "{e:?}");
+    }
+}
