@@ -178,7 +178,7 @@ impl Compiler {
             .map(|u| Unenforceable {
                 rule: match u.fact {
                     FactRef::Fact(Kind::Net, i) => UnenforcedRule::Net(egress(&policy.net[i])),
-                    f => UnenforcedRule::Other(fact_json(&policy, f)),
+                    f => UnenforcedRule::Other(kinded_fact(&policy, f)),
                 },
                 reason: u.reason.clone(),
                 capabilities: u.caps.iter().map(|&c| raw_cap(&manifest, &policy.caps[c as usize]).text.clone()).collect(),
@@ -323,6 +323,18 @@ impl Compiler {
         }
         out
     }
+}
+
+/// A fact's view with its kind first, for `unenforceable` entries.
+fn kinded_fact(policy: &Policy, fact: FactRef) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    if let FactRef::Fact(kind, _) = fact {
+        map.insert("kind".to_owned(), kind.as_str().into());
+    }
+    if let serde_json::Value::Object(view) = fact_json(policy, fact) {
+        map.extend(view);
+    }
+    serde_json::Value::Object(map)
 }
 
 fn egress(n: &ir::NetFact) -> Egress {

@@ -387,7 +387,6 @@ pub const SPECIAL_V4: &[(Ipv4Addr, u8)] = &[
 pub const SPECIAL_V6: &[(Ipv6Addr, u8)] = &[
     (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0), 128),
     (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 1), 128),
-    (Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96),
     (Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96),
     (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48),
     (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64),
@@ -402,6 +401,11 @@ pub const SPECIAL_V6: &[(Ipv6Addr, u8)] = &[
     (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8),
 ];
 
+/// IPv4-mapped IPv6 addresses. Kept apart from [`SPECIAL_V6`] because some
+/// programs (squid) store every IPv4 address in this form: for them this range
+/// means "all of IPv4", and the IPv4 list already covers what it should.
+pub const V4_MAPPED: (Ipv6Addr, u8) = (Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96);
+
 /// Whether an address lies in a special-purpose range.
 pub fn is_special(addr: IpAddr) -> bool {
     match addr {
@@ -409,7 +413,7 @@ pub fn is_special(addr: IpAddr) -> bool {
             let mask = u32::MAX.checked_shl(32 - u32::from(*len)).unwrap_or(0);
             u32::from(a) & mask == u32::from(*net)
         }),
-        IpAddr::V6(a) => SPECIAL_V6.iter().any(|(net, len)| {
+        IpAddr::V6(a) => SPECIAL_V6.iter().chain([&V4_MAPPED]).any(|(net, len)| {
             let mask = u128::MAX.checked_shl(128 - u32::from(*len)).unwrap_or(0);
             u128::from(a) & mask == u128::from(*net)
         }),

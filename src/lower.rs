@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::capability::{ClockSource, Endpoint, FsActions, Glob, Host, Kind};
 use crate::diag::Diagnostic;
-use crate::ir::{CapId, Policy, SPECIAL_V4, SPECIAL_V6};
+use crate::ir::{CapId, Policy, SPECIAL_V4, SPECIAL_V6, V4_MAPPED};
 use crate::render::{note_name, reason_name, Renderer};
 use crate::rules::{FactKind, OptionValue, Rule, Target, Verdict, WhenValue};
 
@@ -83,6 +83,7 @@ struct NetView {
     domain: Option<String>,
     ip: Option<String>,
     port: Option<u16>,
+    any_port: bool,
     private: bool,
     block_private: bool,
     index: usize,
@@ -150,6 +151,7 @@ pub fn fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
                     },
                     ip: f.host.is_ip().then(|| f.host.to_string()),
                     port: f.port.map(|p| p.get()),
+                    any_port: f.port.is_none(),
                     private: f.private,
                     block_private: !f.private,
                     index: i,
@@ -293,7 +295,11 @@ pub fn base_context(policy: &Policy, target: &Target, options: &BTreeMap<String,
         target => minijinja::context! { name => target.name.clone(), format => target.format.as_str() },
         options => Value::from(Serde(options)),
         sandbox => Value::from(Serde(fact_json(policy, FactRef::Baseline))),
-        special => minijinja::context! { ipv4 => special_v4, ipv6 => special_v6 },
+        special => minijinja::context! {
+            ipv4 => special_v4,
+            ipv6 => special_v6,
+            ipv6_mapped => format!("{}/{}", V4_MAPPED.0, V4_MAPPED.1),
+        },
     }
 }
 
@@ -317,7 +323,6 @@ pub fn lower(
         };
         let view = fact_json(policy, fact);
         let mut lowered = false;
-        let mut ctx: Option<Value> = None;
         for (ri, rule) in target.rules.iter().enumerate() {
             if rule.fact != kind || !matches(rule, &view) {
                 continue;
@@ -325,13 +330,11 @@ pub fn lower(
             lowered = true;
             out.fired[ri] = true;
             let caps = fact_caps(policy, fact, Some(rule));
-            let ctx = ctx.get_or_insert_with(|| {
-                minijinja::context! {
-                    fact => Value::from(Serde(&view)),
-                    capabilities => caps_text(&caps),
-                    ..base.clone()
-                }
-            });
+            let ctx = &minijinja::context! {
+                fact => Value::from(Serde(&view)),
+                capabilities => caps_text(&caps),
+                ..base.clone()
+            };
             if let Some(v) = rule.verdict {
                 for c in &caps {
                     let e = out.verdicts.entry(*c).or_insert(v);

@@ -63,6 +63,7 @@ impl Renderer {
         env.remove_filter("safe");
         env.set_fuel(Some(10_000_000));
         env.set_formatter(format_value);
+        env.add_filter("join_tokens", join_tokens);
         let loader_assets = assets.clone();
         env.set_loader(move |name| {
             loader_assets
@@ -242,6 +243,28 @@ fn format_value(
         })?;
     out.write_str(&text)
         .map_err(|_| Error::new(ErrorKind::WriteFailure, "write failed"))
+}
+
+/// `{{ list | join_tokens(", ") }}`: escapes every item for the template's
+/// format, then joins them. The built-in `join` would produce one string whose
+/// separators the escaper must refuse; this filter checks the items instead.
+fn join_tokens(state: &minijinja::State<'_, '_>, items: Value, sep: Option<String>) -> Result<Value, Error> {
+    let escaper = Escaper::for_template(state.name());
+    let mut out = String::new();
+    for (i, item) in items.try_iter()?.enumerate() {
+        if !matches!(item.kind(), ValueKind::String | ValueKind::Number) {
+            return Err(Error::new(ErrorKind::InvalidOperation, "join_tokens joins strings and numbers"));
+        }
+        let text = item.to_string();
+        escaper.check(&text).map_err(|r| {
+            Error::new(ErrorKind::InvalidOperation, format!("{UNSAFE}{} {}", crate::diag::quote(&text), r.0))
+        })?;
+        if i > 0 {
+            out.push_str(sep.as_deref().unwrap_or(" "));
+        }
+        out.push_str(&text);
+    }
+    Ok(Value::from_safe_string(out))
 }
 
 /// Splits rendered output into lines, attributing each to the first fragment

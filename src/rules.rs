@@ -98,7 +98,7 @@ impl FactKind {
             FactKind::Baseline => &["nested", "tmp_bound", "net", "net_count", "private_net", "public_net"],
             FactKind::Of(Kind::Fs) => &["path", "glob", "actions", "writable", "full_write"],
             FactKind::Of(Kind::Net) => &[
-                "host", "host_kind", "domain", "ip", "port", "private", "block_private", "index",
+                "host", "host_kind", "domain", "ip", "port", "any_port", "private", "block_private", "index",
             ],
             FactKind::Of(Kind::Exec) => &["binary", "nested"],
             FactKind::Of(Kind::Env) => &["name", "action"],
