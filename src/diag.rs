@@ -110,8 +110,6 @@ codes! {
         "write ipc:connect:x11, ipc:connect:\"dbus:session\", ipc:connect:\"dbus:system\" or ipc:connect:\"unix:/run/app.sock\"";
     CapIpcSocket => "CAP_IPC_SOCKET", "a unix endpoint names a directory-sized path or a container-engine socket",
         "name one socket file below a directory (unix:/run/app/app.sock); engine sockets (docker, podman, containerd) grant root on the host";
-    CapAssertText => "CAP_ASSERT_TEXT", "an assertion description contains control or invisible characters",
-        "write the description as plain printable text";
     CapRefinement => "CAP_REFINEMENT", "a refinement is unknown, repeated, on the wrong kind or has a bad value",
         "the only refinement is nestedSandbox=true|false, on exec capabilities, at most once";
     // Targets.
@@ -237,6 +235,7 @@ impl Diagnostic {
             let _ = writeln!(out, "   | {}{}", " ".repeat(start), "^".repeat(width));
         }
         let _ = writeln!(out, "   = help: {}", self.help_text());
+        out.push('\n');
         out
     }
 

@@ -349,7 +349,7 @@ fn fold_net(mut net: Vec<NetFact>, widenings: &mut Vec<Widening>) -> Vec<NetFact
                     _ => widenings.push(Widening {
                         kind: Kind::Net,
                         fact: i,
-                        granted: "any port".to_owned(),
+                        granted: "open on any port".to_owned(),
                         widened: f.caps.clone(),
                         by: last.caps.clone(),
                     }),
