@@ -22,3 +22,4 @@ pub mod render;
 pub mod rules;
 pub mod syntax;
 pub mod cli;
+pub mod explain;

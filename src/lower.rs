@@ -53,6 +53,8 @@ pub struct Lowered {
     pub verdicts: BTreeMap<CapId, Verdict>,
     /// Rule indices that fired at least once.
     pub fired: Vec<bool>,
+    /// Every (rule index, fact) pair that fired, in firing order.
+    pub firings: Vec<(usize, FactRef)>,
     pub unlowered: Vec<FactRef>,
 }
 
@@ -329,6 +331,7 @@ pub fn lower(
             }
             lowered = true;
             out.fired[ri] = true;
+            out.firings.push((ri, fact));
             let caps = fact_caps(policy, fact, Some(rule));
             let ctx = &minijinja::context! {
                 fact => Value::from(Serde(&view)),
