@@ -92,6 +92,11 @@ impl Assets {
         }))
     }
 
+    /// Paths (relative to an eject directory) of every embedded file.
+    pub fn embedded_paths() -> Vec<PathBuf> {
+        embedded_files().into_iter().map(|(p, _)| PathBuf::from(p)).collect()
+    }
+
     /// Writes the built-in `rules/` and `templates/` trees below `dir`.
     pub fn eject(dir: &Path) -> io::Result<Vec<PathBuf>> {
         let mut written = Vec::new();

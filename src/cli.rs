@@ -35,6 +35,65 @@ pub enum Command {
   capgate compile fixtures/manifests/github.json --target nftables --pretty
   capgate compile - --target squid --set listen=0.0.0.0:3128 < manifest.json")]
     Compile(CompileArgs),
+    /// Show why each output element is there and what happened to each capability.
+    #[command(after_help = "Examples:
+  capgate explain fixtures/manifests/github.json --target squid
+  capgate explain fixtures/manifests/github.json --target bwrap --format json
+  capgate explain --rule bwrap.cap-drop")]
+    Explain(ExplainArgs),
+    /// List every target (built-in and from --rules) with its options.
+    #[command(after_help = "Examples:
+  capgate targets
+  capgate targets --rules ./policy/rules --format json")]
+    Targets(TargetsArgs),
+    /// Write the built-in rules and templates as a starting point for operator targets.
+    #[command(after_help = "Examples:
+  capgate init --eject ./policy
+  capgate compile manifest.json --rules ./policy/rules --templates ./policy/templates --target bwrap")]
+    Init(InitArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// Manifest JSON file, or `-` for stdin (not needed with --rule). Example: fixtures/manifests/github.json
+    #[arg(value_name = "MANIFEST|-", required_unless_present = "rule")]
+    pub manifest: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output format; the JSON form is stable (docs/cli.md). Example: --format json
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub format: OutputFormat,
+    /// Print one rule's documentation and where it is defined. Example: --rule squid.deny-special
+    #[arg(long, value_name = "ID")]
+    pub rule: Option<String>,
+    /// How errors are printed on stderr. Example: --error-format json
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub error_format: ErrorFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TargetsArgs {
+    #[command(flatten)]
+    pub assets: AssetArgs,
+    /// Output format. Example: --format json
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// Directory to write `rules/` and `templates/` into. Example: --eject ./policy
+    #[arg(long, value_name = "DIR")]
+    pub eject: PathBuf,
+    /// Overwrite files that already exist.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Where targets come from.
@@ -127,6 +186,9 @@ pub struct CompileArgs {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Compile(args) => compile(&args),
+        Command::Explain(args) => explain(&args),
+        Command::Targets(args) => targets(&args),
+        Command::Init(args) => init(&args),
     }
 }
 
@@ -185,5 +247,183 @@ fn compile(args: &CompileArgs) -> ExitCode {
             ExitCode::from(exit::OK)
         }
         Err(d) => report(&d, args.error_format),
+    }
+}
+
+fn explain(args: &ExplainArgs) -> ExitCode {
+    let assets = args.target.assets.assets();
+    if let Some(id) = &args.rule {
+        return explain_rule(&assets, id, &args.target);
+    }
+    let compiler = match Compiler::new(&assets, args.target.target_name()) {
+        Ok(c) => c,
+        Err(d) => return report(&d, args.error_format),
+    };
+    let path = args.manifest.as_deref().unwrap_or("-");
+    let bytes = match read_input(path) {
+        Ok(b) => b,
+        Err(d) => return report(&[d], args.error_format),
+    };
+    let name = if path == "-" { "<stdin>" } else { path };
+    // Explain always lowers permissively, so it can show what strict mode would reject.
+    let settings = Settings {
+        permissive: true,
+        set: args.target.set.clone(),
+    };
+    match compiler.compile(name, &bytes, &settings) {
+        Ok(out) => {
+            let notes = match &out.artifact {
+                crate::artifact::Artifact::Argv(a) => &a.notes,
+                crate::artifact::Artifact::Config(c) => &c.notes,
+            };
+            let e = crate::explain::explain(&compiler.target, name, &out.trace, notes);
+            let text = match args.format {
+                OutputFormat::Text => e.to_text(),
+                OutputFormat::Json => {
+                    let mut s = serde_json::to_string_pretty(&e).expect("explanation serialises");
+                    s.push('\n');
+                    s
+                }
+            };
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::from(exit::OK)
+        }
+        Err(d) => report(&d, args.error_format),
+    }
+}
+
+/// Finds a rule by id in the chosen target, or else in every target.
+fn explain_rule(assets: &Assets, id: &str, target: &TargetArgs) -> ExitCode {
+    let mut names: Vec<String> = vec![target.target_name().to_owned()];
+    if let Ok(all) = assets.target_names() {
+        names.extend(all.into_iter().filter(|n| n != target.target_name()));
+    }
+    let mut found = String::new();
+    for name in names {
+        let Ok(t) = crate::rules::Target::load(assets, &name) else {
+            continue;
+        };
+        if let Some(rule) = t.rule(id) {
+            if !found.is_empty() {
+                found.push('\n');
+            }
+            found.push_str(&crate::explain::rule_doc(&t, rule));
+        }
+    }
+    if found.is_empty() {
+        return report(
+            &[Diagnostic::new(Code::OptionInvalid, format!("no rule with id {}", crate::diag::quote(id)))
+                .with_help("run `capgate explain MANIFEST --target T` to see the rules of a target")],
+            ErrorFormat::Text,
+        );
+    }
+    let _ = std::io::stdout().lock().write_all(found.as_bytes());
+    ExitCode::from(exit::OK)
+}
+
+fn targets(args: &TargetsArgs) -> ExitCode {
+    let assets = args.assets.assets();
+    let names = match assets.target_names() {
+        Ok(n) => n,
+        Err(e) => {
+            return report(
+                &[Diagnostic::new(Code::RulesInvalid, format!("cannot list the rules directory: {e}"))],
+                ErrorFormat::Text,
+            )
+        }
+    };
+    let mut listed = Vec::new();
+    let mut errors = Vec::new();
+    for name in names {
+        match Compiler::new(&assets, &name) {
+            Ok(c) => listed.push(c.target),
+            Err(d) => errors.extend(d),
+        }
+    }
+    let text = match args.format {
+        OutputFormat::Json => {
+            let list: Vec<_> = listed
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "name": t.name,
+                        "description": t.description,
+                        "format": t.format.as_str(),
+                        "source": t.source,
+                        "builtin": t.builtin,
+                        "options": t.options.iter().map(|o| serde_json::json!({
+                            "name": o.name,
+                            "type": format!("{:?}", o.ty).to_lowercase(),
+                            "default": o.default,
+                            "doc": o.doc,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            let mut s = serde_json::to_string_pretty(&list).expect("serialises");
+            s.push('\n');
+            s
+        }
+        OutputFormat::Text => {
+            let mut s = String::new();
+            for t in &listed {
+                let origin = if t.builtin { "built-in".to_owned() } else { t.source.clone() };
+                s.push_str(&format!("{}  ({} output, {})\n  {}\n", t.name, t.format.as_str(), origin, t.description));
+                for o in &t.options {
+                    s.push_str(&format!(
+                        "  --set {}=<{}>  (default: {})  {}\n",
+                        o.name,
+                        format!("{:?}", o.ty).to_lowercase(),
+                        o.default,
+                        o.doc
+                    ));
+                }
+                s.push('\n');
+            }
+            s
+        }
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    if errors.is_empty() {
+        ExitCode::from(exit::OK)
+    } else {
+        report(&errors, ErrorFormat::Text)
+    }
+}
+
+fn init(args: &InitArgs) -> ExitCode {
+    if !args.force {
+        let existing: Vec<String> = Assets::embedded_paths()
+            .into_iter()
+            .map(|p| args.eject.join(p))
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !existing.is_empty() {
+            return report(
+                &[Diagnostic::new(
+                    Code::OptionInvalid,
+                    format!("{} file(s) already exist, e.g. {}", existing.len(), existing[0]),
+                )
+                .with_help("choose an empty directory or pass --force to overwrite")],
+                ErrorFormat::Text,
+            );
+        }
+    }
+    match Assets::eject(&args.eject) {
+        Ok(written) => {
+            let mut out = std::io::stdout().lock();
+            for p in written {
+                let _ = writeln!(out, "wrote {}", p.display());
+            }
+            ExitCode::from(exit::OK)
+        }
+        Err(e) => report(
+            &[Diagnostic::new(
+                Code::InputUnreadable,
+                format!("cannot write to {}: {e}", args.eject.display()),
+            )],
+            ErrorFormat::Text,
+        ),
     }
 }

@@ -107,13 +107,13 @@ pub fn resolve_options(
                         .join(", ")
                 )),
             ),
-            Some(o) => match OptionValue::parse(o.ty, text) {
-                Some(v) => {
+            Some(o) => match o.parse(text) {
+                Ok(v) => {
                     values.insert(name.clone(), v);
                 }
-                None => errors.push(Diagnostic::new(
+                Err(e) => errors.push(Diagnostic::new(
                     Code::OptionInvalid,
-                    format!("option \"{name}\" expects a {:?} value, got {}", o.ty, crate::diag::quote(text)),
+                    format!("{e}, got {}", crate::diag::quote(text)),
                 )),
             },
         }

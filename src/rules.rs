@@ -158,6 +158,9 @@ struct RawOption {
     ty: OptionType,
     default: toml::Value,
     doc: String,
+    /// Inclusive bounds for integer options.
+    min: Option<i64>,
+    max: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -182,6 +185,32 @@ pub struct TargetOption {
     pub ty: OptionType,
     pub default: OptionValue,
     pub doc: String,
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+}
+
+impl TargetOption {
+    /// Parses and range-checks a `--set` value; the error says what is accepted.
+    pub fn parse(&self, text: &str) -> Result<OptionValue, String> {
+        let v = OptionValue::parse(self.ty, text).ok_or_else(|| {
+            format!("option \"{}\" expects {}", self.name, match self.ty {
+                OptionType::String => "a string",
+                OptionType::Integer => "an integer",
+                OptionType::Boolean => "true or false",
+            })
+        })?;
+        if let OptionValue::Integer(i) = v {
+            if self.min.is_some_and(|m| i < m) || self.max.is_some_and(|m| i > m) {
+                return Err(format!(
+                    "option \"{}\" must be between {} and {}",
+                    self.name,
+                    self.min.map_or("-inf".to_owned(), |m| m.to_string()),
+                    self.max.map_or("+inf".to_owned(), |m| m.to_string())
+                ));
+            }
+        }
+        Ok(v)
+    }
 }
 
 /// A typed option value.
@@ -360,12 +389,23 @@ fn parse_target(name: &str, display: &str, text: &str, builtin: bool) -> Result<
             continue;
         }
         match OptionValue::from_toml(o.ty, &o.default) {
-            Some(default) => options.push(TargetOption {
-                name: oname.clone(),
-                ty: o.ty,
-                default,
-                doc: o.doc.clone(),
-            }),
+            Some(default) => {
+                if (o.min.is_some() || o.max.is_some()) && o.ty != OptionType::Integer {
+                    err(offset, format!("option `{oname}`: min and max apply to integer options"));
+                }
+                let option = TargetOption {
+                    name: oname.clone(),
+                    ty: o.ty,
+                    default: default.clone(),
+                    doc: o.doc.clone(),
+                    min: o.min,
+                    max: o.max,
+                };
+                if let Err(e) = option.parse(&default.to_string()) {
+                    err(offset, format!("default of {e}"));
+                }
+                options.push(option);
+            }
             None => err(offset, format!("default of option `{oname}` does not match its type")),
         }
     }
