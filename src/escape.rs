@@ -29,6 +29,7 @@ impl Escaper {
             Some("squid") => Escaper::Output(Format::Squid),
             Some("nft") => Escaper::Output(Format::Nft),
             Some("lines") => Escaper::Output(Format::Lines),
+            Some("json") => Escaper::Output(Format::Json),
             _ => Escaper::Text,
         }
     }
@@ -45,6 +46,7 @@ impl Escaper {
             Escaper::Text => Ok(()),
             Escaper::Output(Format::Argv) => argv(value),
             Escaper::Output(Format::Squid | Format::Nft | Format::Lines) => token(value),
+            Escaper::Output(Format::Json) => json_string(value),
         }
     }
 }
@@ -84,6 +86,15 @@ fn token(value: &str) -> Result<(), Refused> {
     }
 }
 
+/// Text inside a JSON string literal: no quote or backslash, so the value can
+/// neither close the string nor start an escape (controls are refused above).
+fn json_string(value: &str) -> Result<(), Refused> {
+    match value.chars().find(|c| matches!(c, '"' | '\\')) {
+        Some(c) => Err(Refused(format!("contains {c:?}, which would end or escape a JSON string"))),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +124,15 @@ mod tests {
         assert!(s.check("10.0.0.0/8").is_ok());
         for bad in ["x.com\nhttp_access allow all", "a .", "x\" accept; #", "a#b", "{", "a,b", "a;b", "", "-n"] {
             assert!(s.check(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn json_refusals() {
+        let j = Escaper::Output(Format::Json);
+        assert!(j.check("/home/u/my dir").is_ok());
+        for bad in ["a\"b", "a\\u0022", "a\nb"] {
+            assert!(j.check(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -29,6 +29,8 @@ pub enum Format {
     Nft,
     /// Generic configuration lines with the strictest token escaper.
     Lines,
+    /// JSON text; values are written inside string quotes or as numbers.
+    Json,
 }
 
 impl Format {
@@ -38,6 +40,7 @@ impl Format {
             Format::Squid => "squid",
             Format::Nft => "nft",
             Format::Lines => "lines",
+            Format::Json => "json",
         }
     }
 }
