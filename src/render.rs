@@ -32,6 +32,8 @@ const UNSAFE: &str = "unsafe value: ";
 /// A target's template environment.
 pub struct Renderer {
     env: Environment<'static>,
+    /// Inline note/reason templates and the rules-file location of their rule.
+    inline: Vec<(String, Location)>,
     assets: Assets,
     format: Format,
     main: String,
@@ -62,6 +64,7 @@ impl Renderer {
         );
         env.remove_filter("safe");
         env.set_fuel(Some(10_000_000));
+        env.set_debug(false);
         env.set_formatter(format_value);
         env.add_filter("join_tokens", join_tokens);
         let loader_assets = assets.clone();
@@ -73,20 +76,34 @@ impl Renderer {
         });
 
         let mut errors = Vec::new();
+        let mut inline = Vec::new();
         for rule in &target.rules {
             for (name, text) in [
                 (note_name(target, &rule.id), &rule.note),
                 (reason_name(target, &rule.id), &rule.reason),
             ] {
                 if let Some(text) = text {
-                    if let Err(e) = env.add_template_owned(name, text.clone()) {
-                        errors.push(rule_template_error(target, rule.line, &e));
+                    let at = Location {
+                        file: target.source.clone(),
+                        line: rule.line,
+                        column: 1,
+                    };
+                    if let Err(e) = env.add_template_owned(name.clone(), text.clone()) {
+                        errors.push(
+                            Diagnostic::new(
+                                Code::TemplateInvalid,
+                                format!("{} in the note or reason of rule `{}`: {}", e.kind(), rule.id, e.detail().unwrap_or_default()),
+                            )
+                            .at(at.clone()),
+                        );
                     }
+                    inline.push((name, at));
                 }
             }
         }
         let renderer = Renderer {
             env,
+            inline,
             assets: assets.clone(),
             format: target.format,
             main: target.main.clone(),
@@ -94,11 +111,27 @@ impl Renderer {
         let used = target
             .rules
             .iter()
-            .filter_map(|r| r.template.as_ref())
-            .chain(std::iter::once(&target.main));
-        for name in used {
+            .filter_map(|r| r.template.as_ref().map(|t| (t, Some(r))))
+            .chain(std::iter::once((&target.main, None)));
+        for (name, rule) in used {
             if let Err(e) = renderer.env.get_template(name) {
-                let d = renderer.error(&e);
+                let d = match (e.kind(), rule) {
+                    // A missing template is the rule's mistake: point at the rule.
+                    (ErrorKind::TemplateNotFound, Some(rule)) => Diagnostic::new(
+                        Code::TemplateInvalid,
+                        format!(
+                            "rule `{}` uses template `{}`, which exists neither in the operator's templates nor built in",
+                            rule.id,
+                            name.rsplit('/').next().unwrap_or(name)
+                        ),
+                    )
+                    .at(Location {
+                        file: target.source.clone(),
+                        line: rule.line,
+                        column: 1,
+                    }),
+                    _ => renderer.error(&e),
+                };
                 if !errors.contains(&d) {
                     errors.push(d);
                 }
@@ -173,33 +206,24 @@ impl Renderer {
             Code::TemplateInvalid
         };
         let name = e.name().unwrap_or(&self.main);
-        let (file, _) = if name.contains('#') {
-            (name.to_owned(), None)
-        } else {
-            self.display(name)
-        };
         let mut message = format!("{}", e.kind());
         if !detail.is_empty() {
             let _ = write!(message, ": {}", detail.strip_prefix(UNSAFE).unwrap_or(detail));
         }
-        Diagnostic::new(code, message).at(Location {
-            file,
-            line: e.line().unwrap_or(1),
-            column: 1,
-        })
+        let location = match self.inline.iter().find(|(n, _)| n == name) {
+            // A note or reason template written inline in a rules file.
+            Some((_, at)) => at.clone(),
+            None => {
+                let (file, text) = self.display(name);
+                let (line, column) = match (e.range(), text) {
+                    (Some(r), Some(text)) => crate::json::LineIndex::new(text.as_str()).line_col(r.start),
+                    _ => (e.line().unwrap_or(1), 1),
+                };
+                Location { file, line, column }
+            }
+        };
+        Diagnostic::new(code, message).at(location)
     }
-}
-
-fn rule_template_error(target: &Target, line: usize, e: &Error) -> Diagnostic {
-    Diagnostic::new(
-        Code::TemplateInvalid,
-        format!("{}: {}", e.kind(), e.detail().unwrap_or_default()),
-    )
-    .at(Location {
-        file: target.source.clone(),
-        line,
-        column: 1,
-    })
 }
 
 /// Wraps a rendered fragment in the markers [`Renderer::main`] reads back.
