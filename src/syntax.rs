@@ -72,7 +72,11 @@ pub fn parse_capability(raw: &str) -> Result<Capability, CapError> {
             0..0,
         ));
     }
-    if let Some((i, c)) = raw.char_indices().find(|&(_, c)| is_invisible(c)) {
+    // U+2028/U+2029 are line breaks for JavaScript and many editors, though not controls.
+    if let Some((i, c)) = raw
+        .char_indices()
+        .find(|&(_, c)| is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
         return Err(CapError::new(
             Code::CapChar,
             format!(
@@ -618,6 +622,20 @@ fn dns_name(name: &str, seg: &Segment<'_>) -> Result<DnsName, CapError> {
     {
         return Err(bad(format!("{} is not a valid IPv4 address (four decimal octets 0-255, no leading zeros) nor a DNS name", q(name))));
     }
+    // A last label that is a number makes resolvers (inet_aton) and URL parsers
+    // read the whole name as an IPv4 address in another notation: 0x7f.0.0.1 and
+    // 1.0x7f are 127.x addresses. No real top-level domain is numeric.
+    let last = name.rsplit('.').next().unwrap_or_default();
+    let hex = last
+        .strip_prefix("0x")
+        .or_else(|| last.strip_prefix("0X"))
+        .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if hex || last.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(format!(
+            "{} ends in a number, so resolvers read it as an IPv4 address in another notation; write the address as four decimal octets",
+            q(name)
+        )));
+    }
     Ok(DnsName::new_unchecked(name.to_ascii_lowercase()))
 }
 
@@ -855,6 +873,18 @@ fn endpoint(seg: &Segment<'_>, raw: &str) -> Result<Endpoint, CapError> {
                     ),
                     span,
                 ));
+            }
+            if let Some(top) = ["/proc", "/sys", "/dev"].iter().find(|top| {
+                AbsPath::new_unchecked((**top).to_owned()).is_ancestor_or_self(&fs.path)
+            }) {
+                // /proc/<pid>/root/... reaches any file of any mount namespace, and
+                // /sys and /dev hold device interfaces; a server logs to stderr, not /dev/log.
+                return Err(CapError::new(
+                    Code::CapIpcSocket,
+                    format!("unix endpoint {} lies under {top}, which belongs to the sandbox", q(path)),
+                    span,
+                )
+                .help("name one socket file outside /proc, /sys and /dev, e.g. unix:/run/app/app.sock"));
             }
             if ENGINE_SOCKETS.contains(&file) {
                 return Err(CapError::new(

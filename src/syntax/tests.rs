@@ -193,6 +193,14 @@ fn net_rejections() {
         CapNetHost,
         "\u{430}",
     );
+    rejects("net:connect:0x7f.0.0.1:443", CapNetHost, "0x7f.0.0.1");
+    rejects("net:connect:127.0X1:443", CapNetHost, "127.0X1");
+    rejects("net:connect:a.example.0x:443", CapNetHost, "a.example.0x");
+    rejects("net:connect:*.example.123:443", CapNetHost, "*.example.123");
+    ok("net:connect:0x7f.example.com:443");
+    ok("net:connect:a.example.x1:443");
+    rejects("assert:a:one\u{2028}two", CapChar, "\u{2028}");
+    rejects("fs:read:/a\u{2029}", CapChar, "\u{2029}");
     rejects("net:connect:**.a.com:443", CapNetHost, "*");
     rejects("net:connect:a.*.com:443", CapNetHost, "*");
     let long = format!("net:connect:{}.com:443", "a".repeat(64));
@@ -327,6 +335,17 @@ fn ipc_forms() {
         "run/a.sock",
     );
     rejects("ipc:connect:\"unix:/run/../a.sock\"", CapIpcEndpoint, "..");
+    rejects(
+        "ipc:connect:\"unix:/proc/1/root/etc\"",
+        CapIpcSocket,
+        "/proc/1/root/etc",
+    );
+    rejects(
+        "ipc:connect:unix:/sys/fs/x.sock",
+        CapIpcSocket,
+        "/sys/fs/x.sock",
+    );
+    rejects("ipc:connect:unix:/dev/log", CapIpcSocket, "/dev/log");
     rejects("ipc:connect:wayland", CapIpcEndpoint, "wayland");
     rejects("ipc:connect:", CapIpcEndpoint, "");
     rejects("ipc:listen:x11", CapActionUnknown, "listen");
