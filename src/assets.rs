@@ -32,10 +32,8 @@ pub struct RulesSource {
 impl Assets {
     /// Names of every target: built-in and from the operator's rules directory.
     pub fn target_names(&self) -> io::Result<BTreeSet<String>> {
-        let mut names: BTreeSet<String> = RULES
-            .files()
-            .filter_map(|f| toml_stem(f.path()))
-            .collect();
+        let mut names: BTreeSet<String> =
+            RULES.files().filter_map(|f| toml_stem(f.path())).collect();
         if let Some(dir) = &self.rules_dir {
             for entry in fs::read_dir(dir)? {
                 if let Some(stem) = toml_stem(&entry?.path()) {
@@ -73,7 +71,11 @@ impl Assets {
     /// A template by loader name (`<target>/<file>`), operator copy first.
     /// Returns the text and the name to show in diagnostics.
     pub fn template(&self, name: &str) -> io::Result<Option<(String, String)>> {
-        if name.split('/').any(|s| s.is_empty() || s == "." || s == "..") || name.contains('\\') {
+        if name
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+            || name.contains('\\')
+        {
             return Ok(None);
         }
         if let Some(dir) = &self.templates_dir {
@@ -94,7 +96,10 @@ impl Assets {
 
     /// Paths (relative to an eject directory) of every embedded file.
     pub fn embedded_paths() -> Vec<PathBuf> {
-        embedded_files().into_iter().map(|(p, _)| PathBuf::from(p)).collect()
+        embedded_files()
+            .into_iter()
+            .map(|(p, _)| PathBuf::from(p))
+            .collect()
     }
 
     /// Writes the built-in `rules/` and `templates/` trees below `dir`.

@@ -235,7 +235,11 @@ fn compile(args: &CompileArgs) -> ExitCode {
         Ok(b) => b,
         Err(d) => return report(&[d], args.error_format),
     };
-    let name = if args.manifest == "-" { "<stdin>" } else { &args.manifest };
+    let name = if args.manifest == "-" {
+        "<stdin>"
+    } else {
+        &args.manifest
+    };
     let settings = Settings {
         permissive: args.permissive,
         set: args.target.set.clone(),
@@ -312,8 +316,11 @@ fn explain_rule(assets: &Assets, id: &str, target: &TargetArgs) -> ExitCode {
     }
     if found.is_empty() {
         return report(
-            &[Diagnostic::new(Code::OptionInvalid, format!("no rule with id {}", crate::diag::quote(id)))
-                .with_help("run `capgate explain MANIFEST --target T` to see the rules of a target")],
+            &[Diagnostic::new(
+                Code::OptionInvalid,
+                format!("no rule with id {}", crate::diag::quote(id)),
+            )
+            .with_help("run `capgate explain MANIFEST --target T` to see the rules of a target")],
             ErrorFormat::Text,
         );
     }
@@ -327,7 +334,10 @@ fn targets(args: &TargetsArgs) -> ExitCode {
         Ok(n) => n,
         Err(e) => {
             return report(
-                &[Diagnostic::new(Code::RulesInvalid, format!("cannot list the rules directory: {e}"))],
+                &[Diagnostic::new(
+                    Code::RulesInvalid,
+                    format!("cannot list the rules directory: {e}"),
+                )],
                 ErrorFormat::Text,
             )
         }
@@ -367,8 +377,18 @@ fn targets(args: &TargetsArgs) -> ExitCode {
         OutputFormat::Text => {
             let mut s = String::new();
             for t in &listed {
-                let origin = if t.builtin { "built-in".to_owned() } else { t.source.clone() };
-                s.push_str(&format!("{}  ({} output, {})\n  {}\n", t.name, t.format.as_str(), origin, t.description));
+                let origin = if t.builtin {
+                    "built-in".to_owned()
+                } else {
+                    t.source.clone()
+                };
+                s.push_str(&format!(
+                    "{}  ({} output, {})\n  {}\n",
+                    t.name,
+                    t.format.as_str(),
+                    origin,
+                    t.description
+                ));
                 for o in &t.options {
                     s.push_str(&format!(
                         "  --set {}=<{}>  (default: {})  {}\n",
@@ -403,7 +423,11 @@ fn init(args: &InitArgs) -> ExitCode {
             return report(
                 &[Diagnostic::new(
                     Code::OptionInvalid,
-                    format!("{} file(s) already exist, e.g. {}", existing.len(), existing[0]),
+                    format!(
+                        "{} file(s) already exist, e.g. {}",
+                        existing.len(),
+                        existing[0]
+                    ),
                 )
                 .with_help("choose an empty directory or pass --force to overwrite")],
                 ErrorFormat::Text,

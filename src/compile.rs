@@ -134,7 +134,12 @@ impl Compiler {
     }
 
     /// Compiles one manifest.
-    pub fn compile(&self, name: &str, bytes: &[u8], settings: &Settings) -> Result<Output, Vec<Diagnostic>> {
+    pub fn compile(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        settings: &Settings,
+    ) -> Result<Output, Vec<Diagnostic>> {
         let options = resolve_options(&self.target, &settings.set)?;
         let source = Source::new(name, bytes);
         let manifest = manifest::load(&source, bytes)?;
@@ -152,7 +157,10 @@ impl Compiler {
                     let info = &policy.caps[id as usize];
                     let text = &raw_cap(&manifest, info).text;
                     match info.tool {
-                        Some(t) => format!("{text} (tool {})", crate::diag::quote(&manifest.tools[t].name)),
+                        Some(t) => format!(
+                            "{text} (tool {})",
+                            crate::diag::quote(&manifest.tools[t].name)
+                        ),
                         None => format!("{text} (serverCapabilities)"),
                     }
                 })
@@ -181,7 +189,11 @@ impl Compiler {
                     f => UnenforcedRule::Other(kinded_fact(&policy, f)),
                 },
                 reason: u.reason.clone(),
-                capabilities: u.caps.iter().map(|&c| raw_cap(&manifest, &policy.caps[c as usize]).text.clone()).collect(),
+                capabilities: u
+                    .caps
+                    .iter()
+                    .map(|&c| raw_cap(&manifest, &policy.caps[c as usize]).text.clone())
+                    .collect(),
             })
             .collect();
         let provenance = Provenance::new(manifest.hash());
@@ -238,8 +250,12 @@ impl Compiler {
         base: &minijinja::Value,
         lowered: &Lowered,
     ) -> Result<Vec<(String, Option<usize>)>, Vec<Diagnostic>> {
-        let mut slots: BTreeMap<&str, Vec<minijinja::Value>> =
-            self.target.slots().into_iter().map(|s| (s, Vec::new())).collect();
+        let mut slots: BTreeMap<&str, Vec<minijinja::Value>> = self
+            .target
+            .slots()
+            .into_iter()
+            .map(|s| (s, Vec::new()))
+            .collect();
         let texts: Vec<String> = lowered.fragments.iter().map(|f| f.text.clone()).collect();
         for (i, f) in lowered.fragments.iter().enumerate() {
             slots
@@ -254,7 +270,9 @@ impl Compiler {
     fn record_unlowered(&self, policy: &Policy, lowered: &mut Lowered) {
         let mut per_kind: BTreeMap<Kind, usize> = BTreeMap::new();
         for &fact in &lowered.unlowered {
-            let FactRef::Fact(kind, _) = fact else { continue };
+            let FactRef::Fact(kind, _) = fact else {
+                continue;
+            };
             *per_kind.entry(kind).or_default() += 1;
             let caps = lower::fact_caps(policy, fact, None);
             lowered.unenforced.push(lower::Unenforced {
@@ -266,7 +284,9 @@ impl Compiler {
                 caps: caps.clone(),
             });
             for c in caps {
-                lowered.verdicts.insert(c, crate::rules::Verdict::Unenforceable);
+                lowered
+                    .verdicts
+                    .insert(c, crate::rules::Verdict::Unenforceable);
             }
         }
         for (kind, n) in per_kind {
@@ -279,8 +299,19 @@ impl Compiler {
 
     /// The reference's ADAPTER_UNSUPPORTED error, then one located error per
     /// capability that no rule lowers.
-    fn unsupported(&self, policy: &Policy, lowered: &Lowered, manifest: &Manifest, source: &Source) -> Vec<Diagnostic> {
-        let q = |ks: &[Kind]| ks.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ");
+    fn unsupported(
+        &self,
+        policy: &Policy,
+        lowered: &Lowered,
+        manifest: &Manifest,
+        source: &Source,
+    ) -> Vec<Diagnostic> {
+        let q = |ks: &[Kind]| {
+            ks.iter()
+                .map(|k| format!("\"{k}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let mut unsupported: Vec<Kind> = lowered
             .unlowered
             .iter()
@@ -306,7 +337,10 @@ impl Compiler {
                 let raw = raw_cap(manifest, info);
                 let mut d = Diagnostic::new(
                     Code::AdapterUnsupported,
-                    format!("no rule of target \"{name}\" lowers this {} capability", info.capability.kind()),
+                    format!(
+                        "no rule of target \"{name}\" lowers this {} capability",
+                        info.capability.kind()
+                    ),
                 )
                 .at(source.location(raw.offset));
                 d.cap = Some(CapContext {
@@ -346,7 +380,10 @@ fn egress(n: &ir::NetFact) -> Egress {
 }
 
 /// Parses every capability string, collecting all grammar errors.
-fn parse_capabilities(manifest: &Manifest, source: &Source) -> Result<Vec<CapInfo>, Vec<Diagnostic>> {
+fn parse_capabilities(
+    manifest: &Manifest,
+    source: &Source,
+) -> Result<Vec<CapInfo>, Vec<Diagnostic>> {
     let lists = std::iter::once((None, &manifest.server_capabilities)).chain(
         manifest
             .tools

@@ -62,7 +62,9 @@ fn argv(value: &str) -> Result<(), Refused> {
         return Err(Refused("has leading or trailing whitespace".to_owned()));
     }
     if value.starts_with('-') {
-        return Err(Refused("starts with `-` and could be read as an option".to_owned()));
+        return Err(Refused(
+            "starts with `-` and could be read as an option".to_owned(),
+        ));
     }
     Ok(())
 }
@@ -90,7 +92,9 @@ fn token(value: &str) -> Result<(), Refused> {
 /// neither close the string nor start an escape (controls are refused above).
 fn json_string(value: &str) -> Result<(), Refused> {
     match value.chars().find(|c| matches!(c, '"' | '\\')) {
-        Some(c) => Err(Refused(format!("contains {c:?}, which would end or escape a JSON string"))),
+        Some(c) => Err(Refused(format!(
+            "contains {c:?}, which would end or escape a JSON string"
+        ))),
         None => Ok(()),
     }
 }
@@ -101,16 +105,28 @@ mod tests {
 
     #[test]
     fn escaper_from_name() {
-        assert_eq!(Escaper::for_template("bwrap/main.argv.j2"), Escaper::Output(Format::Argv));
-        assert_eq!(Escaper::for_template("squid/allow.squid.j2"), Escaper::Output(Format::Squid));
-        assert_eq!(Escaper::for_template("nftables/x.nft.j2"), Escaper::Output(Format::Nft));
+        assert_eq!(
+            Escaper::for_template("bwrap/main.argv.j2"),
+            Escaper::Output(Format::Argv)
+        );
+        assert_eq!(
+            Escaper::for_template("squid/allow.squid.j2"),
+            Escaper::Output(Format::Squid)
+        );
+        assert_eq!(
+            Escaper::for_template("nftables/x.nft.j2"),
+            Escaper::Output(Format::Nft)
+        );
         assert_eq!(Escaper::for_template("note:bwrap.fs"), Escaper::Text);
     }
 
     #[test]
     fn argv_refusals() {
         let a = Escaper::Output(Format::Argv);
-        assert!(a.check("/home/u/my dir; rm -rf /").is_ok(), "one element, exec never sees a shell");
+        assert!(
+            a.check("/home/u/my dir; rm -rf /").is_ok(),
+            "one element, exec never sees a shell"
+        );
         for bad in ["", " x", "x\n--privileged", "-x", "a\0b", "a\u{202e}"] {
             assert!(a.check(bad).is_err(), "{bad:?}");
         }
@@ -122,7 +138,17 @@ mod tests {
         assert!(s.check("api.github.com").is_ok());
         assert!(s.check("2606:4700::1111").is_ok());
         assert!(s.check("10.0.0.0/8").is_ok());
-        for bad in ["x.com\nhttp_access allow all", "a .", "x\" accept; #", "a#b", "{", "a,b", "a;b", "", "-n"] {
+        for bad in [
+            "x.com\nhttp_access allow all",
+            "a .",
+            "x\" accept; #",
+            "a#b",
+            "{",
+            "a,b",
+            "a;b",
+            "",
+            "-n",
+        ] {
             assert!(s.check(bad).is_err(), "{bad:?}");
         }
     }
@@ -138,7 +164,9 @@ mod tests {
 
     #[test]
     fn text_allows_prose_but_not_controls() {
-        assert!(Escaper::Text.check("evaluate() runs JS: \"untrusted\"").is_ok());
+        assert!(Escaper::Text
+            .check("evaluate() runs JS: \"untrusted\"")
+            .is_ok());
         assert!(Escaper::Text.check("a\nb").is_err());
     }
 }

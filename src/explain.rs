@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::compile::Trace;
 use crate::diag::{quote, Location};
 use crate::ir::CapId;
-use crate::lower::{fact_json, fact_caps, FactRef};
+use crate::lower::{fact_caps, fact_json, FactRef};
 use crate::rules::{Rule, Target, Verdict};
 
 /// A capability as explain shows it.
@@ -126,7 +126,12 @@ fn kinded(trace: &Trace, fact: FactRef) -> serde_json::Value {
 }
 
 /// Builds the explanation of a compile.
-pub fn explain(target: &Target, manifest_name: &str, trace: &Trace, notes: &[String]) -> Explanation {
+pub fn explain(
+    target: &Target,
+    manifest_name: &str,
+    trace: &Trace,
+    notes: &[String],
+) -> Explanation {
     let lowered = &trace.lowered;
 
     // Group consecutive output elements by the fragment that wrote them.
@@ -264,13 +269,26 @@ impl Explanation {
     /// The human-readable rendering.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "capgate explain: target {}, manifest {}", self.target, self.manifest);
-        let _ = writeln!(out, "\nOUTPUT (each group, then the rule, fact and capabilities behind it)");
+        let _ = writeln!(
+            out,
+            "capgate explain: target {}, manifest {}",
+            self.target, self.manifest
+        );
+        let _ = writeln!(
+            out,
+            "\nOUTPUT (each group, then the rule, fact and capabilities behind it)"
+        );
         for f in &self.fragments {
             for line in &f.output {
                 let _ = writeln!(out, "  {line}");
             }
-            let _ = writeln!(out, "      <- {} ({})  [{}]", f.rule, f.rule_source, show_fact(&f.fact));
+            let _ = writeln!(
+                out,
+                "      <- {} ({})  [{}]",
+                f.rule,
+                f.rule_source,
+                show_fact(&f.fact)
+            );
             for c in &f.capabilities {
                 let _ = writeln!(out, "         <- {}", show_cap(c));
             }
@@ -290,7 +308,11 @@ impl Explanation {
                 let _ = writeln!(out, "                rules: {}", c.rules.join(", "));
             }
             for w in &c.widenings {
-                let _ = writeln!(out, "                widened: {} is {} because of:", w.subject, w.granted);
+                let _ = writeln!(
+                    out,
+                    "                widened: {} is {} because of:",
+                    w.subject, w.granted
+                );
                 for b in &w.widened_by {
                     let _ = writeln!(out, "                  {}", show_cap(b));
                 }
@@ -303,7 +325,10 @@ impl Explanation {
         for r in &self.unused_rules {
             let _ = writeln!(out, "  {} ({})", r.rule, r.rule_source);
         }
-        let _ = writeln!(out, "\nFACTS NO RULE LOWERS (errors in `capgate compile` unless --permissive)");
+        let _ = writeln!(
+            out,
+            "\nFACTS NO RULE LOWERS (errors in `capgate compile` unless --permissive)"
+        );
         if self.unlowered.is_empty() {
             let _ = writeln!(out, "  (none)");
         }
@@ -326,7 +351,13 @@ impl Explanation {
 /// `capgate explain --rule ID`: the rule's documentation and where it is defined.
 pub fn rule_doc(target: &Target, rule: &Rule) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}  (target {}, {})", rule.id, target.name, rule_source(target, rule));
+    let _ = writeln!(
+        out,
+        "{}  (target {}, {})",
+        rule.id,
+        target.name,
+        rule_source(target, rule)
+    );
     let _ = writeln!(out, "fact: {}", rule.fact.as_str());
     if !rule.when.is_empty() {
         let conds: Vec<String> = rule

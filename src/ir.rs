@@ -249,7 +249,10 @@ pub fn normalise(caps: Vec<CapInfo>) -> Policy {
                     })
                 }
             },
-            Capability::Assert { id: aid, description } => {
+            Capability::Assert {
+                id: aid,
+                description,
+            } => {
                 // Last description wins, as in the reference.
                 let f = assertions.entry(aid.clone()).or_insert_with(|| AssertFact {
                     id: aid.clone(),
@@ -457,7 +460,10 @@ mod tests {
         let p = policy(&["fs:read:/workspace/**", "fs:write:/workspace/tmp/**"]);
         assert_eq!(
             fs(&p),
-            [("/workspace".into(), false, vec![0]), ("/workspace/tmp".into(), true, vec![1])]
+            [
+                ("/workspace".into(), false, vec![0]),
+                ("/workspace/tmp".into(), true, vec![1])
+            ]
         );
         assert!(p.widenings.is_empty());
     }
@@ -467,11 +473,20 @@ mod tests {
         let p = policy(&["fs:write:/w/**", "fs:read:/w/sub/**", "fs:read:/w-x"]);
         assert_eq!(
             fs(&p),
-            [("/w".into(), true, vec![0, 1]), ("/w-x".into(), false, vec![2])]
+            [
+                ("/w".into(), true, vec![0, 1]),
+                ("/w-x".into(), false, vec![2])
+            ]
         );
         assert_eq!(
             p.widenings,
-            [Widening { kind: Kind::Fs, fact: 0, granted: "read-write".into(), widened: vec![1], by: vec![0] }]
+            [Widening {
+                kind: Kind::Fs,
+                fact: 0,
+                granted: "read-write".into(),
+                widened: vec![1],
+                by: vec![0]
+            }]
         );
     }
 
@@ -479,7 +494,13 @@ mod tests {
     fn sibling_with_lower_byte_does_not_break_ancestry() {
         // "/a-b" sorts between "/a" and "/a/b" by plain bytes; segment order keeps /a/b under /a.
         let p = policy(&["fs:write:/a/**", "fs:read:/a-b/**", "fs:read:/a/b/**"]);
-        assert_eq!(fs(&p), [("/a".into(), true, vec![0, 2]), ("/a-b".into(), false, vec![1])]);
+        assert_eq!(
+            fs(&p),
+            [
+                ("/a".into(), true, vec![0, 2]),
+                ("/a-b".into(), false, vec![1])
+            ]
+        );
     }
 
     #[test]
@@ -496,8 +517,16 @@ mod tests {
 
     #[test]
     fn net_any_port_absorbs_specific_ports() {
-        let p = policy(&["net:connect:a.com:443", "net:connect:a.com", "net:connect:b.com:80"]);
-        let hosts: Vec<_> = p.net.iter().map(|n| (n.host.to_string(), n.port.map(Port::get))).collect();
+        let p = policy(&[
+            "net:connect:a.com:443",
+            "net:connect:a.com",
+            "net:connect:b.com:80",
+        ]);
+        let hosts: Vec<_> = p
+            .net
+            .iter()
+            .map(|n| (n.host.to_string(), n.port.map(Port::get)))
+            .collect();
         assert_eq!(hosts, [("a.com".into(), None), ("b.com".into(), Some(80))]);
         assert_eq!(p.widenings[0].widened, [0]);
     }
@@ -511,7 +540,11 @@ mod tests {
             "net:connect:\"fd00::1\":80",
             "net:connect:8.8.8.8:53",
         ]);
-        let private: Vec<_> = p.net.iter().map(|n| (n.host.to_string(), n.private)).collect();
+        let private: Vec<_> = p
+            .net
+            .iter()
+            .map(|n| (n.host.to_string(), n.private))
+            .collect();
         assert_eq!(
             private,
             [
@@ -533,7 +566,12 @@ mod tests {
 
     #[test]
     fn clock_tzdata_wins_and_last_assert_description_wins() {
-        let p = policy(&["clock:tzdata", "clock:system", "assert:a:one", "assert:a:two"]);
+        let p = policy(&[
+            "clock:tzdata",
+            "clock:system",
+            "assert:a:one",
+            "assert:a:two",
+        ]);
         assert_eq!(p.clock.unwrap().source, ClockSource::Tzdata);
         assert_eq!(p.assertions[0].description, "two");
     }

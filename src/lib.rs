@@ -7,12 +7,18 @@
 //! → [`artifact`]. [`compile`] runs the stages; [`assets`] holds the built-in
 //! rules and templates and overlays the operator's.
 
+// Diagnostics are returned by value on the cold path; boxing them everywhere
+// would only add noise.
+#![allow(clippy::result_large_err)]
+
 pub mod artifact;
 pub mod assets;
+pub mod batch;
 pub mod capability;
 pub mod compile;
 pub mod diag;
 pub mod escape;
+pub mod generate;
 pub mod ir;
 pub mod json;
 pub mod lower;

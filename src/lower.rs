@@ -138,7 +138,9 @@ pub fn fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
                     actions: f.actions.names(),
                     writable: f.actions.writable(),
                     full_write: f.actions.contains(
-                        FsActions::CREATE.union(FsActions::WRITE).union(FsActions::DELETE),
+                        FsActions::CREATE
+                            .union(FsActions::WRITE)
+                            .union(FsActions::DELETE),
                     ),
                 })
             }
@@ -236,10 +238,27 @@ pub fn fact_caps(policy: &Policy, fact: FactRef, rule: Option<&Rule>) -> Vec<Cap
                 }
                 match field.as_str() {
                     "nested" => caps.extend(&policy.nested),
-                    "tmp_bound" => caps.extend(policy.tmp_bind().map(|f| f.caps.clone()).unwrap_or_default()),
+                    "tmp_bound" => caps.extend(
+                        policy
+                            .tmp_bind()
+                            .map(|f| f.caps.clone())
+                            .unwrap_or_default(),
+                    ),
                     "net" => caps.extend(policy.net.iter().flat_map(|n| n.caps.iter())),
-                    "private_net" => caps.extend(policy.net.iter().filter(|n| n.private).flat_map(|n| n.caps.iter())),
-                    "public_net" => caps.extend(policy.net.iter().filter(|n| !n.private).flat_map(|n| n.caps.iter())),
+                    "private_net" => caps.extend(
+                        policy
+                            .net
+                            .iter()
+                            .filter(|n| n.private)
+                            .flat_map(|n| n.caps.iter()),
+                    ),
+                    "public_net" => caps.extend(
+                        policy
+                            .net
+                            .iter()
+                            .filter(|n| !n.private)
+                            .flat_map(|n| n.caps.iter()),
+                    ),
                     _ => {}
                 }
             }
@@ -253,7 +272,11 @@ pub fn fact_caps(policy: &Policy, fact: FactRef, rule: Option<&Rule>) -> Vec<Cap
             Kind::Exec => policy.exec[i].caps.clone(),
             Kind::Env => policy.env[i].caps.clone(),
             Kind::Ipc => policy.ipc[i].caps.clone(),
-            Kind::Clock => policy.clock.as_ref().map(|c| c.caps.clone()).unwrap_or_default(),
+            Kind::Clock => policy
+                .clock
+                .as_ref()
+                .map(|c| c.caps.clone())
+                .unwrap_or_default(),
             Kind::Assert => policy.assertions[i].caps.clone(),
         },
     }
@@ -290,7 +313,11 @@ fn matches(rule: &Rule, view: &serde_json::Value) -> bool {
 }
 
 /// Context values shared by every template of a compile.
-pub fn base_context(policy: &Policy, target: &Target, options: &BTreeMap<String, OptionValue>) -> Value {
+pub fn base_context(
+    policy: &Policy,
+    target: &Target,
+    options: &BTreeMap<String, OptionValue>,
+) -> Value {
     let special_v4: Vec<String> = SPECIAL_V4.iter().map(|(a, l)| format!("{a}/{l}")).collect();
     let special_v6: Vec<String> = SPECIAL_V6.iter().map(|(a, l)| format!("{a}/{l}")).collect();
     minijinja::context! {
@@ -392,12 +419,21 @@ mod tests {
     #[test]
     fn views_expose_exactly_the_documented_fields() {
         let caps = [
-            "fs:read:/a", "net:connect:a.com:1", "exec:spawn:x", "env:read:X",
-            "ipc:connect:x11", "clock:system", "assert:a",
+            "fs:read:/a",
+            "net:connect:a.com:1",
+            "exec:spawn:x",
+            "env:read:X",
+            "ipc:connect:x11",
+            "clock:system",
+            "assert:a",
         ];
         let policy = normalise(
             caps.iter()
-                .map(|c| CapInfo { tool: None, index: 0, capability: parse_capability(c).unwrap() })
+                .map(|c| CapInfo {
+                    tool: None,
+                    index: 0,
+                    capability: parse_capability(c).unwrap(),
+                })
                 .collect(),
         );
         for fact in facts(&policy) {
@@ -406,7 +442,12 @@ mod tests {
                 FactRef::Fact(k, _) => FactKind::Of(k),
             };
             let view = fact_json(&policy, fact);
-            let keys: Vec<&str> = view.as_object().unwrap().keys().map(String::as_str).collect();
+            let keys: Vec<&str> = view
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
             assert_eq!(keys, kind.fields(), "{fact:?}");
         }
     }

@@ -40,7 +40,11 @@ pub struct Manifest {
 impl Manifest {
     /// The reference-compatible `sha256:` hash of the manifest's projection (SPEC §6).
     pub fn hash(&self) -> String {
-        let server: Vec<String> = self.server_capabilities.iter().map(|c| c.text.clone()).collect();
+        let server: Vec<String> = self
+            .server_capabilities
+            .iter()
+            .map(|c| c.text.clone())
+            .collect();
         let caps: Vec<Vec<String>> = self
             .tools
             .iter()
@@ -96,10 +100,17 @@ pub fn load(source: &Source, bytes: &[u8]) -> Result<Manifest, Vec<Diagnostic>> 
         )]);
     }
     let root = json::parse(bytes).map_err(|e| {
-        vec![Diagnostic::new(Code::InputJson, format!("failed to parse manifest: {}", e.message))
-            .at(source.location(e.offset))]
+        vec![Diagnostic::new(
+            Code::InputJson,
+            format!("failed to parse manifest: {}", e.message),
+        )
+        .at(source.location(e.offset))]
     })?;
-    Shape { source, errors: Vec::new() }.manifest(&root)
+    Shape {
+        source,
+        errors: Vec::new(),
+    }
+    .manifest(&root)
 }
 
 struct Shape<'s> {
@@ -146,7 +157,11 @@ impl Shape<'_> {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => {
                 let offset = node.map_or(at, |n| n.span.start);
-                self.error(Code::ManifestShape, offset, format!("{what} must be a non-empty string"));
+                self.error(
+                    Code::ManifestShape,
+                    offset,
+                    format!("{what} must be a non-empty string"),
+                );
                 String::new()
             }
         }
@@ -172,7 +187,11 @@ impl Shape<'_> {
 
     fn manifest(mut self, root: &Node) -> Result<Manifest, Vec<Diagnostic>> {
         let Value::Object(members) = &root.value else {
-            self.error(Code::ManifestShape, root.span.start, "manifest must be an object".to_owned());
+            self.error(
+                Code::ManifestShape,
+                root.span.start,
+                "manifest must be an object".to_owned(),
+            );
             return Err(self.errors);
         };
         let at = root.span.start;
@@ -209,15 +228,24 @@ impl Shape<'_> {
             Some(Value::Array(items)) => Some(items),
             _ => {
                 let offset = tools_node.map_or(at, |n| n.span.start);
-                self.error(Code::ManifestShape, offset, "manifest.tools must be an array".to_owned());
+                self.error(
+                    Code::ManifestShape,
+                    offset,
+                    "manifest.tools must be an array".to_owned(),
+                );
                 None
             }
         };
 
         let server_capabilities = match self.get(members, "serverCapabilities", "manifest") {
             None => Vec::new(),
-            Some(Node { value: Value::Null, .. }) => Vec::new(),
-            Some(Node { value: Value::Array(items), .. }) => self.strings(items, "serverCapabilities"),
+            Some(Node {
+                value: Value::Null, ..
+            }) => Vec::new(),
+            Some(Node {
+                value: Value::Array(items),
+                ..
+            }) => self.strings(items, "serverCapabilities"),
             Some(n) => {
                 let message = if truthy(&n.value) {
                     "manifest.serverCapabilities must be an array".to_owned()
@@ -235,16 +263,21 @@ impl Shape<'_> {
         let mut tools = Vec::new();
         for (i, item) in tool_items.into_iter().flatten().enumerate() {
             let Value::Object(tm) = &item.value else {
-                self.error(Code::ManifestShape, item.span.start, format!("tools[{i}] must be an object"));
+                self.error(
+                    Code::ManifestShape,
+                    item.span.start,
+                    format!("tools[{i}] must be an object"),
+                );
                 continue;
             };
             let what = format!("tools[{i}]");
             let n = self.get(tm, "name", &what);
             let tool_name = self.nonempty_string(n, item.span.start, format!("tools[{i}].name"));
             let caps = match self.get(tm, "capabilities", &what) {
-                Some(Node { value: Value::Array(items), .. }) => {
-                    self.strings(items, &format!("tools[{i}].capabilities"))
-                }
+                Some(Node {
+                    value: Value::Array(items),
+                    ..
+                }) => self.strings(items, &format!("tools[{i}].capabilities")),
                 other => {
                     let offset = other.map_or(item.span.start, |n| n.span.start);
                     self.error(
@@ -321,8 +354,10 @@ mod tests {
     #[test]
     fn falsy_server_capabilities_is_a_shape_error() {
         for v in ["\"\"", "0", "false"] {
-            let errs = check(&format!(r#"{{"name":"s","version":"1","tools":[],"serverCapabilities":{v}}}"#))
-                .unwrap_err();
+            let errs = check(&format!(
+                r#"{{"name":"s","version":"1","tools":[],"serverCapabilities":{v}}}"#
+            ))
+            .unwrap_err();
             assert_eq!(errs[0].0, Code::ManifestShape, "{v}");
         }
         check(r#"{"name":"s","version":"1","tools":[],"serverCapabilities":null}"#).unwrap();
@@ -333,7 +368,10 @@ mod tests {
         let errs = check(r#"{"grammar":"1.0","tools":0}"#).unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].0, Code::GrammarVersionMismatch);
-        assert_eq!(errs[0].1, "manifest declares grammar \"1.0\" but compiler is at \"0.0\"");
+        assert_eq!(
+            errs[0].1,
+            "manifest declares grammar \"1.0\" but compiler is at \"0.0\""
+        );
         let errs = check(r#"{"grammar":null,"name":"s","version":"1","tools":[]}"#).unwrap_err();
         assert_eq!(errs[0].0, Code::ManifestShape);
     }

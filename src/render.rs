@@ -72,7 +72,12 @@ impl Renderer {
             loader_assets
                 .template(name)
                 .map(|t| t.map(|(text, _)| text))
-                .map_err(|e| Error::new(ErrorKind::TemplateNotFound, format!("cannot read {name}: {e}")))
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::TemplateNotFound,
+                        format!("cannot read {name}: {e}"),
+                    )
+                })
         });
 
         let mut errors = Vec::new();
@@ -92,7 +97,12 @@ impl Renderer {
                         errors.push(
                             Diagnostic::new(
                                 Code::TemplateInvalid,
-                                format!("{} in the note or reason of rule `{}`: {}", e.kind(), rule.id, e.detail().unwrap_or_default()),
+                                format!(
+                                    "{} in the note or reason of rule `{}`: {}",
+                                    e.kind(),
+                                    rule.id,
+                                    e.detail().unwrap_or_default()
+                                ),
                             )
                             .at(at.clone()),
                         );
@@ -169,7 +179,11 @@ impl Renderer {
     /// Renders the entry template with the fragments placed by slot, and
     /// splits the result into output elements, each with the fragment it came
     /// from (`None`: the entry template's own text).
-    pub fn main(&self, ctx: Value, fragments: &[String]) -> Result<Vec<(String, Option<usize>)>, Diagnostic> {
+    pub fn main(
+        &self,
+        ctx: Value,
+        fragments: &[String],
+    ) -> Result<Vec<(String, Option<usize>)>, Diagnostic> {
         let out = self.render(&self.main, &ctx)?;
         let lines = split(&out, fragments.len()).map_err(|problem| {
             let (file, _) = self.display(&self.main);
@@ -208,7 +222,11 @@ impl Renderer {
         let name = e.name().unwrap_or(&self.main);
         let mut message = format!("{}", e.kind());
         if !detail.is_empty() {
-            let _ = write!(message, ": {}", detail.strip_prefix(UNSAFE).unwrap_or(detail));
+            let _ = write!(
+                message,
+                ": {}",
+                detail.strip_prefix(UNSAFE).unwrap_or(detail)
+            );
         }
         let location = match self.inline.iter().find(|(n, _)| n == name) {
             // A note or reason template written inline in a rules file.
@@ -216,7 +234,9 @@ impl Renderer {
             None => {
                 let (file, text) = self.display(name);
                 let (line, column) = match (e.range(), text) {
-                    (Some(r), Some(text)) => crate::json::LineIndex::new(text.as_str()).line_col(r.start),
+                    (Some(r), Some(text)) => {
+                        crate::json::LineIndex::new(text.as_str()).line_col(r.start)
+                    }
                     _ => (e.line().unwrap_or(1), 1),
                 };
                 Location { file, line, column }
@@ -272,16 +292,26 @@ fn format_value(
 /// `{{ list | join_tokens(", ") }}`: escapes every item for the template's
 /// format, then joins them. The built-in `join` would produce one string whose
 /// separators the escaper must refuse; this filter checks the items instead.
-fn join_tokens(state: &minijinja::State<'_, '_>, items: Value, sep: Option<String>) -> Result<Value, Error> {
+fn join_tokens(
+    state: &minijinja::State<'_, '_>,
+    items: Value,
+    sep: Option<String>,
+) -> Result<Value, Error> {
     let escaper = Escaper::for_template(state.name());
     let mut out = String::new();
     for (i, item) in items.try_iter()?.enumerate() {
         if !matches!(item.kind(), ValueKind::String | ValueKind::Number) {
-            return Err(Error::new(ErrorKind::InvalidOperation, "join_tokens joins strings and numbers"));
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "join_tokens joins strings and numbers",
+            ));
         }
         let text = item.to_string();
         escaper.check(&text).map_err(|r| {
-            Error::new(ErrorKind::InvalidOperation, format!("{UNSAFE}{} {}", crate::diag::quote(&text), r.0))
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("{UNSAFE}{} {}", crate::diag::quote(&text), r.0),
+            )
         })?;
         if i > 0 {
             out.push_str(sep.as_deref().unwrap_or(" "));
@@ -381,7 +411,9 @@ mod tests {
 
     #[test]
     fn split_detects_dropped_duplicated_and_altered_fragments() {
-        assert!(split(&m(0, "a\n"), 2).unwrap_err().contains("dropped 1 and duplicated 0"));
+        assert!(split(&m(0, "a\n"), 2)
+            .unwrap_err()
+            .contains("dropped 1 and duplicated 0"));
         assert!(split(&format!("{}{}", m(0, "a\n"), m(0, "a\n")), 1)
             .unwrap_err()
             .contains("duplicated 1"));

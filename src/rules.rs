@@ -56,7 +56,9 @@ pub enum ArtifactKind {
 }
 
 /// How faithfully a rule enforces the fact it lowers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// Exactly what was declared.
@@ -98,10 +100,25 @@ impl FactKind {
     /// The fields a `when` clause (and a template, as `fact.<field>`) can use.
     pub fn fields(self) -> &'static [&'static str] {
         match self {
-            FactKind::Baseline => &["nested", "tmp_bound", "net", "net_count", "private_net", "public_net"],
+            FactKind::Baseline => &[
+                "nested",
+                "tmp_bound",
+                "net",
+                "net_count",
+                "private_net",
+                "public_net",
+            ],
             FactKind::Of(Kind::Fs) => &["path", "glob", "actions", "writable", "full_write"],
             FactKind::Of(Kind::Net) => &[
-                "host", "host_kind", "domain", "ip", "port", "any_port", "private", "block_private", "index",
+                "host",
+                "host_kind",
+                "domain",
+                "ip",
+                "port",
+                "any_port",
+                "private",
+                "block_private",
+                "index",
             ],
             FactKind::Of(Kind::Exec) => &["binary", "nested"],
             FactKind::Of(Kind::Env) => &["name", "action"],
@@ -196,11 +213,15 @@ impl TargetOption {
     /// Parses and range-checks a `--set` value; the error says what is accepted.
     pub fn parse(&self, text: &str) -> Result<OptionValue, String> {
         let v = OptionValue::parse(self.ty, text).ok_or_else(|| {
-            format!("option \"{}\" expects {}", self.name, match self.ty {
-                OptionType::String => "a string",
-                OptionType::Integer => "an integer",
-                OptionType::Boolean => "true or false",
-            })
+            format!(
+                "option \"{}\" expects {}",
+                self.name,
+                match self.ty {
+                    OptionType::String => "a string",
+                    OptionType::Integer => "an integer",
+                    OptionType::Boolean => "true or false",
+                }
+            )
         })?;
         if let OptionValue::Integer(i) = v {
             if self.min.is_some_and(|m| i < m) || self.max.is_some_and(|m| i > m) {
@@ -310,10 +331,16 @@ impl Target {
                 .target_names()
                 .map(|n| n.into_iter().collect::<Vec<_>>().join(", "))
                 .unwrap_or_default();
-            vec![Diagnostic::new(Code::TargetUnknown, format!("unknown target \"{name}\""))
-                .with_help(format!("known targets: {known}"))]
+            vec![
+                Diagnostic::new(Code::TargetUnknown, format!("unknown target \"{name}\""))
+                    .with_help(format!("known targets: {known}")),
+            ]
         };
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
             return Err(unknown());
         }
         let source = match assets.rules(name) {
@@ -353,7 +380,12 @@ impl Target {
     }
 }
 
-fn parse_target(name: &str, display: &str, text: &str, builtin: bool) -> Result<Target, Vec<Diagnostic>> {
+fn parse_target(
+    name: &str,
+    display: &str,
+    text: &str,
+    builtin: bool,
+) -> Result<Target, Vec<Diagnostic>> {
     let lines = LineIndex::new(text);
     let loc = |offset: usize| {
         let (line, column) = lines.line_col(offset);
@@ -378,7 +410,10 @@ fn parse_target(name: &str, display: &str, text: &str, builtin: bool) -> Result<
 
     let format = raw.target.format;
     if raw.target.artifact == ArtifactKind::Config && raw.target.filename.is_none() {
-        err(0, "[target] of a config artifact needs `filename`".to_owned());
+        err(
+            0,
+            "[target] of a config artifact needs `filename`".to_owned(),
+        );
     }
     let template_name = |file: &str| format!("{name}/{file}");
     let suffix = format!(".{}.j2", format.as_str());
@@ -387,14 +422,24 @@ fn parse_target(name: &str, display: &str, text: &str, builtin: bool) -> Result<
     for (oname, spanned) in &raw.options {
         let offset = spanned.span().start;
         let o = spanned.get_ref();
-        if oname.is_empty() || !oname.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-            err(offset, format!("option name `{oname}` must be lower_snake_case"));
+        if oname.is_empty()
+            || !oname
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            err(
+                offset,
+                format!("option name `{oname}` must be lower_snake_case"),
+            );
             continue;
         }
         match OptionValue::from_toml(o.ty, &o.default) {
             Some(default) => {
                 if (o.min.is_some() || o.max.is_some()) && o.ty != OptionType::Integer {
-                    err(offset, format!("option `{oname}`: min and max apply to integer options"));
+                    err(
+                        offset,
+                        format!("option `{oname}`: min and max apply to integer options"),
+                    );
                 }
                 let option = TargetOption {
                     name: oname.clone(),
@@ -409,7 +454,10 @@ fn parse_target(name: &str, display: &str, text: &str, builtin: bool) -> Result<
                 }
                 options.push(option);
             }
-            None => err(offset, format!("default of option `{oname}` does not match its type")),
+            None => err(
+                offset,
+                format!("default of option `{oname}` does not match its type"),
+            ),
         }
     }
 
@@ -419,8 +467,19 @@ fn parse_target(name: &str, display: &str, text: &str, builtin: bool) -> Result<
         let offset = spanned.span().start;
         let r = spanned.get_ref();
         let line = lines.line_col(offset).0;
-        if r.id.is_empty() || !r.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
-            err(offset, format!("rule id `{}` must be non-empty and use letters, digits, `.`, `_`, `-`", r.id));
+        if r.id.is_empty()
+            || !r
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            err(
+                offset,
+                format!(
+                    "rule id `{}` must be non-empty and use letters, digits, `.`, `_`, `-`",
+                    r.id
+                ),
+            );
         }
         if !ids.insert(r.id.clone()) {
             err(offset, format!("rule id `{}` is defined twice", r.id));
@@ -431,16 +490,21 @@ fn parse_target(name: &str, display: &str, text: &str, builtin: bool) -> Result<
         let mut when = Vec::new();
         for (field, value) in &r.when {
             if !r.fact.fields().contains(&field.as_str()) {
-                err(offset, format!(
-                    "rule `{}`: `when.{field}` is not a field of {} facts (fields: {})",
-                    r.id,
-                    r.fact.as_str(),
-                    r.fact.fields().join(", ")
-                ));
+                err(
+                    offset,
+                    format!(
+                        "rule `{}`: `when.{field}` is not a field of {} facts (fields: {})",
+                        r.id,
+                        r.fact.as_str(),
+                        r.fact.fields().join(", ")
+                    ),
+                );
                 continue;
             }
             let values = match value {
-                toml::Value::Array(items) => items.iter().map(when_value).collect::<Option<Vec<_>>>(),
+                toml::Value::Array(items) => {
+                    items.iter().map(when_value).collect::<Option<Vec<_>>>()
+                }
                 v => when_value(v).map(|v| vec![v]),
             };
             match values {
@@ -454,7 +518,10 @@ fn parse_target(name: &str, display: &str, text: &str, builtin: bool) -> Result<
             _ => {}
         }
         if r.template.is_some() != r.slot.is_some() {
-            err(offset, format!("rule `{}`: `template` and `slot` go together", r.id));
+            err(
+                offset,
+                format!("rule `{}`: `template` and `slot` go together", r.id),
+            );
         }
         if let Some(t) = &r.template {
             if !t.ends_with(&suffix) || t.contains('/') || t.starts_with('.') {
@@ -462,18 +529,30 @@ fn parse_target(name: &str, display: &str, text: &str, builtin: bool) -> Result<
             }
         }
         if let Some(s) = &r.slot {
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-                err(offset, format!("rule `{}`: slot `{s}` must be lower_snake_case", r.id));
+            if s.is_empty()
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                err(
+                    offset,
+                    format!("rule `{}`: slot `{s}` must be lower_snake_case", r.id),
+                );
             }
         }
         match (r.verdict, &r.reason) {
-            (Some(Verdict::Unenforceable), None) => err(offset, format!("rule `{}`: an unenforceable verdict needs a `reason`", r.id)),
-            (Some(Verdict::Unenforceable), Some(_)) if r.template.is_some() => {
-                err(offset, format!("rule `{}`: an unenforceable rule cannot emit output", r.id))
-            }
-            (v, Some(_)) if v != Some(Verdict::Unenforceable) => {
-                err(offset, format!("rule `{}`: `reason` is only for unenforceable rules", r.id))
-            }
+            (Some(Verdict::Unenforceable), None) => err(
+                offset,
+                format!("rule `{}`: an unenforceable verdict needs a `reason`", r.id),
+            ),
+            (Some(Verdict::Unenforceable), Some(_)) if r.template.is_some() => err(
+                offset,
+                format!("rule `{}`: an unenforceable rule cannot emit output", r.id),
+            ),
+            (v, Some(_)) if v != Some(Verdict::Unenforceable) => err(
+                offset,
+                format!("rule `{}`: `reason` is only for unenforceable rules", r.id),
+            ),
             _ => {}
         }
         rules.push(Rule {
@@ -561,7 +640,9 @@ mod tests {
 
     #[test]
     fn bad_fact_kind_is_a_located_error() {
-        let e = errors(&format!("{HEAD}[[rule]]\nid = \"a\"\ndoc = \"d\"\nfact = \"disk\"\n"));
+        let e = errors(&format!(
+            "{HEAD}[[rule]]\nid = \"a\"\ndoc = \"d\"\nfact = \"disk\"\n"
+        ));
         assert!(e[0].contains("unknown fact `disk`"), "{e:?}");
     }
 }

@@ -21,22 +21,30 @@ fn snapshot(path: &Path, target: &str) {
 
 #[test]
 fn bwrap() {
-    insta::glob!("../fixtures", "{manifests,injection}/*.json", |p| snapshot(p, "bwrap"));
+    insta::glob!("../fixtures", "{manifests,injection}/*.json", |p| snapshot(
+        p, "bwrap"
+    ));
 }
 
 #[test]
 fn docker() {
-    insta::glob!("../fixtures", "{manifests,injection}/*.json", |p| snapshot(p, "docker"));
+    insta::glob!("../fixtures", "{manifests,injection}/*.json", |p| snapshot(
+        p, "docker"
+    ));
 }
 
 #[test]
 fn squid() {
-    insta::glob!("../fixtures", "{manifests,injection}/*.json", |p| snapshot(p, "squid"));
+    insta::glob!("../fixtures", "{manifests,injection}/*.json", |p| snapshot(
+        p, "squid"
+    ));
 }
 
 #[test]
 fn nftables() {
-    insta::glob!("../fixtures", "{manifests,injection}/*.json", |p| snapshot(p, "nftables"));
+    insta::glob!("../fixtures", "{manifests,injection}/*.json", |p| snapshot(
+        p, "nftables"
+    ));
 }
 
 /// Invalid manifests: every diagnostic, as a user sees it.

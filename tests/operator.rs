@@ -41,7 +41,12 @@ fn manifests() -> Vec<PathBuf> {
     v
 }
 
-fn compile_with(assets: &Assets, target: &str, path: &Path, permissive: bool) -> Result<String, String> {
+fn compile_with(
+    assets: &Assets,
+    target: &str,
+    path: &Path,
+    permissive: bool,
+) -> Result<String, String> {
     let compiler = Compiler::new(assets, target).map_err(|d| common::render_errors(&d))?;
     compiler
         .compile(
@@ -79,7 +84,11 @@ fn ejected_copy_compiles_the_same_policy() {
             dir.0.join(format!("rules/{copy}.toml")),
         )
         .unwrap();
-        fs::rename(dir.0.join(format!("templates/{target}")), dir.0.join(format!("templates/{copy}"))).unwrap();
+        fs::rename(
+            dir.0.join(format!("templates/{target}")),
+            dir.0.join(format!("templates/{copy}")),
+        )
+        .unwrap();
         for m in manifests() {
             let builtin = compile_with(&Assets::default(), target, &m, true).unwrap();
             let mine = compile_with(&assets(&dir.0), &copy, &m, true).unwrap();
@@ -111,7 +120,12 @@ fn a_changed_operator_template_changes_the_output() {
     let builtin = compile_with(&Assets::default(), "bwrap", &m, false).unwrap();
     let changed = compile_with(&overlay, "bwrap", &m, false).unwrap();
     assert!(!builtin.contains("--chmod"));
-    assert!(changed.contains("\"--tmpfs\",\n    \"/tmp\",\n    \"--chmod\",\n    \"1700\",\n    \"/tmp\","), "{changed}");
+    assert!(
+        changed.contains(
+            "\"--tmpfs\",\n    \"/tmp\",\n    \"--chmod\",\n    \"1700\",\n    \"/tmp\","
+        ),
+        "{changed}"
+    );
 }
 
 /// The data-only OCI target: compiles real manifests with no Rust change.
@@ -137,7 +151,10 @@ fn data_only_oci_target() {
             .unwrap_or_else(|e| panic!("{}: config.json is not JSON: {e}", p.display()));
         assert_eq!(config["process"]["noNewPrivileges"], true);
         assert_eq!(config["root"]["readonly"], true);
-        assert_eq!(config["process"]["capabilities"]["bounding"], serde_json::json!([]));
+        assert_eq!(
+            config["process"]["capabilities"]["bounding"],
+            serde_json::json!([])
+        );
         insta::with_settings!({
             info => &common::display(p),
             omit_expression => true,
@@ -154,26 +171,100 @@ fn broken_operator_files_give_located_errors() {
     let m = common::root().join("fixtures/manifests/github.json");
     type Break = fn(&Path);
     let cases: &[(&str, &str, Break)] = &[
-        ("toml-syntax", "bwrap", |d| write(d, "rules/bwrap.toml", "[target\n")),
-        ("unknown-field", "bwrap", |d| edit(d, "rules/bwrap.toml", "fact = \"baseline\"\nslot = \"sandbox\"\ntemplate = \"namespaces.argv.j2\"", "fact = \"baseline\"\nslot = \"sandbox\"\ntemplat = \"namespaces.argv.j2\"")),
-        ("unknown-template", "bwrap", |d| edit(d, "rules/bwrap.toml", "template = \"cap-drop.argv.j2\"", "template = \"cap-dorp.argv.j2\"")),
-        ("template-syntax", "bwrap", |d| write(d, "templates/bwrap/tmpfs.argv.j2", "--tmpfs\n{% if %}\n")),
-        ("undefined-variable", "bwrap", |d| write(d, "templates/bwrap/tmpfs.argv.j2", "--tmpfs\n{{ options.tmp_dir }}\n")),
-        ("dropped-fragment", "bwrap", |d| write(d, "templates/bwrap/main.argv.j2", "{% for slot in [\"sandbox\", \"clock\", \"fs\", \"ipc\"] %}{% for f in slots[slot] %}{{ f }}{% endfor %}{% endfor %}\n")),
-        ("duplicated-fragment", "squid", |d| write(d, "templates/squid/main.squid.j2", "{% for slot in [\"header\", \"private\", \"deny_special\", \"allow\", \"footer\", \"footer\"] %}{% for f in slots[slot] %}{{ f }}{% endfor %}{% endfor %}\n")),
-        ("safe-filter-removed", "squid", |d| write(d, "templates/squid/allow-name.squid.j2", "acl x dstdomain {{ fact.domain | safe }}\n")),
-        ("autoescape-off-ignored", "squid", |d| write(d, "templates/squid/header.squid.j2", "{% autoescape false %}{{ \"x\\nhttp_access allow all\" }}{% endautoescape %}\n")),
-        ("note-template-syntax", "bwrap", |d| edit(d, "rules/bwrap.toml", "note = \"exec: {{ fact.binary }}", "note = \"exec: {{ fact.binary")),
-        ("when-unknown-field", "nftables", |d| edit(d, "rules/nftables.toml", "when = { private = true }", "when = { privat = true }")),
-        ("bad-verdict", "docker", |d| edit(d, "rules/docker.toml", "verdict = \"host-enforced\"", "verdict = \"mostly\"")),
-        ("fragment-in-wrong-format", "squid", |d| edit(d, "rules/squid.toml", "template = \"deny-all.squid.j2\"", "template = \"deny-all.nft.j2\"")),
+        ("toml-syntax", "bwrap", |d| {
+            write(d, "rules/bwrap.toml", "[target\n")
+        }),
+        ("unknown-field", "bwrap", |d| {
+            edit(
+                d,
+                "rules/bwrap.toml",
+                "fact = \"baseline\"\nslot = \"sandbox\"\ntemplate = \"namespaces.argv.j2\"",
+                "fact = \"baseline\"\nslot = \"sandbox\"\ntemplat = \"namespaces.argv.j2\"",
+            )
+        }),
+        ("unknown-template", "bwrap", |d| {
+            edit(
+                d,
+                "rules/bwrap.toml",
+                "template = \"cap-drop.argv.j2\"",
+                "template = \"cap-dorp.argv.j2\"",
+            )
+        }),
+        ("template-syntax", "bwrap", |d| {
+            write(d, "templates/bwrap/tmpfs.argv.j2", "--tmpfs\n{% if %}\n")
+        }),
+        ("undefined-variable", "bwrap", |d| {
+            write(
+                d,
+                "templates/bwrap/tmpfs.argv.j2",
+                "--tmpfs\n{{ options.tmp_dir }}\n",
+            )
+        }),
+        ("dropped-fragment", "bwrap", |d| {
+            write(d, "templates/bwrap/main.argv.j2", "{% for slot in [\"sandbox\", \"clock\", \"fs\", \"ipc\"] %}{% for f in slots[slot] %}{{ f }}{% endfor %}{% endfor %}\n")
+        }),
+        ("duplicated-fragment", "squid", |d| {
+            write(d, "templates/squid/main.squid.j2", "{% for slot in [\"header\", \"private\", \"deny_special\", \"allow\", \"footer\", \"footer\"] %}{% for f in slots[slot] %}{{ f }}{% endfor %}{% endfor %}\n")
+        }),
+        ("safe-filter-removed", "squid", |d| {
+            write(
+                d,
+                "templates/squid/allow-name.squid.j2",
+                "acl x dstdomain {{ fact.domain | safe }}\n",
+            )
+        }),
+        ("autoescape-off-ignored", "squid", |d| {
+            write(
+                d,
+                "templates/squid/header.squid.j2",
+                "{% autoescape false %}{{ \"x\\nhttp_access allow all\" }}{% endautoescape %}\n",
+            )
+        }),
+        ("note-template-syntax", "bwrap", |d| {
+            edit(
+                d,
+                "rules/bwrap.toml",
+                "note = \"exec: {{ fact.binary }}",
+                "note = \"exec: {{ fact.binary",
+            )
+        }),
+        ("when-unknown-field", "nftables", |d| {
+            edit(
+                d,
+                "rules/nftables.toml",
+                "when = { private = true }",
+                "when = { privat = true }",
+            )
+        }),
+        ("bad-verdict", "docker", |d| {
+            edit(
+                d,
+                "rules/docker.toml",
+                "verdict = \"host-enforced\"",
+                "verdict = \"mostly\"",
+            )
+        }),
+        ("fragment-in-wrong-format", "squid", |d| {
+            edit(
+                d,
+                "rules/squid.toml",
+                "template = \"deny-all.squid.j2\"",
+                "template = \"deny-all.nft.j2\"",
+            )
+        }),
     ];
     let mut report = String::new();
     for (name, target, breaker) in cases {
         let dir = ejected(name);
         breaker(&dir.0);
         let out = Command::new(env!("CARGO_BIN_EXE_capgate"))
-            .args(["compile", m.to_str().unwrap(), "--permissive", "--target", target])
+            .args([
+                "compile",
+                m.to_str().unwrap(),
+                "--permissive",
+                "--target",
+                target,
+            ])
             .arg("--rules")
             .arg(dir.0.join("rules"))
             .arg("--templates")
@@ -182,11 +273,17 @@ fn broken_operator_files_give_located_errors() {
             .unwrap();
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert_eq!(out.status.code(), Some(4), "{name}: {stderr}");
-        assert!(out.stdout.is_empty(), "{name}: stdout must be empty on failure");
+        assert!(
+            out.stdout.is_empty(),
+            "{name}: stdout must be empty on failure"
+        );
         assert!(stderr.starts_with("capgate: "), "{name}: {stderr}");
         assert!(stderr.contains("  --> "), "{name}: no location in {stderr}");
         let dir_text = dir.0.display().to_string();
-        report.push_str(&format!("== {name}\n{}\n", stderr.replace(&dir_text, "$OPERATOR")));
+        report.push_str(&format!(
+            "== {name}\n{}\n",
+            stderr.replace(&dir_text, "$OPERATOR")
+        ));
     }
     insta::assert_snapshot!(report);
 }
@@ -221,13 +318,33 @@ fn init_refuses_to_overwrite_and_targets_lists_operator_targets() {
     assert!(run(&["init", "--eject", d, "--force"]).status.success());
 
     let operator = common::root().join("fixtures/operator/rules");
-    let listed = run(&["targets", "--rules", operator.to_str().unwrap(), "--templates", common::root().join("fixtures/operator/templates").to_str().unwrap(), "--format", "json"]);
+    let listed = run(&[
+        "targets",
+        "--rules",
+        operator.to_str().unwrap(),
+        "--templates",
+        common::root()
+            .join("fixtures/operator/templates")
+            .to_str()
+            .unwrap(),
+        "--format",
+        "json",
+    ]);
     assert!(listed.status.success());
     let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-    let names: Vec<&str> = list.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["bwrap", "docker", "nftables", "oci", "squid"]);
     let oci = &list[3];
     assert_eq!(oci["builtin"], false);
     assert_eq!(oci["format"], "json");
-    assert!(oci["options"].as_array().unwrap().iter().any(|o| o["name"] == "rootfs" && o["default"] == "rootfs"));
+    assert!(oci["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["name"] == "rootfs" && o["default"] == "rootfs"));
 }

@@ -32,7 +32,12 @@ fn rule_ids_are_unique_prefixed_and_documented() {
     for t in builtin_targets() {
         for r in &t.rules {
             assert!(seen.insert(r.id.clone()), "duplicate rule id {}", r.id);
-            assert!(r.id.starts_with(&format!("{}.", t.name)), "{} in {}", r.id, t.name);
+            assert!(
+                r.id.starts_with(&format!("{}.", t.name)),
+                "{} in {}",
+                r.id,
+                t.name
+            );
             assert!(r.doc.len() > 20, "rule {} needs a real doc", r.id);
         }
     }
@@ -66,13 +71,26 @@ fn every_template_file_is_used_and_every_rule_fires_on_some_fixture() {
         let mut fired = vec![false; t.rules.len()];
         for m in &manifests {
             let out = compiler
-                .compile("m.json", &fs::read(m).unwrap(), &Settings { permissive: true, set: vec![] })
+                .compile(
+                    "m.json",
+                    &fs::read(m).unwrap(),
+                    &Settings {
+                        permissive: true,
+                        set: vec![],
+                    },
+                )
                 .unwrap();
             for (f, seen) in fired.iter_mut().zip(&out.trace.lowered.fired) {
                 *f |= seen;
             }
         }
-        let never: Vec<&str> = t.rules.iter().zip(&fired).filter(|(_, f)| !**f).map(|(r, _)| r.id.as_str()).collect();
+        let never: Vec<&str> = t
+            .rules
+            .iter()
+            .zip(&fired)
+            .filter(|(_, f)| !**f)
+            .map(|(r, _)| r.id.as_str())
+            .collect();
         assert!(never.is_empty(), "rules no fixture exercises: {never:?}");
     }
 }
@@ -95,8 +113,12 @@ fn embedded_trees_match_the_files_on_disk() {
         }
     }
     disk.sort();
-    let embedded: Vec<(String, Vec<u8>)> = embedded.into_iter().map(|(p, c)| (p, c.to_vec())).collect();
-    assert_eq!(embedded, disk, "rebuild: the embedded rules/templates are stale");
+    let embedded: Vec<(String, Vec<u8>)> =
+        embedded.into_iter().map(|(p, c)| (p, c.to_vec())).collect();
+    assert_eq!(
+        embedded, disk,
+        "rebuild: the embedded rules/templates are stale"
+    );
 }
 
 /// Every error code is exercised by a snapshot (fixtures/errors, operator
@@ -110,10 +132,19 @@ fn every_error_code_is_covered() {
     // Codes raised by the CLI or by size limits, covered by the named tests.
     let elsewhere = [
         (Code::InputUnreadable, "tests/cli.rs: missing file exits 3"),
-        (Code::ManifestTooLarge, "src/manifest.rs and tests/robustness.rs: size limits"),
+        (
+            Code::ManifestTooLarge,
+            "src/manifest.rs and tests/robustness.rs: size limits",
+        ),
         (Code::TargetUnknown, "tests/cli.rs: unknown target exits 2"),
-        (Code::OptionInvalid, "tests/cli.rs: unknown --set option exits 2"),
-        (Code::TemplateUnsafeValue, "tests/operator.rs autoescape-off-ignored, src/render.rs"),
+        (
+            Code::OptionInvalid,
+            "tests/cli.rs: unknown --set option exits 2",
+        ),
+        (
+            Code::TemplateUnsafeValue,
+            "tests/operator.rs autoescape-off-ignored, src/render.rs",
+        ),
     ];
     for code in Code::ALL {
         let covered = text.contains(&format!("capgate: {}:", code.as_str()))
