@@ -18,7 +18,7 @@ use crate::diag::{exit, Code, Diagnostic};
 #[derive(Debug, Parser)]
 #[command(name = "capgate", version, about, long_about = None)]
 #[command(after_help = "Examples:
-  capgate compile fixtures/manifests/github.json --target nftables --pretty
+  capgate compile fixtures/manifests/github-api.json --target nftables --pretty
   cat manifest.json | capgate compile - --target bwrap
   capgate compile manifest.json --target docker --set network=egress-net
   capgate compile manifest.json --target egress --egress-target squid --permissive")]
@@ -32,7 +32,7 @@ pub enum Command {
     /// Compile a manifest into a sandbox policy (JSON on stdout).
     #[command(after_help = "Examples:
   capgate compile fixtures/manifests/github.json --target bwrap --pretty
-  capgate compile fixtures/manifests/github.json --target nftables --pretty
+  capgate compile fixtures/manifests/github-api.json --target nftables --pretty
   capgate compile - --target squid --set listen=0.0.0.0:3128 < manifest.json")]
     Compile(CompileArgs),
     /// Show why each output element is there and what happened to each capability.
