@@ -1,0 +1,799 @@
+//! Checks shared by the hostile-input tests (`tests/injection.rs`,
+//! `tests/properties.rs`, `tests/fuzz.rs` and the cargo-fuzz targets):
+//! what a manifest declared, and whether a compiled policy stays within it
+//! and keeps the structure of its output format.
+//!
+//! The checkers parse the outputs themselves (argv by option arity, squid.conf
+//! and nftables line by line) instead of trusting any capgate data structure,
+//! so a rule or template that grants more than declared is caught here.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use capgate::artifact::Artifact;
+use capgate::capability::{Capability, ClockSource, Endpoint, Host};
+
+/// The read-only system baseline every bwrap sandbox gets (docs/security.md).
+pub const BWRAP_BASELINE: &[&str] = &[
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/bin",
+    "/sbin",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/alternatives",
+];
+/// Bound read-only only when `clock:tzdata` is declared.
+pub const TZDATA: &[&str] = &["/usr/share/zoneinfo", "/etc/localtime"];
+/// Bound read-only only when `ipc:connect:x11` is declared.
+pub const X11_DIR: &str = "/tmp/.X11-unix";
+/// Bound read-only only when `ipc:connect:"dbus:system"` is declared.
+pub const DBUS_SYSTEM: &str = "/run/dbus/system_bus_socket";
+/// The proxy variables the docker target sets when net is declared.
+pub const PROXY_VARS: &[&str] = &["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"];
+
+/// A declared destination host, normalised (names lower-case, IPs parsed).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HostDecl {
+    Any,
+    Wildcard(String),
+    Name(String),
+    Ip(IpAddr),
+}
+
+/// What a manifest declared, in the terms a policy is checked against.
+#[derive(Debug, Clone, Default)]
+pub struct Declared {
+    /// fs paths (glob removed) with whether the declaration needs a writable bind.
+    pub fs: Vec<(String, bool)>,
+    /// unix socket paths.
+    pub sockets: BTreeSet<String>,
+    pub x11: bool,
+    pub dbus_system: bool,
+    pub tzdata: bool,
+    /// env names (x11 adds DISPLAY).
+    pub env: BTreeSet<String>,
+    /// (host, port); `None` is any port.
+    pub net: BTreeSet<(HostDecl, Option<u16>)>,
+}
+
+impl Declared {
+    /// Adds one parsed capability.
+    pub fn add(&mut self, cap: &Capability) {
+        match cap {
+            Capability::Fs { actions, path } => self
+                .fs
+                .push((path.path.as_str().to_owned(), actions.closure().writable())),
+            Capability::Net { host, port } => {
+                let h = match host {
+                    Host::Any => HostDecl::Any,
+                    Host::Wildcard(n) => HostDecl::Wildcard(n.as_str().to_ascii_lowercase()),
+                    Host::Name(n) => HostDecl::Name(n.as_str().to_ascii_lowercase()),
+                    Host::V4(a) => HostDecl::Ip(IpAddr::V4(*a)),
+                    Host::V6(a) => HostDecl::Ip(IpAddr::V6(*a)),
+                };
+                self.net.insert((h, port.map(|p| p.get())));
+            }
+            Capability::Env { name, .. } => {
+                self.env.insert(name.as_str().to_owned());
+            }
+            Capability::Ipc { endpoint } => match endpoint {
+                Endpoint::X11 => {
+                    self.x11 = true;
+                    self.env.insert("DISPLAY".to_owned());
+                }
+                Endpoint::DbusSystem => self.dbus_system = true,
+                Endpoint::DbusSession => {}
+                Endpoint::Unix(p) => {
+                    self.sockets.insert(p.as_str().to_owned());
+                }
+            },
+            Capability::Clock { source } => self.tzdata |= *source == ClockSource::Tzdata,
+            Capability::Exec { .. } | Capability::Assert { .. } => {}
+        }
+    }
+
+    /// Reads the declarations of a manifest the way an independent reader would:
+    /// serde_json for the JSON, `parse_capability` for each string. Strings that
+    /// do not parse are skipped (a manifest containing one never compiles).
+    pub fn from_manifest(bytes: &[u8]) -> Declared {
+        let mut d = Declared::default();
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+            return d;
+        };
+        let mut lists = vec![v.get("serverCapabilities")];
+        if let Some(tools) = v.get("tools").and_then(|t| t.as_array()) {
+            lists.extend(tools.iter().map(|t| t.get("capabilities")));
+        }
+        for list in lists.into_iter().flatten() {
+            for s in list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str())
+            {
+                if let Ok(cap) = capgate::syntax::parse_capability(s) {
+                    d.add(&cap);
+                }
+            }
+        }
+        d
+    }
+
+    fn has_net(&self) -> bool {
+        !self.net.is_empty()
+    }
+
+    /// Whether `path` (a bind source) is a declared fs path, and whether a
+    /// writable bind of it is covered by a writable declaration at it or above it.
+    fn fs_bind(&self, path: &str) -> Option<bool> {
+        if !self.fs.iter().any(|(p, _)| p == path) {
+            return None;
+        }
+        Some(
+            self.fs
+                .iter()
+                .any(|(p, w)| *w && (p == path || is_ancestor(p, path))),
+        )
+    }
+
+    /// Whether (host, port) may be allowed by an egress rule.
+    fn allows(&self, host: &HostDecl, port: Option<u16>) -> bool {
+        self.net.contains(&(host.clone(), None))
+            || (port.is_some() && self.net.contains(&(host.clone(), port)))
+    }
+}
+
+fn is_ancestor(anc: &str, path: &str) -> bool {
+    anc == "/"
+        || (path.len() > anc.len() && path.starts_with(anc) && path.as_bytes()[anc.len()] == b'/')
+}
+
+type Check = Result<(), String>;
+
+/// Checks a compiled artifact of a built-in target against the declarations.
+pub fn check_artifact(target: &str, artifact: &Artifact, declared: &Declared) -> Check {
+    let egress = match artifact {
+        Artifact::Argv(a) => &a.egress,
+        Artifact::Config(c) => &c.egress,
+    };
+    check_egress(egress, declared)?;
+    match (target, artifact) {
+        ("bwrap", Artifact::Argv(a)) => {
+            check_bwrap(&a.argv, declared)?;
+            check_env_injections(&a.env_injections, declared)
+        }
+        ("docker", Artifact::Argv(a)) => {
+            check_docker(&a.argv, declared)?;
+            check_env_injections(&a.env_injections, declared)
+        }
+        ("squid", Artifact::Config(c)) => check_squid(&c.config, declared),
+        ("nftables", Artifact::Config(c)) => check_nft(&c.config, declared),
+        _ => Err(format!("unexpected artifact shape for target {target}")),
+    }
+}
+
+/// `egress[]` lists exactly declared destinations; `blockPrivate` is false
+/// only for an explicitly declared special-range address.
+fn check_egress(egress: &[capgate::artifact::Egress], declared: &Declared) -> Check {
+    for e in egress {
+        let host = if e.host == "*" {
+            HostDecl::Any
+        } else if let Some(d) = e.host.strip_prefix("*.") {
+            HostDecl::Wildcard(d.to_owned())
+        } else if let Ok(ip) = e.host.parse::<IpAddr>() {
+            HostDecl::Ip(ip)
+        } else {
+            HostDecl::Name(e.host.clone())
+        };
+        let special = matches!(host, HostDecl::Ip(ip) if capgate::ir::is_special(ip));
+        if e.block_private == special {
+            return Err(format!("egress {e:?}: blockPrivate is wrong"));
+        }
+        if !declared.net.contains(&(host, e.port)) {
+            return Err(format!("egress {e:?} is not declared"));
+        }
+    }
+    Ok(())
+}
+
+fn check_env_injections(names: &[String], declared: &Declared) -> Check {
+    for n in names {
+        if !declared.env.contains(n) {
+            return Err(format!("envInjections lists undeclared {n:?}"));
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ argv
+
+/// Option arities of the options capgate's argv targets may emit. An option
+/// outside the table fails the check, so a new flag is reviewed here first.
+const BWRAP_OPTIONS: &[(&str, usize)] = &[
+    ("--unshare-user", 0),
+    ("--unshare-ipc", 0),
+    ("--unshare-pid", 0),
+    ("--unshare-net", 0),
+    ("--unshare-uts", 0),
+    ("--unshare-cgroup", 0),
+    ("--unshare-all", 0),
+    ("--disable-userns", 0),
+    ("--die-with-parent", 0),
+    ("--new-session", 0),
+    ("--clearenv", 0),
+    ("--as-pid-1", 0),
+    ("--uid", 1),
+    ("--gid", 1),
+    ("--cap-drop", 1),
+    ("--proc", 1),
+    ("--dev", 1),
+    ("--tmpfs", 1),
+    ("--dir", 1),
+    ("--perms", 1),
+    ("--chdir", 1),
+    ("--hostname", 1),
+    ("--unsetenv", 1),
+    ("--ro-bind", 2),
+    ("--ro-bind-try", 2),
+    ("--bind", 2),
+    ("--bind-try", 2),
+    ("--symlink", 2),
+    ("--setenv", 2),
+];
+
+const DOCKER_OPTIONS: &[(&str, usize)] = &[
+    ("--rm", 0),
+    ("--read-only", 0),
+    ("--init", 0),
+    ("--cap-drop", 1),
+    ("--security-opt", 1),
+    ("--user", 1),
+    ("--pids-limit", 1),
+    ("--memory", 1),
+    ("--cpus", 1),
+    ("--tmpfs", 1),
+    ("--network", 1),
+    ("--env", 1),
+    ("--mount", 1),
+    ("--workdir", 1),
+    ("--hostname", 1),
+    ("--ipc", 1),
+];
+
+/// Splits an argv into (option, arguments) by arity. Every element must be
+/// one line without controls or surrounding whitespace; an argument never
+/// starts with `-`, so no value can become an option.
+pub fn split_options<'a>(
+    argv: &'a [String],
+    table: &[(&str, usize)],
+) -> Result<Vec<(&'a str, Vec<&'a str>)>, String> {
+    for e in argv {
+        if e.is_empty() || e.chars().any(char::is_control) || e.trim() != e {
+            return Err(format!(
+                "argv element {e:?} is empty, has a control character or surrounding whitespace"
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < argv.len() {
+        let opt = argv[i].as_str();
+        let Some(&(_, arity)) = table.iter().find(|(o, _)| *o == opt) else {
+            return Err(format!("argv element {i} {opt:?} is not a known option"));
+        };
+        let args: Vec<&str> = argv
+            .get(i + 1..i + 1 + arity)
+            .ok_or_else(|| format!("option {opt:?} lacks its {arity} argument(s)"))?
+            .iter()
+            .map(String::as_str)
+            .collect();
+        if let Some(a) = args.iter().find(|a| a.starts_with('-')) {
+            return Err(format!("argument {a:?} of {opt:?} starts with `-`"));
+        }
+        out.push((opt, args));
+        i += 1 + arity;
+    }
+    Ok(out)
+}
+
+pub fn check_bwrap(argv: &[String], declared: &Declared) -> Check {
+    let opts = split_options(argv, BWRAP_OPTIONS)?;
+    let has = |o: &str| opts.iter().any(|(x, _)| *x == o);
+    for must in [
+        "--unshare-net",
+        "--unshare-user",
+        "--unshare-pid",
+        "--clearenv",
+    ] {
+        if !has(must) {
+            return Err(format!("bwrap argv lacks {must}"));
+        }
+    }
+    if !opts
+        .iter()
+        .any(|(o, a)| *o == "--cap-drop" && a == &["ALL"])
+    {
+        return Err("bwrap argv lacks --cap-drop ALL".to_owned());
+    }
+    let mut seen_clearenv = false;
+    for (opt, args) in &opts {
+        match *opt {
+            "--clearenv" => seen_clearenv = true,
+            "--setenv" if !seen_clearenv || !matches!(args[0], "PATH" | "HOME") => {
+                return Err(format!(
+                    "--setenv {} (only PATH and HOME, after --clearenv)",
+                    args[0]
+                ));
+            }
+            "--ro-bind" | "--ro-bind-try" | "--bind" | "--bind-try" => {
+                let (src, dst) = (args[0], args[1]);
+                if src != dst {
+                    return Err(format!("{opt} {src} {dst}: source and destination differ"));
+                }
+                bind_allowed(src, opt.starts_with("--bind"), declared, true)
+                    .map_err(|e| format!("{opt} {src}: {e}"))?;
+            }
+            "--symlink" => return Err(format!("--symlink {args:?} is not expected")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether a bind of `src` (writable or not) is within the declarations.
+fn bind_allowed(src: &str, writable: bool, d: &Declared, bwrap_baseline: bool) -> Check {
+    if let Some(rw_ok) = d.fs_bind(src) {
+        return if writable && !rw_ok {
+            Err("bound read-write but no declaration at or above it is writable".to_owned())
+        } else {
+            Ok(())
+        };
+    }
+    let conditional = (d.tzdata && TZDATA.contains(&src))
+        || (d.x11 && src == X11_DIR)
+        || (d.dbus_system && src == DBUS_SYSTEM)
+        || d.sockets.contains(src);
+    let baseline = bwrap_baseline && BWRAP_BASELINE.contains(&src);
+    if !(conditional || baseline) {
+        return Err("not a declared path, socket or baseline path".to_owned());
+    }
+    if writable {
+        return Err("a baseline or ipc path is bound read-write".to_owned());
+    }
+    Ok(())
+}
+
+pub fn check_docker(argv: &[String], declared: &Declared) -> Check {
+    let opts = split_options(argv, DOCKER_OPTIONS)?;
+    let mut network = None;
+    for (opt, args) in &opts {
+        match *opt {
+            "--network" => network = Some(args[0]),
+            "--cap-drop" if args[0] != "ALL" => return Err(format!("--cap-drop {}", args[0])),
+            "--env" => match args[0].split_once('=') {
+                Some((name, _)) => {
+                    if !(declared.has_net() && PROXY_VARS.contains(&name)) {
+                        return Err(format!(
+                            "--env {} sets a value capgate did not derive from net",
+                            args[0]
+                        ));
+                    }
+                }
+                None => {
+                    if !declared.env.contains(args[0]) {
+                        return Err(format!("--env {} is not declared", args[0]));
+                    }
+                }
+            },
+            "--mount" => check_mount(args[0], declared)?,
+            _ => {}
+        }
+    }
+    match network {
+        Some("host") => Err("--network host".to_owned()),
+        Some("none") => Ok(()),
+        Some(_) if declared.has_net() => Ok(()),
+        Some(n) => Err(format!("--network {n} without declared net")),
+        None => Err("docker argv has no --network".to_owned()),
+    }
+}
+
+fn check_mount(spec: &str, declared: &Declared) -> Check {
+    let mut kv: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+    for part in spec.split(',') {
+        let (k, v) = match part.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (part, None),
+        };
+        if kv.insert(k, v).is_some() {
+            return Err(format!("--mount {spec}: key {k} repeated"));
+        }
+    }
+    let keys: BTreeSet<&str> = kv.keys().copied().collect();
+    let allowed: BTreeSet<&str> = ["type", "source", "target", "readonly"].into();
+    if !keys.is_subset(&allowed) || kv.get("type") != Some(&Some("bind")) {
+        return Err(format!("--mount {spec}: unexpected keys or type"));
+    }
+    let (Some(Some(src)), Some(Some(dst))) = (kv.get("source"), kv.get("target")) else {
+        return Err(format!("--mount {spec}: source and target needed"));
+    };
+    if src != dst {
+        return Err(format!("--mount {spec}: source and target differ"));
+    }
+    let readonly = match kv.get("readonly") {
+        None => false,
+        Some(None) => true,
+        Some(Some(v)) => return Err(format!("--mount {spec}: readonly={v}")),
+    };
+    bind_allowed(src, !readonly, declared, false).map_err(|e| format!("--mount {spec}: {e}"))
+}
+
+// ------------------------------------------------------------------ squid
+
+/// Directives a capgate squid.conf may contain.
+const SQUID_DIRECTIVES: &[&str] = &[
+    "http_port",
+    "visible_hostname",
+    "cache",
+    "acl",
+    "http_access",
+];
+
+pub fn check_squid(config: &str, declared: &Declared) -> Check {
+    let mut acls: BTreeMap<&str, (&str, Vec<&str>)> = BTreeMap::new();
+    let mut access: Vec<(usize, Vec<&str>)> = Vec::new();
+    for (n, line) in config.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.contains('#') || line.contains('"') || line.chars().any(char::is_control) {
+            return Err(format!(
+                "squid line {n} {line:?} has a comment, quote or control character inside"
+            ));
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if !SQUID_DIRECTIVES.contains(&words[0]) {
+            return Err(format!("squid line {n} {line:?}: unknown directive"));
+        }
+        match words[0] {
+            "acl" => {
+                let (name, kind) = (words[1], words[2]);
+                let values: Vec<&str> = words[3..].iter().copied().filter(|w| *w != "-n").collect();
+                match acls.get_mut(name) {
+                    Some((k, vs)) if name == "capgate_special" && *k == kind => vs.extend(values),
+                    Some(_) => return Err(format!("acl {name} defined twice")),
+                    None => {
+                        acls.insert(name, (kind, values));
+                    }
+                }
+            }
+            "http_access" => access.push((n, words[1..].to_vec())),
+            _ => {}
+        }
+    }
+    if acls.get("CONNECT") != Some(&("method", vec!["CONNECT"])) {
+        return Err("acl CONNECT is not `method CONNECT`".to_owned());
+    }
+    let Some(((_, last), rest)) = access.split_last() else {
+        return Err("squid.conf has no http_access".to_owned());
+    };
+    if last != &["deny", "all"] {
+        return Err(format!("last http_access is {last:?}, not deny all"));
+    }
+    let mut special_denied = false;
+    for (n, words) in rest {
+        match words.first() {
+            Some(&"deny") => {
+                special_denied |= words[1..] == ["capgate_special"];
+                continue;
+            }
+            Some(&"allow") => {}
+            _ => return Err(format!("line {n}: http_access {words:?}")),
+        }
+        if words.get(1) != Some(&"CONNECT") {
+            return Err(format!("line {n}: allow without CONNECT: {words:?}"));
+        }
+        let mut dst: Option<(&str, Vec<&str>)> = None;
+        let mut port: Option<u16> = None;
+        for name in &words[2..] {
+            let Some((kind, values)) = acls.get(name) else {
+                return Err(format!("line {n}: acl {name} is not defined before use"));
+            };
+            match *kind {
+                "dst" | "dstdomain" if dst.is_none() && values.len() == 1 => {
+                    dst = Some((kind, values.clone()))
+                }
+                "port" if port.is_none() && values.len() == 1 => {
+                    port = Some(
+                        values[0]
+                            .parse()
+                            .map_err(|_| format!("port acl {values:?}"))?,
+                    )
+                }
+                _ => {
+                    return Err(format!(
+                    "line {n}: acl {name} ({kind} {values:?}) is not a single destination or port"
+                ))
+                }
+            }
+        }
+        let host = match &dst {
+            None => HostDecl::Any,
+            Some(("dst", v)) => HostDecl::Ip(
+                v[0].parse()
+                    .map_err(|_| format!("dst value {:?} is not one address", v[0]))?,
+            ),
+            Some((_, v)) => match v[0].strip_prefix('.') {
+                Some(d) => HostDecl::Wildcard(d.to_owned()),
+                None => HostDecl::Name(v[0].to_owned()),
+            },
+        };
+        if !declared.allows(&host, port) {
+            return Err(format!(
+                "line {n}: allows {host:?} port {port:?}, which is not declared"
+            ));
+        }
+        let special = matches!(host, HostDecl::Ip(ip) if capgate::ir::is_special(ip));
+        if !special_denied && !special {
+            return Err(format!(
+                "line {n}: allow of {host:?} comes before the special-range deny"
+            ));
+        }
+        if special_denied && special {
+            return Err(format!("line {n}: special address {host:?} allowed after the special-range deny (unreachable)"));
+        }
+    }
+    if !special_denied {
+        return Err("squid.conf has no `http_access deny capgate_special`".to_owned());
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ nftables
+
+pub fn check_nft(config: &str, declared: &Declared) -> Check {
+    let mut depth: i64 = 0;
+    let mut special_dropped = false;
+    let mut saw_policy_drop = false;
+    for (n, line) in config.lines().enumerate() {
+        if line.chars().any(char::is_control) {
+            return Err(format!("nft line {n} has a control character"));
+        }
+        if line.contains('#') && n != 0 {
+            return Err(format!("nft line {n} {line:?} contains `#`"));
+        }
+        if n == 0 {
+            if !line.starts_with('#') {
+                return Err("nft line 0 is not the header comment".to_owned());
+            }
+            continue;
+        }
+        let t = line.trim();
+        if t.contains(';') && !t.starts_with("type filter hook ") {
+            return Err(format!("nft line {n} {line:?} contains `;`"));
+        }
+        if t.starts_with("type filter hook ") {
+            saw_policy_drop = t.ends_with("policy drop;");
+        }
+        if line.matches('"').count() % 2 != 0 {
+            return Err(format!("nft line {n} {line:?} has an unbalanced quote"));
+        }
+        for c in line.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                _ => {}
+            }
+            if depth < 0 {
+                return Err(format!("nft line {n}: `}}` closes more than was opened"));
+            }
+        }
+        if t.ends_with(" drop") && (t.starts_with("ip daddr {") || t.starts_with("ip6 daddr {")) {
+            special_dropped = true;
+            continue;
+        }
+        if !t.ends_with(" accept") {
+            continue;
+        }
+        let fixed = t == "oifname \"lo\" accept"
+            || t == "ct state established,related accept"
+            || (t.starts_with("icmpv6 type { ")
+                && t.ends_with(" } accept")
+                && t["icmpv6 type { ".len()..t.len() - " } accept".len()]
+                    .split(", ")
+                    .all(|x| x.starts_with("nd-")));
+        if fixed {
+            continue;
+        }
+        let w: Vec<&str> = t.split(' ').collect();
+        let ok_shape = w.len() == 7
+            && matches!(w[0], "ip" | "ip6")
+            && w[1] == "daddr"
+            && w[3] == "tcp"
+            && w[4] == "dport"
+            && w[6] == "accept";
+        if !ok_shape {
+            return Err(format!(
+                "nft line {n} {t:?} is an accept of an unexpected shape"
+            ));
+        }
+        let ip: IpAddr = w[2]
+            .parse()
+            .map_err(|_| format!("nft line {n}: {:?} is not one address", w[2]))?;
+        if (w[0] == "ip") != ip.is_ipv4() {
+            return Err(format!("nft line {n}: address family mismatch"));
+        }
+        let port = match w[5] {
+            "1-65535" => None,
+            p => Some(
+                p.parse::<u16>()
+                    .map_err(|_| format!("nft line {n}: port {p:?}"))?,
+            ),
+        };
+        if !declared.allows(&HostDecl::Ip(ip), port) {
+            return Err(format!(
+                "nft line {n}: accepts {ip} port {port:?}, which is not declared"
+            ));
+        }
+        let special = capgate::ir::is_special(ip);
+        if special == special_dropped {
+            return Err(format!(
+                "nft line {n}: accept of {ip} is on the wrong side of the special-range drop"
+            ));
+        }
+    }
+    if depth != 0 {
+        return Err(format!("nft braces unbalanced at end ({depth})"));
+    }
+    if !saw_policy_drop {
+        return Err("nft chain is not `policy drop`".to_owned());
+    }
+    if !special_dropped {
+        return Err("nft ruleset has no special-range drop".to_owned());
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ helpers
+
+/// A file under the system temp directory, removed on drop (also on panic).
+pub struct TempFile(pub std::path::PathBuf);
+
+impl TempFile {
+    pub fn new(tag: &str, contents: &[u8]) -> TempFile {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "capgate-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, contents).expect("write temp file");
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Checks the diagnostics of a failed compile: at least one, each with a
+/// stable code, a one-line message, a help line and (when `located`) a
+/// location in `file`; a capability span lies on character boundaries.
+pub fn check_diagnostics(diags: &[capgate::diag::Diagnostic], file: &str, located: bool) -> Check {
+    if diags.is_empty() {
+        return Err("compile failed without a diagnostic".to_owned());
+    }
+    for d in diags {
+        let code = d.code.as_str();
+        if d.message.is_empty() || d.message.contains('\n') {
+            return Err(format!(
+                "{code}: message {:?} is empty or not one line",
+                d.message
+            ));
+        }
+        if d.help_text().is_empty() {
+            return Err(format!("{code}: no help"));
+        }
+        match &d.location {
+            Some(l) if l.file == file && l.line >= 1 && l.column >= 1 => {}
+            Some(l) => return Err(format!("{code}: bad location {l:?}")),
+            None if located => return Err(format!("{code}: {} has no location", d.message)),
+            None => {}
+        }
+        if let Some(cap) = &d.cap {
+            let s = &cap.capability;
+            if cap.span.start > cap.span.end
+                || cap.span.end > s.len()
+                || !s.is_char_boundary(cap.span.start)
+                || !s.is_char_boundary(cap.span.end)
+            {
+                return Err(format!("{code}: span {:?} does not fit {s:?}", cap.span));
+            }
+        }
+        let text = d.render();
+        if !text.starts_with(&format!("capgate: {code}: ")) || !text.contains("= help: ") {
+            return Err(format!("{code}: rendering lacks the code or help:\n{text}"));
+        }
+        if d.cap.is_some() && !text.contains('^') {
+            return Err(format!("{code}: rendering lacks a caret:\n{text}"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the external validator `tool` is installed; without it the caller
+/// skips with a message, except under CI=true where it must be there.
+pub fn tool_available(tool: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+        || ["/usr/sbin", "/sbin"]
+            .iter()
+            .any(|d| std::path::Path::new(d).join(tool).is_file());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} is required when CI=true"
+        );
+        eprintln!("skipping {tool} validation: {tool} is not installed");
+    }
+    found
+}
+
+/// Runs `squid -k parse` on a squid.conf.
+pub fn squid_parse(config: &str) -> Check {
+    let f = TempFile::new("squid", config.as_bytes());
+    let out = std::process::Command::new(find_tool("squid"))
+        .args(["-k", "parse", "-f"])
+        .arg(&f.0)
+        .output()
+        .map_err(|e| format!("squid: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "squid -k parse failed:\n{}\n{config}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Runs `nft -c -f` inside a throwaway network namespace (no resolver reachable).
+pub fn nft_check(config: &str) -> Check {
+    let f = TempFile::new("nft", config.as_bytes());
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    let out = std::process::Command::new("unshare")
+        .arg(if root { "-n" } else { "-rn" })
+        .arg(find_tool("nft"))
+        .args(["-c", "-f"])
+        .arg(&f.0)
+        .output()
+        .map_err(|e| format!("unshare nft: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nft -c failed:\n{}\n{config}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn find_tool(tool: &str) -> std::path::PathBuf {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(tool))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| tool.into())
+}
