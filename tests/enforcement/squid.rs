@@ -1,0 +1,367 @@
+//! squid: the compiled squid.conf, unchanged except for harness lines (pid
+//! file, logs, hosts_file, unique service name), run by the real squid and
+//! probed with curl CONNECT requests.
+//!
+//! Everything happens in one network namespace the test creates: squid, curl
+//! and the upstream listeners. "Public" destinations cannot live on loopback
+//! (127/8 is a special range capgate refuses), so the namespace's own `lo`
+//! also carries single addresses from 11.0.0.0/24 and 2a00:cafe::/64 (outside
+//! capgate's special ranges) next to private 10.0.0.x, fd00:cafe::9 and
+//! 203.0.113.10 (squid's ACLs see only the destination address, never the
+//! interface). The namespace has no route out; squid's DNS goes to the namespace's own 127.0.0.1, where nothing
+//! answers, so names resolve only through the test's hosts_file.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const LOCAL_ADDRS: &[&str] = &[
+    "11.0.0.2/32",
+    "11.0.0.3/32",
+    "11.0.0.4/32",
+    "11.0.0.5/32",
+    "10.0.0.5/32",
+    "10.0.0.9/32",
+    "203.0.113.10/32",
+    "2a00:cafe::2/128",
+    "fd00:cafe::9/128",
+    // egress-mix.json's literals, only ever inside this namespace
+    "1.1.1.1/32",
+    "2606:4700:4700::1111/128",
+    "fd12:3456::7/128",
+];
+const UPSTREAM_PORTS: &[u16] = &[443, 853, 5432, 6379, 8443, 9443];
+const HOSTS: &str = "\
+11.0.0.2 allowed.test
+11.0.0.3 other.test api.example.com api.github.com
+11.0.0.4 sub.wild.test evilwild.test raw.githubusercontent.com
+10.0.0.9 rebind.test
+127.0.0.1 loopback.test
+";
+
+/// A running squid; SIGKILLed on drop (SIGTERM takes seconds), then its shm
+/// segments are removed.
+struct Squid {
+    proc: Proc,
+    service: String,
+    run_dir: PathBuf,
+}
+
+impl Squid {
+    /// Writes the harness preamble plus the compiled config, checks it with
+    /// `squid -k parse` and starts squid inside `ns`, listening where the
+    /// compiled `http_port` says.
+    fn start(ns: &Netns, dir: &Path, name: &str, compiled: &str, port: u16) -> Squid {
+        let run_dir = dir.join(format!("run-{name}"));
+        std::fs::create_dir(&run_dir).unwrap();
+        ok(&mut cmd("chown", &["proxy:proxy", &s(&run_dir)]));
+        let r = s(&run_dir);
+        let conf = format!(
+            "# ---- test harness (tests/enforcement/squid.rs)\n\
+             pid_filename {r}/squid.pid\n\
+             cache_log {r}/cache.log\n\
+             access_log stdio:{r}/access.log squid\n\
+             coredump_dir {r}\n\
+             hosts_file {hosts}\n\
+             dns_nameservers 127.0.0.1\n\
+             cache_effective_user proxy\n\
+             pinger_enable off\n\
+             shutdown_lifetime 0 seconds\n\
+             # ---- compiled by capgate, unchanged\n\
+             {compiled}\n",
+            hosts = s(&dir.join("hosts")),
+        );
+        let conf_path = dir.join(format!("{name}.conf"));
+        std::fs::write(&conf_path, conf).unwrap();
+        chmod(&conf_path, 0o644);
+        let parse = run(
+            &mut cmd("squid", &["-k", "parse", "-f", &s(&conf_path)]),
+            Duration::from_secs(20),
+        );
+        assert!(
+            parse.status.success(),
+            "squid -k parse rejected the {name} config:\n{}",
+            String::from_utf8_lossy(&parse.stderr)
+        );
+        let service = unique();
+        let mut c = ns.exec("squid", &["-N", "-n", &service, "-f", &s(&conf_path)]);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut squid = Squid {
+            proc: Proc::spawn(&format!("squid {name}"), &mut c),
+            service,
+            run_dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let want = format!("local=127.0.0.1:{port}");
+        loop {
+            let log = read(&squid.run_dir.join("cache.log")).unwrap_or_default();
+            if log
+                .lines()
+                .any(|l| l.contains("Accepting HTTP") && l.contains(&want))
+            {
+                break squid;
+            }
+            squid.proc.assert_alive(&|| log.clone());
+            assert!(Instant::now() < deadline, "squid {name} not ready:\n{log}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Squid {
+    fn drop(&mut self) {
+        let _ = self.proc.child.kill();
+        let _ = self.proc.child.wait();
+        if let Ok(entries) = std::fs::read_dir("/dev/shm") {
+            for e in entries.flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{}-", self.service))
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+/// What one curl request through the proxy gave.
+#[derive(Debug)]
+struct Answer {
+    /// `%{http_connect}` for CONNECT, `%{http_code}` for a plain request.
+    code: String,
+    body: String,
+}
+
+/// `curl -x http://127.0.0.1:PORT [--proxytunnel] http://HOST:PORT/ID` inside
+/// the namespace. The ID in the path lets the upstream log say which probe
+/// reached it.
+fn request(ns: &Netns, proxy: u16, host: &str, port: u16, id: &str, tunnel: bool) -> Answer {
+    let url_host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let url = format!("http://{url_host}:{port}/{id}");
+    let proxy = format!("http://127.0.0.1:{proxy}");
+    let fmt = if tunnel {
+        "\n%{http_connect}"
+    } else {
+        "\n%{http_code}"
+    };
+    let mut args = vec!["-s", "-g", "--max-time", "5", "-x", &proxy, "-w", fmt];
+    if tunnel {
+        args.push("--proxytunnel");
+    }
+    args.push(&url);
+    let out = run(&mut ns.exec("curl", &args), Duration::from_secs(10));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    Answer {
+        code: code.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+/// One CONNECT expectation: through proxy `proxy` to `host:port`; `reach` is
+/// the upstream address that must answer, `None` for a denial.
+struct Case {
+    proxy: u16,
+    label: &'static str,
+    host: &'static str,
+    port: u16,
+    reach: Option<&'static str>,
+}
+
+const fn case(
+    proxy: u16,
+    label: &'static str,
+    host: &'static str,
+    port: u16,
+    reach: Option<&'static str>,
+) -> Case {
+    Case {
+        proxy,
+        label,
+        host,
+        port,
+        reach,
+    }
+}
+
+/// squid.json on 3128, database.json on 3129, squid-private-only.json on
+/// 3130, puppeteer.json (`net:connect:*`) on 3131, egress-mix.json on 3132.
+#[rustfmt::skip]
+const CASES: &[Case] = &[
+    // squid.json: names, a wildcard and public literals
+    case(3128, "declared host:port", "allowed.test", 8443, Some("11.0.0.2")),
+    case(3128, "wildcard subdomain", "sub.wild.test", 8443, Some("11.0.0.4")),
+    case(3128, "declared public IPv4 literal", "11.0.0.5", 443, Some("11.0.0.5")),
+    case(3128, "declared public IPv6 literal", "2a00:cafe::2", 8443, Some("2a00:cafe::2")),
+    case(3128, "declared host, undeclared port", "allowed.test", 9443, None),
+    case(3128, "undeclared host", "other.test", 8443, None),
+    case(3128, "name suffix outside the wildcard", "evilwild.test", 8443, None),
+    case(3128, "IP literal of a declared name (dstdomain -n)", "11.0.0.2", 8443, None),
+    case(3128, "IP literal of a wildcard-matched name (dstdomain -n)", "11.0.0.4", 8443, None),
+    case(3128, "declared IPv4 literal, other port", "11.0.0.5", 8443, None),
+    case(3128, "declared IPv6 literal, other port", "2a00:cafe::2", 9443, None),
+    case(3128, "declared name resolving to 10.0.0.9 (rebinding)", "rebind.test", 8443, None),
+    case(3128, "declared name resolving to 127.0.0.1 (rebinding)", "loopback.test", 8443, None),
+    case(3128, "raw private IPv4", "10.0.0.9", 8443, None),
+    case(3128, "raw loopback", "127.0.0.1", 8443, None),
+    case(3128, "raw private IPv6", "fd00:cafe::9", 8443, None),
+    case(3128, "IPv4-mapped IPv6 private", "::ffff:10.0.0.9", 8443, None),
+    case(3128, "IPv4-mapped IPv6 loopback", "::ffff:127.0.0.1", 8443, None),
+    case(3128, "undeclared public IPv4", "11.0.0.3", 443, None),
+    // database.json: private and special-range literals, exactly their port
+    case(3129, "declared private IP:port", "10.0.0.5", 5432, Some("10.0.0.5")),
+    case(3129, "declared private IP, other port", "10.0.0.5", 443, None),
+    case(3129, "declared special-range IP:port", "203.0.113.10", 8443, Some("203.0.113.10")),
+    case(3129, "declared special-range IP, other port", "203.0.113.10", 443, None),
+    case(3129, "other private IP, declared port", "10.0.0.9", 5432, None),
+    case(3129, "declared host:port", "api.example.com", 443, Some("11.0.0.3")),
+    case(3129, "declared host, undeclared port", "api.example.com", 8443, None),
+    // squid-private-only.json: the controls for the private denials above
+    case(3130, "control: declared 10.0.0.9:8443 reachable", "10.0.0.9", 8443, Some("10.0.0.9")),
+    case(3130, "control: declared 127.0.0.1:8443 reachable", "127.0.0.1", 8443, Some("127.0.0.1")),
+    case(3130, "declared private IP, other port", "10.0.0.9", 9443, None),
+    case(3130, "undeclared public IP (needs deny all)", "11.0.0.2", 8443, None),
+    case(3130, "undeclared host (needs deny all)", "allowed.test", 8443, None),
+    // puppeteer.json: any host, any port, but never a special range
+    case(3131, "any host: public name, any port", "other.test", 9443, Some("11.0.0.3")),
+    case(3131, "any host: public literal", "11.0.0.2", 443, Some("11.0.0.2")),
+    case(3131, "any host: name resolving to 10.0.0.9 (rebinding)", "rebind.test", 8443, None),
+    case(3131, "any host: name resolving to 127.0.0.1 (rebinding)", "loopback.test", 8443, None),
+    case(3131, "any host: raw private IPv4", "10.0.0.9", 8443, None),
+    case(3131, "any host: raw special-range IPv4", "203.0.113.10", 8443, None),
+    case(3131, "any host: raw private IPv6", "fd00:cafe::9", 8443, None),
+    case(3131, "any host: IPv4-mapped IPv6 private", "::ffff:10.0.0.9", 8443, None),
+    // egress-mix.json: a name on any port, a wildcard, literals, a private IPv6
+    case(3132, "name declared without port: any port", "api.github.com", 9443, Some("11.0.0.3")),
+    case(3132, "wildcard subdomain", "raw.githubusercontent.com", 443, Some("11.0.0.4")),
+    case(3132, "wildcard subdomain, undeclared port", "raw.githubusercontent.com", 8443, None),
+    case(3132, "declared IPv4 literal", "1.1.1.1", 853, Some("1.1.1.1")),
+    case(3132, "declared IPv4 literal, other port", "1.1.1.1", 443, None),
+    case(3132, "declared IPv6 literal", "2606:4700:4700::1111", 443, Some("2606:4700:4700::1111")),
+    case(3132, "declared IPv6 literal, other port", "2606:4700:4700::1111", 853, None),
+    case(3132, "declared private IPv6:port", "fd12:3456::7", 6379, Some("fd12:3456::7")),
+    case(3132, "declared private IPv6, other port", "fd12:3456::7", 443, None),
+    case(3132, "undeclared host", "other.test", 443, None),
+];
+
+#[test]
+fn squid_connect_allowlist() {
+    if !require(
+        "squid_connect_allowlist",
+        &["squid", "curl", "ip", "python3"],
+        true,
+    ) {
+        return;
+    }
+    let dir = TempDir::new("squid");
+    std::fs::write(dir.join("hosts"), HOSTS).unwrap();
+    chmod(&dir.join("hosts"), 0o644);
+    let log = dir.file("upstream.log", "", 0o666);
+
+    let mut ns = Netns::new();
+    for a in LOCAL_ADDRS {
+        ns.ip(&["addr", "add", a, "dev", "lo"]);
+    }
+    let endpoints: Vec<String> = UPSTREAM_PORTS
+        .iter()
+        .flat_map(|p| [format!("tcp:0.0.0.0:{p}"), format!("tcp:[::]:{p}")])
+        .collect();
+    let upstream = serve("squid upstreams", &ns.exec_prefix(), &log, &endpoints);
+    ns.adopt(upstream);
+
+    #[rustfmt::skip]
+    let configs = [
+        ("names", "fixtures/enforcement/squid.json", false, 3128),
+        ("database", "fixtures/manifests/database.json", true, 3129),
+        ("private", "fixtures/enforcement/squid-private-only.json", false, 3130),
+        ("any", "fixtures/manifests/puppeteer.json", true, 3131),
+        ("mix", "fixtures/manifests/egress-mix.json", false, 3132),
+    ];
+    let mut squids = Vec::new();
+    for (name, path, permissive, port) in configs {
+        let listen = format!("127.0.0.1:{port}");
+        let artifact = compile(
+            path,
+            &fixture(path),
+            "squid",
+            permissive,
+            &[("listen", &listen)],
+        );
+        squids.push(Squid::start(&ns, &dir.path, name, &config(&artifact), port));
+    }
+
+    let mut c = Checks::new();
+    let answers: Vec<Answer> = thread::scope(|sc| {
+        let handles: Vec<_> = CASES
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let ns = &ns;
+                sc.spawn(move || request(ns, k.proxy, k.host, k.port, &format!("probe{i}"), true))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let hits = hits(&log);
+    for (i, (k, a)) in CASES.iter().zip(&answers).enumerate() {
+        let id = format!("probe{i}");
+        let reached: Vec<&Hit> = hits
+            .iter()
+            .filter(|h| h.data.starts_with(&format!("GET /{id} ")))
+            .collect();
+        let label = format!("[{}] {} {}:{}", k.proxy, k.label, k.host, k.port);
+        match k.reach {
+            Some(addr) => {
+                c.eq(&format!("{label}: CONNECT 200"), a.code.as_str(), "200");
+                c.eq(
+                    &format!("{label}: upstream answered"),
+                    a.body.trim_end(),
+                    format!("UPSTREAM {addr} {}", k.port).as_str(),
+                );
+                c.check(
+                    &format!("{label}: upstream received the request"),
+                    reached.len() == 1 && reached[0].addr == addr && reached[0].bytes > 0,
+                    || format!("{reached:?}"),
+                );
+            }
+            None => {
+                c.eq(&format!("{label}: CONNECT 403"), a.code.as_str(), "403");
+                c.check(
+                    &format!("{label}: nothing reached an upstream"),
+                    reached.is_empty(),
+                    || format!("{reached:?}"),
+                );
+            }
+        }
+    }
+    // Plain (non-CONNECT) proxy requests are refused by every config.
+    for (port, host) in [(3128, "allowed.test"), (3130, "10.0.0.9")] {
+        let a = request(&ns, port, host, 8443, "plain", false);
+        c.eq(
+            &format!("[{port}] plain GET http://{host}:8443/ refused"),
+            a.code.as_str(),
+            "403",
+        );
+    }
+    c.check(
+        "no plain request reached an upstream",
+        !hits_of(&log, "GET /plain "),
+        String::new,
+    );
+    drop(squids);
+    c.finish("squid_connect_allowlist");
+}
+
+fn hits_of(log: &Path, prefix: &str) -> bool {
+    hits(log).iter().any(|h| h.data.starts_with(prefix))
+}
