@@ -71,9 +71,16 @@ pub struct Source {
 
 impl Source {
     pub fn new(name: &str, bytes: &[u8]) -> Source {
+        // An oversized manifest is refused before parsing, with no location:
+        // indexing its lines would only spend time on input that is rejected.
+        let text = if bytes.len() > MAX_MANIFEST_BYTES {
+            std::borrow::Cow::Borrowed("")
+        } else {
+            String::from_utf8_lossy(bytes)
+        };
         Source {
             name: name.to_owned(),
-            lines: LineIndex::new(&String::from_utf8_lossy(bytes)),
+            lines: LineIndex::new(&text),
         }
     }
 
