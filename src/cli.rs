@@ -91,7 +91,7 @@ pub struct InitArgs {
     /// Directory to write `rules/` and `templates/` into. Example: --eject ./policy
     #[arg(long, value_name = "DIR")]
     pub eject: PathBuf,
-    /// Overwrite files that already exist.
+    /// Overwrite files that already exist. Example: --eject ./policy --force
     #[arg(long)]
     pub force: bool,
 }
@@ -170,11 +170,12 @@ pub struct CompileArgs {
     pub manifest: String,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Indent the JSON output with 2 spaces.
+    /// Indent the JSON output with 2 spaces. Example: --pretty
     #[arg(long)]
     pub pretty: bool,
     /// Facts the target cannot lower become `unenforceable` entries and notes
     /// instead of an ADAPTER_UNSUPPORTED error (default: strict, fail closed).
+    /// Example: --target squid --permissive
     #[arg(long)]
     pub permissive: bool,
     /// How errors are printed on stderr. Example: --error-format json
@@ -257,7 +258,7 @@ fn compile(args: &CompileArgs) -> ExitCode {
 fn explain(args: &ExplainArgs) -> ExitCode {
     let assets = args.target.assets.assets();
     if let Some(id) = &args.rule {
-        return explain_rule(&assets, id, &args.target);
+        return explain_rule(&assets, id, &args.target, args.format);
     }
     let compiler = match Compiler::new(&assets, args.target.target_name()) {
         Ok(c) => c,
@@ -297,12 +298,13 @@ fn explain(args: &ExplainArgs) -> ExitCode {
 }
 
 /// Finds a rule by id in the chosen target, or else in every target.
-fn explain_rule(assets: &Assets, id: &str, target: &TargetArgs) -> ExitCode {
+fn explain_rule(assets: &Assets, id: &str, target: &TargetArgs, format: OutputFormat) -> ExitCode {
     let mut names: Vec<String> = vec![target.target_name().to_owned()];
     if let Ok(all) = assets.target_names() {
         names.extend(all.into_iter().filter(|n| n != target.target_name()));
     }
     let mut found = String::new();
+    let mut json = Vec::new();
     for name in names {
         let Ok(t) = crate::rules::Target::load(assets, &name) else {
             continue;
@@ -312,7 +314,11 @@ fn explain_rule(assets: &Assets, id: &str, target: &TargetArgs) -> ExitCode {
                 found.push('\n');
             }
             found.push_str(&crate::explain::rule_doc(&t, rule));
+            json.push(crate::explain::rule_json(&t, rule));
         }
+    }
+    if format == OutputFormat::Json && !json.is_empty() {
+        found = serde_json::to_string_pretty(&json).expect("serialises") + "\n";
     }
     if found.is_empty() {
         return report(

@@ -112,6 +112,9 @@ codes! {
         "name one socket file below a directory (unix:/run/app/app.sock); engine sockets (docker, podman, containerd) grant root on the host";
     CapRefinement => "CAP_REFINEMENT", "a refinement is unknown, repeated, on the wrong kind or has a bad value",
         "the only refinement is nestedSandbox=true|false, on exec capabilities, at most once";
+    // Command line.
+    Usage => "USAGE", "the command line is invalid: an unknown flag or command, a missing value or an invalid choice",
+        "run `capgate <command> --help` for every flag with an example";
     // Targets.
     AdapterUnsupported => "ADAPTER_UNSUPPORTED", "the target has no rule for a capability in the manifest",
         "choose a target that can lower it, or pass --permissive to list it under unenforceable instead";
@@ -142,7 +145,7 @@ impl Code {
     pub fn exit_code(self) -> u8 {
         match self {
             Code::InputUnreadable | Code::InputJson => exit::INPUT,
-            Code::TargetUnknown | Code::OptionInvalid => exit::USAGE,
+            Code::Usage | Code::TargetUnknown | Code::OptionInvalid => exit::USAGE,
             _ => exit::COMPILE,
         }
     }

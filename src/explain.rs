@@ -348,6 +348,38 @@ impl Explanation {
     }
 }
 
+/// `capgate explain --rule ID --format json`: the rule as data.
+pub fn rule_json(target: &Target, rule: &Rule) -> serde_json::Value {
+    let when: serde_json::Map<String, serde_json::Value> = rule
+        .when
+        .iter()
+        .map(|(k, vs)| {
+            let vs: Vec<serde_json::Value> = vs
+                .iter()
+                .map(|v| match v {
+                    crate::rules::WhenValue::Bool(b) => (*b).into(),
+                    crate::rules::WhenValue::Int(i) => (*i).into(),
+                    crate::rules::WhenValue::Str(s) => s.clone().into(),
+                })
+                .collect();
+            (k.clone(), vs.into())
+        })
+        .collect();
+    serde_json::json!({
+        "rule": rule.id,
+        "target": target.name,
+        "ruleSource": rule_source(target, rule),
+        "fact": rule.fact.as_str(),
+        "when": when,
+        "verdict": rule.verdict.map(Verdict::as_str),
+        "slot": rule.slot,
+        "template": rule.template.as_ref().map(|t| format!("templates/{t}")),
+        "note": rule.note,
+        "reason": rule.reason,
+        "doc": rule.doc,
+    })
+}
+
 /// `capgate explain --rule ID`: the rule's documentation and where it is defined.
 pub fn rule_doc(target: &Target, rule: &Rule) -> String {
     let mut out = String::new();

@@ -181,6 +181,12 @@ struct RawOption {
     /// Inclusive bounds for integer options.
     min: Option<i64>,
     max: Option<i64>,
+    /// String values refused exactly (e.g. `host` for a docker network).
+    #[serde(default)]
+    forbid: Vec<String>,
+    /// String values refused by prefix (e.g. `container:`).
+    #[serde(default)]
+    forbid_prefix: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -207,6 +213,8 @@ pub struct TargetOption {
     pub doc: String,
     pub min: Option<i64>,
     pub max: Option<i64>,
+    pub forbid: Vec<String>,
+    pub forbid_prefix: Vec<String>,
 }
 
 impl TargetOption {
@@ -223,6 +231,22 @@ impl TargetOption {
                 }
             )
         })?;
+        if let OptionValue::String(text) = &v {
+            let refused = self.forbid.iter().any(|f| f == text)
+                || self.forbid_prefix.iter().any(|p| text.starts_with(p.as_str()));
+            if refused {
+                return Err(format!(
+                    "option \"{}\" refuses this value (refused: {})",
+                    self.name,
+                    self.forbid
+                        .iter()
+                        .map(|f| format!("\"{f}\""))
+                        .chain(self.forbid_prefix.iter().map(|p| format!("\"{p}...\"")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
         if let OptionValue::Integer(i) = v {
             if self.min.is_some_and(|m| i < m) || self.max.is_some_and(|m| i > m) {
                 return Err(format!(
@@ -448,6 +472,8 @@ fn parse_target(
                     doc: o.doc.clone(),
                     min: o.min,
                     max: o.max,
+                    forbid: o.forbid.clone(),
+                    forbid_prefix: o.forbid_prefix.clone(),
                 };
                 if let Err(e) = option.parse(&default.to_string()) {
                     err(offset, format!("default of {e}"));
