@@ -342,8 +342,11 @@ fn describe(c: char) -> String {
         "' ' (space)".to_owned()
     } else if c.is_ascii_graphic() {
         format!("'{c}'")
-    } else {
+    } else if c.is_alphanumeric() {
         format!("'{c}' (U+{:04X})", c as u32)
+    } else {
+        // Combining marks and symbols would attach to the quotes or mislead: code point only.
+        format!("U+{:04X}", c as u32)
     }
 }
 
