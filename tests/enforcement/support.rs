@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write as _};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -79,7 +79,11 @@ pub fn require(test: &str, tools: &[&str], root: bool) -> bool {
     if in_ci() {
         panic!("{msg} (CI=true: a missing enforcement tool is a failure, see .ci/run)");
     }
-    eprintln!("\n!!!!!!!! SKIPPED: {msg}; install them (see docs/enforcement.md) !!!!!!!!\n");
+    // Straight to fd 2: libtest captures eprintln!, and a skip must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!!!!!! SKIPPED: {msg}; install the tools or run as root (see docs/enforcement.md) !!!!!!!!\n"
+    );
     false
 }
 
