@@ -276,12 +276,19 @@ fn nftables_egress_allowlist() {
     let tables = ok(&mut client.exec("nft", &["list", "tables"]));
     c.eq("one table", tables.trim(), "table inet capgate");
 
-    // ---- a sandboxed process (capgate's own bwrap argv, joined to this
-    // namespace instead of a fresh one) cannot undo the ruleset, and its
-    // traffic obeys it.
-    let (sandbox, _) = argv(&compile("nftables.json", &manifest, "bwrap", false, &[]));
+    // ---- a sandboxed process (capgate's own bwrap argv, compiled for a
+    // broker with inherit_netns=true so it keeps this namespace) cannot undo
+    // the ruleset, and its traffic obeys it.
+    let (sandbox, _) = argv(&compile(
+        "nftables.json",
+        &manifest,
+        "bwrap",
+        false,
+        &[("inherit_netns", "true")],
+    ));
+    assert!(!sandbox.iter().any(|a| a == "--unshare-net"));
     let mut bw = client.exec("bwrap", &[]);
-    bw.args(without(&sandbox, &["--unshare-net"]));
+    bw.args(&sandbox);
     bw.args(["--", "/usr/bin/python3", "-c", PROBE_PY, "facts"]);
     bw.arg(
         json!({
