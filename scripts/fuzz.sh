@@ -52,7 +52,7 @@ for f in pathlib.Path("fixtures").rglob("*.json"):
     for caps in lists:
         for c in caps if isinstance(caps, list) else []:
             if isinstance(c, str):
-                data = c.encode()
+                data = c.encode("utf-8", "surrogatepass")
                 (out / ("seed-" + hashlib.sha1(data).hexdigest())).write_bytes(data)
 PY
 }
