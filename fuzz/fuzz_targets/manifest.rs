@@ -18,7 +18,12 @@ fn compilers() -> &'static [(&'static str, Compiler)] {
     C.get_or_init(|| {
         ["bwrap", "docker", "squid", "nftables"]
             .into_iter()
-            .map(|t| (t, Compiler::new(&Assets::default(), t).expect("built-in target")))
+            .map(|t| {
+                (
+                    t,
+                    Compiler::new(&Assets::default(), t).expect("built-in target"),
+                )
+            })
             .collect()
     })
 }
@@ -27,10 +32,15 @@ fuzz_target!(|data: &[u8]| {
     let declared = hostile::Declared::from_manifest(data);
     for (target, c) in compilers() {
         for permissive in [false, true] {
-            let settings = Settings { permissive, set: vec![] };
+            let settings = Settings {
+                permissive,
+                set: vec![],
+            };
             let checked = match c.compile("fuzz.json", data, &settings) {
                 Err(diags) => {
-                    let located = diags.first().is_some_and(|d| d.code != Code::ManifestTooLarge);
+                    let located = diags
+                        .first()
+                        .is_some_and(|d| d.code != Code::ManifestTooLarge);
                     hostile::check_diagnostics(&diags, "fuzz.json", located)
                 }
                 Ok(out) => hostile::check_artifact(target, &out.artifact, &declared),
