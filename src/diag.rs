@@ -224,7 +224,7 @@ impl Diagnostic {
             }
             out.push('\n');
         }
-        if let Some(cap) = &self.cap {
+        if let Some(cap) = self.cap.as_ref().filter(|c| c.capability.len() <= MAX_SHOWN) {
             let shown = printable(&cap.capability);
             let start = printable(&cap.capability[..cap.span.start.min(cap.capability.len())])
                 .chars()
@@ -236,6 +236,15 @@ impl Diagnostic {
             let _ = writeln!(out, "   |");
             let _ = writeln!(out, "   | {shown}");
             let _ = writeln!(out, "   | {}{}", " ".repeat(start), "^".repeat(width));
+        } else if let Some(cap) = &self.cap {
+            // Too long to quote: show the start, and point at the span when it
+            // starts there, else at the ellipsis.
+            let shown = shown(&cap.capability);
+            let head = shown.find("... (").unwrap_or(0);
+            let start = if cap.span.start < head { cap.span.start } else { head };
+            let _ = writeln!(out, "   |");
+            let _ = writeln!(out, "   | {}", printable(&shown));
+            let _ = writeln!(out, "   | {}^", " ".repeat(start));
         }
         let _ = writeln!(out, "   = help: {}", self.help_text());
         out.push('\n');
@@ -250,11 +259,28 @@ impl Diagnostic {
             "location": self.location,
             "tool": self.cap.as_ref().and_then(|c| c.tool.clone()),
             "capabilityIndex": self.cap.as_ref().map(|c| c.index),
-            "capability": self.cap.as_ref().map(|c| c.capability.clone()),
+            "capability": self.cap.as_ref().map(|c| shown(&c.capability)),
             "span": self.cap.as_ref().map(|c| [c.span.start, c.span.end]),
             "help": self.help_text(),
         })
     }
+}
+
+/// Longest capability a diagnostic quotes in full; a longer one (only ever a
+/// CAP_TOO_LONG) is shown by its start, so a hostile 10 MB string does not
+/// become 10 MB of stderr.
+pub const MAX_SHOWN: usize = 512;
+
+/// The capability text as a diagnostic shows it.
+fn shown(capability: &str) -> String {
+    if capability.len() <= MAX_SHOWN {
+        return capability.to_owned();
+    }
+    let mut end = 80;
+    while !capability.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &capability[..end], capability.len())
 }
 
 /// Quotes a name for a message, escaping what would make the message ambiguous.
@@ -288,6 +314,7 @@ pub fn is_invisible(c: char) -> bool {
             '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
             | '\u{180b}'..='\u{180f}'
             | '\u{200b}'..='\u{200f}'
+            | '\u{2028}' | '\u{2029}'
             | '\u{202a}'..='\u{202e}'
             | '\u{2060}'..='\u{206f}'
             | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}' | '\u{ffa0}'

@@ -786,6 +786,13 @@ const DANGEROUS_ENV: &[&str] = &[
     "LUA_CPATH",
     "PHPRC",
     "PHP_INI_SCAN_DIR",
+    // Proxy settings redirect the program's traffic, and a forwarded host value
+    // would override the egress proxy a target configures.
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "FTP_PROXY",
 ];
 const DANGEROUS_ENV_PREFIXES: &[&str] = &["LD_", "DYLD_", "GCONV_", "MALLOC_", "GLIBC_"];
 

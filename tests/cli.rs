@@ -209,7 +209,7 @@ fn usage_errors_exit_2_with_nothing_on_stdout() {
     ];
     for args in cases {
         let run = capgate(args, None);
-        assert_fails(&run, 2, None, &format!("{args:?}"));
+        assert_fails(&run, 2, Some("USAGE"), &format!("{args:?}"));
         assert_ne!(run.code, 1);
     }
 }
