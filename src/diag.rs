@@ -108,7 +108,7 @@ codes! {
         "variables such as LD_PRELOAD, PATH or NODE_OPTIONS let a host value take over the sandboxed program; set them in the image instead";
     CapIpcEndpoint => "CAP_IPC_ENDPOINT", "an ipc endpoint is not x11, dbus:session, dbus:system or unix:<socket path>",
         "write ipc:connect:x11, ipc:connect:\"dbus:session\", ipc:connect:\"dbus:system\" or ipc:connect:\"unix:/run/app.sock\"";
-    CapIpcSocket => "CAP_IPC_SOCKET", "a unix endpoint names a directory-sized path or a container-engine socket",
+    CapIpcSocket => "CAP_IPC_SOCKET", "a unix endpoint names a directory-sized path, a path under /proc, /sys or /dev, or a container-engine socket",
         "name one socket file below a directory (unix:/run/app/app.sock); engine sockets (docker, podman, containerd) grant root on the host";
     CapRefinement => "CAP_REFINEMENT", "a refinement is unknown, repeated, on the wrong kind or has a bad value",
         "the only refinement is nestedSandbox=true|false, on exec capabilities, at most once";
