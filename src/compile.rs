@@ -4,21 +4,21 @@
 //! environment); [`Compiler::compile`] is per manifest, so batch compilation
 //! builds the target once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::artifact::{
     ArgvArtifact, Artifact, Assertion, ConfigArtifact, Egress, Provenance, Unenforceable,
     UnenforcedRule,
 };
 use crate::assets::Assets;
-use crate::capability::Kind;
+use crate::capability::{Capability, Kind};
 use crate::diag::{CapContext, Code, Diagnostic, Location};
 use crate::ir::{self, CapId, CapInfo, Policy};
 use crate::lower::{self, fact_json, FactRef, Lowered};
 use crate::manifest::{self, Manifest, RawCap, Source};
 use crate::render::{mark, Renderer};
 use crate::rules::{ArtifactKind, OptionValue, Target};
-use crate::syntax;
+use crate::syntax::{self, CapError};
 
 /// Per-compile settings.
 #[derive(Debug, Clone, Default)]
@@ -143,13 +143,14 @@ impl Compiler {
         let options = resolve_options(&self.target, &settings.set)?;
         let source = Source::new(name, bytes);
         let manifest = manifest::load(&source, bytes)?;
-        let caps = parse_capabilities(&manifest, &source)?;
+        let caps = parse_capabilities(&manifest, &source, bytes)?;
         let policy = ir::normalise(caps);
-        let cap_locations: Vec<Location> = policy
+        let offsets: Vec<usize> = policy
             .caps
             .iter()
-            .map(|c| source.location(raw_cap(&manifest, c).offset))
+            .map(|c| raw_cap(&manifest, c).offset)
             .collect();
+        let cap_locations = locate_all(&source, bytes, &offsets);
 
         let describe = |ids: &[CapId]| -> Vec<String> {
             ids.iter()
@@ -173,7 +174,7 @@ impl Compiler {
             if settings.permissive {
                 self.record_unlowered(&policy, &mut lowered);
             } else {
-                return Err(self.unsupported(&policy, &lowered, &manifest, &source));
+                return Err(self.unsupported(&policy, &lowered, &manifest, &cap_locations));
             }
         }
 
@@ -304,7 +305,7 @@ impl Compiler {
         policy: &Policy,
         lowered: &Lowered,
         manifest: &Manifest,
-        source: &Source,
+        cap_locations: &[Location],
     ) -> Vec<Diagnostic> {
         let q = |ks: &[Kind]| {
             ks.iter()
@@ -342,7 +343,7 @@ impl Compiler {
                         info.capability.kind()
                     ),
                 )
-                .at(source.location(raw.offset));
+                .at(cap_locations[c as usize].clone());
                 d.cap = Some(CapContext {
                     tool: info.tool.map(|t| manifest.tools[t].name.clone()),
                     index: info.index,
@@ -379,10 +380,12 @@ fn egress(n: &ir::NetFact) -> Egress {
     }
 }
 
-/// Parses every capability string, collecting all grammar errors.
+/// Parses every capability string, collecting all grammar errors. A string
+/// that occurs more than once (tools often repeat a capability) is parsed once.
 fn parse_capabilities(
     manifest: &Manifest,
     source: &Source,
+    bytes: &[u8],
 ) -> Result<Vec<CapInfo>, Vec<Diagnostic>> {
     let lists = std::iter::once((None, &manifest.server_capabilities)).chain(
         manifest
@@ -393,16 +396,22 @@ fn parse_capabilities(
     );
     let mut caps = Vec::new();
     let mut errors = Vec::new();
+    let mut error_offsets = Vec::new();
+    let mut parsed: HashMap<&str, Result<Capability, CapError>> = HashMap::new();
     for (tool, list) in lists {
         for (index, raw) in list.iter().enumerate() {
-            match syntax::parse_capability(&raw.text) {
+            let result = parsed
+                .entry(raw.text.as_str())
+                .or_insert_with(|| syntax::parse_capability(&raw.text));
+            match result.clone() {
                 Ok(capability) => caps.push(CapInfo {
                     tool,
                     index,
                     capability,
                 }),
                 Err(e) => {
-                    let mut d = Diagnostic::new(e.code, e.message).at(source.location(raw.offset));
+                    error_offsets.push(raw.offset);
+                    let mut d = Diagnostic::new(e.code, e.message);
                     d.help = e.help;
                     d.cap = Some(CapContext {
                         tool: tool.map(|t| manifest.tools[t].name.clone()),
@@ -418,8 +427,51 @@ fn parse_capabilities(
     if errors.is_empty() {
         Ok(caps)
     } else {
+        for (d, location) in errors
+            .iter_mut()
+            .zip(locate_all(source, bytes, &error_offsets))
+        {
+            d.location = Some(location);
+        }
         Err(errors)
     }
+}
+
+/// `source.location(offset)` for every offset, in one pass over the text.
+/// Locating each offset separately counts the characters from the start of
+/// its line every time, which is quadratic for a manifest written on one line.
+fn locate_all(source: &Source, bytes: &[u8], offsets: &[usize]) -> Vec<Location> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return offsets.iter().map(|&o| source.location(o)).collect();
+    };
+    let mut order: Vec<usize> = (0..offsets.len()).collect();
+    order.sort_by_key(|&i| offsets[i]);
+    let mut out: Vec<Option<Location>> = vec![None; offsets.len()];
+    let (mut pos, mut line, mut column) = (0, 1, 1);
+    for i in order {
+        // As `LineIndex::line_col`: clamp to the end, back up to a character boundary.
+        let mut target = offsets[i].min(text.len());
+        while !text.is_char_boundary(target) {
+            target -= 1;
+        }
+        for &b in &bytes[pos..target] {
+            if b == b'\n' {
+                line += 1;
+                column = 1;
+            } else if b & 0xc0 != 0x80 {
+                column += 1;
+            }
+        }
+        pos = target;
+        out[i] = Some(Location {
+            file: source.name.clone(),
+            line,
+            column,
+        });
+    }
+    out.into_iter()
+        .map(|l| l.expect("every offset is located"))
+        .collect()
 }
 
 /// One note per merge that gives capabilities more than they declared.
@@ -446,4 +498,21 @@ fn widening_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_all_matches_source_location() {
+        let text = "{\n  \"a\": \"é€😀x\",\r\n\n\"b\": [\"ü\"]}";
+        let source = Source::new("m.json", text.as_bytes());
+        // Every offset, including ones inside multi-byte characters and past the end, shuffled.
+        let mut offsets: Vec<usize> = (0..text.len() + 3).collect();
+        offsets.reverse();
+        offsets.swap(0, 7);
+        let expected: Vec<Location> = offsets.iter().map(|&o| source.location(o)).collect();
+        assert_eq!(locate_all(&source, text.as_bytes(), &offsets), expected);
+    }
 }

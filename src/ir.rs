@@ -295,7 +295,7 @@ fn fs_declared_writable(caps: &[CapInfo], id: CapId) -> bool {
 /// grants at least the fact's mode. Linear after the sort: kept ancestors of
 /// the current path form a stack.
 fn fold_fs(mut fs: Vec<FsFact>, caps: &[CapInfo], widenings: &mut Vec<Widening>) -> Vec<FsFact> {
-    fs.sort_by(|a, b| a.path.as_str().split('/').cmp(b.path.as_str().split('/')));
+    fs.sort_by(|a, b| segment_order(a.path.as_str(), b.path.as_str()));
     let mut kept: Vec<FsFact> = Vec::with_capacity(fs.len());
     let mut stack: Vec<usize> = Vec::new();
     // Capabilities folded into each kept fact from below, for the widening report.
@@ -335,6 +335,13 @@ fn fold_fs(mut fs: Vec<FsFact>, caps: &[CapInfo], widenings: &mut Vec<Widening>)
         }
     }
     kept
+}
+
+/// Orders paths segment by segment, as comparing their `split('/')` would,
+/// without splitting: `/` ranks below every other byte.
+fn segment_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let rank = |c: u8| if c == b'/' { 0 } else { u16::from(c) + 1 };
+    a.bytes().map(rank).cmp(b.bytes().map(rank))
 }
 
 /// Sorts net facts by host (bytes) then port (any-port first), and folds a
@@ -501,6 +508,23 @@ mod tests {
                 ("/a-b".into(), false, vec![1])
             ]
         );
+    }
+
+    #[test]
+    fn segment_order_is_split_order() {
+        let paths = [
+            "/", "/a", "/a/b", "/a-b", "/a.b", "/a/b/c", "/ab", "/a/-", "/a-/b", "/a/b-c", "/a/b/",
+            "/A", "/a0", "/~", "/a/~", "/a~/b", "/@", "/.",
+        ];
+        for a in paths {
+            for b in paths {
+                assert_eq!(
+                    segment_order(a, b),
+                    a.split('/').cmp(b.split('/')),
+                    "{a} {b}"
+                );
+            }
+        }
     }
 
     #[test]

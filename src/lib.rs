@@ -13,10 +13,12 @@
 
 pub mod artifact;
 pub mod assets;
+pub mod batch;
 pub mod capability;
 pub mod compile;
 pub mod diag;
 pub mod escape;
+pub mod generate;
 pub mod ir;
 pub mod json;
 pub mod lower;

@@ -351,6 +351,8 @@ pub fn lower(
             FactRef::Fact(k, _) => FactKind::Of(k),
         };
         let view = fact_json(policy, fact);
+        // The view as a template value, converted once per fact and only if a rule renders.
+        let mut view_value: Option<Value> = None;
         let mut lowered = false;
         for (ri, rule) in target.rules.iter().enumerate() {
             if rule.fact != kind || !matches(rule, &view) {
@@ -360,17 +362,23 @@ pub fn lower(
             out.fired[ri] = true;
             out.firings.push((ri, fact));
             let caps = fact_caps(policy, fact, Some(rule));
-            let ctx = &minijinja::context! {
-                fact => Value::from(Serde(&view)),
-                capabilities => caps_text(&caps),
-                ..base.clone()
-            };
             if let Some(v) = rule.verdict {
                 for c in &caps {
                     let e = out.verdicts.entry(*c).or_insert(v);
                     *e = (*e).max(v);
                 }
             }
+            let renders = (rule.template.is_some() && rule.slot.is_some())
+                || rule.note.is_some()
+                || rule.reason.is_some();
+            if !renders {
+                continue;
+            }
+            let ctx = &minijinja::context! {
+                fact => view_value.get_or_insert_with(|| Value::from(Serde(&view))).clone(),
+                capabilities => caps_text(&caps),
+                ..base.clone()
+            };
             if let (Some(template), Some(slot)) = (&rule.template, &rule.slot) {
                 match renderer.fragment(template, ctx) {
                     Ok(text) => out.fragments.push(Fragment {
