@@ -7,7 +7,7 @@
 #   4. batch throughput: 1,000 manifests through capgate::batch with 1 and all
 #      cores, against one `capgate compile` process per manifest.
 #
-# Usage: scripts/bench-process.sh [RESULTS_DIR]        (default: bench-results)
+# Usage: scripts/bench-process.sh [RESULTS_DIR]   (default: $CARGO_TARGET_DIR/bench-results)
 # Environment: RUNS (floor runs, default 300), GEN_RUNS (default 15),
 #              CARGO_TARGET_DIR (default: target),
 #              INSTR=1 to add instruction counts (valgrind --tool=callgrind) for
@@ -16,10 +16,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-OUT=${1:-bench-results}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+OUT=${1:-$TARGET_DIR/bench-results}
 RUNS=${RUNS:-300}
 GEN_RUNS=${GEN_RUNS:-15}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
 TARGETS=(bwrap docker squid nftables)
 SIZES=(10 100 300 1000 3000)
 
