@@ -165,9 +165,14 @@ fn parse_set(s: &str) -> Result<(String, String), String> {
 
 #[derive(Debug, Clone, Args)]
 pub struct CompileArgs {
-    /// Manifest JSON file, or `-` for stdin. Example: fixtures/manifests/github.json
-    #[arg(value_name = "MANIFEST|-")]
-    pub manifest: String,
+    /// Manifest JSON file, or `-` for stdin. With --out: any number of manifests and
+    /// directories (their *.json files). Example: fixtures/manifests/github.json
+    #[arg(value_name = "MANIFEST|-", required = true, num_args = 1..)]
+    pub manifests: Vec<String>,
+    /// Batch mode: write one artifact per manifest to DIR/<name>.<target>.json, using
+    /// every core; a bad manifest does not stop the others. Example: --out policies/
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub target: TargetArgs,
     /// Indent the JSON output with 2 spaces. Example: --pretty
@@ -232,19 +237,35 @@ fn compile(args: &CompileArgs) -> ExitCode {
         Ok(c) => c,
         Err(d) => return report(&d, args.error_format),
     };
-    let bytes = match read_input(&args.manifest) {
-        Ok(b) => b,
-        Err(d) => return report(&[d], args.error_format),
-    };
-    let name = if args.manifest == "-" {
-        "<stdin>"
-    } else {
-        &args.manifest
-    };
     let settings = Settings {
         permissive: args.permissive,
         set: args.target.set.clone(),
     };
+    // Options are checked before any manifest is read, in both modes.
+    if let Err(d) = crate::compile::resolve_options(&compiler.target, &settings.set) {
+        return report(&d, args.error_format);
+    }
+    if let Some(out) = &args.out {
+        return compile_batch(&compiler, args, out, &settings);
+    }
+    let [manifest] = args.manifests.as_slice() else {
+        return report(
+            &[Diagnostic::new(
+                Code::Usage,
+                format!(
+                    "{} manifests given; compiling several needs --out DIR",
+                    args.manifests.len()
+                ),
+            )
+            .with_help("capgate compile a.json b.json dir/ --target T --out policies/")],
+            args.error_format,
+        );
+    };
+    let bytes = match read_input(manifest) {
+        Ok(b) => b,
+        Err(d) => return report(&[d], args.error_format),
+    };
+    let name = if manifest == "-" { "<stdin>" } else { manifest };
     match compiler.compile(name, &bytes, &settings) {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();
@@ -253,6 +274,60 @@ fn compile(args: &CompileArgs) -> ExitCode {
         }
         Err(d) => report(&d, args.error_format),
     }
+}
+
+/// `compile --out DIR`: every manifest, every core, a summary at the end.
+fn compile_batch(
+    compiler: &Compiler,
+    args: &CompileArgs,
+    out: &std::path::Path,
+    settings: &Settings,
+) -> ExitCode {
+    use std::io::IsTerminal as _;
+    if args.manifests.iter().any(|m| m == "-") {
+        return report(
+            &[Diagnostic::new(
+                Code::Usage,
+                "`-` (stdin) cannot be used with --out",
+            )],
+            args.error_format,
+        );
+    }
+    let paths: Vec<PathBuf> = args.manifests.iter().map(PathBuf::from).collect();
+    let inputs = match crate::batch::expand_inputs(&paths) {
+        Ok(i) => i,
+        Err(e) => {
+            return report(
+                &[Diagnostic::new(
+                    Code::InputUnreadable,
+                    format!("cannot list the inputs: {e}"),
+                )],
+                args.error_format,
+            )
+        }
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let progress = |done: usize, total: usize| {
+        let _ = write!(std::io::stderr(), "\rcapgate: compiled {done}/{total}");
+    };
+    let progress: Option<&dyn Fn(usize, usize)> = if terminal { Some(&progress) } else { None };
+    let result =
+        crate::batch::compile_batch(compiler, &inputs, out, settings, args.pretty, progress);
+    let mut err = std::io::stderr().lock();
+    if terminal {
+        let _ = writeln!(err);
+    }
+    let mut stdout = std::io::stdout().lock();
+    for item in &result.items {
+        if let Ok(written) = &item.result {
+            let _ = writeln!(stdout, "{}", written.display());
+        }
+    }
+    for (_, failure) in result.failures() {
+        let _ = err.write_all(failure.render().as_bytes());
+    }
+    let _ = err.write_all(result.summary().as_bytes());
+    ExitCode::from(result.exit_code())
 }
 
 fn explain(args: &ExplainArgs) -> ExitCode {

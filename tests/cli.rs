@@ -597,3 +597,53 @@ fn errors_doc_covers_every_code() {
         );
     }
 }
+
+// ------------------------------------------------------------------ batch mode
+
+#[test]
+fn batch_compiles_every_manifest_and_summarises_failures() {
+    let out = std::env::temp_dir().join(format!("capgate-cli-batch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let out_s = out.display().to_string();
+    let manifests = root().join("fixtures/manifests").display().to_string();
+    let bad = root()
+        .join("fixtures/errors/cap-fs-glob.json")
+        .display()
+        .to_string();
+    let run = capgate(
+        &[
+            "compile", &manifests, &bad, "--target", "docker", "--out", &out_s,
+        ],
+        None,
+    );
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("capgate: CAP_FS_GLOB:"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("capgate: batch: "), "{}", run.stderr);
+    // Every good manifest was written, byte-identical to a single compile.
+    let written: Vec<&str> = run.stdout.lines().collect();
+    let good = std::fs::read_dir(root().join("fixtures/manifests"))
+        .unwrap()
+        .count();
+    assert_eq!(written.len(), good, "{}", run.stdout);
+    let github = std::fs::read_to_string(out.join("github.docker.json")).unwrap();
+    let single = capgate(
+        &["compile", &fixture("github.json"), "--target", "docker"],
+        None,
+    );
+    assert_eq!(github, single.stdout);
+    assert!(!out.join("cap-fs-glob.docker.json").exists());
+    let _ = std::fs::remove_dir_all(&out);
+
+    // Several manifests without --out, and stdin with --out, are usage errors.
+    let two = capgate(
+        &["compile", &fixture("github.json"), &fixture("fetch.json")],
+        None,
+    );
+    assert_fails(&two, 2, Some("USAGE"), "two manifests without --out");
+    let stdin = capgate(&["compile", "-", "--out", &out_s], Some(b"{}"));
+    assert_fails(&stdin, 2, Some("USAGE"), "stdin with --out");
+}
