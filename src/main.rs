@@ -5,6 +5,11 @@ use clap::error::ErrorKind;
 use clap::Parser as _;
 
 use capgate::cli::{report, Cli, ErrorFormat};
+
+// Compiling a large manifest is allocation-heavy (pest parse states, small
+// strings); mimalloc measurably cuts it (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use capgate::diag::{Code, Diagnostic};
 
 fn main() -> ExitCode {
@@ -19,15 +24,20 @@ fn main() -> ExitCode {
             // Every failure starts with `capgate: <CODE>:`, usage errors included.
             let text = e.render().to_string();
             let (message, rest) = match e.kind() {
-                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    ("a command is required: compile, explain, targets or init", text.as_str())
-                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => (
+                    "a command is required: compile, explain, targets or init",
+                    text.as_str(),
+                ),
                 _ => {
                     let text = text.trim_start_matches("error: ");
                     text.split_once('\n').unwrap_or((text, ""))
                 }
             };
-            let rest: Vec<&str> = rest.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect();
+            let rest: Vec<&str> = rest
+                .lines()
+                .map(str::trim_end)
+                .filter(|l| !l.is_empty())
+                .collect();
             let mut d = Diagnostic::new(Code::Usage, message.trim().to_owned());
             if !rest.is_empty() {
                 d = d.with_help(rest.join("\n     "));

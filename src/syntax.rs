@@ -87,6 +87,102 @@ pub fn parse_capability(raw: &str) -> Result<Capability, CapError> {
         ));
     }
 
+    if let Some(cap) = fast(raw) {
+        return Ok(cap);
+    }
+    slow(raw)
+}
+
+/// The one-parse path for well-formed capabilities: `None` whenever anything
+/// is unusual or wrong, and the step-by-step parse decides (and explains).
+fn fast(raw: &str) -> Option<Capability> {
+    let top = CapParser::parse(Rule::fast, raw).ok()?.next()?;
+    let cap = top.into_inner().next()?;
+    let rule = cap.as_rule();
+    let mut parts = cap
+        .into_inner()
+        .filter(|p| !matches!(p.as_rule(), Rule::colon | Rule::quote));
+    // A segment for the shared converters: the text of a pair and its span in `raw`.
+    let seg = |p: &Pair<'_, Rule>| -> Segment<'_> {
+        Segment {
+            text: raw
+                .get(p.as_span().start()..p.as_span().end())
+                .unwrap_or_default(),
+            span: p.as_span().start()..p.as_span().end(),
+            quoted: false,
+        }
+    };
+    let actions = |p: Pair<'_, Rule>, allowed: &[&'static str]| {
+        actions_from_items(p.into_inner(), 0, allowed).ok()
+    };
+    match rule {
+        Rule::fast_fs => {
+            let names = actions(parts.next()?, FS_ACTIONS)?;
+            let abs = parts.next()?;
+            let s = seg(&abs);
+            let fs = abs_path(abs, 0).ok()?;
+            reserved(&fs.path, &s).ok()?;
+            Some(Capability::Fs {
+                actions: fs_actions_from(&names),
+                path: fs,
+            })
+        }
+        Rule::fast_net => {
+            actions(parts.next()?, &["connect"])?;
+            let host_pair = parts.next()?.into_inner().next()?;
+            let s = seg(&host_pair);
+            let host = host_from(host_pair, &s).ok()?;
+            let port = match parts.next() {
+                Some(p) => Some(port_from(p.as_str())?),
+                None => None,
+            };
+            Some(Capability::Net { host, port })
+        }
+        Rule::fast_exec => {
+            actions(parts.next()?, &["spawn"])?;
+            let binary = Name::new_unchecked(parts.next()?.as_str().to_owned());
+            let nested = parts
+                .find(|p| matches!(p.as_rule(), Rule::flag_true | Rule::flag_false))
+                .is_some_and(|p| p.as_rule() == Rule::flag_true);
+            Some(Capability::Exec {
+                binary,
+                nested_sandbox: nested,
+            })
+        }
+        Rule::fast_env => {
+            let names = actions(parts.next()?, &["read", "inject"])?;
+            let word = parts.next()?;
+            let name = env_from(word.as_str(), &seg(&word)).ok()?;
+            Some(Capability::Env {
+                actions: EnvActions {
+                    read: names.contains(&"read"),
+                    inject: names.contains(&"inject"),
+                },
+                name,
+            })
+        }
+        Rule::fast_ipc => {
+            actions(parts.next()?, &["connect"])?;
+            let ep = parts.next()?.into_inner().next()?;
+            let s = seg(&ep);
+            let endpoint = endpoint_from(ep, 0, &s).ok()?;
+            Some(Capability::Ipc { endpoint })
+        }
+        Rule::fast_clock => {
+            let source = match parts.next()?.as_rule() {
+                Rule::clock_system => ClockSource::System,
+                Rule::clock_tzdata => ClockSource::Tzdata,
+                _ => return None,
+            };
+            Some(Capability::Clock { source })
+        }
+        _ => None,
+    }
+}
+
+/// The step-by-step parse: every rule on its own, so a failure can be
+/// explained precisely. Also the whole path for assertions.
+fn slow(raw: &str) -> Result<Capability, CapError> {
     let top = CapParser::parse(Rule::capability, raw)
         .map_err(|e| structure_error(raw, error_pos(&e)))?
         .next()
@@ -391,16 +487,23 @@ fn check_actions<'a>(
             seg.span.start + start..seg.span.start + end,
         )
     })?;
+    actions_from_items(pair.into_inner(), seg.span.start, allowed)
+        .map_err(|(item, span)| unknown(item, span))
+}
+
+/// Converts `action_item` pairs (positions relative to `base`); an unknown
+/// action is returned with its absolute span.
+fn actions_from_items<'a>(
+    items: impl Iterator<Item = Pair<'a, Rule>>,
+    base: usize,
+    allowed: &[&'static str],
+) -> Result<Vec<&'static str>, (&'a str, Range<usize>)> {
     let mut out = Vec::new();
-    for item in pair
-        .into_inner()
-        .filter(|p| p.as_rule() == Rule::action_item)
-    {
+    for item in items.filter(|p| p.as_rule() == Rule::action_item) {
         let action = item.into_inner().next().expect("action_item has action");
-        let span =
-            seg.span.start + action.as_span().start()..seg.span.start + action.as_span().end();
+        let span = base + action.as_span().start()..base + action.as_span().end();
         let Some(name) = allowed.iter().find(|a| **a == action.as_str()) else {
-            return Err(unknown(action.as_str(), span));
+            return Err((action.as_str(), span));
         };
         if !out.contains(name) {
             out.push(*name);
@@ -409,12 +512,18 @@ fn check_actions<'a>(
     Ok(out)
 }
 
-fn fs_actions(seg: &Segment<'_>, raw: &str) -> Result<FsActions, CapError> {
-    let names = check_actions(seg, raw, Kind::Fs, &["read", "write", "create", "delete"])?;
-    Ok(names
+fn fs_actions_from(names: &[&str]) -> FsActions {
+    names
         .iter()
         .filter_map(|n| FsActions::from_name(n))
-        .fold(FsActions::default(), FsActions::union))
+        .fold(FsActions::default(), FsActions::union)
+}
+
+const FS_ACTIONS: &[&str] = &["read", "write", "create", "delete"];
+
+fn fs_actions(seg: &Segment<'_>, raw: &str) -> Result<FsActions, CapError> {
+    let names = check_actions(seg, raw, Kind::Fs, FS_ACTIONS)?;
+    Ok(fs_actions_from(&names))
 }
 
 // ---------------------------------------------------------------- paths
@@ -570,6 +679,12 @@ fn host(seg: &Segment<'_>) -> Result<Host, CapError> {
         }
     })?;
     let inner = pair.into_inner().next().expect("host has one child");
+    host_from(inner, seg)
+}
+
+/// Converts the alternative a host rule matched; `seg` is the host's text and span.
+fn host_from(inner: Pair<'_, Rule>, seg: &Segment<'_>) -> Result<Host, CapError> {
+    let bad = |message: String, span: Range<usize>| CapError::new(Code::CapNetHost, message, span);
     match inner.as_rule() {
         Rule::host_any => Ok(Host::Any),
         Rule::host_wildcard => {
@@ -698,16 +813,19 @@ fn port(seg: &Segment<'_>) -> Result<Port, CapError> {
         )
     };
     let pair = leaf(Rule::port, seg).map_err(|_| bad())?;
-    let digits = pair.as_str();
+    port_from(pair.as_str()).ok_or_else(bad)
+}
+
+/// The port of a `port_digits` match, if in range.
+fn port_from(digits: &str) -> Option<Port> {
     if digits.len() > 5 {
-        return Err(bad());
+        return None;
     }
     digits
         .parse::<u32>()
         .ok()
         .and_then(|p| u16::try_from(p).ok())
         .and_then(Port::new)
-        .ok_or_else(bad)
 }
 
 // ---------------------------------------------------------------- exec, env
@@ -804,7 +922,10 @@ fn env_name(seg: &Segment<'_>) -> Result<Name, CapError> {
             nonempty(&seg.span),
         )
     })?;
-    let name = pair.as_str();
+    env_from(pair.as_str(), seg)
+}
+
+fn env_from(name: &str, seg: &Segment<'_>) -> Result<Name, CapError> {
     if DANGEROUS_ENV.contains(&name) || DANGEROUS_ENV_PREFIXES.iter().any(|p| name.starts_with(p)) {
         return Err(CapError::new(
             Code::CapEnvDangerous,
@@ -859,14 +980,23 @@ fn endpoint(seg: &Segment<'_>, raw: &str) -> Result<Endpoint, CapError> {
         )
     })?;
     let inner = pair.into_inner().next().expect("endpoint has one child");
+    endpoint_from(inner, seg.span.start, seg)
+}
+
+/// Converts the alternative an endpoint rule matched (positions relative to `origin`).
+fn endpoint_from(
+    inner: Pair<'_, Rule>,
+    origin: usize,
+    seg: &Segment<'_>,
+) -> Result<Endpoint, CapError> {
     match inner.as_rule() {
         Rule::ep_x11 => Ok(Endpoint::X11),
         Rule::ep_dbus_session => Ok(Endpoint::DbusSession),
         Rule::ep_dbus_system => Ok(Endpoint::DbusSystem),
         Rule::ep_unix => {
-            let base = seg.span.start + inner.as_span().start() + "unix:".len();
+            let base = origin + inner.as_span().start() + "unix:".len();
             let abs = inner.into_inner().next().expect("ep_unix has abs_path");
-            let fs = abs_path(abs, seg.span.start).map_err(|mut e| {
+            let fs = abs_path(abs, origin).map_err(|mut e| {
                 e.code = Code::CapIpcEndpoint;
                 e
             })?;

@@ -386,3 +386,100 @@ fn limits() {
     let e = parse_capability(&long).unwrap_err();
     assert_eq!(e.code, CapTooLong);
 }
+
+/// The one-parse fast path and the step-by-step parse must agree: whenever the
+/// fast path accepts, the slow path accepts the same value.
+fn agree(raw: &str) {
+    if let Some(f) = fast(raw) {
+        match slow(raw) {
+            Ok(s) => assert_eq!(f, s, "{raw:?}: fast and slow paths disagree"),
+            Err(e) => panic!("{raw:?}: fast path accepted {f:?}, slow path refused: {e:?}"),
+        }
+    }
+}
+
+#[test]
+fn fast_path_agrees_with_slow_path_on_every_fixture() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut seen = 0;
+    let mut fast_hits = 0;
+    for dir in ["manifests", "injection", "errors", "enforcement"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for e in entries {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap_or_default();
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            let mut caps: Vec<String> = Vec::new();
+            let mut collect = |list: &serde_json::Value| {
+                for c in list.as_array().into_iter().flatten() {
+                    if let Some(s) = c.as_str() {
+                        caps.push(s.to_owned());
+                    }
+                }
+            };
+            collect(&v["serverCapabilities"]);
+            for t in v["tools"].as_array().into_iter().flatten() {
+                collect(&t["capabilities"]);
+            }
+            for c in caps {
+                agree(&c);
+                // Coverage is measured on the valid manifests only.
+                if dir == "manifests" && !c.starts_with("assert:") {
+                    seen += 1;
+                    if fast(&c).is_some() {
+                        fast_hits += 1;
+                    } else {
+                        eprintln!("slow path: {c}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen > 50, "only {seen} capabilities found");
+    // The fast path must carry every valid non-assert capability of the fixtures.
+    assert_eq!(fast_hits, seen, "fast path took only {fast_hits} of {seen}");
+}
+
+#[test]
+fn fast_path_takes_the_common_forms() {
+    for raw in [
+        "fs:read:/workspace/**",
+        "fs:read,write:/etc/app.conf",
+        "net:connect:api.github.com:443",
+        "net:connect:1.2.3.4:443",
+        "net:connect:\"2606:4700::1111\":443",
+        "net:connect:*",
+        "net:connect:*.example.com:8443",
+        "exec:spawn:chromium?nestedSandbox=true",
+        "env:inject:GITHUB_TOKEN",
+        "ipc:connect:x11",
+        "ipc:connect:\"unix:/run/app/app.sock\"",
+        "ipc:connect:dbus:system",
+        "clock:tzdata",
+    ] {
+        assert!(fast(raw).is_some(), "{raw:?} missed the fast path");
+        agree(raw);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+    #[test]
+    fn fast_and_slow_agree_on_capability_like_strings(
+        parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "fs", "net", "exec", "env", "ipc", "clock", "assert", ":", "\"", "?", ",", "=", "&",
+                "read", "write", "connect", "spawn", "inject", "/", "/**", "/*", "..", ".", "a", "A_B",
+                "1", "0", "443", "65536", "1.2.3.4", "10.0.0.5", "::1", "2606:4700::1", "*", "*.",
+                "example.com", "unix:", "x11", "dbus:system", "nestedSandbox", "true", "0x7f", " ", "-",
+                "proc", "docker.sock", "system", "tzdata", "LD_PRELOAD", "é",
+            ]),
+            1..12,
+        )
+    ) {
+        agree(&parts.concat());
+    }
+}
