@@ -394,30 +394,40 @@ fn parse_capabilities(
             .enumerate()
             .map(|(i, t)| (Some(i), &t.capabilities)),
     );
+    // Parse each distinct string once; a large manifest is parsed on every core.
+    let mut slot: HashMap<&str, usize> = HashMap::new();
+    let mut distinct: Vec<&str> = Vec::new();
+    let lists: Vec<_> = lists.collect();
+    for (_, list) in &lists {
+        for raw in list.iter() {
+            slot.entry(raw.text.as_str()).or_insert_with(|| {
+                distinct.push(raw.text.as_str());
+                distinct.len() - 1
+            });
+        }
+    }
+    let parsed = parse_distinct(&distinct);
+
     let mut caps = Vec::new();
     let mut errors = Vec::new();
     let mut error_offsets = Vec::new();
-    let mut parsed: HashMap<&str, Result<Capability, CapError>> = HashMap::new();
     for (tool, list) in lists {
         for (index, raw) in list.iter().enumerate() {
-            let result = parsed
-                .entry(raw.text.as_str())
-                .or_insert_with(|| syntax::parse_capability(&raw.text));
-            match result.clone() {
+            match &parsed[slot[raw.text.as_str()]] {
                 Ok(capability) => caps.push(CapInfo {
                     tool,
                     index,
-                    capability,
+                    capability: capability.clone(),
                 }),
                 Err(e) => {
                     error_offsets.push(raw.offset);
-                    let mut d = Diagnostic::new(e.code, e.message);
-                    d.help = e.help;
+                    let mut d = Diagnostic::new(e.code, e.message.clone());
+                    d.help = e.help.clone();
                     d.cap = Some(CapContext {
                         tool: tool.map(|t| manifest.tools[t].name.clone()),
                         index,
                         capability: raw.text.clone(),
-                        span: e.span,
+                        span: e.span.clone(),
                     });
                     errors.push(d);
                 }
@@ -435,6 +445,38 @@ fn parse_capabilities(
         }
         Err(errors)
     }
+}
+
+/// Below this many distinct capabilities, threads cost more than they save.
+const PARALLEL_PARSE_MIN: usize = 2048;
+
+/// Parses capability strings, on every available core for large manifests
+/// (each string is independent), keeping the input order.
+fn parse_distinct(distinct: &[&str]) -> Vec<Result<Capability, CapError>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || distinct.len() < PARALLEL_PARSE_MIN {
+        return distinct
+            .iter()
+            .map(|raw| syntax::parse_capability(raw))
+            .collect();
+    }
+    let chunk = distinct.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = distinct
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|raw| syntax::parse_capability(raw))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("the capability parser does not panic"))
+            .collect()
+    })
 }
 
 /// `source.location(offset)` for every offset, in one pass over the text.

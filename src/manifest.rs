@@ -40,17 +40,18 @@ pub struct Manifest {
 impl Manifest {
     /// The reference-compatible `sha256:` hash of the manifest's projection (SPEC §6).
     pub fn hash(&self) -> String {
-        let server: Vec<String> = self
+        // Borrowed, not cloned: a large manifest has tens of thousands of strings.
+        let server: Vec<&str> = self
             .server_capabilities
             .iter()
-            .map(|c| c.text.clone())
+            .map(|c| c.text.as_str())
             .collect();
-        let caps: Vec<Vec<String>> = self
+        let caps: Vec<Vec<&str>> = self
             .tools
             .iter()
-            .map(|t| t.capabilities.iter().map(|c| c.text.clone()).collect())
+            .map(|t| t.capabilities.iter().map(|c| c.text.as_str()).collect())
             .collect();
-        let tools: Vec<ToolProjection<'_>> = self
+        let tools: Vec<ToolProjection<'_, &str>> = self
             .tools
             .iter()
             .zip(&caps)

@@ -20,20 +20,20 @@ pub const CANONICALIZATION: &str = "RFC8785";
 ///
 /// Raw strings (not the parsed form) are hashed so that the hash identifies exactly what
 /// the author wrote, independent of how capgate's normaliser treats it.
-pub struct ToolProjection<'a> {
+pub struct ToolProjection<'a, S: AsRef<str> = String> {
     pub name: &'a str,
-    pub capabilities: &'a [String],
+    pub capabilities: &'a [S],
 }
 
 /// `"sha256:" + lowercase hex` of the RFC 8785 (JCS) canonical form of the projection.
 ///
 /// The caller passes an empty slice when `serverCapabilities` is absent or `null`,
 /// because the reference treats all three cases as `[]`.
-pub fn manifest_hash(
+pub fn manifest_hash<S: AsRef<str>>(
     name: &str,
     version: &str,
-    server_capabilities: &[String],
-    tools: &[ToolProjection<'_>],
+    server_capabilities: &[S],
+    tools: &[ToolProjection<'_, S>],
 ) -> String {
     let canonical = canonical_projection(name, version, server_capabilities, tools);
     let digest = Sha256::digest(canonical.as_bytes());
@@ -53,11 +53,11 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// JCS sorts object keys by UTF-16 code units. The keys here are fixed ASCII, so that
 /// order is written out by hand: `name < serverCapabilities < tools < version` at the
 /// top level and `capabilities < name` inside each tool (a test re-derives it).
-pub fn canonical_projection(
+pub fn canonical_projection<S: AsRef<str>>(
     name: &str,
     version: &str,
-    server_capabilities: &[String],
-    tools: &[ToolProjection<'_>],
+    server_capabilities: &[S],
+    tools: &[ToolProjection<'_, S>],
 ) -> String {
     let mut out = String::new();
     out.push_str("{\"name\":");
@@ -81,13 +81,13 @@ pub fn canonical_projection(
     out
 }
 
-fn write_string_array(out: &mut String, items: &[String]) {
+fn write_string_array<S: AsRef<str>>(out: &mut String, items: &[S]) {
     out.push('[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        write_string(out, item);
+        write_string(out, item.as_ref());
     }
     out.push(']');
 }
