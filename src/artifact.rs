@@ -49,12 +49,20 @@ pub enum UnenforcedRule {
     Other(serde_json::Value),
 }
 
+/// A capability string and the tool that declared it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CapabilityRef {
+    /// `null` for serverCapabilities.
+    pub tool: Option<String>,
+    pub capability: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Unenforceable {
     pub rule: UnenforcedRule,
     pub reason: String,
-    /// The capability strings behind the entry (capgate addition).
-    pub capabilities: Vec<String>,
+    /// The capabilities behind the entry (capgate addition).
+    pub capabilities: Vec<CapabilityRef>,
 }
 
 /// Artifact of an argv target (bwrap, docker).

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::artifact::{
-    ArgvArtifact, Artifact, Assertion, ConfigArtifact, Egress, Provenance, Unenforceable,
-    UnenforcedRule,
+    ArgvArtifact, Artifact, Assertion, CapabilityRef, ConfigArtifact, Egress, Provenance,
+    Unenforceable, UnenforcedRule,
 };
 use crate::assets::Assets;
 use crate::capability::{Capability, Kind};
@@ -193,7 +193,13 @@ impl Compiler {
                 capabilities: u
                     .caps
                     .iter()
-                    .map(|&c| raw_cap(&manifest, &policy.caps[c as usize]).text.clone())
+                    .map(|&c| {
+                        let info = &policy.caps[c as usize];
+                        CapabilityRef {
+                            tool: info.tool.map(|t| manifest.tools[t].name.clone()),
+                            capability: raw_cap(&manifest, info).text.clone(),
+                        }
+                    })
                     .collect(),
             })
             .collect();
@@ -333,15 +339,22 @@ impl Compiler {
             ),
         )];
         for &fact in &lowered.unlowered {
+            let FactRef::Fact(fact_kind, _) = fact else {
+                continue;
+            };
             for c in lower::fact_caps(policy, fact, None) {
                 let info = &policy.caps[c as usize];
                 let raw = raw_cap(manifest, info);
+                let declared = info.capability.kind();
+                // ipc:connect:x11 also yields the env fact DISPLAY: say which fact failed.
+                let what = if declared == fact_kind {
+                    format!("this {declared} capability")
+                } else {
+                    format!("the {fact_kind} fact this {declared} capability implies")
+                };
                 let mut d = Diagnostic::new(
                     Code::AdapterUnsupported,
-                    format!(
-                        "no rule of target \"{name}\" lowers this {} capability",
-                        info.capability.kind()
-                    ),
+                    format!("no rule of target \"{name}\" lowers {what}"),
                 )
                 .at(cap_locations[c as usize].clone());
                 d.cap = Some(CapContext {

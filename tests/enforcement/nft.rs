@@ -206,9 +206,11 @@ fn nftables_egress_allowlist() {
     };
     c.check(
         "hostname listed in unenforceable[]",
-        cfg.unenforceable
-            .iter()
-            .any(|u| u.capabilities.iter().any(|k| k.contains("api.example.com"))),
+        cfg.unenforceable.iter().any(|u| {
+            u.capabilities
+                .iter()
+                .any(|k| k.capability.contains("api.example.com"))
+        }),
         || "api.example.com missing".to_owned(),
     );
     c.check(
