@@ -224,7 +224,11 @@ impl Diagnostic {
             }
             out.push('\n');
         }
-        if let Some(cap) = self.cap.as_ref().filter(|c| c.capability.len() <= MAX_SHOWN) {
+        if let Some(cap) = self
+            .cap
+            .as_ref()
+            .filter(|c| c.capability.len() <= MAX_SHOWN)
+        {
             let shown = printable(&cap.capability);
             let start = printable(&cap.capability[..cap.span.start.min(cap.capability.len())])
                 .chars()
@@ -241,7 +245,11 @@ impl Diagnostic {
             // starts there, else at the ellipsis.
             let shown = shown(&cap.capability);
             let head = shown.find("... (").unwrap_or(0);
-            let start = if cap.span.start < head { cap.span.start } else { head };
+            let start = if cap.span.start < head {
+                cap.span.start
+            } else {
+                head
+            };
             let _ = writeln!(out, "   |");
             let _ = writeln!(out, "   | {}", printable(&shown));
             let _ = writeln!(out, "   | {}^", " ".repeat(start));

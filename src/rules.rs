@@ -233,7 +233,10 @@ impl TargetOption {
         })?;
         if let OptionValue::String(text) = &v {
             let refused = self.forbid.iter().any(|f| f == text)
-                || self.forbid_prefix.iter().any(|p| text.starts_with(p.as_str()));
+                || self
+                    .forbid_prefix
+                    .iter()
+                    .any(|p| text.starts_with(p.as_str()));
             if refused {
                 return Err(format!(
                     "option \"{}\" refuses this value (refused: {})",

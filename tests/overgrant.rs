@@ -535,7 +535,13 @@ fn s13_2_docker_never_default_bridge() {
 fn s13_2_docker_network_option_cannot_select_host_or_bridge() {
     // `none` stays allowed: it is narrower than declared (no egress at all).
     let bytes = manifest(&[&["net:connect:api.github.com:443"]]);
-    for value in ["host", "bridge", "default", "container:other", "ns:/proc/1/ns/net"] {
+    for value in [
+        "host",
+        "bridge",
+        "default",
+        "container:other",
+        "ns:/proc/1/ns/net",
+    ] {
         match compile_bytes("docker", &bytes, false, &[("network", value)]) {
             Ok(v) => panic!("--set network={value} accepted: {:?}", argv(&v)),
             Err(d) => assert_eq!(d[0].code, Code::OptionInvalid, "{}", render(&d)),

@@ -137,7 +137,10 @@ fn every_error_code_is_covered() {
             "src/manifest.rs and tests/robustness.rs: size limits",
         ),
         (Code::TargetUnknown, "tests/cli.rs: unknown target exits 2"),
-        (Code::Usage, "tests/cli.rs: usage_errors_exit_2_with_nothing_on_stdout"),
+        (
+            Code::Usage,
+            "tests/cli.rs: usage_errors_exit_2_with_nothing_on_stdout",
+        ),
         (
             Code::OptionInvalid,
             "tests/cli.rs: unknown --set option exits 2",
