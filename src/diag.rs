@@ -317,6 +317,9 @@ pub fn printable(s: &str) -> String {
 /// Control characters and the invisible formatting characters used in
 /// "trojan source" tricks: bidi controls, zero-width characters, BOM.
 pub fn is_invisible(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
     c.is_control()
         || matches!(c,
             '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'

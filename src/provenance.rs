@@ -97,6 +97,12 @@ fn write_string_array<S: AsRef<str>>(out: &mut String, items: &[S]) {
 /// them would change the hash.
 fn write_string(out: &mut String, s: &str) {
     out.push('"');
+    // Most strings need no escape at all: copy them whole.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
