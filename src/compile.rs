@@ -181,6 +181,7 @@ impl Compiler {
         let elements = self.render_main(&base, &lowered)?;
         let mut notes = lowered.notes.clone();
         notes.extend(widening_notes(&policy, &describe));
+        notes.extend(metadata_notes(&policy, &describe));
         let unenforceable = lowered
             .unenforced
             .iter()
@@ -526,6 +527,22 @@ fn locate_all(source: &Source, bytes: &[u8], offsets: &[usize]) -> Vec<Location>
     }
     out.into_iter()
         .map(|l| l.expect("every offset is located"))
+        .collect()
+}
+
+/// A grant to a cloud metadata endpoint is allowed when declared, but never quietly.
+fn metadata_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -> Vec<String> {
+    policy
+        .net
+        .iter()
+        .filter(|n| n.is_metadata())
+        .map(|n| {
+            format!(
+                "net: {} is a cloud instance-metadata endpoint; granting it (declared by {}) exposes the host's cloud credentials to the sandbox",
+                n.host,
+                describe(&n.caps[..1]).join("")
+            )
+        })
         .collect()
 }
 

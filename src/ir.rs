@@ -416,6 +416,29 @@ pub const SPECIAL_V6: &[(Ipv6Addr, u8)] = &[
 /// means "all of IPv4", and the IPv4 list already covers what it should.
 pub const V4_MAPPED: (Ipv6Addr, u8) = (Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96);
 
+/// Cloud instance-metadata endpoints (AWS, GCP, Azure, OpenStack: 169.254.169.254;
+/// AWS ECS task metadata: 169.254.170.2; Alibaba: 100.100.100.200; AWS IPv6:
+/// fd00:ec2::254). They are special-range addresses, so only an explicit
+/// declaration reaches them, and such a grant hands the host's cloud
+/// credentials to the sandbox: it always gets a note.
+pub const METADATA_ADDRS: &[IpAddr] = &[
+    IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)),
+    IpAddr::V4(Ipv4Addr::new(169, 254, 170, 2)),
+    IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+];
+
+impl NetFact {
+    /// Whether the destination is a cloud instance-metadata endpoint.
+    pub fn is_metadata(&self) -> bool {
+        match self.host {
+            Host::V4(a) => METADATA_ADDRS.contains(&IpAddr::V4(a)),
+            Host::V6(a) => METADATA_ADDRS.contains(&IpAddr::V6(a)),
+            _ => false,
+        }
+    }
+}
+
 /// Whether an address lies in a special-purpose range.
 pub fn is_special(addr: IpAddr) -> bool {
     match addr {
@@ -577,6 +600,30 @@ mod tests {
                 ("100.100.100.200".into(), true),
                 ("8.8.8.8".into(), false),
                 ("fd00::1".into(), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn metadata_endpoints_are_recognised() {
+        let p = policy(&[
+            "net:connect:169.254.169.254:80",
+            "net:connect:\"fd00:ec2::254\":80",
+            "net:connect:169.254.169.253:80",
+            "net:connect:metadata.google.internal:80",
+        ]);
+        let meta: Vec<_> = p
+            .net
+            .iter()
+            .map(|n| (n.host.to_string(), n.is_metadata()))
+            .collect();
+        assert_eq!(
+            meta,
+            [
+                ("169.254.169.253".into(), false),
+                ("169.254.169.254".into(), true),
+                ("fd00:ec2::254".into(), true),
+                ("metadata.google.internal".into(), false),
             ]
         );
     }
