@@ -23,6 +23,10 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
+// The same allocator as the capgate binary, so in-process figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use capgate::assets::Assets;
 use capgate::compile::{resolve_options, Compiler, Settings};
 use capgate::ir::{self, CapId, CapInfo, Policy};
