@@ -14,7 +14,7 @@ use crate::assets::Assets;
 use crate::capability::{Capability, Kind};
 use crate::diag::{CapContext, Code, Diagnostic, Location};
 use crate::ir::{self, CapId, CapInfo, Policy};
-use crate::lower::{self, fact_json, FactRef, Lowered};
+use crate::lower::{self, FactRef, Lowered};
 use crate::manifest::{self, Manifest, RawCap, Source};
 use crate::render::{mark, Renderer};
 use crate::rules::{ArtifactKind, OptionValue, Target};
@@ -188,7 +188,7 @@ impl Compiler {
             .map(|u| Unenforceable {
                 rule: match u.fact {
                     FactRef::Fact(Kind::Net, i) => UnenforcedRule::Net(egress(&policy.net[i])),
-                    f => UnenforcedRule::Other(kinded_fact(&policy, f)),
+                    f => UnenforcedRule::Other(lower::kinded_fact_json(&policy, f)),
                 },
                 reason: u.reason.clone(),
                 capabilities: u
@@ -372,18 +372,6 @@ impl Compiler {
         }
         out
     }
-}
-
-/// A fact's view with its kind first, for `unenforceable` entries.
-fn kinded_fact(policy: &Policy, fact: FactRef) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
-    if let FactRef::Fact(kind, _) = fact {
-        map.insert("kind".to_owned(), kind.as_str().into());
-    }
-    if let serde_json::Value::Object(view) = fact_json(policy, fact) {
-        map.extend(view);
-    }
-    serde_json::Value::Object(map)
 }
 
 fn egress(n: &ir::NetFact) -> Egress {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::compile::Trace;
 use crate::diag::{quote, Location};
 use crate::ir::CapId;
-use crate::lower::{fact_caps, fact_json, FactRef};
+use crate::lower::{fact_caps, kinded_fact_json};
 use crate::rules::{Rule, Target, Verdict};
 
 /// A capability as explain shows it.
@@ -110,21 +110,6 @@ fn cap_ref(trace: &Trace, id: CapId) -> CapRef {
     }
 }
 
-fn kinded(trace: &Trace, fact: FactRef) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
-    map.insert(
-        "kind".to_owned(),
-        match fact {
-            FactRef::Baseline => "baseline".into(),
-            FactRef::Fact(k, _) => k.as_str().into(),
-        },
-    );
-    if let serde_json::Value::Object(view) = fact_json(&trace.policy, fact) {
-        map.extend(view);
-    }
-    serde_json::Value::Object(map)
-}
-
 /// Builds the explanation of a compile.
 pub fn explain(
     target: &Target,
@@ -153,7 +138,7 @@ pub fn explain(
                     output: vec![text.clone()],
                     rule: rule.id.clone(),
                     rule_source: rule_source(target, rule),
-                    fact: kinded(trace, f.fact),
+                    fact: kinded_fact_json(&trace.policy, f.fact),
                     capabilities: f.caps.iter().map(|&c| cap_ref(trace, c)).collect(),
                 }
             }
@@ -234,7 +219,7 @@ pub fn explain(
             .unlowered
             .iter()
             .map(|&f| Unlowered {
-                fact: kinded(trace, f),
+                fact: kinded_fact_json(&trace.policy, f),
                 capabilities: fact_caps(&trace.policy, f, None)
                     .into_iter()
                     .map(|c| cap_ref(trace, c))

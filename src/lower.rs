@@ -122,7 +122,9 @@ struct AssertView<'a> {
 
 /// The template view of a fact, as a JSON value (also used by `explain`).
 pub fn fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
-    let v = |x: &dyn erased::Ser| x.to_json();
+    fn v(view: &impl Serialize) -> serde_json::Value {
+        serde_json::to_value(view).expect("views serialise")
+    }
     match fact {
         FactRef::Baseline => v(&baseline_view(policy)),
         FactRef::Fact(kind, i) => match kind {
@@ -202,16 +204,19 @@ pub fn fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
     }
 }
 
-/// Object-safe serialisation to JSON for the views above.
-mod erased {
-    pub trait Ser {
-        fn to_json(&self) -> serde_json::Value;
+/// The fact's view with its kind first (`baseline` for the sandbox), as
+/// `unenforceable` entries and `explain` show it.
+pub fn kinded_fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    let kind = match fact {
+        FactRef::Baseline => "baseline",
+        FactRef::Fact(k, _) => k.as_str(),
+    };
+    map.insert("kind".to_owned(), kind.into());
+    if let serde_json::Value::Object(view) = fact_json(policy, fact) {
+        map.extend(view);
     }
-    impl<T: serde::Serialize> Ser for T {
-        fn to_json(&self) -> serde_json::Value {
-            serde_json::to_value(self).expect("views serialise")
-        }
-    }
+    serde_json::Value::Object(map)
 }
 
 fn baseline_view(policy: &Policy) -> BaselineView {

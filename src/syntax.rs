@@ -222,9 +222,6 @@ fn slow(raw: &str) -> Result<Capability, CapError> {
         Some(r) => nested_sandbox(r, kind)?,
         None => None,
     };
-    if nested.is_some() && kind != Kind::Exec {
-        unreachable!("nested_sandbox rejects other kinds");
-    }
 
     match kind {
         Kind::Fs => {
@@ -290,7 +287,7 @@ fn slow(raw: &str) -> Result<Capability, CapError> {
         }
         Kind::Ipc => {
             let endpoint = match segments.len() {
-                2 => endpoint(&segments[1], raw)?,
+                2 => endpoint(&segments[1])?,
                 // The unquoted forms `ipc:connect:unix:/p` and `ipc:connect:dbus:system`
                 // are what the documentation always showed; accept them unambiguously.
                 3 if !segments[1].quoted
@@ -298,14 +295,11 @@ fn slow(raw: &str) -> Result<Capability, CapError> {
                     && matches!(segments[1].text, "unix" | "dbus") =>
                 {
                     let span = segments[1].span.start..segments[2].span.end;
-                    endpoint(
-                        &Segment {
-                            text: &raw[span.clone()],
-                            span,
-                            quoted: false,
-                        },
-                        raw,
-                    )?
+                    endpoint(&Segment {
+                        text: &raw[span.clone()],
+                        span,
+                        quoted: false,
+                    })?
                 }
                 _ => {
                     return Err(shape(
@@ -949,8 +943,7 @@ const ENGINE_SOCKETS: &[&str] = &[
 /// Top-level directories that are never a single socket.
 const SOCKET_DIR_MIN_DEPTH: usize = 2;
 
-fn endpoint(seg: &Segment<'_>, raw: &str) -> Result<Endpoint, CapError> {
-    let _ = raw;
+fn endpoint(seg: &Segment<'_>) -> Result<Endpoint, CapError> {
     let pair = leaf(Rule::endpoint, seg).map_err(|pos| {
         if seg.text.starts_with("unix:") {
             let sub = Segment {
