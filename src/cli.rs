@@ -270,6 +270,9 @@ fn compile(args: &CompileArgs) -> ExitCode {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(out.artifact.to_json(args.pretty).as_bytes());
+            // The process ends here: freeing a large compile's tens of thousands
+            // of allocations one by one would only delay the exit.
+            std::mem::forget(out);
             ExitCode::from(exit::OK)
         }
         Err(d) => report(&d, args.error_format),

@@ -4,7 +4,8 @@
 //! environment); [`Compiler::compile`] is per manifest, so batch compilation
 //! builds the target once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use crate::artifact::{
     ArgvArtifact, Artifact, Assertion, CapabilityRef, ConfigArtifact, Egress, Provenance,
@@ -13,7 +14,7 @@ use crate::artifact::{
 use crate::assets::Assets;
 use crate::capability::{Capability, Kind};
 use crate::diag::{CapContext, Code, Diagnostic, Location};
-use crate::ir::{self, CapId, CapInfo, Policy};
+use crate::ir::{self, CapId, CapInfo, FoldMap, Policy};
 use crate::lower::{self, FactRef, Lowered};
 use crate::manifest::{self, Manifest, RawCap, Source};
 use crate::render::{mark, Renderer};
@@ -48,8 +49,11 @@ pub struct Trace {
     pub lowered: Lowered,
     /// Output elements with the index of the fragment each came from.
     pub elements: Vec<(String, Option<usize>)>,
-    /// Manifest location of every capability, by [`CapId`].
-    pub cap_locations: Vec<Location>,
+    source: Source,
+    /// Manifest byte offset of every capability, by [`CapId`].
+    cap_offsets: Vec<usize>,
+    /// Locations are computed on first use: only `explain` needs them.
+    cap_locations: OnceLock<Vec<Location>>,
     pub options: BTreeMap<String, OptionValue>,
 }
 
@@ -57,6 +61,13 @@ impl Trace {
     /// The raw string of a capability.
     pub fn cap_text(&self, id: CapId) -> &str {
         &self.raw_cap(id).text
+    }
+
+    /// The manifest location of a capability.
+    pub fn cap_location(&self, id: CapId) -> &Location {
+        &self
+            .cap_locations
+            .get_or_init(|| locate_all(&self.source, &self.cap_offsets))[id as usize]
     }
 
     fn raw_cap(&self, id: CapId) -> &RawCap {
@@ -143,14 +154,13 @@ impl Compiler {
         let options = resolve_options(&self.target, &settings.set)?;
         let source = Source::new(name, bytes);
         let manifest = manifest::load(&source, bytes)?;
-        let caps = parse_capabilities(&manifest, &source, bytes)?;
+        let caps = parse_capabilities(&manifest, &source)?;
         let policy = ir::normalise(caps);
-        let offsets: Vec<usize> = policy
+        let cap_offsets: Vec<usize> = policy
             .caps
             .iter()
             .map(|c| raw_cap(&manifest, c).offset)
             .collect();
-        let cap_locations = locate_all(&source, bytes, &offsets);
 
         let describe = |ids: &[CapId]| -> Vec<String> {
             ids.iter()
@@ -174,6 +184,7 @@ impl Compiler {
             if settings.permissive {
                 self.record_unlowered(&policy, &mut lowered);
             } else {
+                let cap_locations = locate_all(&source, &cap_offsets);
                 return Err(self.unsupported(&policy, &lowered, &manifest, &cap_locations));
             }
         }
@@ -247,7 +258,9 @@ impl Compiler {
                 policy,
                 lowered,
                 elements,
-                cap_locations,
+                source,
+                cap_offsets,
+                cap_locations: OnceLock::new(),
                 options,
             },
         })
@@ -276,28 +289,32 @@ impl Compiler {
     }
 
     fn record_unlowered(&self, policy: &Policy, lowered: &mut Lowered) {
-        let mut per_kind: BTreeMap<Kind, usize> = BTreeMap::new();
+        // Per kind: the number of facts and the reason they share.
+        let mut per_kind: BTreeMap<Kind, (usize, String)> = BTreeMap::new();
         for &fact in &lowered.unlowered {
             let FactRef::Fact(kind, _) = fact else {
                 continue;
             };
-            *per_kind.entry(kind).or_default() += 1;
-            let caps = lower::fact_caps(policy, fact, None);
-            lowered.unenforced.push(lower::Unenforced {
-                fact,
-                reason: format!(
+            let (n, reason) = per_kind.entry(kind).or_insert_with(|| {
+                (0, format!(
                     "target \"{}\" has no rule for {kind} capabilities; nothing enforces this one (--permissive)",
                     self.target.name
-                ),
-                caps: caps.clone(),
+                ))
             });
-            for c in caps {
+            *n += 1;
+            let caps = lower::fact_caps(policy, fact, None);
+            for &c in &caps {
                 lowered
                     .verdicts
                     .insert(c, crate::rules::Verdict::Unenforceable);
             }
+            lowered.unenforced.push(lower::Unenforced {
+                fact,
+                reason: reason.clone(),
+                caps,
+            });
         }
-        for (kind, n) in per_kind {
+        for (kind, (n, _)) in per_kind {
             lowered.notes.push(format!(
                 "{kind}: {n} fact(s) not enforced by target \"{}\" — see unenforceable[] (--permissive)",
                 self.target.name
@@ -387,7 +404,6 @@ fn egress(n: &ir::NetFact) -> Egress {
 fn parse_capabilities(
     manifest: &Manifest,
     source: &Source,
-    bytes: &[u8],
 ) -> Result<Vec<CapInfo>, Vec<Diagnostic>> {
     let lists = std::iter::once((None, &manifest.server_capabilities)).chain(
         manifest
@@ -397,39 +413,53 @@ fn parse_capabilities(
             .map(|(i, t)| (Some(i), &t.capabilities)),
     );
     // Parse each distinct string once; a large manifest is parsed on every core.
-    let mut slot: HashMap<&str, usize> = HashMap::new();
+    let mut slot: FoldMap<&str, usize> = FoldMap::default();
     let mut distinct: Vec<&str> = Vec::new();
+    // Occurrences of each distinct string: its last use takes the parsed value, earlier ones clone it.
+    let mut uses: Vec<u32> = Vec::new();
     let lists: Vec<_> = lists.collect();
+    let mut slots: Vec<usize> = Vec::with_capacity(lists.iter().map(|(_, l)| l.len()).sum());
     for (_, list) in &lists {
         for raw in list.iter() {
-            slot.entry(raw.text.as_str()).or_insert_with(|| {
+            let i = *slot.entry(raw.text.as_str()).or_insert_with(|| {
                 distinct.push(raw.text.as_str());
+                uses.push(0);
                 distinct.len() - 1
             });
+            uses[i] += 1;
+            slots.push(i);
         }
     }
-    let parsed = parse_distinct(&distinct);
+    let mut parsed: Vec<Option<_>> = parse_distinct(&distinct).into_iter().map(Some).collect();
 
-    let mut caps = Vec::new();
+    let mut caps = Vec::with_capacity(slots.len());
     let mut errors = Vec::new();
     let mut error_offsets = Vec::new();
+    let mut slots = slots.into_iter();
     for (tool, list) in lists {
         for (index, raw) in list.iter().enumerate() {
-            match &parsed[slot[raw.text.as_str()]] {
+            let i = slots.next().expect("one slot per capability");
+            uses[i] -= 1;
+            let result = if uses[i] == 0 {
+                parsed[i].take()
+            } else {
+                parsed[i].clone()
+            };
+            match result.expect("a string's last use comes after all others") {
                 Ok(capability) => caps.push(CapInfo {
                     tool,
                     index,
-                    capability: capability.clone(),
+                    capability,
                 }),
                 Err(e) => {
                     error_offsets.push(raw.offset);
-                    let mut d = Diagnostic::new(e.code, e.message.clone());
-                    d.help = e.help.clone();
+                    let mut d = Diagnostic::new(e.code, e.message);
+                    d.help = e.help;
                     d.cap = Some(CapContext {
                         tool: tool.map(|t| manifest.tools[t].name.clone()),
                         index,
                         capability: raw.text.clone(),
-                        span: e.span.clone(),
+                        span: e.span,
                     });
                     errors.push(d);
                 }
@@ -439,10 +469,7 @@ fn parse_capabilities(
     if errors.is_empty() {
         Ok(caps)
     } else {
-        for (d, location) in errors
-            .iter_mut()
-            .zip(locate_all(source, bytes, &error_offsets))
-        {
+        for (d, location) in errors.iter_mut().zip(locate_all(source, &error_offsets)) {
             d.location = Some(location);
         }
         Err(errors)
@@ -484,10 +511,9 @@ fn parse_distinct(distinct: &[&str]) -> Vec<Result<Capability, CapError>> {
 /// `source.location(offset)` for every offset, in one pass over the text.
 /// Locating each offset separately counts the characters from the start of
 /// its line every time, which is quadratic for a manifest written on one line.
-fn locate_all(source: &Source, bytes: &[u8], offsets: &[usize]) -> Vec<Location> {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return offsets.iter().map(|&o| source.location(o)).collect();
-    };
+fn locate_all(source: &Source, offsets: &[usize]) -> Vec<Location> {
+    let text = source.text();
+    let bytes = text.as_bytes();
     let mut order: Vec<usize> = (0..offsets.len()).collect();
     order.sort_by_key(|&i| offsets[i]);
     let mut out: Vec<Option<Location>> = vec![None; offsets.len()];
@@ -573,6 +599,6 @@ mod tests {
         offsets.reverse();
         offsets.swap(0, 7);
         let expected: Vec<Location> = offsets.iter().map(|&o| source.location(o)).collect();
-        assert_eq!(locate_all(&source, text.as_bytes(), &offsets), expected);
+        assert_eq!(locate_all(&source, &offsets), expected);
     }
 }

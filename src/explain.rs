@@ -106,7 +106,7 @@ fn cap_ref(trace: &Trace, id: CapId) -> CapRef {
     CapRef {
         tool: trace.cap_tool(id).map(str::to_owned),
         capability: trace.cap_text(id).to_owned(),
-        location: loc(&trace.cap_locations[id as usize]),
+        location: loc(trace.cap_location(id)),
     }
 }
 

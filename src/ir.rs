@@ -16,12 +16,17 @@
 //! - all ordering is by bytes (fs paths segment by segment, so a directory
 //!   always precedes what lies below it).
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::capability::{
     AbsPath, Capability, ClockSource, Endpoint, FsActions, Glob, Host, Kind, Name, Port,
 };
+
+/// A hash map with a fast, per-process seeded hasher (foldhash): keys are
+/// manifest strings, hashed tens of thousands of times in a large compile.
+pub type FoldMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Index of a capability in [`Policy::caps`] (declaration order: server first, then tools).
 pub type CapId = u32;
@@ -143,25 +148,28 @@ impl Policy {
 
 /// Builds the policy from capabilities in declaration order.
 pub fn normalise(caps: Vec<CapInfo>) -> Policy {
+    // Keys borrow from `caps`: a large manifest has tens of thousands of
+    // capabilities, and a fact's key is cloned once, when the fact is created.
     let mut fs: Vec<FsFact> = Vec::new();
-    let mut fs_index: HashMap<AbsPath, usize> = HashMap::new();
+    let mut fs_index: FoldMap<&AbsPath, usize> = FoldMap::default();
     let mut net: Vec<NetFact> = Vec::new();
-    let mut net_index: HashMap<(Host, Option<Port>), usize> = HashMap::new();
-    let mut exec: BTreeMap<Name, ExecFact> = BTreeMap::new();
-    let mut env: BTreeMap<Name, EnvFact> = BTreeMap::new();
+    let mut net_index: FoldMap<(&Host, Option<Port>), usize> = FoldMap::default();
+    let mut exec: BTreeMap<&Name, ExecFact> = BTreeMap::new();
+    let mut env: BTreeMap<&Name, EnvFact> = BTreeMap::new();
     let mut ipc: BTreeMap<String, IpcFact> = BTreeMap::new();
     let mut clock: Option<ClockFact> = None;
-    let mut assertions: BTreeMap<Name, AssertFact> = BTreeMap::new();
+    let mut assertions: BTreeMap<&Name, AssertFact> = BTreeMap::new();
     let mut nested = Vec::new();
+    let display = Name::new_unchecked("DISPLAY".to_owned());
 
     for (id, info) in caps.iter().enumerate() {
         let id = id as CapId;
         match &info.capability {
             Capability::Fs { actions, path } => {
                 let actions = actions.closure();
-                match fs_index.get(&path.path) {
-                    Some(&i) => {
-                        let f = &mut fs[i];
+                match fs_index.entry(&path.path) {
+                    Entry::Occupied(e) => {
+                        let f = &mut fs[*e.get()];
                         f.actions = f.actions.union(actions);
                         if path.glob == Glob::Children || f.glob == Glob::Children {
                             f.glob = Glob::Children;
@@ -170,8 +178,8 @@ pub fn normalise(caps: Vec<CapInfo>) -> Policy {
                         }
                         f.caps.push(id);
                     }
-                    None => {
-                        fs_index.insert(path.path.clone(), fs.len());
+                    Entry::Vacant(e) => {
+                        e.insert(fs.len());
                         fs.push(FsFact {
                             path: path.path.clone(),
                             glob: path.glob,
@@ -181,10 +189,10 @@ pub fn normalise(caps: Vec<CapInfo>) -> Policy {
                     }
                 }
             }
-            Capability::Net { host, port } => match net_index.get(&(host.clone(), *port)) {
-                Some(&i) => net[i].caps.push(id),
-                None => {
-                    net_index.insert((host.clone(), *port), net.len());
+            Capability::Net { host, port } => match net_index.entry((host, *port)) {
+                Entry::Occupied(e) => net[*e.get()].caps.push(id),
+                Entry::Vacant(e) => {
+                    e.insert(net.len());
                     net.push(NetFact {
                         host: host.clone(),
                         port: *port,
@@ -197,7 +205,7 @@ pub fn normalise(caps: Vec<CapInfo>) -> Policy {
                 binary,
                 nested_sandbox,
             } => {
-                let f = exec.entry(binary.clone()).or_insert_with(|| ExecFact {
+                let f = exec.entry(binary).or_insert_with(|| ExecFact {
                     binary: binary.clone(),
                     nested: false,
                     caps: Vec::new(),
@@ -209,7 +217,7 @@ pub fn normalise(caps: Vec<CapInfo>) -> Policy {
                 }
             }
             Capability::Env { actions, name } => {
-                let f = env.entry(name.clone()).or_insert_with(|| EnvFact {
+                let f = env.entry(name).or_insert_with(|| EnvFact {
                     name: name.clone(),
                     inject: false,
                     caps: Vec::new(),
@@ -221,9 +229,8 @@ pub fn normalise(caps: Vec<CapInfo>) -> Policy {
                 // An X11 connection needs DISPLAY; the reference appended it to
                 // envInjections, possibly twice. As a fact it is deduplicated.
                 if *endpoint == Endpoint::X11 {
-                    let display = Name::new_unchecked("DISPLAY".to_owned());
-                    let f = env.entry(display.clone()).or_insert_with(|| EnvFact {
-                        name: display,
+                    let f = env.entry(&display).or_insert_with(|| EnvFact {
+                        name: display.clone(),
                         inject: true,
                         caps: Vec::new(),
                     });
@@ -254,16 +261,19 @@ pub fn normalise(caps: Vec<CapInfo>) -> Policy {
                 description,
             } => {
                 // Last description wins, as in the reference.
-                let f = assertions.entry(aid.clone()).or_insert_with(|| AssertFact {
+                let f = assertions.entry(aid).or_insert_with(|| AssertFact {
                     id: aid.clone(),
                     description: String::new(),
                     caps: Vec::new(),
                 });
-                f.description = description.clone();
+                f.description.clone_from(description);
                 f.caps.push(id);
             }
         }
     }
+    let exec = exec.into_values().collect();
+    let env = env.into_values().collect();
+    let assertions = assertions.into_values().collect();
 
     let mut widenings = Vec::new();
     let fs = fold_fs(fs, &caps, &mut widenings);
@@ -273,11 +283,11 @@ pub fn normalise(caps: Vec<CapInfo>) -> Policy {
         caps,
         fs,
         net,
-        exec: exec.into_values().collect(),
-        env: env.into_values().collect(),
+        exec,
+        env,
         ipc: ipc.into_values().collect(),
         clock,
-        assertions: assertions.into_values().collect(),
+        assertions,
         nested,
         widenings,
     }
@@ -341,7 +351,13 @@ fn fold_fs(mut fs: Vec<FsFact>, caps: &[CapInfo], widenings: &mut Vec<Widening>)
 /// without splitting: `/` ranks below every other byte.
 fn segment_order(a: &str, b: &str) -> std::cmp::Ordering {
     let rank = |c: u8| if c == b'/' { 0 } else { u16::from(c) + 1 };
-    a.bytes().map(rank).cmp(b.bytes().map(rank))
+    // `rank` is injective, so the mapped sequences first differ where the bytes do.
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let same = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    match (a.get(same), b.get(same)) {
+        (Some(&x), Some(&y)) => rank(x).cmp(&rank(y)),
+        _ => a.len().cmp(&b.len()),
+    }
 }
 
 /// Sorts net facts by host (bytes) then port (any-port first), and folds a

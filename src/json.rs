@@ -361,7 +361,14 @@ impl Parser<'_> {
                 }
                 self.pos += 1;
             }
-            out.push_str(&self.text[run_start..self.pos]);
+            match self.peek() {
+                // Most strings have no escapes: one exact allocation.
+                Some(b'"') if out.is_empty() => {
+                    self.pos += 1;
+                    return Ok(self.text[run_start..self.pos - 1].to_owned());
+                }
+                _ => out.push_str(&self.text[run_start..self.pos]),
+            }
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
@@ -571,6 +578,10 @@ impl LineIndex {
             text: text.into(),
             line_starts,
         }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// Offsets past the end are clamped to the end, and offsets inside a multi-byte

@@ -85,6 +85,11 @@ impl Source {
         }
     }
 
+    /// The manifest's text (lossily decoded; a manifest that loaded was valid UTF-8).
+    pub fn text(&self) -> &str {
+        self.lines.text()
+    }
+
     pub fn location(&self, offset: usize) -> Location {
         let (line, column) = self.lines.line_col(offset);
         Location {
