@@ -7,6 +7,8 @@
 //! of a crash. Duplicate keys in the objects capgate reads are refused, because
 //! JSON parsers disagree on which duplicate wins.
 
+use std::fmt::Display;
+
 use crate::diag::{Code, Diagnostic, Location};
 use crate::json::{self, LineIndex, Member, Node, Value};
 use crate::provenance::{self, ToolProjection};
@@ -112,7 +114,7 @@ pub fn load(source: &Source, bytes: &[u8]) -> Result<Manifest, Vec<Diagnostic>> 
             ),
         )]);
     }
-    let root = json::parse(bytes).map_err(|e| {
+    let mut root = json::parse(bytes).map_err(|e| {
         vec![Diagnostic::new(
             Code::InputJson,
             format!("failed to parse manifest: {}", e.message),
@@ -123,7 +125,16 @@ pub fn load(source: &Source, bytes: &[u8]) -> Result<Manifest, Vec<Diagnostic>> 
         source,
         errors: Vec::new(),
     }
-    .manifest(&root)
+    .manifest(&mut root)
+}
+
+/// `tools[i]` and a field after it, formatted only when an error needs it.
+struct ToolField(usize, &'static str);
+
+impl Display for ToolField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tools[{}]{}", self.0, self.1)
+    }
 }
 
 struct Shape<'s> {
@@ -148,10 +159,10 @@ impl Shape<'_> {
             .push(Diagnostic::new(code, message).at(self.source.location(offset)));
     }
 
-    /// Looks up a key, reporting duplicates of it.
-    fn get<'n>(&mut self, members: &'n [Member], key: &str, what: &str) -> Option<&'n Node> {
-        let mut found: Option<&Member> = None;
-        for m in members.iter().filter(|m| m.key == key) {
+    /// The index of a key's member, reporting duplicates of it.
+    fn find(&mut self, members: &[Member], key: &str, what: &dyn Display) -> Option<usize> {
+        let mut found = None;
+        for (i, m) in members.iter().enumerate().filter(|(_, m)| m.key == key) {
             if found.is_some() {
                 self.error(
                     Code::ManifestDuplicateKey,
@@ -159,15 +170,30 @@ impl Shape<'_> {
                     format!("{what}.{key} is given more than once"),
                 );
             } else {
-                found = Some(m);
+                found = Some(i);
             }
         }
-        found.map(|m| &m.value)
+        found
     }
 
-    fn nonempty_string(&mut self, node: Option<&Node>, at: usize, what: String) -> String {
-        match node.map(|n| &n.value) {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+    /// Looks up a key, reporting duplicates of it.
+    fn get<'n>(
+        &mut self,
+        members: &'n mut [Member],
+        key: &str,
+        what: &dyn Display,
+    ) -> Option<&'n mut Node> {
+        let i = self.find(members, key, what)?;
+        Some(&mut members[i].value)
+    }
+
+    // Strings are moved out of the tree, which is dropped after shaping.
+    fn nonempty_string(&mut self, node: Option<&mut Node>, at: usize, what: &dyn Display) -> String {
+        match node {
+            Some(Node {
+                value: Value::String(s),
+                ..
+            }) if !s.is_empty() => std::mem::take(s),
             _ => {
                 let offset = node.map_or(at, |n| n.span.start);
                 self.error(
@@ -180,12 +206,12 @@ impl Shape<'_> {
         }
     }
 
-    fn strings(&mut self, items: &[Node], what: &str) -> Vec<RawCap> {
+    fn strings(&mut self, items: &mut [Node], what: &dyn Display) -> Vec<RawCap> {
         let mut out = Vec::with_capacity(items.len());
-        for (j, item) in items.iter().enumerate() {
-            match &item.value {
+        for (j, item) in items.iter_mut().enumerate() {
+            match &mut item.value {
                 Value::String(s) => out.push(RawCap {
-                    text: s.clone(),
+                    text: std::mem::take(s),
                     offset: item.span.start,
                 }),
                 _ => self.error(
@@ -198,8 +224,8 @@ impl Shape<'_> {
         out
     }
 
-    fn manifest(mut self, root: &Node) -> Result<Manifest, Vec<Diagnostic>> {
-        let Value::Object(members) = &root.value else {
+    fn manifest(mut self, root: &mut Node) -> Result<Manifest, Vec<Diagnostic>> {
+        let Value::Object(members) = &mut root.value else {
             self.error(
                 Code::ManifestShape,
                 root.span.start,
@@ -208,7 +234,7 @@ impl Shape<'_> {
             return Err(self.errors);
         };
         let at = root.span.start;
-        if let Some(g) = self.get(members, "grammar", "manifest") {
+        if let Some(g) = self.get(members, "grammar", &"manifest") {
             match &g.value {
                 Value::String(s) if s == provenance::GRAMMAR_VERSION => {}
                 Value::String(s) => {
@@ -231,26 +257,30 @@ impl Shape<'_> {
                 ),
             }
         }
-        let name = self.get(members, "name", "manifest");
-        let name = self.nonempty_string(name, at, "manifest.name".to_owned());
-        let version = self.get(members, "version", "manifest");
-        let version = self.nonempty_string(version, at, "manifest.version".to_owned());
+        let name = self.get(members, "name", &"manifest");
+        let name = self.nonempty_string(name, at, &"manifest.name");
+        let version = self.get(members, "version", &"manifest");
+        let version = self.nonempty_string(version, at, &"manifest.version");
 
-        let tools_node = self.get(members, "tools", "manifest");
-        let tool_items = match tools_node.map(|n| &n.value) {
-            Some(Value::Array(items)) => Some(items),
-            _ => {
-                let offset = tools_node.map_or(at, |n| n.span.start);
+        // The tool list is checked now (errors come in manifest order) but taken apart last.
+        let tools_at = self.find(members, "tools", &"manifest");
+        let tools_ok = match tools_at.map(|i| &members[i].value) {
+            Some(Node {
+                value: Value::Array(_),
+                ..
+            }) => true,
+            other => {
+                let offset = other.map_or(at, |n| n.span.start);
                 self.error(
                     Code::ManifestShape,
                     offset,
                     "manifest.tools must be an array".to_owned(),
                 );
-                None
+                false
             }
         };
 
-        let server_capabilities = match self.get(members, "serverCapabilities", "manifest") {
+        let server_capabilities = match self.get(members, "serverCapabilities", &"manifest") {
             None => Vec::new(),
             Some(Node {
                 value: Value::Null, ..
@@ -258,7 +288,7 @@ impl Shape<'_> {
             Some(Node {
                 value: Value::Array(items),
                 ..
-            }) => self.strings(items, "serverCapabilities"),
+            }) => self.strings(items, &"serverCapabilities"),
             Some(n) => {
                 let message = if truthy(&n.value) {
                     "manifest.serverCapabilities must be an array".to_owned()
@@ -273,9 +303,13 @@ impl Shape<'_> {
             }
         };
 
-        let mut tools = Vec::new();
-        for (i, item) in tool_items.into_iter().flatten().enumerate() {
-            let Value::Object(tm) = &item.value else {
+        let tool_items = match tools_at.map(|i| &mut members[i].value.value) {
+            Some(Value::Array(items)) if tools_ok => items.as_mut_slice(),
+            _ => &mut [],
+        };
+        let mut tools = Vec::with_capacity(tool_items.len());
+        for (i, item) in tool_items.iter_mut().enumerate() {
+            let Value::Object(tm) = &mut item.value else {
                 self.error(
                     Code::ManifestShape,
                     item.span.start,
@@ -283,14 +317,14 @@ impl Shape<'_> {
                 );
                 continue;
             };
-            let what = format!("tools[{i}]");
+            let what = ToolField(i, "");
             let n = self.get(tm, "name", &what);
-            let tool_name = self.nonempty_string(n, item.span.start, format!("tools[{i}].name"));
+            let tool_name = self.nonempty_string(n, item.span.start, &ToolField(i, ".name"));
             let caps = match self.get(tm, "capabilities", &what) {
                 Some(Node {
                     value: Value::Array(items),
                     ..
-                }) => self.strings(items, &format!("tools[{i}].capabilities")),
+                }) => self.strings(items, &ToolField(i, ".capabilities")),
                 other => {
                     let offset = other.map_or(item.span.start, |n| n.span.start);
                     self.error(
