@@ -154,8 +154,18 @@ impl Compiler {
         let options = resolve_options(&self.target, &settings.set)?;
         let source = Source::new(name, bytes);
         let manifest = manifest::load(&source, bytes)?;
-        let caps = parse_capabilities(&manifest, &source)?;
-        let policy = ir::normalise(caps);
+        let typed = |manifest: &Manifest| parse_capabilities(manifest, &source).map(ir::normalise);
+        let (hash, policy) = if manifest.capability_count() < PARALLEL_MIN {
+            (manifest.hash(), typed(&manifest))
+        } else {
+            // A large manifest's hash is computed beside parsing and normalising.
+            std::thread::scope(|scope| {
+                let hash = scope.spawn(|| manifest.hash());
+                let policy = typed(&manifest);
+                (hash.join().expect("hashing does not panic"), policy)
+            })
+        };
+        let policy = policy?;
         let cap_offsets: Vec<usize> = policy
             .caps
             .iter()
@@ -215,7 +225,7 @@ impl Compiler {
                     .collect(),
             })
             .collect();
-        let provenance = Provenance::new(manifest.hash());
+        let provenance = Provenance::new(hash);
         let egress_list: Vec<Egress> = policy.net.iter().map(egress).collect();
         let assertions: Vec<Assertion> = policy
             .assertions
@@ -476,14 +486,14 @@ fn parse_capabilities(
     }
 }
 
-/// Below this many distinct capabilities, threads cost more than they save.
-const PARALLEL_PARSE_MIN: usize = 2048;
+/// Below this many (distinct) capabilities, threads cost more than they save.
+const PARALLEL_MIN: usize = 2048;
 
 /// Parses capability strings, on every available core for large manifests
 /// (each string is independent), keeping the input order.
 fn parse_distinct(distinct: &[&str]) -> Vec<Result<Capability, CapError>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || distinct.len() < PARALLEL_PARSE_MIN {
+    if threads < 2 || distinct.len() < PARALLEL_MIN {
         return distinct
             .iter()
             .map(|raw| syntax::parse_capability(raw))

@@ -41,6 +41,16 @@ pub struct Manifest {
 
 impl Manifest {
     /// The reference-compatible `sha256:` hash of the manifest's projection (SPEC §6).
+    /// Capabilities declared in all, server and tools.
+    pub fn capability_count(&self) -> usize {
+        self.server_capabilities.len()
+            + self
+                .tools
+                .iter()
+                .map(|t| t.capabilities.len())
+                .sum::<usize>()
+    }
+
     pub fn hash(&self) -> String {
         // Borrowed, not cloned: a large manifest has tens of thousands of strings.
         let server: Vec<&str> = self
@@ -188,7 +198,12 @@ impl Shape<'_> {
     }
 
     // Strings are moved out of the tree, which is dropped after shaping.
-    fn nonempty_string(&mut self, node: Option<&mut Node>, at: usize, what: &dyn Display) -> String {
+    fn nonempty_string(
+        &mut self,
+        node: Option<&mut Node>,
+        at: usize,
+        what: &dyn Display,
+    ) -> String {
         match node {
             Some(Node {
                 value: Value::String(s),
