@@ -732,22 +732,25 @@ fn dns_name(name: &str, seg: &Segment<'_>) -> Result<DnsName, CapError> {
             name.len()
         )));
     }
-    if let Some(l) = name.split('.').find(|l| l.len() > 63) {
-        return Err(bad(format!(
-            "DNS label {} is longer than 63 characters",
-            q(l)
-        )));
+    // One pass over the labels: every capability with a host name comes here.
+    let mut all_numeric = true;
+    let mut last = "";
+    for l in name.split('.') {
+        if l.len() > 63 {
+            return Err(bad(format!(
+                "DNS label {} is longer than 63 characters",
+                q(l)
+            )));
+        }
+        all_numeric &= l.bytes().all(|b| b.is_ascii_digit());
+        last = l;
     }
-    if name
-        .split('.')
-        .all(|l| l.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if all_numeric {
         return Err(bad(format!("{} is not a valid IPv4 address (four decimal octets 0-255, no leading zeros) nor a DNS name", q(name))));
     }
     // A last label that is a number makes resolvers (inet_aton) and URL parsers
     // read the whole name as an IPv4 address in another notation: 0x7f.0.0.1 and
     // 1.0x7f are 127.x addresses. No real top-level domain is numeric.
-    let last = name.rsplit('.').next().unwrap_or_default();
     let hex = last
         .strip_prefix("0x")
         .or_else(|| last.strip_prefix("0X"))
