@@ -73,7 +73,8 @@ pub fn parse_capability(raw: &str) -> Result<Capability, CapError> {
         ));
     }
     // U+2028/U+2029 are line breaks for JavaScript and many editors, though not controls.
-    // Printable ASCII holds neither, and is what almost every capability is made of.
+    // Almost every capability is printable ASCII, which holds none of these, so
+    // one cheap byte test spares the per-character check.
     let printable_ascii = raw.bytes().all(|b| matches!(b, b' '..=b'~'));
     let invisible = if printable_ascii {
         None
@@ -113,6 +114,7 @@ fn fast(raw: &str) -> Option<Capability> {
     }
     match first.as_rule() {
         Rule::fs_actions => {
+            // The rule admits only allowed names joined by `,`.
             let actions = first
                 .as_str()
                 .split(',')
@@ -139,6 +141,7 @@ fn fast(raw: &str) -> Option<Capability> {
             let s = seg(&first);
             let host = match first.as_rule() {
                 Rule::host_any => Host::Any,
+                // The name after `*.`.
                 Rule::fast_wildcard => Host::Wildcard(dns_name(s.text.get(2..)?, &s).ok()?),
                 Rule::fast_dns => Host::Name(dns_name(s.text, &s).ok()?),
                 Rule::ipv4 => Host::V4(ipv4_from(&s).ok()?),
