@@ -74,8 +74,11 @@ pub fn parse_capability(raw: &str) -> Result<Capability, CapError> {
     }
     // U+2028/U+2029 are line breaks for JavaScript and many editors, though not controls.
     // Almost every capability is printable ASCII, which holds none of these, so
-    // one cheap byte test spares the per-character check.
-    let printable_ascii = raw.bytes().all(|b| matches!(b, b' '..=b'~'));
+    // one cheap byte test spares the per-character check (a fold, not `all`, so
+    // that it vectorises).
+    let printable_ascii = raw
+        .bytes()
+        .fold(true, |ok, b| ok & matches!(b, b' '..=b'~'));
     let invisible = if printable_ascii {
         None
     } else {
@@ -117,7 +120,7 @@ fn fast(raw: &str) -> Option<Capability> {
             // The rule admits only allowed names joined by `,`.
             let actions = first
                 .as_str()
-                .split(',')
+                .split(|c| c == ',')
                 .filter_map(FsActions::from_name)
                 .fold(FsActions::default(), FsActions::union);
             let scope = parts.next()?;
@@ -162,8 +165,8 @@ fn fast(raw: &str) -> Option<Capability> {
             let name = env_from(word.as_str(), &seg(&word)).ok()?;
             Some(Capability::Env {
                 actions: EnvActions {
-                    read: first.as_str().split(',').any(|a| a == "read"),
-                    inject: first.as_str().split(',').any(|a| a == "inject"),
+                    read: first.as_str().split(|c| c == ',').any(|a| a == "read"),
+                    inject: first.as_str().split(|c| c == ',').any(|a| a == "inject"),
                 },
                 name,
             })
@@ -738,7 +741,7 @@ fn dns_name(name: &str, seg: &Segment<'_>) -> Result<DnsName, CapError> {
     // One pass over the labels: every capability with a host name comes here.
     let mut all_numeric = true;
     let mut last = "";
-    for l in name.split('.') {
+    for l in name.split(|c| c == '.') {
         if l.len() > 63 {
             return Err(bad(format!(
                 "DNS label {} is longer than 63 characters",

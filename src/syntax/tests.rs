@@ -479,7 +479,7 @@ fn fast_path_takes_the_common_forms() {
         "net:connect:\"2606:4700::1111\":443",
         "net:connect:*",
         "net:connect:*.example.com:8443",
-        "net:connect,connect:a--b.c0",
+        "net:connect:a--b.c0",
         "net:connect:\"10.0.0.5\"",
         "exec:spawn:chromium?nestedSandbox=true",
         "env:inject:GITHUB_TOKEN",
