@@ -120,7 +120,7 @@ fn fast(raw: &str) -> Option<Capability> {
             // The rule admits only allowed names joined by `,`.
             let actions = first
                 .as_str()
-                .split(|c| c == ',')
+                .split(',')
                 .filter_map(FsActions::from_name)
                 .fold(FsActions::default(), FsActions::union);
             let scope = parts.next()?;
@@ -165,8 +165,8 @@ fn fast(raw: &str) -> Option<Capability> {
             let name = env_from(word.as_str(), &seg(&word)).ok()?;
             Some(Capability::Env {
                 actions: EnvActions {
-                    read: first.as_str().split(|c| c == ',').any(|a| a == "read"),
-                    inject: first.as_str().split(|c| c == ',').any(|a| a == "inject"),
+                    read: first.as_str().split(',').any(|a| a == "read"),
+                    inject: first.as_str().split(',').any(|a| a == "inject"),
                 },
                 name,
             })
@@ -741,7 +741,7 @@ fn dns_name(name: &str, seg: &Segment<'_>) -> Result<DnsName, CapError> {
     // One pass over the labels: every capability with a host name comes here.
     let mut all_numeric = true;
     let mut last = "";
-    for l in name.split(|c| c == '.') {
+    for l in name.split('.') {
         if l.len() > 63 {
             return Err(bad(format!(
                 "DNS label {} is longer than 63 characters",
