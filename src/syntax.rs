@@ -73,10 +73,19 @@ pub fn parse_capability(raw: &str) -> Result<Capability, CapError> {
         ));
     }
     // U+2028/U+2029 are line breaks for JavaScript and many editors, though not controls.
-    if let Some((i, c)) = raw
-        .char_indices()
-        .find(|&(_, c)| is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}'))
-    {
+    // Almost every capability is printable ASCII, which holds none of these, so
+    // one cheap byte test spares the per-character check (a fold, not `all`, so
+    // that it vectorises).
+    let printable_ascii = raw
+        .bytes()
+        .fold(true, |ok, b| ok & matches!(b, b' '..=b'~'));
+    let invisible = if printable_ascii {
+        None
+    } else {
+        raw.char_indices()
+            .find(|&(_, c)| is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}'))
+    };
+    if let Some((i, c)) = invisible {
         return Err(CapError::new(
             Code::CapChar,
             format!(
@@ -96,86 +105,83 @@ pub fn parse_capability(raw: &str) -> Result<Capability, CapError> {
 /// The one-parse path for well-formed capabilities: `None` whenever anything
 /// is unusual or wrong, and the step-by-step parse decides (and explains).
 fn fast(raw: &str) -> Option<Capability> {
-    let top = CapParser::parse(Rule::fast, raw).ok()?.next()?;
-    let cap = top.into_inner().next()?;
-    let rule = cap.as_rule();
-    let mut parts = cap
-        .into_inner()
-        .filter(|p| !matches!(p.as_rule(), Rule::colon | Rule::quote));
-    // A segment for the shared converters: the text of a pair and its span in `raw`.
-    let seg = |p: &Pair<'_, Rule>| -> Segment<'_> {
+    let mut parts = CapParser::parse(Rule::fast, raw).ok()?;
+    let first = parts.next()?;
+    // The conversions need a segment only to word errors, which make the fast path give up.
+    fn seg<'a>(p: &Pair<'a, Rule>) -> Segment<'a> {
         Segment {
-            text: raw
-                .get(p.as_span().start()..p.as_span().end())
-                .unwrap_or_default(),
+            text: p.as_str(),
             span: p.as_span().start()..p.as_span().end(),
             quoted: false,
         }
-    };
-    let actions = |p: Pair<'_, Rule>, allowed: &[&'static str]| {
-        actions_from_items(p.into_inner(), 0, allowed).ok()
-    };
-    match rule {
-        Rule::fast_fs => {
-            let names = actions(parts.next()?, FS_ACTIONS)?;
-            let abs = parts.next()?;
-            let s = seg(&abs);
-            let fs = abs_path(abs, 0).ok()?;
-            reserved(&fs.path, &s).ok()?;
+    }
+    match first.as_rule() {
+        Rule::fs_actions => {
+            // The rule admits only allowed names joined by `,`.
+            let actions = first
+                .as_str()
+                .split(',')
+                .filter_map(FsActions::from_name)
+                .fold(FsActions::default(), FsActions::union);
+            let scope = parts.next()?;
+            // `fast_path` admits `*` only in a trailing `/*` or `/**`.
+            let text = scope.as_str();
+            let (dir, glob) = if let Some(dir) = text.strip_suffix("/**") {
+                (dir, Glob::Recursive)
+            } else if let Some(dir) = text.strip_suffix("/*") {
+                (dir, Glob::Children)
+            } else {
+                (text, Glob::None)
+            };
+            let path = AbsPath::new_unchecked(dir.to_owned());
+            reserved(&path, &seg(&scope)).ok()?;
             Some(Capability::Fs {
-                actions: fs_actions_from(&names),
-                path: fs,
+                actions,
+                path: FsPath { path, glob },
             })
         }
-        Rule::fast_net => {
-            actions(parts.next()?, &["connect"])?;
-            let host_pair = parts.next()?.into_inner().next()?;
-            let s = seg(&host_pair);
-            let host = host_from(host_pair, &s).ok()?;
+        Rule::host_any | Rule::fast_wildcard | Rule::fast_dns | Rule::ipv4 | Rule::ipv6 => {
+            let s = seg(&first);
+            let host = match first.as_rule() {
+                Rule::host_any => Host::Any,
+                // The name after `*.`.
+                Rule::fast_wildcard => Host::Wildcard(dns_name(s.text.get(2..)?, &s).ok()?),
+                Rule::fast_dns => Host::Name(dns_name(s.text, &s).ok()?),
+                Rule::ipv4 => Host::V4(ipv4_from(&s).ok()?),
+                _ => Host::V6(ipv6_from(&s).ok()?),
+            };
             let port = match parts.next() {
                 Some(p) => Some(port_from(p.as_str())?),
                 None => None,
             };
             Some(Capability::Net { host, port })
         }
-        Rule::fast_exec => {
-            actions(parts.next()?, &["spawn"])?;
-            let binary = Name::new_unchecked(parts.next()?.as_str().to_owned());
-            let nested = parts
-                .find(|p| matches!(p.as_rule(), Rule::flag_true | Rule::flag_false))
-                .is_some_and(|p| p.as_rule() == Rule::flag_true);
-            Some(Capability::Exec {
-                binary,
-                nested_sandbox: nested,
-            })
-        }
-        Rule::fast_env => {
-            let names = actions(parts.next()?, &["read", "inject"])?;
+        Rule::program => Some(Capability::Exec {
+            binary: Name::new_unchecked(first.as_str().to_owned()),
+            nested_sandbox: parts.next().is_some_and(|p| p.as_rule() == Rule::flag_true),
+        }),
+        Rule::env_actions => {
             let word = parts.next()?;
             let name = env_from(word.as_str(), &seg(&word)).ok()?;
             Some(Capability::Env {
                 actions: EnvActions {
-                    read: names.contains(&"read"),
-                    inject: names.contains(&"inject"),
+                    read: first.as_str().split(',').any(|a| a == "read"),
+                    inject: first.as_str().split(',').any(|a| a == "inject"),
                 },
                 name,
             })
         }
-        Rule::fast_ipc => {
-            actions(parts.next()?, &["connect"])?;
-            let ep = parts.next()?.into_inner().next()?;
-            let s = seg(&ep);
-            let endpoint = endpoint_from(ep, 0, &s).ok()?;
+        Rule::ep_x11 | Rule::ep_dbus_session | Rule::ep_dbus_system | Rule::ep_unix => {
+            let s = seg(&first);
+            let endpoint = endpoint_from(first, 0, &s).ok()?;
             Some(Capability::Ipc { endpoint })
         }
-        Rule::fast_clock => {
-            let source = match parts.next()?.as_rule() {
-                Rule::clock_system => ClockSource::System,
-                Rule::clock_tzdata => ClockSource::Tzdata,
-                _ => return None,
-            };
-            Some(Capability::Clock { source })
-        }
+        Rule::clock_system => Some(Capability::Clock {
+            source: ClockSource::System,
+        }),
+        Rule::clock_tzdata => Some(Capability::Clock {
+            source: ClockSource::Tzdata,
+        }),
         _ => None,
     }
 }
@@ -629,14 +635,21 @@ fn abs_path(pair: Pair<'_, Rule>, base: usize) -> Result<FsPath, CapError> {
     })
 }
 
+/// Trees the sandbox provides itself; the host's must never be bound over them.
+const SANDBOX_TREES: [&str; 3] = ["/proc", "/sys", "/dev"];
+
+/// [`AbsPath::is_ancestor_or_self`] on text, so checking every capability
+/// against [`SANDBOX_TREES`] allocates nothing.
+fn tree_holds(top: &str, path: &str) -> bool {
+    path.strip_prefix(top)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 fn reserved(path: &AbsPath, seg: &Segment<'_>) -> Result<(), CapError> {
     let p = path.as_str();
     let message = if p == "/" {
         "the host root cannot be bound: it would expose every host file".to_owned()
-    } else if let Some(top) = ["/proc", "/sys", "/dev"]
-        .iter()
-        .find(|top| AbsPath::new_unchecked((**top).to_owned()).is_ancestor_or_self(path))
-    {
+    } else if let Some(top) = SANDBOX_TREES.iter().find(|top| tree_holds(top, p)) {
         format!("{top} belongs to the sandbox; binding the host's would defeat its namespaces")
     } else {
         return Ok(());
@@ -678,7 +691,6 @@ fn host(seg: &Segment<'_>) -> Result<Host, CapError> {
 
 /// Converts the alternative a host rule matched; `seg` is the host's text and span.
 fn host_from(inner: Pair<'_, Rule>, seg: &Segment<'_>) -> Result<Host, CapError> {
-    let bad = |message: String, span: Range<usize>| CapError::new(Code::CapNetHost, message, span);
     match inner.as_rule() {
         Rule::host_any => Ok(Host::Any),
         Rule::host_wildcard => {
@@ -686,26 +698,30 @@ fn host_from(inner: Pair<'_, Rule>, seg: &Segment<'_>) -> Result<Host, CapError>
             Ok(Host::Wildcard(dns_name(name.as_str(), seg)?))
         }
         Rule::dns_name => Ok(Host::Name(dns_name(inner.as_str(), seg)?)),
-        Rule::ipv4 => {
-            let addr: Ipv4Addr = inner
-                .as_str()
-                .parse()
-                .expect("grammar admits only valid IPv4");
-            ipv4_destination(addr, seg)?;
-            Ok(Host::V4(addr))
-        }
-        Rule::ipv6 => {
-            let addr: Ipv6Addr = inner.as_str().parse().map_err(|_| {
-                bad(
-                    format!("{} is not a valid IPv6 address", q(seg.text)),
-                    seg.span.clone(),
-                )
-            })?;
-            ipv6_destination(addr, seg)?;
-            Ok(Host::V6(addr))
-        }
+        Rule::ipv4 => Ok(Host::V4(ipv4_from(seg)?)),
+        Rule::ipv6 => Ok(Host::V6(ipv6_from(seg)?)),
         r => unreachable!("unexpected {r:?} in host"),
     }
+}
+
+/// Converts a host that matched `ipv4`.
+fn ipv4_from(seg: &Segment<'_>) -> Result<Ipv4Addr, CapError> {
+    let addr: Ipv4Addr = seg.text.parse().expect("grammar admits only valid IPv4");
+    ipv4_destination(addr, seg)?;
+    Ok(addr)
+}
+
+/// Converts a host that matched `ipv6`.
+fn ipv6_from(seg: &Segment<'_>) -> Result<Ipv6Addr, CapError> {
+    let addr: Ipv6Addr = seg.text.parse().map_err(|_| {
+        CapError::new(
+            Code::CapNetHost,
+            format!("{} is not a valid IPv6 address", q(seg.text)),
+            seg.span.clone(),
+        )
+    })?;
+    ipv6_destination(addr, seg)?;
+    Ok(addr)
 }
 
 fn char_at_seg(seg: &Segment<'_>, pos: usize) -> (Option<char>, Range<usize>) {
@@ -722,22 +738,25 @@ fn dns_name(name: &str, seg: &Segment<'_>) -> Result<DnsName, CapError> {
             name.len()
         )));
     }
-    if let Some(l) = name.split('.').find(|l| l.len() > 63) {
-        return Err(bad(format!(
-            "DNS label {} is longer than 63 characters",
-            q(l)
-        )));
+    // One pass over the labels: every capability with a host name comes here.
+    let mut all_numeric = true;
+    let mut last = "";
+    for l in name.split('.') {
+        if l.len() > 63 {
+            return Err(bad(format!(
+                "DNS label {} is longer than 63 characters",
+                q(l)
+            )));
+        }
+        all_numeric &= l.bytes().all(|b| b.is_ascii_digit());
+        last = l;
     }
-    if name
-        .split('.')
-        .all(|l| l.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if all_numeric {
         return Err(bad(format!("{} is not a valid IPv4 address (four decimal octets 0-255, no leading zeros) nor a DNS name", q(name))));
     }
     // A last label that is a number makes resolvers (inet_aton) and URL parsers
     // read the whole name as an IPv4 address in another notation: 0x7f.0.0.1 and
     // 1.0x7f are 127.x addresses. No real top-level domain is numeric.
-    let last = name.rsplit('.').next().unwrap_or_default();
     let hex = last
         .strip_prefix("0x")
         .or_else(|| last.strip_prefix("0X"))
@@ -1007,9 +1026,7 @@ fn endpoint_from(
                     span,
                 ));
             }
-            if let Some(top) = ["/proc", "/sys", "/dev"].iter().find(|top| {
-                AbsPath::new_unchecked((**top).to_owned()).is_ancestor_or_self(&fs.path)
-            }) {
+            if let Some(top) = SANDBOX_TREES.iter().find(|top| tree_holds(top, path)) {
                 // /proc/<pid>/root/... reaches any file of any mount namespace, and
                 // /sys and /dev hold device interfaces; a server logs to stderr, not /dev/log.
                 return Err(CapError::new(

@@ -443,18 +443,47 @@ fn fast_path_agrees_with_slow_path_on_every_fixture() {
     assert_eq!(fast_hits, seen, "fast path took only {fast_hits} of {seen}");
 }
 
+/// The benchmark's generated manifests are what the fast path is tuned for:
+/// every capability in them must take it, and agree with the slow path.
+#[test]
+fn fast_path_takes_every_generated_capability() {
+    let text = crate::generate::manifest(300, 10, 42);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let caps = v["serverCapabilities"]
+        .as_array()
+        .into_iter()
+        .chain(
+            v["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["capabilities"].as_array().unwrap()),
+        )
+        .flatten()
+        .map(|c| c.as_str().unwrap());
+    for raw in caps {
+        assert!(fast(raw).is_some(), "{raw:?} missed the fast path");
+        agree(raw);
+    }
+}
+
 #[test]
 fn fast_path_takes_the_common_forms() {
     for raw in [
         "fs:read:/workspace/**",
         "fs:read,write:/etc/app.conf",
+        "fs:read,read,delete:\"/home/u/.ssh/..x/...\"",
+        "fs:create:/a/b-c_d.e+f@g~h/*",
         "net:connect:api.github.com:443",
         "net:connect:1.2.3.4:443",
         "net:connect:\"2606:4700::1111\":443",
         "net:connect:*",
         "net:connect:*.example.com:8443",
+        "net:connect:a--b.c0",
+        "net:connect:\"10.0.0.5\"",
         "exec:spawn:chromium?nestedSandbox=true",
         "env:inject:GITHUB_TOKEN",
+        "env:read,inject:A_1",
         "ipc:connect:x11",
         "ipc:connect:\"unix:/run/app/app.sock\"",
         "ipc:connect:dbus:system",
@@ -476,6 +505,9 @@ proptest::proptest! {
                 "1", "0", "443", "65536", "1.2.3.4", "10.0.0.5", "::1", "2606:4700::1", "*", "*.",
                 "example.com", "unix:", "x11", "dbus:system", "nestedSandbox", "true", "0x7f", " ", "-",
                 "proc", "docker.sock", "system", "tzdata", "LD_PRELOAD", "é",
+                "create", "delete", "/.", "/..", "/.a", "/..a", "/...", "~", "@", "+", "_", "Z", "*/",
+                "\"/a\"", "a-", "-b", "x.0x1", "fs:read:/", "net:connect:", ",connect", "exec:spawn:",
+                "env:read:", "false", "=1",
             ]),
             1..12,
         )
