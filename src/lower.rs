@@ -6,15 +6,15 @@
 //! fires; a fact that no rule matches is *unlowered*, which the caller turns
 //! into an error (strict) or an `unenforceable` entry (permissive).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use minijinja::value::{Serde, Value};
-use serde::Serialize;
 
 use crate::capability::{ClockSource, Endpoint, FsActions, Glob, Host, Kind};
 use crate::diag::Diagnostic;
 use crate::ir::{CapId, Policy, SPECIAL_V4, SPECIAL_V6, V4_MAPPED};
-use crate::render::{note_name, reason_name, Renderer};
+use crate::render::{note_name, reason_name, Renderer, Template};
 use crate::rules::{FactKind, OptionValue, Rule, Target, Verdict, WhenValue};
 
 /// A fact by kind and index into its list in [`Policy`]; `Baseline` for the sandbox itself.
@@ -58,150 +58,225 @@ pub struct Lowered {
     pub unlowered: Vec<FactRef>,
 }
 
-#[derive(Serialize)]
-struct BaselineView {
-    nested: bool,
-    tmp_bound: bool,
-    net: bool,
-    net_count: usize,
-    private_net: bool,
-    public_net: bool,
+/// One field of a fact's view, borrowed from the policy where it can be.
+#[derive(Debug, Clone, PartialEq)]
+enum Field<'a> {
+    Bool(bool),
+    Uint(u64),
+    Str(Cow<'a, str>),
+    Null,
+    List(Vec<&'static str>),
 }
 
-#[derive(Serialize)]
-struct FsView<'a> {
-    path: &'a str,
-    glob: &'static str,
-    actions: Vec<&'static str>,
-    writable: bool,
-    /// create, write and delete all declared: a read-write bind grants exactly this.
-    full_write: bool,
+/// The most fields any fact kind has (net).
+const MAX_FIELDS: usize = 9;
+
+/// A fact's view: its values in [`FactKind::fields`] order. `when` clauses
+/// match against it without building a JSON value; [`fact_json`] and the
+/// template value are both derived from it, so they cannot drift apart.
+struct View<'a> {
+    kind: FactKind,
+    values: [Field<'a>; MAX_FIELDS],
 }
 
-#[derive(Serialize)]
-struct NetView {
-    host: String,
-    host_kind: &'static str,
-    domain: Option<String>,
-    ip: Option<String>,
-    port: Option<u16>,
-    any_port: bool,
-    private: bool,
-    block_private: bool,
-    index: usize,
+impl<'a> View<'a> {
+    fn new(kind: FactKind, fields: impl IntoIterator<Item = Field<'a>>) -> View<'a> {
+        let mut values = [const { Field::Null }; MAX_FIELDS];
+        let mut n = 0;
+        for (slot, field) in values.iter_mut().zip(fields) {
+            *slot = field;
+            n += 1;
+        }
+        debug_assert_eq!(n, kind.fields().len(), "{kind:?}");
+        View { kind, values }
+    }
+
+    fn of(policy: &'a Policy, fact: FactRef) -> View<'a> {
+        use Field::{Bool, List, Null, Str, Uint};
+        let kind = fact_kind(fact);
+        match fact {
+            FactRef::Baseline => View::new(
+                kind,
+                [
+                    Bool(!policy.nested.is_empty()),
+                    Bool(policy.tmp_bind().is_some()),
+                    Bool(!policy.net.is_empty()),
+                    Uint(policy.net.len() as u64),
+                    Bool(policy.net.iter().any(|n| n.private)),
+                    Bool(policy.net.iter().any(|n| !n.private)),
+                ],
+            ),
+            FactRef::Fact(k, i) => match k {
+                Kind::Fs => {
+                    let f = &policy.fs[i];
+                    View::new(
+                        kind,
+                        [
+                            Str(Cow::Borrowed(f.path.as_str())),
+                            Str(Cow::Borrowed(match f.glob {
+                                Glob::None => "none",
+                                Glob::Children => "children",
+                                Glob::Recursive => "recursive",
+                            })),
+                            List(f.actions.names()),
+                            Bool(f.actions.writable()),
+                            // create, write and delete all declared: a read-write bind grants exactly this.
+                            Bool(
+                                f.actions.contains(
+                                    FsActions::CREATE
+                                        .union(FsActions::WRITE)
+                                        .union(FsActions::DELETE),
+                                ),
+                            ),
+                        ],
+                    )
+                }
+                Kind::Net => {
+                    let f = &policy.net[i];
+                    let host = match &f.host {
+                        Host::Name(n) => Cow::Borrowed(n.as_str()),
+                        h => Cow::Owned(h.to_string()),
+                    };
+                    View::new(
+                        kind,
+                        [
+                            Str(host.clone()),
+                            Str(Cow::Borrowed(f.host.kind_name())),
+                            match &f.host {
+                                Host::Name(n) | Host::Wildcard(n) => Str(Cow::Borrowed(n.as_str())),
+                                _ => Null,
+                            },
+                            if f.host.is_ip() { Str(host) } else { Null },
+                            f.port.map_or(Null, |p| Uint(p.get().into())),
+                            Bool(f.port.is_none()),
+                            Bool(f.private),
+                            Bool(!f.private),
+                            Uint(i as u64),
+                        ],
+                    )
+                }
+                Kind::Exec => {
+                    let f = &policy.exec[i];
+                    View::new(
+                        kind,
+                        [Str(Cow::Borrowed(f.binary.as_str())), Bool(f.nested)],
+                    )
+                }
+                Kind::Env => {
+                    let f = &policy.env[i];
+                    View::new(
+                        kind,
+                        [
+                            Str(Cow::Borrowed(f.name.as_str())),
+                            Str(Cow::Borrowed(if f.inject { "inject" } else { "read" })),
+                        ],
+                    )
+                }
+                Kind::Ipc => {
+                    let (endpoint, path) = match &policy.ipc[i].endpoint {
+                        Endpoint::X11 => ("x11", Null),
+                        Endpoint::DbusSession => ("dbus-session", Null),
+                        Endpoint::DbusSystem => ("dbus-system", Null),
+                        Endpoint::Unix(p) => ("unix", Str(Cow::Owned(p.to_string()))),
+                    };
+                    View::new(kind, [Str(Cow::Borrowed(endpoint)), path])
+                }
+                Kind::Clock => View::new(
+                    kind,
+                    [Str(Cow::Borrowed(policy.clock.as_ref().map_or(
+                        "system",
+                        |c| match c.source {
+                            ClockSource::System => "system",
+                            ClockSource::Tzdata => "tzdata",
+                        },
+                    )))],
+                ),
+                Kind::Assert => {
+                    let f = &policy.assertions[i];
+                    View::new(
+                        kind,
+                        [
+                            Str(Cow::Borrowed(f.id.as_str())),
+                            Str(Cow::Borrowed(f.description.as_str())),
+                        ],
+                    )
+                }
+            },
+        }
+    }
+
+    fn fields(&self) -> impl Iterator<Item = (&'static str, &Field<'a>)> {
+        self.kind.fields().iter().copied().zip(&self.values)
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let map = self
+            .fields()
+            .map(|(name, field)| {
+                let value = match field {
+                    Field::Bool(b) => serde_json::Value::Bool(*b),
+                    Field::Uint(n) => serde_json::Value::from(*n),
+                    Field::Str(s) => serde_json::Value::String(s.as_ref().to_owned()),
+                    Field::Null => serde_json::Value::Null,
+                    Field::List(items) => serde_json::Value::Array(
+                        items.iter().map(|s| serde_json::Value::from(*s)).collect(),
+                    ),
+                };
+                (name.to_owned(), value)
+            })
+            .collect();
+        serde_json::Value::Object(map)
+    }
+
+    /// The view as templates see it. Built as the same map type the serde
+    /// conversion of [`fact_json`] produces (`Value::from(Serde(..))`), so
+    /// iteration order, comparisons and printing are unchanged; the test
+    /// `template_value_equals_the_serde_conversion` holds the two together.
+    fn to_value(&self) -> Value {
+        let map: BTreeMap<Value, Value> = self
+            .fields()
+            .map(|(name, field)| {
+                let value = match field {
+                    Field::Bool(b) => Value::from(*b),
+                    Field::Uint(n) => Value::from(*n),
+                    Field::Str(s) => Value::from(s.as_ref()),
+                    Field::Null => Value::from(()),
+                    Field::List(items) => {
+                        Value::from(items.iter().map(|s| Value::from(*s)).collect::<Vec<_>>())
+                    }
+                };
+                (Value::from(name), value)
+            })
+            .collect();
+        Value::from(map)
+    }
+
+    /// Whether every `when` condition holds; `when` holds indices into the view.
+    fn matches(&self, when: &[(Option<usize>, &[WhenValue])]) -> bool {
+        when.iter().all(|(field, values)| {
+            let Some(actual) = field.map(|i| &self.values[i]) else {
+                return false;
+            };
+            values.iter().any(|v| match (v, actual) {
+                (WhenValue::Bool(b), Field::Bool(a)) => a == b,
+                (WhenValue::Int(i), Field::Uint(n)) => i64::try_from(*n) == Ok(*i),
+                (WhenValue::Str(s), Field::Str(a)) => a == s,
+                _ => false,
+            })
+        })
+    }
 }
 
-#[derive(Serialize)]
-struct ExecView<'a> {
-    binary: &'a str,
-    nested: bool,
-}
-
-#[derive(Serialize)]
-struct EnvView<'a> {
-    name: &'a str,
-    action: &'static str,
-}
-
-#[derive(Serialize)]
-struct IpcView {
-    endpoint: &'static str,
-    path: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ClockView {
-    source: &'static str,
-}
-
-#[derive(Serialize)]
-struct AssertView<'a> {
-    id: &'a str,
-    description: &'a str,
+fn fact_kind(fact: FactRef) -> FactKind {
+    match fact {
+        FactRef::Baseline => FactKind::Baseline,
+        FactRef::Fact(k, _) => FactKind::Of(k),
+    }
 }
 
 /// The template view of a fact, as a JSON value (also used by `explain`).
 pub fn fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
-    fn v(view: &impl Serialize) -> serde_json::Value {
-        serde_json::to_value(view).expect("views serialise")
-    }
-    match fact {
-        FactRef::Baseline => v(&baseline_view(policy)),
-        FactRef::Fact(kind, i) => match kind {
-            Kind::Fs => {
-                let f = &policy.fs[i];
-                v(&FsView {
-                    path: f.path.as_str(),
-                    glob: match f.glob {
-                        Glob::None => "none",
-                        Glob::Children => "children",
-                        Glob::Recursive => "recursive",
-                    },
-                    actions: f.actions.names(),
-                    writable: f.actions.writable(),
-                    full_write: f.actions.contains(
-                        FsActions::CREATE
-                            .union(FsActions::WRITE)
-                            .union(FsActions::DELETE),
-                    ),
-                })
-            }
-            Kind::Net => {
-                let f = &policy.net[i];
-                v(&NetView {
-                    host: f.host.to_string(),
-                    host_kind: f.host.kind_name(),
-                    domain: match &f.host {
-                        Host::Name(n) | Host::Wildcard(n) => Some(n.as_str().to_owned()),
-                        _ => None,
-                    },
-                    ip: f.host.is_ip().then(|| f.host.to_string()),
-                    port: f.port.map(|p| p.get()),
-                    any_port: f.port.is_none(),
-                    private: f.private,
-                    block_private: !f.private,
-                    index: i,
-                })
-            }
-            Kind::Exec => {
-                let f = &policy.exec[i];
-                v(&ExecView {
-                    binary: f.binary.as_str(),
-                    nested: f.nested,
-                })
-            }
-            Kind::Env => {
-                let f = &policy.env[i];
-                v(&EnvView {
-                    name: f.name.as_str(),
-                    action: if f.inject { "inject" } else { "read" },
-                })
-            }
-            Kind::Ipc => {
-                let f = &policy.ipc[i];
-                let (endpoint, path) = match &f.endpoint {
-                    Endpoint::X11 => ("x11", None),
-                    Endpoint::DbusSession => ("dbus-session", None),
-                    Endpoint::DbusSystem => ("dbus-system", None),
-                    Endpoint::Unix(p) => ("unix", Some(p.to_string())),
-                };
-                v(&IpcView { endpoint, path })
-            }
-            Kind::Clock => v(&ClockView {
-                source: policy.clock.as_ref().map_or("system", |c| match c.source {
-                    ClockSource::System => "system",
-                    ClockSource::Tzdata => "tzdata",
-                }),
-            }),
-            Kind::Assert => {
-                let f = &policy.assertions[i];
-                v(&AssertView {
-                    id: f.id.as_str(),
-                    description: &f.description,
-                })
-            }
-        },
-    }
+    View::of(policy, fact).to_json()
 }
 
 /// The fact's view with its kind first (`baseline` for the sandbox), as
@@ -217,17 +292,6 @@ pub fn kinded_fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
         map.extend(view);
     }
     serde_json::Value::Object(map)
-}
-
-fn baseline_view(policy: &Policy) -> BaselineView {
-    BaselineView {
-        nested: !policy.nested.is_empty(),
-        tmp_bound: policy.tmp_bind().is_some(),
-        net: !policy.net.is_empty(),
-        net_count: policy.net.len(),
-        private_net: policy.net.iter().any(|n| n.private),
-        public_net: policy.net.iter().any(|n| !n.private),
-    }
 }
 
 /// Capabilities behind a fact. For the baseline: those behind each flag a
@@ -305,18 +369,6 @@ pub fn facts(policy: &Policy) -> Vec<FactRef> {
     out
 }
 
-fn matches(rule: &Rule, view: &serde_json::Value) -> bool {
-    rule.when.iter().all(|(field, values)| {
-        let actual = &view[field.as_str()];
-        values.iter().any(|v| match (v, actual) {
-            (WhenValue::Bool(b), serde_json::Value::Bool(a)) => a == b,
-            (WhenValue::Int(i), serde_json::Value::Number(n)) => n.as_i64() == Some(*i),
-            (WhenValue::Str(s), serde_json::Value::String(a)) => a == s,
-            _ => false,
-        })
-    })
-}
-
 /// Context values shared by every template of a compile.
 pub fn base_context(
     policy: &Policy,
@@ -328,12 +380,56 @@ pub fn base_context(
     minijinja::context! {
         target => minijinja::context! { name => target.name.clone(), format => target.format.as_str() },
         options => Value::from(Serde(options)),
-        sandbox => Value::from(Serde(fact_json(policy, FactRef::Baseline))),
+        sandbox => View::of(policy, FactRef::Baseline).to_value(),
         special => minijinja::context! {
             ipv4 => special_v4,
             ipv6 => special_v6,
             ipv6_mapped => format!("{}/{}", V4_MAPPED.0, V4_MAPPED.1),
         },
+    }
+}
+
+/// What lowering needs of one rule, resolved once per compile instead of once per fact.
+struct Prepared<'a> {
+    rule: &'a Rule,
+    /// `when` with each field as its index into the view (`None`: not a
+    /// field of the rule's fact kind, which never matches).
+    when: Vec<(Option<usize>, &'a [WhenValue])>,
+    fragment: Option<(Template<'a>, &'a str)>,
+    note: Option<Template<'a>>,
+    reason: Option<Template<'a>>,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(rule: &'a Rule, target: &Target, renderer: &'a Renderer) -> Prepared<'a> {
+        let fields = rule.fact.fields();
+        Prepared {
+            rule,
+            when: rule
+                .when
+                .iter()
+                .map(|(field, values)| {
+                    let index = fields.iter().position(|f| f == field);
+                    (index, values.as_slice())
+                })
+                .collect(),
+            fragment: match (&rule.template, &rule.slot) {
+                (Some(template), Some(slot)) => Some((renderer.template(template), slot)),
+                _ => None,
+            },
+            note: rule
+                .note
+                .as_ref()
+                .map(|_| renderer.template(&note_name(target, &rule.id))),
+            reason: rule
+                .reason
+                .as_ref()
+                .map(|_| renderer.template(&reason_name(target, &rule.id))),
+        }
+    }
+
+    fn renders(&self) -> bool {
+        self.fragment.is_some() || self.note.is_some() || self.reason.is_some()
     }
 }
 
@@ -349,18 +445,26 @@ pub fn lower(
         fired: vec![false; target.rules.len()],
         ..Lowered::default()
     };
+    let rules: Vec<Prepared> = target
+        .rules
+        .iter()
+        .map(|r| Prepared::new(r, target, renderer))
+        .collect();
+    // Worst verdict per capability, indexed by id: cheaper than a map update per firing.
+    let mut verdicts: Vec<Option<Verdict>> = vec![None; policy.caps.len()];
     let mut errors = Vec::new();
     for fact in facts(policy) {
-        let kind = match fact {
-            FactRef::Baseline => FactKind::Baseline,
-            FactRef::Fact(k, _) => FactKind::Of(k),
-        };
-        let view = fact_json(policy, fact);
-        // The view as a template value, converted once per fact and only if a rule renders.
-        let mut view_value: Option<Value> = None;
+        let kind = fact_kind(fact);
+        let view = View::of(policy, fact);
+        // Built once per fact and only if a rule renders. A fact's capabilities
+        // are the same for every rule except the baseline's, whose context is
+        // therefore rebuilt per rule.
+        let mut fact_value: Option<Value> = None;
+        let mut fact_ctx: Option<Value> = None;
         let mut lowered = false;
-        for (ri, rule) in target.rules.iter().enumerate() {
-            if rule.fact != kind || !matches(rule, &view) {
+        for (ri, prepared) in rules.iter().enumerate() {
+            let rule = prepared.rule;
+            if rule.fact != kind || !view.matches(&prepared.when) {
                 continue;
             }
             lowered = true;
@@ -368,42 +472,48 @@ pub fn lower(
             out.firings.push((ri, fact));
             let caps = fact_caps(policy, fact, Some(rule));
             if let Some(v) = rule.verdict {
-                for c in &caps {
-                    let e = out.verdicts.entry(*c).or_insert(v);
-                    *e = (*e).max(v);
+                for &c in &caps {
+                    let i = c as usize;
+                    if i >= verdicts.len() {
+                        verdicts.resize(i + 1, None);
+                    }
+                    verdicts[i] = verdicts[i].max(Some(v));
                 }
             }
-            let renders = (rule.template.is_some() && rule.slot.is_some())
-                || rule.note.is_some()
-                || rule.reason.is_some();
-            if !renders {
+            if !prepared.renders() {
                 continue;
             }
-            let ctx = &minijinja::context! {
-                fact => view_value.get_or_insert_with(|| Value::from(Serde(&view))).clone(),
-                capabilities => caps_text(&caps),
-                ..base.clone()
+            let ctx = match &fact_ctx {
+                Some(ctx) if fact != FactRef::Baseline => ctx.clone(),
+                _ => {
+                    let ctx = minijinja::context! {
+                        fact => fact_value.get_or_insert_with(|| view.to_value()).clone(),
+                        capabilities => caps_text(&caps),
+                        ..base.clone()
+                    };
+                    fact_ctx.insert(ctx).clone()
+                }
             };
-            if let (Some(template), Some(slot)) = (&rule.template, &rule.slot) {
-                match renderer.fragment(template, ctx) {
+            if let Some((template, slot)) = &prepared.fragment {
+                match renderer.fragment_of(template, &ctx) {
                     Ok(text) => out.fragments.push(Fragment {
                         rule: ri,
                         fact,
-                        slot: slot.clone(),
+                        slot: (*slot).to_owned(),
                         text,
                         caps: caps.clone(),
                     }),
                     Err(e) => errors.push(e),
                 }
             }
-            if rule.note.is_some() {
-                match renderer.text(&note_name(target, &rule.id), ctx) {
+            if let Some(template) = &prepared.note {
+                match renderer.text_of(template, &ctx) {
                     Ok(n) => out.notes.push(n),
                     Err(e) => errors.push(e),
                 }
             }
-            if rule.reason.is_some() {
-                match renderer.text(&reason_name(target, &rule.id), ctx) {
+            if let Some(template) = &prepared.reason {
+                match renderer.text_of(template, &ctx) {
                     Ok(reason) => out.unenforced.push(Unenforced { fact, reason, caps }),
                     Err(e) => errors.push(e),
                 }
@@ -416,6 +526,11 @@ pub fn lower(
             break;
         }
     }
+    out.verdicts = verdicts
+        .into_iter()
+        .enumerate()
+        .filter_map(|(id, v)| Some((id as CapId, v?)))
+        .collect();
     if errors.is_empty() {
         Ok(out)
     } else {
@@ -429,31 +544,48 @@ mod tests {
     use crate::ir::{normalise, CapInfo};
     use crate::syntax::parse_capability;
 
-    #[test]
-    fn views_expose_exactly_the_documented_fields() {
+    /// One fact of every kind and every variant a view distinguishes.
+    fn varied_policy() -> Policy {
         let caps = [
             "fs:read:/a",
+            "fs:read,write:/b/*",
+            "fs:read,write,create,delete:/tmp/**",
             "net:connect:a.com:1",
+            "net:connect:*.b.com",
+            "net:connect:*",
+            "net:connect:*:8080",
+            "net:connect:1.1.1.1:853",
+            "net:connect:10.0.0.5:5432",
+            "net:connect:\"2606:4700::1111\":443",
+            "net:connect:\"fd00::1\"",
             "exec:spawn:x",
+            "exec:spawn:chromium?nestedSandbox=true",
             "env:read:X",
+            "env:inject:Y",
             "ipc:connect:x11",
-            "clock:system",
-            "assert:a",
+            "ipc:connect:dbus:system",
+            "ipc:connect:dbus:session",
+            "ipc:connect:unix:/run/s.sock",
+            "clock:tzdata",
+            "assert:a:says so, in prose",
         ];
-        let policy = normalise(
+        normalise(
             caps.iter()
-                .map(|c| CapInfo {
+                .enumerate()
+                .map(|(index, c)| CapInfo {
                     tool: None,
-                    index: 0,
-                    capability: parse_capability(c).unwrap(),
+                    index,
+                    capability: parse_capability(c).unwrap_or_else(|e| panic!("{c}: {e:?}")),
                 })
                 .collect(),
-        );
+        )
+    }
+
+    #[test]
+    fn views_expose_exactly_the_documented_fields() {
+        let policy = varied_policy();
         for fact in facts(&policy) {
-            let kind = match fact {
-                FactRef::Baseline => FactKind::Baseline,
-                FactRef::Fact(k, _) => FactKind::Of(k),
-            };
+            let kind = fact_kind(fact);
             let view = fact_json(&policy, fact);
             let keys: Vec<&str> = view
                 .as_object()
@@ -462,6 +594,120 @@ mod tests {
                 .map(String::as_str)
                 .collect();
             assert_eq!(keys, kind.fields(), "{fact:?}");
+            // What templates can read as `fact.<field>`, and nothing else.
+            let value = View::of(&policy, fact).to_value();
+            let mut template_keys: Vec<String> = value
+                .try_iter()
+                .unwrap()
+                .map(|k| k.as_str().unwrap().to_owned())
+                .collect();
+            let mut expected: Vec<&str> = kind.fields().to_vec();
+            expected.sort_unstable();
+            template_keys.sort_unstable();
+            assert_eq!(template_keys, expected, "{fact:?}");
+            assert!(value.get_attr("no_such_field").unwrap().is_undefined());
         }
+    }
+
+    /// Templates used to get the view through `Value::from(Serde(fact_json))`;
+    /// the directly built value must be indistinguishable from it.
+    #[test]
+    fn template_value_equals_the_serde_conversion() {
+        let policy = varied_policy();
+        for fact in facts(&policy) {
+            let direct = View::of(&policy, fact).to_value();
+            let via_serde = Value::from(Serde(fact_json(&policy, fact)));
+            assert_eq!(direct, via_serde, "{fact:?}");
+            assert_eq!(format!("{direct:?}"), format!("{via_serde:?}"), "{fact:?}");
+            assert!(
+                direct
+                    .downcast_object_ref::<BTreeMap<Value, Value>>()
+                    .is_some()
+                    && via_serde
+                        .downcast_object_ref::<BTreeMap<Value, Value>>()
+                        .is_some(),
+                "{fact:?}: same map type"
+            );
+            for (key, value) in via_serde
+                .try_iter()
+                .unwrap()
+                .map(|k| (k.clone(), via_serde.get_item(&k).unwrap()))
+            {
+                let other = direct.get_item(&key).unwrap();
+                assert_eq!(other.kind(), value.kind(), "{fact:?}.{key}");
+                assert_eq!(format!("{other:?}"), format!("{value:?}"), "{fact:?}.{key}");
+            }
+        }
+    }
+
+    /// The `when` matcher before views were typed: field lookup in the JSON view.
+    fn json_matches(when: &[(String, Vec<WhenValue>)], view: &serde_json::Value) -> bool {
+        when.iter().all(|(field, values)| {
+            let actual = &view[field.as_str()];
+            values.iter().any(|v| match (v, actual) {
+                (WhenValue::Bool(b), serde_json::Value::Bool(a)) => a == b,
+                (WhenValue::Int(i), serde_json::Value::Number(n)) => n.as_i64() == Some(*i),
+                (WhenValue::Str(s), serde_json::Value::String(a)) => a == s,
+                _ => false,
+            })
+        })
+    }
+
+    #[test]
+    fn typed_when_matches_as_the_json_view_did() {
+        let policy = varied_policy();
+        let probes = |actual: &serde_json::Value| -> Vec<WhenValue> {
+            let mut out = vec![
+                WhenValue::Bool(true),
+                WhenValue::Bool(false),
+                WhenValue::Int(0),
+                WhenValue::Int(-1),
+                WhenValue::Int(443),
+                WhenValue::Str(String::new()),
+                WhenValue::Str("name".into()),
+                WhenValue::Str("read".into()),
+            ];
+            match actual {
+                serde_json::Value::Number(n) => out.push(WhenValue::Int(n.as_i64().unwrap())),
+                serde_json::Value::String(s) => out.push(WhenValue::Str(s.clone())),
+                serde_json::Value::Array(items) => out.extend(
+                    items
+                        .iter()
+                        .map(|i| WhenValue::Str(i.as_str().unwrap().to_owned())),
+                ),
+                _ => {}
+            }
+            out
+        };
+        let mut checked = 0;
+        for fact in facts(&policy) {
+            let json = fact_json(&policy, fact);
+            let view = View::of(&policy, fact);
+            let kind = fact_kind(fact);
+            let mut fields: Vec<&str> = kind.fields().to_vec();
+            fields.push("not_a_field");
+            for field in &fields {
+                let values = probes(&json[*field]);
+                // Each probe alone, all of them at once, and none.
+                let mut whens: Vec<Vec<WhenValue>> =
+                    values.iter().map(|v| vec![v.clone()]).collect();
+                whens.push(values.clone());
+                whens.push(Vec::new());
+                for values in whens {
+                    let when = vec![(field.to_string(), values)];
+                    let typed: Vec<(Option<usize>, &[WhenValue])> = when
+                        .iter()
+                        .map(|(f, v)| (kind.fields().iter().position(|k| k == f), v.as_slice()))
+                        .collect();
+                    assert_eq!(
+                        view.matches(&typed),
+                        json_matches(&when, &json),
+                        "{fact:?} {when:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 500, "{checked}");
     }
 }
