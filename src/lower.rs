@@ -8,8 +8,9 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 
-use minijinja::value::{Serde, Value};
+use minijinja::value::{Enumerator, Object, ObjectExt, Serde, Value, ValueKind};
 
 use crate::capability::{ClockSource, Endpoint, FsActions, Glob, Host, Kind};
 use crate::diag::Diagnostic;
@@ -228,15 +229,17 @@ impl<'a> View<'a> {
         serde_json::Value::Object(map)
     }
 
-    /// The view as templates see it. Built as the same map type the serde
-    /// conversion of [`fact_json`] produces (`Value::from(Serde(..))`), so
-    /// iteration order, comparisons and printing are unchanged; the test
-    /// `template_value_equals_the_serde_conversion` holds the two together.
+    /// The view as templates see it: a map from field name to value that
+    /// behaves exactly as `Value::from(Serde(fact_json(..)))` did (a sorted
+    /// `BTreeMap<Value, Value>`), without building and sorting a map per fact.
+    /// The test `template_value_behaves_as_the_serde_conversion` holds the
+    /// two together.
     fn to_value(&self) -> Value {
-        let map: BTreeMap<Value, Value> = self
-            .fields()
-            .map(|(name, field)| {
-                let value = match field {
+        let names = self.kind.fields();
+        let fields = sorted_fields(self.kind)
+            .iter()
+            .map(|&i| {
+                let value = match &self.values[i] {
                     Field::Bool(b) => Value::from(*b),
                     Field::Uint(n) => Value::from(*n),
                     Field::Str(s) => Value::from(s.as_ref()),
@@ -245,10 +248,10 @@ impl<'a> View<'a> {
                         Value::from(items.iter().map(|s| Value::from(*s)).collect::<Vec<_>>())
                     }
                 };
-                (Value::from(name), value)
+                (names[i], value)
             })
             .collect();
-        Value::from(map)
+        Value::from_object(FactValue { fields })
     }
 
     /// Whether every `when` condition holds; `when` holds indices into the view.
@@ -264,6 +267,68 @@ impl<'a> View<'a> {
                 _ => false,
             })
         })
+    }
+}
+
+/// Indices into [`FactKind::fields`] in name order: the order a map of the
+/// fields iterates in.
+fn sorted_fields(kind: FactKind) -> &'static [usize] {
+    static SORTED: LazyLock<Vec<(FactKind, Vec<usize>)>> = LazyLock::new(|| {
+        std::iter::once(FactKind::Baseline)
+            .chain(Kind::ALL.into_iter().map(FactKind::Of))
+            .map(|kind| {
+                let fields = kind.fields();
+                let mut order: Vec<usize> = (0..fields.len()).collect();
+                order.sort_by_key(|&i| fields[i]);
+                (kind, order)
+            })
+            .collect()
+    });
+    SORTED
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, order)| order.as_slice())
+        .expect("every fact kind is listed")
+}
+
+/// A fact as templates see it: a read-only map, sorted by field name.
+///
+/// Every way a template can observe a map (lookup, iteration in either
+/// direction, items, length, truth, comparison, printing) goes through these
+/// methods, and they answer as minijinja's `BTreeMap<Value, Value>` does.
+#[derive(Debug)]
+struct FactValue {
+    fields: Vec<(&'static str, Value)>,
+}
+
+impl Object for FactValue {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        // Keys are strings, and a value of another kind never equals a string.
+        if key.kind() != ValueKind::String {
+            return None;
+        }
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        self.fields
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        self.mapped_rev_key_value_enumerator(|this| {
+            Box::new(
+                this.fields
+                    .iter()
+                    .map(|(name, value)| (Value::from(*name), value.clone())),
+            )
+        })
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(self.fields.len())
     }
 }
 
@@ -398,11 +463,33 @@ struct Prepared<'a> {
     fragment: Option<(Template<'a>, &'a str)>,
     note: Option<Template<'a>>,
     reason: Option<Template<'a>>,
+    /// Whether any of its templates may read `capabilities`. Formatting that
+    /// text for every fact was a large part of lowering, and most templates
+    /// never look at it; those get a context without it.
+    reads_capabilities: bool,
 }
 
 impl<'a> Prepared<'a> {
     fn new(rule: &'a Rule, target: &Target, renderer: &'a Renderer) -> Prepared<'a> {
         let fields = rule.fact.fields();
+        let fragment = match (&rule.template, &rule.slot) {
+            (Some(template), Some(slot)) => Some((renderer.template(template), slot.as_str())),
+            _ => None,
+        };
+        let note = rule
+            .note
+            .as_ref()
+            .map(|_| renderer.template(&note_name(target, &rule.id)));
+        let reason = rule
+            .reason
+            .as_ref()
+            .map(|_| renderer.template(&reason_name(target, &rule.id)));
+        let reads_capabilities = fragment
+            .iter()
+            .map(|(t, _)| t)
+            .chain(&note)
+            .chain(&reason)
+            .any(|t| t.may_read("capabilities"));
         Prepared {
             rule,
             when: rule
@@ -413,18 +500,10 @@ impl<'a> Prepared<'a> {
                     (index, values.as_slice())
                 })
                 .collect(),
-            fragment: match (&rule.template, &rule.slot) {
-                (Some(template), Some(slot)) => Some((renderer.template(template), slot)),
-                _ => None,
-            },
-            note: rule
-                .note
-                .as_ref()
-                .map(|_| renderer.template(&note_name(target, &rule.id))),
-            reason: rule
-                .reason
-                .as_ref()
-                .map(|_| renderer.template(&reason_name(target, &rule.id))),
+            fragment,
+            note,
+            reason,
+            reads_capabilities,
         }
     }
 
@@ -457,10 +536,11 @@ pub fn lower(
         let kind = fact_kind(fact);
         let view = View::of(policy, fact);
         // Built once per fact and only if a rule renders. A fact's capabilities
-        // are the same for every rule except the baseline's, whose context is
-        // therefore rebuilt per rule.
+        // are the same for every rule except the baseline's, whose context with
+        // them is therefore rebuilt per rule.
         let mut fact_value: Option<Value> = None;
-        let mut fact_ctx: Option<Value> = None;
+        let mut lean_ctx: Option<Value> = None;
+        let mut full_ctx: Option<Value> = None;
         let mut lowered = false;
         for (ri, prepared) in rules.iter().enumerate() {
             let rule = prepared.rule;
@@ -483,15 +563,23 @@ pub fn lower(
             if !prepared.renders() {
                 continue;
             }
-            let ctx = match &fact_ctx {
-                Some(ctx) if fact != FactRef::Baseline => ctx.clone(),
-                _ => {
-                    let ctx = minijinja::context! {
-                        fact => fact_value.get_or_insert_with(|| view.to_value()).clone(),
-                        capabilities => caps_text(&caps),
-                        ..base.clone()
-                    };
-                    fact_ctx.insert(ctx).clone()
+            let fact_value = fact_value.get_or_insert_with(|| view.to_value());
+            let ctx = if !prepared.reads_capabilities {
+                lean_ctx
+                    .get_or_insert_with(|| {
+                        minijinja::context! { fact => fact_value.clone(), ..base.clone() }
+                    })
+                    .clone()
+            } else {
+                match &full_ctx {
+                    Some(ctx) if fact != FactRef::Baseline => ctx.clone(),
+                    _ => full_ctx
+                        .insert(minijinja::context! {
+                            fact => fact_value.clone(),
+                            capabilities => caps_text(&caps),
+                            ..base.clone()
+                        })
+                        .clone(),
                 }
             };
             if let Some((template, slot)) = &prepared.fragment {
@@ -612,31 +700,72 @@ mod tests {
     /// Templates used to get the view through `Value::from(Serde(fact_json))`;
     /// the directly built value must be indistinguishable from it.
     #[test]
-    fn template_value_equals_the_serde_conversion() {
+    fn template_value_behaves_as_the_serde_conversion() {
+        // Ways a template can look at a map; errors must match too.
+        let probes = [
+            "{{ fact|length }} {{ fact is mapping }} {{ fact is sequence }} {{ fact is iterable }}",
+            "{{ not fact }} {{ fact is true }} {{ fact|list }} {{ fact|reverse|list }}",
+            "{{ fact|items|list }}",
+            "{{ fact.items()|list }} {{ fact.keys()|list }} {{ fact.values()|list }}",
+            "{{ fact.get('path') }}",
+            "{{ fact|dictsort }} {{ fact|dictsort(reverse=true) }}",
+            "{{ fact|dictsort(by='value')|length }}",
+            "{{ fact|first }} {{ fact|last }} {{ fact|join(',') }} {{ fact|sort }}",
+            "{{ fact|unique|list }} {{ fact|string }} {{ fact|pprint }}",
+            "{{ fact|tojson }}",
+            "{{ fact == other }} {{ fact != other }} {{ fact < other }} {{ [fact, other]|unique|list }}",
+            "{{ fact == {} }} {{ fact in [other] }} {{ 'path' in fact }} {{ 'x' in fact }}",
+            "{{ fact[0] is defined }} {{ fact[none] is defined }} {{ fact[true] is defined }}",
+            "{{ fact.x is defined }} {{ fact['x'] is defined }} {{ fact|map('upper')|list }}",
+            "{{ fact|min }} {{ fact|max }} {{ fact|batch(2)|list }} {{ fact|slice(2)|list }}",
+            "{{ fact|groupby('x') }}",
+            "{{ fact|selectattr('x')|list }}",
+            "{{ fact|attr('path') }} {{ fact|attr('nested') }}",
+            "{% for k, v in fact|items %}{{ loop.index }}:{{ k }}={{ v }}/{{ fact[k] }};{% endfor %}",
+            "{% for k in fact %}{{ k }},{% endfor %}{% for k in fact|reverse %}{{ k }},{% endfor %}",
+            "{% for k, v in fact %}{{ k }}{% endfor %}",
+            "{{ debug(fact) }} {{ debug() }}",
+            "{{ fact }}",
+            "{{ fact.no_such_field }}",
+            "{{ fact.nope.deeper }}",
+            "{{ fact + fact }} {{ fact ~ '' }}",
+        ];
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         let policy = varied_policy();
         for fact in facts(&policy) {
             let direct = View::of(&policy, fact).to_value();
             let via_serde = Value::from(Serde(fact_json(&policy, fact)));
             assert_eq!(direct, via_serde, "{fact:?}");
             assert_eq!(format!("{direct:?}"), format!("{via_serde:?}"), "{fact:?}");
-            assert!(
-                direct
-                    .downcast_object_ref::<BTreeMap<Value, Value>>()
-                    .is_some()
-                    && via_serde
-                        .downcast_object_ref::<BTreeMap<Value, Value>>()
-                        .is_some(),
-                "{fact:?}: same map type"
-            );
-            for (key, value) in via_serde
-                .try_iter()
-                .unwrap()
-                .map(|k| (k.clone(), via_serde.get_item(&k).unwrap()))
-            {
-                let other = direct.get_item(&key).unwrap();
-                assert_eq!(other.kind(), value.kind(), "{fact:?}.{key}");
-                assert_eq!(format!("{other:?}"), format!("{value:?}"), "{fact:?}.{key}");
+            for probe in probes {
+                let render = |fact: &Value, other: &Value| {
+                    env.render_str(probe, minijinja::context! { fact => fact, other => other })
+                        .map_err(|e| (e.kind(), e.detail().map(str::to_owned)))
+                };
+                let expected = render(&via_serde, &via_serde);
+                assert_eq!(render(&direct, &via_serde), expected, "{fact:?} {probe}");
+                assert_eq!(render(&direct, &direct), expected, "{fact:?} {probe}");
+                assert_eq!(render(&via_serde, &direct), expected, "{fact:?} {probe}");
             }
+            for key in via_serde.try_iter().unwrap() {
+                let (a, b) = (
+                    direct.get_item(&key).unwrap(),
+                    via_serde.get_item(&key).unwrap(),
+                );
+                assert_eq!(a.kind(), b.kind(), "{fact:?}.{key}");
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "{fact:?}.{key}");
+            }
+            // A template that reads an unknown field still fails.
+            let strict = env.render_str(
+                "{{ fact.no_such_field }}",
+                minijinja::context! { fact => direct },
+            );
+            assert_eq!(
+                strict.unwrap_err().kind(),
+                minijinja::ErrorKind::UndefinedError,
+                "{fact:?}"
+            );
         }
     }
 

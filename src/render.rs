@@ -51,6 +51,22 @@ pub struct Template<'r> {
     compiled: Option<minijinja::Template<'r, 'r>>,
 }
 
+impl Template<'_> {
+    /// Whether rendering may look `variable` up in the context. Conservative:
+    /// true unless the source never names it, never prints the whole context
+    /// (`debug()`) and pulls in no other template that could (`include`,
+    /// `import`, `from ... import`, `extends`). A template cannot name a
+    /// variable any other way, so a false answer is certain.
+    pub fn may_read(&self, variable: &str) -> bool {
+        match &self.compiled {
+            Some(t) => [variable, "debug", "include", "import", "extends"]
+                .iter()
+                .any(|word| t.source().contains(word)),
+            None => true,
+        }
+    }
+}
+
 /// Loader name of a rule's inline note template.
 pub fn note_name(target: &Target, rule_id: &str) -> String {
     format!("{}#{rule_id}.note", target.source)
@@ -478,6 +494,39 @@ mod tests {
 
     fn m(i: usize, t: &str) -> String {
         mark(i, t).as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn may_read_is_conservative() {
+        let mut env = Environment::new();
+        let cases = [
+            ("{{ fact.path }}", false),
+            ("plain text", false),
+            ("{{ capabilities | join(', ') }}", true),
+            ("{# capabilities #}", true),
+            ("{% if capabilities is defined %}x{% endif %}", true),
+            ("{{ debug() }}", true),
+            ("{% include 'other' %}", true),
+            ("{% import 'other' as o %}", true),
+            ("{% from 'other' import m %}", true),
+            ("{% extends 'other' %}", true),
+        ];
+        for (i, (source, _)) in cases.iter().enumerate() {
+            env.add_template_owned(i.to_string(), source.to_string())
+                .unwrap();
+        }
+        for (i, (source, expected)) in cases.iter().enumerate() {
+            let template = Template {
+                name: i.to_string(),
+                compiled: env.get_template(&i.to_string()).ok(),
+            };
+            assert_eq!(template.may_read("capabilities"), *expected, "{source}");
+        }
+        let missing = Template {
+            name: "missing".to_owned(),
+            compiled: None,
+        };
+        assert!(missing.may_read("capabilities"));
     }
 
     #[test]
