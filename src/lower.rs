@@ -7,7 +7,7 @@
 //! into an error (strict) or an `unenforceable` entry (permissive).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, LazyLock};
 
 use minijinja::value::{Enumerator, Object, ObjectExt, Serde, Value, ValueKind};
@@ -332,6 +332,49 @@ impl Object for FactValue {
     }
 }
 
+/// The root context of a rule's templates: `fact` and, for templates that
+/// may read it, `capabilities`, over the values shared by the whole compile.
+///
+/// It answers as `context! { fact => .., capabilities => .., ..base }` (a
+/// minijinja merge of the two maps) does, without building a map and a merge
+/// per fact and with a direct answer for the most looked-up name, `fact`.
+/// The test `render_context_behaves_as_the_merged_context` holds the two
+/// together.
+#[derive(Debug)]
+struct RenderContext {
+    fact: Value,
+    capabilities: Option<Value>,
+    base: Value,
+}
+
+impl Object for RenderContext {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        if key.kind() != ValueKind::String {
+            return None;
+        }
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        match (key, &self.capabilities) {
+            ("fact", _) => Some(self.fact.clone()),
+            ("capabilities", Some(capabilities)) => Some(capabilities.clone()),
+            _ => self.base.get_attr(key).ok().filter(|v| !v.is_undefined()),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys = BTreeSet::from([Value::from("fact")]);
+        if self.capabilities.is_some() {
+            keys.insert(Value::from("capabilities"));
+        }
+        if self.base.kind() == ValueKind::Map {
+            keys.extend(self.base.try_iter().into_iter().flatten());
+        }
+        Enumerator::Iter(Box::new(keys.into_iter()))
+    }
+}
+
 fn fact_kind(fact: FactRef) -> FactKind {
     match fact {
         FactRef::Baseline => FactKind::Baseline,
@@ -564,21 +607,20 @@ pub fn lower(
                 continue;
             }
             let fact_value = fact_value.get_or_insert_with(|| view.to_value());
+            let context = |capabilities: Option<Value>| {
+                Value::from_object(RenderContext {
+                    fact: fact_value.clone(),
+                    capabilities,
+                    base: base.clone(),
+                })
+            };
             let ctx = if !prepared.reads_capabilities {
-                lean_ctx
-                    .get_or_insert_with(|| {
-                        minijinja::context! { fact => fact_value.clone(), ..base.clone() }
-                    })
-                    .clone()
+                lean_ctx.get_or_insert_with(|| context(None)).clone()
             } else {
                 match &full_ctx {
                     Some(ctx) if fact != FactRef::Baseline => ctx.clone(),
                     _ => full_ctx
-                        .insert(minijinja::context! {
-                            fact => fact_value.clone(),
-                            capabilities => caps_text(&caps),
-                            ..base.clone()
-                        })
+                        .insert(context(Some(Value::from(caps_text(&caps)))))
                         .clone(),
                 }
             };
@@ -766,6 +808,57 @@ mod tests {
                 minijinja::ErrorKind::UndefinedError,
                 "{fact:?}"
             );
+        }
+    }
+
+    #[test]
+    fn render_context_behaves_as_the_merged_context() {
+        let policy = varied_policy();
+        let assets = crate::assets::Assets::default();
+        let target = Target::load(&assets, "bwrap").unwrap();
+        let options: BTreeMap<String, OptionValue> = target
+            .options
+            .iter()
+            .map(|o| (o.name.clone(), o.default.clone()))
+            .collect();
+        let base = base_context(&policy, &target, &options);
+        let fact = View::of(&policy, FactRef::Fact(Kind::Fs, 0)).to_value();
+        let capabilities = vec!["fs:read:/a (serverCapabilities)".to_owned()];
+        let probes = [
+            "{{ fact.path }} {{ options.uid }} {{ target.name }} {{ sandbox.net }}",
+            "{{ special.ipv4|length }} {{ special.ipv6_mapped }}",
+            "{{ capabilities|join(', ') }}",
+            "{{ capabilities is defined }} {{ nope is defined }}",
+            "{{ nope }}",
+            "{{ debug() }}",
+            "{% set fact = 1 %}{{ fact }}",
+        ];
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for with_capabilities in [false, true] {
+            let merged = if with_capabilities {
+                minijinja::context! {
+                    fact => fact.clone(),
+                    capabilities => capabilities.clone(),
+                    ..base.clone()
+                }
+            } else {
+                minijinja::context! { fact => fact.clone(), ..base.clone() }
+            };
+            let ours = Value::from_object(RenderContext {
+                fact: fact.clone(),
+                capabilities: with_capabilities.then(|| Value::from(capabilities.clone())),
+                base: base.clone(),
+            });
+            assert_eq!(format!("{ours:?}"), format!("{merged:?}"));
+            assert_eq!(ours, merged);
+            for probe in probes {
+                let render = |ctx: &Value| {
+                    env.render_str(probe, ctx)
+                        .map_err(|e| (e.kind(), e.detail().map(str::to_owned)))
+                };
+                assert_eq!(render(&ours), render(&merged), "{probe}");
+            }
         }
     }
 

@@ -323,6 +323,7 @@ fn format_value(
             .map_err(|_| Error::new(ErrorKind::WriteFailure, "write failed"));
     }
     let number;
+    let mut digits = Digits::default();
     let text = match value.kind() {
         ValueKind::Undefined | ValueKind::None => {
             return Err(Error::new(
@@ -332,6 +333,14 @@ fn format_value(
         }
         // Most printed values are strings: check and write them in place.
         ValueKind::String => value.as_str().expect("a string value has a str"),
+        // Integers (indices, ports) next: formatted on the stack, as `Display` would.
+        ValueKind::Number if value.is_integer() => match i64::try_from(value.clone()) {
+            Ok(n) => digits.format(n),
+            Err(_) => {
+                number = value.to_string();
+                &number
+            }
+        },
         ValueKind::Bool | ValueKind::Number => {
             number = value.to_string();
             &number
@@ -353,6 +362,32 @@ fn format_value(
         })?;
     out.write_str(text)
         .map_err(|_| Error::new(ErrorKind::WriteFailure, "write failed"))
+}
+
+/// A decimal integer written into a stack buffer.
+#[derive(Default)]
+struct Digits {
+    buf: [u8; 20],
+}
+
+impl Digits {
+    fn format(&mut self, n: i64) -> &str {
+        let mut rest = n.unsigned_abs();
+        let mut start = self.buf.len();
+        loop {
+            start -= 1;
+            self.buf[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        if n < 0 {
+            start -= 1;
+            self.buf[start] = b'-';
+        }
+        std::str::from_utf8(&self.buf[start..]).expect("ASCII digits")
+    }
 }
 
 /// `{{ list | join_tokens(", ") }}`: escapes every item for the template's
@@ -494,6 +529,13 @@ mod tests {
 
     fn m(i: usize, t: &str) -> String {
         mark(i, t).as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn integers_print_as_display_does() {
+        for n in [0, 1, 9, 10, 443, 65535, -1, -10, i64::MAX, i64::MIN] {
+            assert_eq!(Digits::default().format(n), Value::from(n).to_string());
+        }
     }
 
     #[test]
