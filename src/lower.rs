@@ -206,27 +206,21 @@ impl<'a> View<'a> {
         }
     }
 
-    fn fields(&self) -> impl Iterator<Item = (&'static str, &Field<'a>)> {
-        self.kind.fields().iter().copied().zip(&self.values)
-    }
-
-    fn to_json(&self) -> serde_json::Value {
-        let map = self
-            .fields()
-            .map(|(name, field)| {
-                let value = match field {
-                    Field::Bool(b) => serde_json::Value::Bool(*b),
-                    Field::Uint(n) => serde_json::Value::from(*n),
-                    Field::Str(s) => serde_json::Value::String(s.as_ref().to_owned()),
-                    Field::Null => serde_json::Value::Null,
-                    Field::List(items) => serde_json::Value::Array(
-                        items.iter().map(|s| serde_json::Value::from(*s)).collect(),
-                    ),
-                };
-                (name.to_owned(), value)
-            })
-            .collect();
-        serde_json::Value::Object(map)
+    /// Appends the fields, in [`FactKind::fields`] order, to a JSON object.
+    fn into_json(self, map: &mut serde_json::Map<String, serde_json::Value>) {
+        let names = self.kind.fields();
+        for (name, field) in names.iter().zip(self.values) {
+            let value = match field {
+                Field::Bool(b) => serde_json::Value::Bool(b),
+                Field::Uint(n) => serde_json::Value::from(n),
+                Field::Str(s) => serde_json::Value::String(s.into_owned()),
+                Field::Null => serde_json::Value::Null,
+                Field::List(items) => serde_json::Value::Array(
+                    items.into_iter().map(serde_json::Value::from).collect(),
+                ),
+            };
+            map.insert((*name).to_owned(), value);
+        }
     }
 
     /// The view as templates see it: a map from field name to value that
@@ -384,21 +378,23 @@ fn fact_kind(fact: FactRef) -> FactKind {
 
 /// The template view of a fact, as a JSON value (also used by `explain`).
 pub fn fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
-    View::of(policy, fact).to_json()
+    let view = View::of(policy, fact);
+    let mut map = serde_json::Map::with_capacity(view.kind.fields().len());
+    view.into_json(&mut map);
+    serde_json::Value::Object(map)
 }
 
 /// The fact's view with its kind first (`baseline` for the sandbox), as
 /// `unenforceable` entries and `explain` show it.
 pub fn kinded_fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
+    let view = View::of(policy, fact);
+    let mut map = serde_json::Map::with_capacity(1 + view.kind.fields().len());
     let kind = match fact {
         FactRef::Baseline => "baseline",
         FactRef::Fact(k, _) => k.as_str(),
     };
     map.insert("kind".to_owned(), kind.into());
-    if let serde_json::Value::Object(view) = fact_json(policy, fact) {
-        map.extend(view);
-    }
+    view.into_json(&mut map);
     serde_json::Value::Object(map)
 }
 
@@ -724,6 +720,15 @@ mod tests {
                 .map(String::as_str)
                 .collect();
             assert_eq!(keys, kind.fields(), "{fact:?}");
+            // The kinded view is the kind, then the same fields and values.
+            let kinded = kinded_fact_json(&policy, fact);
+            let kinded = kinded.as_object().unwrap();
+            assert_eq!(kinded["kind"], kind.as_str(), "{fact:?}");
+            assert_eq!(
+                kinded.iter().skip(1).collect::<Vec<_>>(),
+                view.as_object().unwrap().iter().collect::<Vec<_>>(),
+                "{fact:?}"
+            );
             // What templates can read as `fact.<field>`, and nothing else.
             let value = View::of(&policy, fact).to_value();
             let mut template_keys: Vec<String> = value

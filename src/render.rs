@@ -32,6 +32,7 @@ const END: char = '\u{3}';
 const START_BYTE: u8 = START as u8;
 const SEP_BYTE: u8 = SEP as u8;
 const END_BYTE: u8 = END as u8;
+const _: () = assert!(START_BYTE < b'\n' && SEP_BYTE < b'\n' && END_BYTE < b'\n');
 const UNSAFE: &str = "unsafe value: ";
 
 /// A target's template environment.
@@ -443,7 +444,8 @@ fn split(out: &str, fragments: usize) -> Result<Vec<Line<'_>>, String> {
     let mut open: Option<usize> = None;
     let mut pos = 0;
     // Every byte that ends a piece is ASCII, so slicing there keeps UTF-8 intact.
-    let special = |b: &u8| matches!(*b, b'\n' | START_BYTE | SEP_BYTE | END_BYTE);
+    // One comparison rules out nearly every byte: the markers and newline are all <= 0x0a.
+    let special = |b: &u8| *b <= b'\n' && matches!(*b, b'\n' | START_BYTE | SEP_BYTE | END_BYTE);
     while pos < bytes.len() {
         let next = bytes[pos..]
             .iter()
