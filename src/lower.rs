@@ -66,7 +66,8 @@ enum Field<'a> {
     Uint(u64),
     Str(Cow<'a, str>),
     Null,
-    List(Vec<&'static str>),
+    /// An fs fact's actions, as the list of their names.
+    Actions(FsActions),
 }
 
 /// The most fields any fact kind has (net).
@@ -93,7 +94,7 @@ impl<'a> View<'a> {
     }
 
     fn of(policy: &'a Policy, fact: FactRef) -> View<'a> {
-        use Field::{Bool, List, Null, Str, Uint};
+        use Field::{Actions, Bool, Null, Str, Uint};
         let kind = fact_kind(fact);
         match fact {
             FactRef::Baseline => View::new(
@@ -119,7 +120,7 @@ impl<'a> View<'a> {
                                 Glob::Children => "children",
                                 Glob::Recursive => "recursive",
                             })),
-                            List(f.actions.names()),
+                            Actions(f.actions),
                             Bool(f.actions.writable()),
                             // create, write and delete all declared: a read-write bind grants exactly this.
                             Bool(
@@ -215,8 +216,12 @@ impl<'a> View<'a> {
                 Field::Uint(n) => serde_json::Value::from(n),
                 Field::Str(s) => serde_json::Value::String(s.into_owned()),
                 Field::Null => serde_json::Value::Null,
-                Field::List(items) => serde_json::Value::Array(
-                    items.into_iter().map(serde_json::Value::from).collect(),
+                Field::Actions(actions) => serde_json::Value::Array(
+                    actions
+                        .names()
+                        .into_iter()
+                        .map(serde_json::Value::from)
+                        .collect(),
                 ),
             };
             map.insert((*name).to_owned(), value);
@@ -238,9 +243,13 @@ impl<'a> View<'a> {
                     Field::Uint(n) => Value::from(*n),
                     Field::Str(s) => Value::from(s.as_ref()),
                     Field::Null => Value::from(()),
-                    Field::List(items) => {
-                        Value::from(items.iter().map(|s| Value::from(*s)).collect::<Vec<_>>())
-                    }
+                    Field::Actions(actions) => Value::from(
+                        actions
+                            .names()
+                            .into_iter()
+                            .map(Value::from)
+                            .collect::<Vec<_>>(),
+                    ),
                 };
                 (names[i], value)
             })
@@ -571,8 +580,21 @@ pub fn lower(
     // Worst verdict per capability, indexed by id: cheaper than a map update per firing.
     let mut verdicts: Vec<Option<Verdict>> = vec![None; policy.caps.len()];
     let mut errors = Vec::new();
+    let mut lowered_kinds: Vec<FactKind> = Vec::new();
+    for p in &rules {
+        if !lowered_kinds.contains(&p.rule.fact) {
+            lowered_kinds.push(p.rule.fact);
+        }
+    }
     for fact in facts(policy) {
         let kind = fact_kind(fact);
+        // No rule for the kind (squid and fs, say): nothing to match, so no view.
+        if !lowered_kinds.contains(&kind) {
+            if fact != FactRef::Baseline {
+                out.unlowered.push(fact);
+            }
+            continue;
+        }
         let view = View::of(policy, fact);
         // Built once per fact and only if a rule renders. A fact's capabilities
         // are the same for every rule except the baseline's, whose context with
