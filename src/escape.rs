@@ -24,18 +24,56 @@ pub enum Escaper {
 impl Escaper {
     pub fn for_template(name: &str) -> Escaper {
         let stem = name.strip_suffix(".j2").unwrap_or(name);
-        match stem.rsplit('.').next() {
-            Some("argv") => Escaper::Output(Format::Argv),
-            Some("squid") => Escaper::Output(Format::Squid),
-            Some("nft") => Escaper::Output(Format::Nft),
-            Some("lines") => Escaper::Output(Format::Lines),
-            Some("json") => Escaper::Output(Format::Json),
+        // Called for every printed value: a byte search, not a `str` pattern.
+        let format = match stem.bytes().rposition(|b| b == b'.') {
+            Some(dot) => &stem[dot + 1..],
+            None => stem,
+        };
+        match format {
+            "argv" => Escaper::Output(Format::Argv),
+            "squid" => Escaper::Output(Format::Squid),
+            "nft" => Escaper::Output(Format::Nft),
+            "lines" => Escaper::Output(Format::Lines),
+            "json" => Escaper::Output(Format::Json),
             _ => Escaper::Text,
         }
     }
 
     /// Checks one printed string value.
     pub fn check(self, value: &str) -> Result<(), Refused> {
+        if self.plainly_fine(value) {
+            return Ok(());
+        }
+        self.check_chars(value)
+    }
+
+    /// A quick byte scan for the common case, an ASCII value the checks
+    /// accept. Only ever says yes when [`Escaper::check_chars`] would, so
+    /// every refusal (and its message) still comes from there.
+    fn plainly_fine(self, value: &str) -> bool {
+        let bytes = value.as_bytes();
+        // ASCII and no control byte. Every other ASCII whitespace byte is a
+        // control, so a space is the only whitespace left for `argv` to check.
+        if !bytes.iter().all(|&b| (b' '..0x7f).contains(&b)) {
+            return false;
+        }
+        match self {
+            Escaper::Text => true,
+            Escaper::Output(Format::Argv) => match (bytes.first(), bytes.last()) {
+                (Some(&first), Some(&last)) => first != b' ' && first != b'-' && last != b' ',
+                _ => false,
+            },
+            Escaper::Output(Format::Squid | Format::Nft | Format::Lines) => {
+                bytes.first().is_some_and(|&b| b != b'-')
+                    && bytes
+                        .iter()
+                        .all(|&b| b.is_ascii_alphanumeric() || b"._:/-".contains(&b))
+            }
+            Escaper::Output(Format::Json) => !bytes.iter().any(|&b| b == b'"' || b == b'\\'),
+        }
+    }
+
+    fn check_chars(self, value: &str) -> Result<(), Refused> {
         if let Some(c) = value.chars().find(|c| crate::diag::is_invisible(*c)) {
             return Err(Refused(format!(
                 "contains control or invisible character U+{:04X}",
@@ -159,6 +197,38 @@ mod tests {
         assert!(j.check("/home/u/my dir").is_ok());
         for bad in ["a\"b", "a\\u0022", "a\nb"] {
             assert!(j.check(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// The byte fast path may only accept what the character checks accept.
+    #[test]
+    fn fast_path_never_accepts_what_the_checks_refuse() {
+        let escapers = [
+            Escaper::Text,
+            Escaper::Output(Format::Argv),
+            Escaper::Output(Format::Squid),
+            Escaper::Output(Format::Nft),
+            Escaper::Output(Format::Lines),
+            Escaper::Output(Format::Json),
+        ];
+        let mut values: Vec<String> = vec![String::new()];
+        // Every string of up to two characters from an alphabet with every
+        // ASCII byte and a few others (non-ASCII space, invisible, letter).
+        let alphabet: Vec<char> = (0u8..=0x7f)
+            .map(char::from)
+            .chain(['\u{a0}', '\u{3000}', '\u{200b}', 'é'])
+            .collect();
+        for a in &alphabet {
+            values.push(a.to_string());
+            for b in &alphabet {
+                values.push(format!("{a}{b}"));
+                values.push(format!("{a}x{b}"));
+            }
+        }
+        for e in escapers {
+            for v in &values {
+                assert_eq!(e.check(v), e.check_chars(v), "{e:?} {v:?}");
+            }
         }
     }
 

@@ -6,15 +6,16 @@
 //! fires; a fact that no rule matches is *unlowered*, which the caller turns
 //! into an error (strict) or an `unenforceable` entry (permissive).
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, LazyLock};
 
-use minijinja::value::{Serde, Value};
-use serde::Serialize;
+use minijinja::value::{Enumerator, Object, ObjectExt, Serde, Value, ValueKind};
 
 use crate::capability::{ClockSource, Endpoint, FsActions, Glob, Host, Kind};
 use crate::diag::Diagnostic;
 use crate::ir::{CapId, Policy, SPECIAL_V4, SPECIAL_V6, V4_MAPPED};
-use crate::render::{note_name, reason_name, Renderer};
+use crate::render::{note_name, reason_name, Renderer, Template};
 use crate::rules::{FactKind, OptionValue, Rule, Target, Verdict, WhenValue};
 
 /// A fact by kind and index into its list in [`Policy`]; `Baseline` for the sandbox itself.
@@ -58,176 +59,352 @@ pub struct Lowered {
     pub unlowered: Vec<FactRef>,
 }
 
-#[derive(Serialize)]
-struct BaselineView {
-    nested: bool,
-    tmp_bound: bool,
-    net: bool,
-    net_count: usize,
-    private_net: bool,
-    public_net: bool,
+/// One field of a fact's view, borrowed from the policy where it can be.
+#[derive(Debug, Clone, PartialEq)]
+enum Field<'a> {
+    Bool(bool),
+    Uint(u64),
+    Str(Cow<'a, str>),
+    Null,
+    /// An fs fact's actions, as the list of their names.
+    Actions(FsActions),
 }
 
-#[derive(Serialize)]
-struct FsView<'a> {
-    path: &'a str,
-    glob: &'static str,
-    actions: Vec<&'static str>,
-    writable: bool,
-    /// create, write and delete all declared: a read-write bind grants exactly this.
-    full_write: bool,
+/// The most fields any fact kind has (net).
+const MAX_FIELDS: usize = 9;
+
+/// A fact's view: its values in [`FactKind::fields`] order. `when` clauses
+/// match against it without building a JSON value; [`fact_json`] and the
+/// template value are both derived from it, so they cannot drift apart.
+struct View<'a> {
+    kind: FactKind,
+    values: [Field<'a>; MAX_FIELDS],
 }
 
-#[derive(Serialize)]
-struct NetView {
-    host: String,
-    host_kind: &'static str,
-    domain: Option<String>,
-    ip: Option<String>,
-    port: Option<u16>,
-    any_port: bool,
-    private: bool,
-    block_private: bool,
-    index: usize,
+impl<'a> View<'a> {
+    fn new(kind: FactKind, fields: impl IntoIterator<Item = Field<'a>>) -> View<'a> {
+        let mut values = [const { Field::Null }; MAX_FIELDS];
+        let mut n = 0;
+        for (slot, field) in values.iter_mut().zip(fields) {
+            *slot = field;
+            n += 1;
+        }
+        debug_assert_eq!(n, kind.fields().len(), "{kind:?}");
+        View { kind, values }
+    }
+
+    fn of(policy: &'a Policy, fact: FactRef) -> View<'a> {
+        use Field::{Actions, Bool, Null, Str, Uint};
+        let kind = fact_kind(fact);
+        match fact {
+            FactRef::Baseline => View::new(
+                kind,
+                [
+                    Bool(!policy.nested.is_empty()),
+                    Bool(policy.tmp_bind().is_some()),
+                    Bool(!policy.net.is_empty()),
+                    Uint(policy.net.len() as u64),
+                    Bool(policy.net.iter().any(|n| n.private)),
+                    Bool(policy.net.iter().any(|n| !n.private)),
+                ],
+            ),
+            FactRef::Fact(k, i) => match k {
+                Kind::Fs => {
+                    let f = &policy.fs[i];
+                    View::new(
+                        kind,
+                        [
+                            Str(Cow::Borrowed(f.path.as_str())),
+                            Str(Cow::Borrowed(match f.glob {
+                                Glob::None => "none",
+                                Glob::Children => "children",
+                                Glob::Recursive => "recursive",
+                            })),
+                            Actions(f.actions),
+                            Bool(f.actions.writable()),
+                            // create, write and delete all declared: a read-write bind grants exactly this.
+                            Bool(
+                                f.actions.contains(
+                                    FsActions::CREATE
+                                        .union(FsActions::WRITE)
+                                        .union(FsActions::DELETE),
+                                ),
+                            ),
+                        ],
+                    )
+                }
+                Kind::Net => {
+                    let f = &policy.net[i];
+                    let host = match &f.host {
+                        Host::Name(n) => Cow::Borrowed(n.as_str()),
+                        h => Cow::Owned(h.to_string()),
+                    };
+                    View::new(
+                        kind,
+                        [
+                            Str(host.clone()),
+                            Str(Cow::Borrowed(f.host.kind_name())),
+                            match &f.host {
+                                Host::Name(n) | Host::Wildcard(n) => Str(Cow::Borrowed(n.as_str())),
+                                _ => Null,
+                            },
+                            if f.host.is_ip() { Str(host) } else { Null },
+                            f.port.map_or(Null, |p| Uint(p.get().into())),
+                            Bool(f.port.is_none()),
+                            Bool(f.private),
+                            Bool(!f.private),
+                            Uint(i as u64),
+                        ],
+                    )
+                }
+                Kind::Exec => {
+                    let f = &policy.exec[i];
+                    View::new(
+                        kind,
+                        [Str(Cow::Borrowed(f.binary.as_str())), Bool(f.nested)],
+                    )
+                }
+                Kind::Env => {
+                    let f = &policy.env[i];
+                    View::new(
+                        kind,
+                        [
+                            Str(Cow::Borrowed(f.name.as_str())),
+                            Str(Cow::Borrowed(if f.inject { "inject" } else { "read" })),
+                        ],
+                    )
+                }
+                Kind::Ipc => {
+                    let (endpoint, path) = match &policy.ipc[i].endpoint {
+                        Endpoint::X11 => ("x11", Null),
+                        Endpoint::DbusSession => ("dbus-session", Null),
+                        Endpoint::DbusSystem => ("dbus-system", Null),
+                        Endpoint::Unix(p) => ("unix", Str(Cow::Owned(p.to_string()))),
+                    };
+                    View::new(kind, [Str(Cow::Borrowed(endpoint)), path])
+                }
+                Kind::Clock => View::new(
+                    kind,
+                    [Str(Cow::Borrowed(policy.clock.as_ref().map_or(
+                        "system",
+                        |c| match c.source {
+                            ClockSource::System => "system",
+                            ClockSource::Tzdata => "tzdata",
+                        },
+                    )))],
+                ),
+                Kind::Assert => {
+                    let f = &policy.assertions[i];
+                    View::new(
+                        kind,
+                        [
+                            Str(Cow::Borrowed(f.id.as_str())),
+                            Str(Cow::Borrowed(f.description.as_str())),
+                        ],
+                    )
+                }
+            },
+        }
+    }
+
+    /// Appends the fields, in [`FactKind::fields`] order, to a JSON object.
+    fn into_json(self, map: &mut serde_json::Map<String, serde_json::Value>) {
+        let names = self.kind.fields();
+        for (name, field) in names.iter().zip(self.values) {
+            let value = match field {
+                Field::Bool(b) => serde_json::Value::Bool(b),
+                Field::Uint(n) => serde_json::Value::from(n),
+                Field::Str(s) => serde_json::Value::String(s.into_owned()),
+                Field::Null => serde_json::Value::Null,
+                Field::Actions(actions) => serde_json::Value::Array(
+                    actions
+                        .names()
+                        .into_iter()
+                        .map(serde_json::Value::from)
+                        .collect(),
+                ),
+            };
+            map.insert((*name).to_owned(), value);
+        }
+    }
+
+    /// The view as templates see it: a map from field name to value that
+    /// behaves exactly as `Value::from(Serde(fact_json(..)))` did (a sorted
+    /// `BTreeMap<Value, Value>`), without building and sorting a map per fact.
+    /// The test `template_value_behaves_as_the_serde_conversion` holds the
+    /// two together.
+    fn to_value(&self) -> Value {
+        let names = self.kind.fields();
+        let fields = sorted_fields(self.kind)
+            .iter()
+            .map(|&i| {
+                let value = match &self.values[i] {
+                    Field::Bool(b) => Value::from(*b),
+                    Field::Uint(n) => Value::from(*n),
+                    Field::Str(s) => Value::from(s.as_ref()),
+                    Field::Null => Value::from(()),
+                    Field::Actions(actions) => Value::from(
+                        actions
+                            .names()
+                            .into_iter()
+                            .map(Value::from)
+                            .collect::<Vec<_>>(),
+                    ),
+                };
+                (names[i], value)
+            })
+            .collect();
+        Value::from_object(FactValue { fields })
+    }
+
+    /// Whether every `when` condition holds; `when` holds indices into the view.
+    fn matches(&self, when: &[(Option<usize>, &[WhenValue])]) -> bool {
+        when.iter().all(|(field, values)| {
+            let Some(actual) = field.map(|i| &self.values[i]) else {
+                return false;
+            };
+            values.iter().any(|v| match (v, actual) {
+                (WhenValue::Bool(b), Field::Bool(a)) => a == b,
+                (WhenValue::Int(i), Field::Uint(n)) => i64::try_from(*n) == Ok(*i),
+                (WhenValue::Str(s), Field::Str(a)) => a == s,
+                _ => false,
+            })
+        })
+    }
 }
 
-#[derive(Serialize)]
-struct ExecView<'a> {
-    binary: &'a str,
-    nested: bool,
+/// Indices into [`FactKind::fields`] in name order: the order a map of the
+/// fields iterates in.
+fn sorted_fields(kind: FactKind) -> &'static [usize] {
+    static SORTED: LazyLock<Vec<(FactKind, Vec<usize>)>> = LazyLock::new(|| {
+        std::iter::once(FactKind::Baseline)
+            .chain(Kind::ALL.into_iter().map(FactKind::Of))
+            .map(|kind| {
+                let fields = kind.fields();
+                let mut order: Vec<usize> = (0..fields.len()).collect();
+                order.sort_by_key(|&i| fields[i]);
+                (kind, order)
+            })
+            .collect()
+    });
+    SORTED
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, order)| order.as_slice())
+        .expect("every fact kind is listed")
 }
 
-#[derive(Serialize)]
-struct EnvView<'a> {
-    name: &'a str,
-    action: &'static str,
+/// A fact as templates see it: a read-only map, sorted by field name.
+///
+/// Every way a template can observe a map (lookup, iteration in either
+/// direction, items, length, truth, comparison, printing) goes through these
+/// methods, and they answer as minijinja's `BTreeMap<Value, Value>` does.
+#[derive(Debug)]
+struct FactValue {
+    fields: Vec<(&'static str, Value)>,
 }
 
-#[derive(Serialize)]
-struct IpcView {
-    endpoint: &'static str,
-    path: Option<String>,
+impl Object for FactValue {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        // Keys are strings, and a value of another kind never equals a string.
+        if key.kind() != ValueKind::String {
+            return None;
+        }
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        self.fields
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        self.mapped_rev_key_value_enumerator(|this| {
+            Box::new(
+                this.fields
+                    .iter()
+                    .map(|(name, value)| (Value::from(*name), value.clone())),
+            )
+        })
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(self.fields.len())
+    }
 }
 
-#[derive(Serialize)]
-struct ClockView {
-    source: &'static str,
+/// The root context of a rule's templates: `fact` and, for templates that
+/// may read it, `capabilities`, over the values shared by the whole compile.
+///
+/// It answers as `context! { fact => .., capabilities => .., ..base }` (a
+/// minijinja merge of the two maps) does, without building a map and a merge
+/// per fact and with a direct answer for the most looked-up name, `fact`.
+/// The test `render_context_behaves_as_the_merged_context` holds the two
+/// together.
+#[derive(Debug)]
+struct RenderContext {
+    fact: Value,
+    capabilities: Option<Value>,
+    base: Value,
 }
 
-#[derive(Serialize)]
-struct AssertView<'a> {
-    id: &'a str,
-    description: &'a str,
+impl Object for RenderContext {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        if key.kind() != ValueKind::String {
+            return None;
+        }
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        match (key, &self.capabilities) {
+            ("fact", _) => Some(self.fact.clone()),
+            ("capabilities", Some(capabilities)) => Some(capabilities.clone()),
+            _ => self.base.get_attr(key).ok().filter(|v| !v.is_undefined()),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys = BTreeSet::from([Value::from("fact")]);
+        if self.capabilities.is_some() {
+            keys.insert(Value::from("capabilities"));
+        }
+        if self.base.kind() == ValueKind::Map {
+            keys.extend(self.base.try_iter().into_iter().flatten());
+        }
+        Enumerator::Iter(Box::new(keys.into_iter()))
+    }
+}
+
+fn fact_kind(fact: FactRef) -> FactKind {
+    match fact {
+        FactRef::Baseline => FactKind::Baseline,
+        FactRef::Fact(k, _) => FactKind::Of(k),
+    }
 }
 
 /// The template view of a fact, as a JSON value (also used by `explain`).
 pub fn fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
-    fn v(view: &impl Serialize) -> serde_json::Value {
-        serde_json::to_value(view).expect("views serialise")
-    }
-    match fact {
-        FactRef::Baseline => v(&baseline_view(policy)),
-        FactRef::Fact(kind, i) => match kind {
-            Kind::Fs => {
-                let f = &policy.fs[i];
-                v(&FsView {
-                    path: f.path.as_str(),
-                    glob: match f.glob {
-                        Glob::None => "none",
-                        Glob::Children => "children",
-                        Glob::Recursive => "recursive",
-                    },
-                    actions: f.actions.names(),
-                    writable: f.actions.writable(),
-                    full_write: f.actions.contains(
-                        FsActions::CREATE
-                            .union(FsActions::WRITE)
-                            .union(FsActions::DELETE),
-                    ),
-                })
-            }
-            Kind::Net => {
-                let f = &policy.net[i];
-                v(&NetView {
-                    host: f.host.to_string(),
-                    host_kind: f.host.kind_name(),
-                    domain: match &f.host {
-                        Host::Name(n) | Host::Wildcard(n) => Some(n.as_str().to_owned()),
-                        _ => None,
-                    },
-                    ip: f.host.is_ip().then(|| f.host.to_string()),
-                    port: f.port.map(|p| p.get()),
-                    any_port: f.port.is_none(),
-                    private: f.private,
-                    block_private: !f.private,
-                    index: i,
-                })
-            }
-            Kind::Exec => {
-                let f = &policy.exec[i];
-                v(&ExecView {
-                    binary: f.binary.as_str(),
-                    nested: f.nested,
-                })
-            }
-            Kind::Env => {
-                let f = &policy.env[i];
-                v(&EnvView {
-                    name: f.name.as_str(),
-                    action: if f.inject { "inject" } else { "read" },
-                })
-            }
-            Kind::Ipc => {
-                let f = &policy.ipc[i];
-                let (endpoint, path) = match &f.endpoint {
-                    Endpoint::X11 => ("x11", None),
-                    Endpoint::DbusSession => ("dbus-session", None),
-                    Endpoint::DbusSystem => ("dbus-system", None),
-                    Endpoint::Unix(p) => ("unix", Some(p.to_string())),
-                };
-                v(&IpcView { endpoint, path })
-            }
-            Kind::Clock => v(&ClockView {
-                source: policy.clock.as_ref().map_or("system", |c| match c.source {
-                    ClockSource::System => "system",
-                    ClockSource::Tzdata => "tzdata",
-                }),
-            }),
-            Kind::Assert => {
-                let f = &policy.assertions[i];
-                v(&AssertView {
-                    id: f.id.as_str(),
-                    description: &f.description,
-                })
-            }
-        },
-    }
+    let view = View::of(policy, fact);
+    let mut map = serde_json::Map::with_capacity(view.kind.fields().len());
+    view.into_json(&mut map);
+    serde_json::Value::Object(map)
 }
 
 /// The fact's view with its kind first (`baseline` for the sandbox), as
 /// `unenforceable` entries and `explain` show it.
 pub fn kinded_fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
+    let view = View::of(policy, fact);
+    let mut map = serde_json::Map::with_capacity(1 + view.kind.fields().len());
     let kind = match fact {
         FactRef::Baseline => "baseline",
         FactRef::Fact(k, _) => k.as_str(),
     };
     map.insert("kind".to_owned(), kind.into());
-    if let serde_json::Value::Object(view) = fact_json(policy, fact) {
-        map.extend(view);
-    }
+    view.into_json(&mut map);
     serde_json::Value::Object(map)
-}
-
-fn baseline_view(policy: &Policy) -> BaselineView {
-    BaselineView {
-        nested: !policy.nested.is_empty(),
-        tmp_bound: policy.tmp_bind().is_some(),
-        net: !policy.net.is_empty(),
-        net_count: policy.net.len(),
-        private_net: policy.net.iter().any(|n| n.private),
-        public_net: policy.net.iter().any(|n| !n.private),
-    }
 }
 
 /// Capabilities behind a fact. For the baseline: those behind each flag a
@@ -305,18 +482,6 @@ pub fn facts(policy: &Policy) -> Vec<FactRef> {
     out
 }
 
-fn matches(rule: &Rule, view: &serde_json::Value) -> bool {
-    rule.when.iter().all(|(field, values)| {
-        let actual = &view[field.as_str()];
-        values.iter().any(|v| match (v, actual) {
-            (WhenValue::Bool(b), serde_json::Value::Bool(a)) => a == b,
-            (WhenValue::Int(i), serde_json::Value::Number(n)) => n.as_i64() == Some(*i),
-            (WhenValue::Str(s), serde_json::Value::String(a)) => a == s,
-            _ => false,
-        })
-    })
-}
-
 /// Context values shared by every template of a compile.
 pub fn base_context(
     policy: &Policy,
@@ -328,12 +493,70 @@ pub fn base_context(
     minijinja::context! {
         target => minijinja::context! { name => target.name.clone(), format => target.format.as_str() },
         options => Value::from(Serde(options)),
-        sandbox => Value::from(Serde(fact_json(policy, FactRef::Baseline))),
+        sandbox => View::of(policy, FactRef::Baseline).to_value(),
         special => minijinja::context! {
             ipv4 => special_v4,
             ipv6 => special_v6,
             ipv6_mapped => format!("{}/{}", V4_MAPPED.0, V4_MAPPED.1),
         },
+    }
+}
+
+/// What lowering needs of one rule, resolved once per compile instead of once per fact.
+struct Prepared<'a> {
+    rule: &'a Rule,
+    /// `when` with each field as its index into the view (`None`: not a
+    /// field of the rule's fact kind, which never matches).
+    when: Vec<(Option<usize>, &'a [WhenValue])>,
+    fragment: Option<(Template<'a>, &'a str)>,
+    note: Option<Template<'a>>,
+    reason: Option<Template<'a>>,
+    /// Whether any of its templates may read `capabilities`. Formatting that
+    /// text for every fact was a large part of lowering, and most templates
+    /// never look at it; those get a context without it.
+    reads_capabilities: bool,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(rule: &'a Rule, target: &Target, renderer: &'a Renderer) -> Prepared<'a> {
+        let fields = rule.fact.fields();
+        let fragment = match (&rule.template, &rule.slot) {
+            (Some(template), Some(slot)) => Some((renderer.template(template), slot.as_str())),
+            _ => None,
+        };
+        let note = rule
+            .note
+            .as_ref()
+            .map(|_| renderer.template(&note_name(target, &rule.id)));
+        let reason = rule
+            .reason
+            .as_ref()
+            .map(|_| renderer.template(&reason_name(target, &rule.id)));
+        let reads_capabilities = fragment
+            .iter()
+            .map(|(t, _)| t)
+            .chain(&note)
+            .chain(&reason)
+            .any(|t| t.may_read("capabilities"));
+        Prepared {
+            rule,
+            when: rule
+                .when
+                .iter()
+                .map(|(field, values)| {
+                    let index = fields.iter().position(|f| f == field);
+                    (index, values.as_slice())
+                })
+                .collect(),
+            fragment,
+            note,
+            reason,
+            reads_capabilities,
+        }
+    }
+
+    fn renders(&self) -> bool {
+        self.fragment.is_some() || self.note.is_some() || self.reason.is_some()
     }
 }
 
@@ -349,18 +572,40 @@ pub fn lower(
         fired: vec![false; target.rules.len()],
         ..Lowered::default()
     };
+    let rules: Vec<Prepared> = target
+        .rules
+        .iter()
+        .map(|r| Prepared::new(r, target, renderer))
+        .collect();
+    // Worst verdict per capability, indexed by id: cheaper than a map update per firing.
+    let mut verdicts: Vec<Option<Verdict>> = vec![None; policy.caps.len()];
     let mut errors = Vec::new();
+    let mut lowered_kinds: Vec<FactKind> = Vec::new();
+    for p in &rules {
+        if !lowered_kinds.contains(&p.rule.fact) {
+            lowered_kinds.push(p.rule.fact);
+        }
+    }
     for fact in facts(policy) {
-        let kind = match fact {
-            FactRef::Baseline => FactKind::Baseline,
-            FactRef::Fact(k, _) => FactKind::Of(k),
-        };
-        let view = fact_json(policy, fact);
-        // The view as a template value, converted once per fact and only if a rule renders.
-        let mut view_value: Option<Value> = None;
+        let kind = fact_kind(fact);
+        // No rule for the kind (squid and fs, say): nothing to match, so no view.
+        if !lowered_kinds.contains(&kind) {
+            if fact != FactRef::Baseline {
+                out.unlowered.push(fact);
+            }
+            continue;
+        }
+        let view = View::of(policy, fact);
+        // Built once per fact and only if a rule renders. A fact's capabilities
+        // are the same for every rule except the baseline's, whose context with
+        // them is therefore rebuilt per rule.
+        let mut fact_value: Option<Value> = None;
+        let mut lean_ctx: Option<Value> = None;
+        let mut full_ctx: Option<Value> = None;
         let mut lowered = false;
-        for (ri, rule) in target.rules.iter().enumerate() {
-            if rule.fact != kind || !matches(rule, &view) {
+        for (ri, prepared) in rules.iter().enumerate() {
+            let rule = prepared.rule;
+            if rule.fact != kind || !view.matches(&prepared.when) {
                 continue;
             }
             lowered = true;
@@ -368,42 +613,55 @@ pub fn lower(
             out.firings.push((ri, fact));
             let caps = fact_caps(policy, fact, Some(rule));
             if let Some(v) = rule.verdict {
-                for c in &caps {
-                    let e = out.verdicts.entry(*c).or_insert(v);
-                    *e = (*e).max(v);
+                for &c in &caps {
+                    let i = c as usize;
+                    if i >= verdicts.len() {
+                        verdicts.resize(i + 1, None);
+                    }
+                    verdicts[i] = verdicts[i].max(Some(v));
                 }
             }
-            let renders = (rule.template.is_some() && rule.slot.is_some())
-                || rule.note.is_some()
-                || rule.reason.is_some();
-            if !renders {
+            if !prepared.renders() {
                 continue;
             }
-            let ctx = &minijinja::context! {
-                fact => view_value.get_or_insert_with(|| Value::from(Serde(&view))).clone(),
-                capabilities => caps_text(&caps),
-                ..base.clone()
+            let fact_value = fact_value.get_or_insert_with(|| view.to_value());
+            let context = |capabilities: Option<Value>| {
+                Value::from_object(RenderContext {
+                    fact: fact_value.clone(),
+                    capabilities,
+                    base: base.clone(),
+                })
             };
-            if let (Some(template), Some(slot)) = (&rule.template, &rule.slot) {
-                match renderer.fragment(template, ctx) {
+            let ctx = if !prepared.reads_capabilities {
+                lean_ctx.get_or_insert_with(|| context(None)).clone()
+            } else {
+                match &full_ctx {
+                    Some(ctx) if fact != FactRef::Baseline => ctx.clone(),
+                    _ => full_ctx
+                        .insert(context(Some(Value::from(caps_text(&caps)))))
+                        .clone(),
+                }
+            };
+            if let Some((template, slot)) = &prepared.fragment {
+                match renderer.fragment_of(template, &ctx) {
                     Ok(text) => out.fragments.push(Fragment {
                         rule: ri,
                         fact,
-                        slot: slot.clone(),
+                        slot: (*slot).to_owned(),
                         text,
                         caps: caps.clone(),
                     }),
                     Err(e) => errors.push(e),
                 }
             }
-            if rule.note.is_some() {
-                match renderer.text(&note_name(target, &rule.id), ctx) {
+            if let Some(template) = &prepared.note {
+                match renderer.text_of(template, &ctx) {
                     Ok(n) => out.notes.push(n),
                     Err(e) => errors.push(e),
                 }
             }
-            if rule.reason.is_some() {
-                match renderer.text(&reason_name(target, &rule.id), ctx) {
+            if let Some(template) = &prepared.reason {
+                match renderer.text_of(template, &ctx) {
                     Ok(reason) => out.unenforced.push(Unenforced { fact, reason, caps }),
                     Err(e) => errors.push(e),
                 }
@@ -416,6 +674,11 @@ pub fn lower(
             break;
         }
     }
+    out.verdicts = verdicts
+        .into_iter()
+        .enumerate()
+        .filter_map(|(id, v)| Some((id as CapId, v?)))
+        .collect();
     if errors.is_empty() {
         Ok(out)
     } else {
@@ -429,31 +692,48 @@ mod tests {
     use crate::ir::{normalise, CapInfo};
     use crate::syntax::parse_capability;
 
-    #[test]
-    fn views_expose_exactly_the_documented_fields() {
+    /// One fact of every kind and every variant a view distinguishes.
+    fn varied_policy() -> Policy {
         let caps = [
             "fs:read:/a",
+            "fs:read,write:/b/*",
+            "fs:read,write,create,delete:/tmp/**",
             "net:connect:a.com:1",
+            "net:connect:*.b.com",
+            "net:connect:*",
+            "net:connect:*:8080",
+            "net:connect:1.1.1.1:853",
+            "net:connect:10.0.0.5:5432",
+            "net:connect:\"2606:4700::1111\":443",
+            "net:connect:\"fd00::1\"",
             "exec:spawn:x",
+            "exec:spawn:chromium?nestedSandbox=true",
             "env:read:X",
+            "env:inject:Y",
             "ipc:connect:x11",
-            "clock:system",
-            "assert:a",
+            "ipc:connect:dbus:system",
+            "ipc:connect:dbus:session",
+            "ipc:connect:unix:/run/s.sock",
+            "clock:tzdata",
+            "assert:a:says so, in prose",
         ];
-        let policy = normalise(
+        normalise(
             caps.iter()
-                .map(|c| CapInfo {
+                .enumerate()
+                .map(|(index, c)| CapInfo {
                     tool: None,
-                    index: 0,
-                    capability: parse_capability(c).unwrap(),
+                    index,
+                    capability: parse_capability(c).unwrap_or_else(|e| panic!("{c}: {e:?}")),
                 })
                 .collect(),
-        );
+        )
+    }
+
+    #[test]
+    fn views_expose_exactly_the_documented_fields() {
+        let policy = varied_policy();
         for fact in facts(&policy) {
-            let kind = match fact {
-                FactRef::Baseline => FactKind::Baseline,
-                FactRef::Fact(k, _) => FactKind::Of(k),
-            };
+            let kind = fact_kind(fact);
             let view = fact_json(&policy, fact);
             let keys: Vec<&str> = view
                 .as_object()
@@ -462,6 +742,221 @@ mod tests {
                 .map(String::as_str)
                 .collect();
             assert_eq!(keys, kind.fields(), "{fact:?}");
+            // The kinded view is the kind, then the same fields and values.
+            let kinded = kinded_fact_json(&policy, fact);
+            let kinded = kinded.as_object().unwrap();
+            assert_eq!(kinded["kind"], kind.as_str(), "{fact:?}");
+            assert_eq!(
+                kinded.iter().skip(1).collect::<Vec<_>>(),
+                view.as_object().unwrap().iter().collect::<Vec<_>>(),
+                "{fact:?}"
+            );
+            // What templates can read as `fact.<field>`, and nothing else.
+            let value = View::of(&policy, fact).to_value();
+            let mut template_keys: Vec<String> = value
+                .try_iter()
+                .unwrap()
+                .map(|k| k.as_str().unwrap().to_owned())
+                .collect();
+            let mut expected: Vec<&str> = kind.fields().to_vec();
+            expected.sort_unstable();
+            template_keys.sort_unstable();
+            assert_eq!(template_keys, expected, "{fact:?}");
+            assert!(value.get_attr("no_such_field").unwrap().is_undefined());
         }
+    }
+
+    /// Templates used to get the view through `Value::from(Serde(fact_json))`;
+    /// the directly built value must be indistinguishable from it.
+    #[test]
+    fn template_value_behaves_as_the_serde_conversion() {
+        // Ways a template can look at a map; errors must match too.
+        let probes = [
+            "{{ fact|length }} {{ fact is mapping }} {{ fact is sequence }} {{ fact is iterable }}",
+            "{{ not fact }} {{ fact is true }} {{ fact|list }} {{ fact|reverse|list }}",
+            "{{ fact|items|list }}",
+            "{{ fact.items()|list }} {{ fact.keys()|list }} {{ fact.values()|list }}",
+            "{{ fact.get('path') }}",
+            "{{ fact|dictsort }} {{ fact|dictsort(reverse=true) }}",
+            "{{ fact|dictsort(by='value')|length }}",
+            "{{ fact|first }} {{ fact|last }} {{ fact|join(',') }} {{ fact|sort }}",
+            "{{ fact|unique|list }} {{ fact|string }} {{ fact|pprint }}",
+            "{{ fact|tojson }}",
+            "{{ fact == other }} {{ fact != other }} {{ fact < other }} {{ [fact, other]|unique|list }}",
+            "{{ fact == {} }} {{ fact in [other] }} {{ 'path' in fact }} {{ 'x' in fact }}",
+            "{{ fact[0] is defined }} {{ fact[none] is defined }} {{ fact[true] is defined }}",
+            "{{ fact.x is defined }} {{ fact['x'] is defined }} {{ fact|map('upper')|list }}",
+            "{{ fact|min }} {{ fact|max }} {{ fact|batch(2)|list }} {{ fact|slice(2)|list }}",
+            "{{ fact|groupby('x') }}",
+            "{{ fact|selectattr('x')|list }}",
+            "{{ fact|attr('path') }} {{ fact|attr('nested') }}",
+            "{% for k, v in fact|items %}{{ loop.index }}:{{ k }}={{ v }}/{{ fact[k] }};{% endfor %}",
+            "{% for k in fact %}{{ k }},{% endfor %}{% for k in fact|reverse %}{{ k }},{% endfor %}",
+            "{% for k, v in fact %}{{ k }}{% endfor %}",
+            "{{ debug(fact) }} {{ debug() }}",
+            "{{ fact }}",
+            "{{ fact.no_such_field }}",
+            "{{ fact.nope.deeper }}",
+            "{{ fact + fact }} {{ fact ~ '' }}",
+        ];
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        let policy = varied_policy();
+        for fact in facts(&policy) {
+            let direct = View::of(&policy, fact).to_value();
+            let via_serde = Value::from(Serde(fact_json(&policy, fact)));
+            assert_eq!(direct, via_serde, "{fact:?}");
+            assert_eq!(format!("{direct:?}"), format!("{via_serde:?}"), "{fact:?}");
+            for probe in probes {
+                let render = |fact: &Value, other: &Value| {
+                    env.render_str(probe, minijinja::context! { fact => fact, other => other })
+                        .map_err(|e| (e.kind(), e.detail().map(str::to_owned)))
+                };
+                let expected = render(&via_serde, &via_serde);
+                assert_eq!(render(&direct, &via_serde), expected, "{fact:?} {probe}");
+                assert_eq!(render(&direct, &direct), expected, "{fact:?} {probe}");
+                assert_eq!(render(&via_serde, &direct), expected, "{fact:?} {probe}");
+            }
+            for key in via_serde.try_iter().unwrap() {
+                let (a, b) = (
+                    direct.get_item(&key).unwrap(),
+                    via_serde.get_item(&key).unwrap(),
+                );
+                assert_eq!(a.kind(), b.kind(), "{fact:?}.{key}");
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "{fact:?}.{key}");
+            }
+            // A template that reads an unknown field still fails.
+            let strict = env.render_str(
+                "{{ fact.no_such_field }}",
+                minijinja::context! { fact => direct },
+            );
+            assert_eq!(
+                strict.unwrap_err().kind(),
+                minijinja::ErrorKind::UndefinedError,
+                "{fact:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn render_context_behaves_as_the_merged_context() {
+        let policy = varied_policy();
+        let assets = crate::assets::Assets::default();
+        let target = Target::load(&assets, "bwrap").unwrap();
+        let options: BTreeMap<String, OptionValue> = target
+            .options
+            .iter()
+            .map(|o| (o.name.clone(), o.default.clone()))
+            .collect();
+        let base = base_context(&policy, &target, &options);
+        let fact = View::of(&policy, FactRef::Fact(Kind::Fs, 0)).to_value();
+        let capabilities = vec!["fs:read:/a (serverCapabilities)".to_owned()];
+        let probes = [
+            "{{ fact.path }} {{ options.uid }} {{ target.name }} {{ sandbox.net }}",
+            "{{ special.ipv4|length }} {{ special.ipv6_mapped }}",
+            "{{ capabilities|join(', ') }}",
+            "{{ capabilities is defined }} {{ nope is defined }}",
+            "{{ nope }}",
+            "{{ debug() }}",
+            "{% set fact = 1 %}{{ fact }}",
+        ];
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for with_capabilities in [false, true] {
+            let merged = if with_capabilities {
+                minijinja::context! {
+                    fact => fact.clone(),
+                    capabilities => capabilities.clone(),
+                    ..base.clone()
+                }
+            } else {
+                minijinja::context! { fact => fact.clone(), ..base.clone() }
+            };
+            let ours = Value::from_object(RenderContext {
+                fact: fact.clone(),
+                capabilities: with_capabilities.then(|| Value::from(capabilities.clone())),
+                base: base.clone(),
+            });
+            assert_eq!(format!("{ours:?}"), format!("{merged:?}"));
+            assert_eq!(ours, merged);
+            for probe in probes {
+                let render = |ctx: &Value| {
+                    env.render_str(probe, ctx)
+                        .map_err(|e| (e.kind(), e.detail().map(str::to_owned)))
+                };
+                assert_eq!(render(&ours), render(&merged), "{probe}");
+            }
+        }
+    }
+
+    /// The `when` matcher before views were typed: field lookup in the JSON view.
+    fn json_matches(when: &[(String, Vec<WhenValue>)], view: &serde_json::Value) -> bool {
+        when.iter().all(|(field, values)| {
+            let actual = &view[field.as_str()];
+            values.iter().any(|v| match (v, actual) {
+                (WhenValue::Bool(b), serde_json::Value::Bool(a)) => a == b,
+                (WhenValue::Int(i), serde_json::Value::Number(n)) => n.as_i64() == Some(*i),
+                (WhenValue::Str(s), serde_json::Value::String(a)) => a == s,
+                _ => false,
+            })
+        })
+    }
+
+    #[test]
+    fn typed_when_matches_as_the_json_view_did() {
+        let policy = varied_policy();
+        let probes = |actual: &serde_json::Value| -> Vec<WhenValue> {
+            let mut out = vec![
+                WhenValue::Bool(true),
+                WhenValue::Bool(false),
+                WhenValue::Int(0),
+                WhenValue::Int(-1),
+                WhenValue::Int(443),
+                WhenValue::Str(String::new()),
+                WhenValue::Str("name".into()),
+                WhenValue::Str("read".into()),
+            ];
+            match actual {
+                serde_json::Value::Number(n) => out.push(WhenValue::Int(n.as_i64().unwrap())),
+                serde_json::Value::String(s) => out.push(WhenValue::Str(s.clone())),
+                serde_json::Value::Array(items) => out.extend(
+                    items
+                        .iter()
+                        .map(|i| WhenValue::Str(i.as_str().unwrap().to_owned())),
+                ),
+                _ => {}
+            }
+            out
+        };
+        let mut checked = 0;
+        for fact in facts(&policy) {
+            let json = fact_json(&policy, fact);
+            let view = View::of(&policy, fact);
+            let kind = fact_kind(fact);
+            let mut fields: Vec<&str> = kind.fields().to_vec();
+            fields.push("not_a_field");
+            for field in &fields {
+                let values = probes(&json[*field]);
+                // Each probe alone, all of them at once, and none.
+                let mut whens: Vec<Vec<WhenValue>> =
+                    values.iter().map(|v| vec![v.clone()]).collect();
+                whens.push(values.clone());
+                whens.push(Vec::new());
+                for values in whens {
+                    let when = vec![(field.to_string(), values)];
+                    let typed: Vec<(Option<usize>, &[WhenValue])> = when
+                        .iter()
+                        .map(|(f, v)| (kind.fields().iter().position(|k| k == f), v.as_slice()))
+                        .collect();
+                    assert_eq!(
+                        view.matches(&typed),
+                        json_matches(&when, &json),
+                        "{fact:?} {when:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 500, "{checked}");
     }
 }

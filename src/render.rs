@@ -14,6 +14,7 @@
 //! altered one. Values can never contain the markers: every escaper refuses
 //! control characters.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use minijinja::value::{Value, ValueKind};
@@ -27,6 +28,11 @@ use crate::rules::{Format, Target};
 const START: char = '\u{1}';
 const SEP: char = '\u{2}';
 const END: char = '\u{3}';
+// The markers as the bytes `split` scans for.
+const START_BYTE: u8 = START as u8;
+const SEP_BYTE: u8 = SEP as u8;
+const END_BYTE: u8 = END as u8;
+const _: () = assert!(START_BYTE < b'\n' && SEP_BYTE < b'\n' && END_BYTE < b'\n');
 const UNSAFE: &str = "unsafe value: ";
 
 /// A target's template environment.
@@ -37,6 +43,29 @@ pub struct Renderer {
     assets: Assets,
     format: Format,
     main: String,
+}
+
+/// A template of a [`Renderer`], looked up once.
+pub struct Template<'r> {
+    name: String,
+    /// `None` if the lookup failed; rendering then reports why.
+    compiled: Option<minijinja::Template<'r, 'r>>,
+}
+
+impl Template<'_> {
+    /// Whether rendering may look `variable` up in the context. Conservative:
+    /// true unless the source never names it, never prints the whole context
+    /// (`debug()`) and pulls in no other template that could (`include`,
+    /// `import`, `from ... import`, `extends`). A template cannot name a
+    /// variable any other way, so a false answer is certain.
+    pub fn may_read(&self, variable: &str) -> bool {
+        match &self.compiled {
+            Some(t) => [variable, "debug", "include", "import", "extends"]
+                .iter()
+                .any(|word| t.source().contains(word)),
+            None => true,
+        }
+    }
 }
 
 /// Loader name of a rule's inline note template.
@@ -154,10 +183,23 @@ impl Renderer {
         }
     }
 
+    /// Looks a template up once, for rendering it many times.
+    pub fn template(&self, name: &str) -> Template<'_> {
+        Template {
+            name: name.to_owned(),
+            compiled: self.env.get_template(name).ok(),
+        }
+    }
+
     /// Renders a fragment template; the result always ends with a newline, so
     /// fragments are whole lines however the entry template joins them.
     pub fn fragment(&self, template: &str, ctx: &Value) -> Result<String, Diagnostic> {
-        let mut text = self.render(template, ctx)?;
+        self.fragment_of(&self.template(template), ctx)
+    }
+
+    /// [`Renderer::fragment`] of a template already looked up.
+    pub fn fragment_of(&self, template: &Template<'_>, ctx: &Value) -> Result<String, Diagnostic> {
+        let mut text = self.render_of(template, ctx)?;
         if !text.ends_with('\n') {
             text.push('\n');
         }
@@ -166,7 +208,26 @@ impl Renderer {
 
     /// Renders a note or reason template as one line of plain text.
     pub fn text(&self, name: &str, ctx: &Value) -> Result<String, Diagnostic> {
-        Ok(self.render(name, ctx)?.trim().to_owned())
+        self.text_of(&self.template(name), ctx)
+    }
+
+    /// [`Renderer::text`] of a template already looked up.
+    pub fn text_of(&self, template: &Template<'_>, ctx: &Value) -> Result<String, Diagnostic> {
+        let text = self.render_of(template, ctx)?;
+        let trimmed = text.trim();
+        Ok(if trimmed.len() == text.len() {
+            text
+        } else {
+            trimmed.to_owned()
+        })
+    }
+
+    fn render_of(&self, template: &Template<'_>, ctx: &Value) -> Result<String, Diagnostic> {
+        match &template.compiled {
+            Some(t) => t.render(ctx).map_err(|e| self.error(&e)),
+            // Looking it up again yields the error to report.
+            None => self.render(&template.name, ctx),
+        }
     }
 
     fn render(&self, name: &str, ctx: &Value) -> Result<String, Diagnostic> {
@@ -262,6 +323,8 @@ fn format_value(
             .write_str(value.as_str().unwrap_or_default())
             .map_err(|_| Error::new(ErrorKind::WriteFailure, "write failed"));
     }
+    let number;
+    let mut digits = Digits::default();
     let text = match value.kind() {
         ValueKind::Undefined | ValueKind::None => {
             return Err(Error::new(
@@ -269,7 +332,20 @@ fn format_value(
                 "a template printed a none or undefined value",
             ))
         }
-        ValueKind::Bool | ValueKind::Number | ValueKind::String => value.to_string(),
+        // Most printed values are strings: check and write them in place.
+        ValueKind::String => value.as_str().expect("a string value has a str"),
+        // Integers (indices, ports) next: formatted on the stack, as `Display` would.
+        ValueKind::Number if value.is_integer() => match i64::try_from(value.clone()) {
+            Ok(n) => digits.format(n),
+            Err(_) => {
+                number = value.to_string();
+                &number
+            }
+        },
+        ValueKind::Bool | ValueKind::Number => {
+            number = value.to_string();
+            &number
+        }
         _ => {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,
@@ -278,15 +354,41 @@ fn format_value(
         }
     };
     Escaper::for_template(state.name())
-        .check(&text)
+        .check(text)
         .map_err(|r| {
             Error::new(
                 ErrorKind::InvalidOperation,
-                format!("{UNSAFE}{} {}", crate::diag::quote(&text), r.0),
+                format!("{UNSAFE}{} {}", crate::diag::quote(text), r.0),
             )
         })?;
-    out.write_str(&text)
+    out.write_str(text)
         .map_err(|_| Error::new(ErrorKind::WriteFailure, "write failed"))
+}
+
+/// A decimal integer written into a stack buffer.
+#[derive(Default)]
+struct Digits {
+    buf: [u8; 20],
+}
+
+impl Digits {
+    fn format(&mut self, n: i64) -> &str {
+        let mut rest = n.unsigned_abs();
+        let mut start = self.buf.len();
+        loop {
+            start -= 1;
+            self.buf[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        if n < 0 {
+            start -= 1;
+            self.buf[start] = b'-';
+        }
+        std::str::from_utf8(&self.buf[start..]).expect("ASCII digits")
+    }
 }
 
 /// `{{ list | join_tokens(", ") }}`: escapes every item for the template's
@@ -321,52 +423,91 @@ fn join_tokens(
     Ok(Value::from_safe_string(out))
 }
 
+/// An output line and the fragment it came from.
+type Line<'a> = (Cow<'a, str>, Option<usize>);
+
 /// Splits rendered output into lines, attributing each to the first fragment
 /// that wrote something visible on it, and checks that every fragment appears
 /// exactly once and intact.
-fn split(out: &str, fragments: usize) -> Result<Vec<(String, Option<usize>)>, String> {
+///
+/// A line is borrowed from `out` unless a marker sits between two of its
+/// pieces: most lines are, which saves a copy of nearly all of the output.
+fn split(out: &str, fragments: usize) -> Result<Vec<Line<'_>>, String> {
+    const ALTERED: &str = "a fragment was altered by the entry template";
+    let bytes = out.as_bytes();
     let mut seen = vec![0u32; fragments];
     let mut lines = Vec::new();
-    let mut line = String::new();
+    let mut line: Cow<'_, str> = Cow::Borrowed("");
+    // Where the borrowed line ends in `out`, to know whether a piece continues it.
+    let mut line_end = 0;
     let mut owner: Option<usize> = None;
     let mut open: Option<usize> = None;
-    let mut chars = out.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            START => {
+    let mut pos = 0;
+    // Every byte that ends a piece is ASCII, so slicing there keeps UTF-8 intact.
+    // One comparison rules out nearly every byte: the markers and newline are all <= 0x0a.
+    let special = |b: &u8| *b <= b'\n' && matches!(*b, b'\n' | START_BYTE | SEP_BYTE | END_BYTE);
+    while pos < bytes.len() {
+        let next = bytes[pos..]
+            .iter()
+            .position(special)
+            .map_or(bytes.len(), |n| pos + n);
+        if next > pos {
+            let piece = &out[pos..next];
+            if owner.is_none() && piece.chars().any(|c| !c.is_whitespace()) {
+                owner = open;
+            }
+            line = match line {
+                Cow::Borrowed("") => Cow::Borrowed(piece),
+                Cow::Borrowed(l) if line_end == pos => {
+                    Cow::Borrowed(&out[line_end - l.len()..next])
+                }
+                l => {
+                    let mut owned = l.into_owned();
+                    owned.push_str(piece);
+                    Cow::Owned(owned)
+                }
+            };
+            line_end = next;
+            pos = next;
+            continue;
+        }
+        match bytes[pos] {
+            START_BYTE => {
                 if open.is_some() {
                     return Err("a fragment was placed inside another fragment".to_owned());
                 }
-                let mut digits = String::new();
-                loop {
-                    match chars.next() {
-                        Some(SEP) => break,
-                        Some(d) if d.is_ascii_digit() => digits.push(d),
-                        _ => return Err("a fragment was altered by the entry template".to_owned()),
-                    }
+                let digits_start = pos + 1;
+                let digits_len = bytes[digits_start..]
+                    .iter()
+                    .position(|b| !b.is_ascii_digit())
+                    .ok_or(ALTERED)?;
+                let sep = digits_start + digits_len;
+                if bytes[sep] != SEP_BYTE {
+                    return Err(ALTERED.to_owned());
                 }
-                let i: usize = digits
+                let i: usize = out[digits_start..sep]
                     .parse()
                     .ok()
                     .filter(|i| *i < fragments)
-                    .ok_or("a fragment was altered by the entry template")?;
+                    .ok_or(ALTERED)?;
                 seen[i] += 1;
                 open = Some(i);
+                pos = sep + 1;
             }
-            END => {
+            END_BYTE => {
                 if open.take().is_none() {
-                    return Err("a fragment was altered by the entry template".to_owned());
+                    return Err(ALTERED.to_owned());
                 }
+                pos += 1;
             }
-            SEP => return Err("a fragment was altered by the entry template".to_owned()),
-            '\n' => {
-                lines.push((std::mem::take(&mut line), owner.take()));
-            }
-            c => {
-                if owner.is_none() && !c.is_whitespace() {
-                    owner = open;
-                }
-                line.push(c);
+            SEP_BYTE => return Err(ALTERED.to_owned()),
+            _ => {
+                // b'\n', the only other byte that ends a piece.
+                lines.push((
+                    std::mem::replace(&mut line, Cow::Borrowed("")),
+                    owner.take(),
+                ));
+                pos += 1;
             }
         }
     }
@@ -393,6 +534,46 @@ mod tests {
     }
 
     #[test]
+    fn integers_print_as_display_does() {
+        for n in [0, 1, 9, 10, 443, 65535, -1, -10, i64::MAX, i64::MIN] {
+            assert_eq!(Digits::default().format(n), Value::from(n).to_string());
+        }
+    }
+
+    #[test]
+    fn may_read_is_conservative() {
+        let mut env = Environment::new();
+        let cases = [
+            ("{{ fact.path }}", false),
+            ("plain text", false),
+            ("{{ capabilities | join(', ') }}", true),
+            ("{# capabilities #}", true),
+            ("{% if capabilities is defined %}x{% endif %}", true),
+            ("{{ debug() }}", true),
+            ("{% include 'other' %}", true),
+            ("{% import 'other' as o %}", true),
+            ("{% from 'other' import m %}", true),
+            ("{% extends 'other' %}", true),
+        ];
+        for (i, (source, _)) in cases.iter().enumerate() {
+            env.add_template_owned(i.to_string(), source.to_string())
+                .unwrap();
+        }
+        for (i, (source, expected)) in cases.iter().enumerate() {
+            let template = Template {
+                name: i.to_string(),
+                compiled: env.get_template(&i.to_string()).ok(),
+            };
+            assert_eq!(template.may_read("capabilities"), *expected, "{source}");
+        }
+        let missing = Template {
+            name: "missing".to_owned(),
+            compiled: None,
+        };
+        assert!(missing.may_read("capabilities"));
+    }
+
+    #[test]
     fn split_attributes_lines() {
         let out = format!("head\n{}  {}tail\n", m(0, "a\nb\n"), m(1, "c\n"));
         let lines = split(&out, 2).unwrap();
@@ -406,6 +587,135 @@ mod tests {
                 ("tail".into(), None),
                 ("".into(), None),
             ]
+        );
+    }
+
+    /// `split` as it was written first, character by character: the oracle
+    /// for the faster one.
+    fn split_by_char(out: &str, fragments: usize) -> Result<Vec<(String, Option<usize>)>, String> {
+        let mut seen = vec![0u32; fragments];
+        let mut lines = Vec::new();
+        let mut line = String::new();
+        let mut owner: Option<usize> = None;
+        let mut open: Option<usize> = None;
+        let mut chars = out.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                START => {
+                    if open.is_some() {
+                        return Err("a fragment was placed inside another fragment".to_owned());
+                    }
+                    let mut digits = String::new();
+                    loop {
+                        match chars.next() {
+                            Some(SEP) => break,
+                            Some(d) if d.is_ascii_digit() => digits.push(d),
+                            _ => {
+                                return Err(
+                                    "a fragment was altered by the entry template".to_owned()
+                                )
+                            }
+                        }
+                    }
+                    let i: usize = digits
+                        .parse()
+                        .ok()
+                        .filter(|i| *i < fragments)
+                        .ok_or("a fragment was altered by the entry template")?;
+                    seen[i] += 1;
+                    open = Some(i);
+                }
+                END => {
+                    if open.take().is_none() {
+                        return Err("a fragment was altered by the entry template".to_owned());
+                    }
+                }
+                SEP => return Err("a fragment was altered by the entry template".to_owned()),
+                '\n' => {
+                    lines.push((std::mem::take(&mut line), owner.take()));
+                }
+                c => {
+                    if owner.is_none() && !c.is_whitespace() {
+                        owner = open;
+                    }
+                    line.push(c);
+                }
+            }
+        }
+        if open.is_some() {
+            return Err("a fragment was cut short by the entry template".to_owned());
+        }
+        lines.push((line, owner));
+        let dropped = seen.iter().filter(|n| **n == 0).count();
+        let duplicated = seen.iter().filter(|n| **n > 1).count();
+        if dropped > 0 || duplicated > 0 {
+            return Err(format!(
+                "the entry template dropped {dropped} and duplicated {duplicated} of the {fragments} fragments its rules emitted"
+            ));
+        }
+        Ok(lines)
+    }
+
+    fn owned(lines: Vec<Line<'_>>) -> Vec<(String, Option<usize>)> {
+        lines
+            .into_iter()
+            .map(|(l, o)| (l.into_owned(), o))
+            .collect()
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn split_agrees_with_the_char_by_char_split(
+            pieces in proptest::collection::vec(
+                prop_oneof![
+                    proptest::sample::select(vec![
+                        "\n", " ", "\t", "\u{3000}", "\u{a0}", "x", "é€", "--bind", "0", "1", "12",
+                        "\u{1}", "\u{2}", "\u{3}",
+                    ]).prop_map(str::to_owned),
+                    (0usize..4, "[ a\n]{0,3}").prop_map(|(i, t): (usize, String)| m(i, &t)),
+                ],
+                0..24,
+            ),
+            fragments in 0usize..4,
+        ) {
+            let out: String = pieces.concat();
+            prop_assert_eq!(split(&out, fragments).map(owned), split_by_char(&out, fragments));
+        }
+
+        #[test]
+        fn split_of_valid_output_agrees_with_the_char_by_char_split(
+            parts in proptest::collection::vec(("[ \n\u{3000}a-]{0,4}", "[ \n\u{a0}é-]{0,4}"), 0..12),
+            tail in "[ \na]{0,3}",
+        ) {
+            // Every fragment exactly once, between arbitrary entry-template text.
+            let mut out = String::new();
+            for (i, (filler, text)) in parts.iter().enumerate() {
+                out.push_str(filler);
+                out.push_str(&m(i, text));
+            }
+            out.push_str(&tail);
+            prop_assert_eq!(
+                split(&out, parts.len()).map(owned),
+                split_by_char(&out, parts.len())
+            );
+        }
+    }
+
+    #[test]
+    fn split_of_well_formed_output_agrees_with_the_char_by_char_split() {
+        let out = format!(
+            "head\n{}  {}tail\n  x {}y\n{}\u{3000}{}\n",
+            m(0, "a\nb\n"),
+            m(1, "c\n"),
+            m(2, "z"),
+            m(3, "\u{a0}"),
+            m(4, "é\n")
+        );
+        assert_eq!(
+            owned(split(&out, 5).unwrap()),
+            split_by_char(&out, 5).unwrap()
         );
     }
 
