@@ -46,7 +46,7 @@ pub struct Assertion {
 #[serde(untagged)]
 pub enum UnenforcedRule {
     Net(Egress),
-    Other(serde_json::Value),
+    Other(crate::lower::KindedView),
 }
 
 /// A capability string and the tool that declared it.

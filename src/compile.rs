@@ -209,7 +209,7 @@ impl Compiler {
             .map(|u| Unenforceable {
                 rule: match u.fact {
                     FactRef::Fact(Kind::Net, i) => UnenforcedRule::Net(egress(&policy.net[i])),
-                    f => UnenforcedRule::Other(lower::kinded_fact_json(&policy, f)),
+                    f => UnenforcedRule::Other(lower::kinded_view(&policy, f)),
                 },
                 reason: u.reason.clone(),
                 capabilities: u

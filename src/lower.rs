@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, LazyLock};
 
 use minijinja::value::{Enumerator, Object, ObjectExt, Serde, Value, ValueKind};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::capability::{ClockSource, Endpoint, FsActions, Glob, Host, Kind};
 use crate::diag::Diagnostic;
@@ -396,15 +397,72 @@ pub fn fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
 /// The fact's view with its kind first (`baseline` for the sandbox), as
 /// `unenforceable` entries and `explain` show it.
 pub fn kinded_fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
+    serde_json::to_value(kinded_view(policy, fact)).expect("views serialise")
+}
+
+/// [`kinded_fact_json`] as an owned value that serialises straight to the
+/// same JSON: a permissive compile has one per unenforced fact, often thousands.
+pub fn kinded_view(policy: &Policy, fact: FactRef) -> KindedView {
     let view = View::of(policy, fact);
-    let mut map = serde_json::Map::with_capacity(1 + view.kind.fields().len());
-    let kind = match fact {
-        FactRef::Baseline => "baseline",
-        FactRef::Fact(k, _) => k.as_str(),
-    };
-    map.insert("kind".to_owned(), kind.into());
-    view.into_json(&mut map);
-    serde_json::Value::Object(map)
+    let n = view.kind.fields().len();
+    KindedView {
+        kind: view.kind,
+        values: view
+            .values
+            .into_iter()
+            .take(n)
+            .map(Field::into_owned)
+            .collect(),
+    }
+}
+
+/// See [`kinded_view`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct KindedView {
+    kind: FactKind,
+    /// In [`FactKind::fields`] order.
+    values: Vec<Field<'static>>,
+}
+
+impl Serialize for KindedView {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let names = self.kind.fields();
+        let mut map = serializer.serialize_map(Some(1 + names.len()))?;
+        let kind = match self.kind {
+            FactKind::Baseline => "baseline",
+            FactKind::Of(k) => k.as_str(),
+        };
+        map.serialize_entry("kind", kind)?;
+        for (name, field) in names.iter().zip(&self.values) {
+            map.serialize_entry(name, field)?;
+        }
+        map.end()
+    }
+}
+
+impl Field<'_> {
+    fn into_owned(self) -> Field<'static> {
+        match self {
+            Field::Bool(b) => Field::Bool(b),
+            Field::Uint(n) => Field::Uint(n),
+            Field::Str(s) => Field::Str(Cow::Owned(s.into_owned())),
+            Field::Null => Field::Null,
+            Field::Actions(a) => Field::Actions(a),
+        }
+    }
+}
+
+/// As [`View::into_json`] converts each field.
+impl Serialize for Field<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Bool(b) => serializer.serialize_bool(*b),
+            Field::Uint(n) => serializer.serialize_u64(*n),
+            Field::Str(s) => serializer.serialize_str(s),
+            Field::Null => serializer.serialize_unit(),
+            Field::Actions(actions) => serializer.collect_seq(actions.names()),
+        }
+    }
 }
 
 /// Capabilities behind a fact. For the baseline: those behind each flag a
