@@ -287,7 +287,6 @@ impl Compiler {
             .into_iter()
             .map(|s| (s, Vec::new()))
             .collect();
-        let texts: Vec<String> = lowered.fragments.iter().map(|f| f.text.clone()).collect();
         for (i, f) in lowered.fragments.iter().enumerate() {
             slots
                 .get_mut(f.slot.as_str())
@@ -295,7 +294,9 @@ impl Compiler {
                 .push(mark(i, &f.text));
         }
         let ctx = minijinja::context! { slots => slots, ..base.clone() };
-        self.renderer.main(ctx, &texts).map_err(|d| vec![d])
+        self.renderer
+            .main(ctx, lowered.fragments.len())
+            .map_err(|d| vec![d])
     }
 
     fn record_unlowered(&self, policy: &Policy, lowered: &mut Lowered) {

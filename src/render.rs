@@ -239,14 +239,15 @@ impl Renderer {
 
     /// Renders the entry template with the fragments placed by slot, and
     /// splits the result into output elements, each with the fragment it came
-    /// from (`None`: the entry template's own text).
+    /// from (`None`: the entry template's own text). `fragments` is how many
+    /// fragments were marked.
     pub fn main(
         &self,
         ctx: Value,
-        fragments: &[String],
+        fragments: usize,
     ) -> Result<Vec<(String, Option<usize>)>, Diagnostic> {
         let out = self.render(&self.main, &ctx)?;
-        let lines = split(&out, fragments.len()).map_err(|problem| {
+        let lines = split(&out, fragments).map_err(|problem| {
             let (file, _) = self.display(&self.main);
             Diagnostic::new(Code::TemplateFragments, problem).at(Location {
                 file,
