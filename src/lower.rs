@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use minijinja::value::{Enumerator, Object, ObjectExt, Serde, Value, ValueKind};
@@ -624,113 +625,67 @@ pub fn lower(
     target: &Target,
     renderer: &Renderer,
     base: &Value,
-    caps_text: &dyn Fn(&[CapId]) -> Vec<String>,
+    caps_text: &(dyn Fn(&[CapId]) -> Vec<String> + Sync),
 ) -> Result<Lowered, Vec<Diagnostic>> {
-    let mut out = Lowered {
-        fired: vec![false; target.rules.len()],
-        ..Lowered::default()
-    };
     let rules: Vec<Prepared> = target
         .rules
         .iter()
         .map(|r| Prepared::new(r, target, renderer))
         .collect();
-    // Worst verdict per capability, indexed by id: cheaper than a map update per firing.
-    let mut verdicts: Vec<Option<Verdict>> = vec![None; policy.caps.len()];
-    let mut errors = Vec::new();
     let mut lowered_kinds: Vec<FactKind> = Vec::new();
     for p in &rules {
         if !lowered_kinds.contains(&p.rule.fact) {
             lowered_kinds.push(p.rule.fact);
         }
     }
-    for fact in facts(policy) {
-        let kind = fact_kind(fact);
-        // No rule for the kind (squid and fs, say): nothing to match, so no view.
-        if !lowered_kinds.contains(&kind) {
-            if fact != FactRef::Baseline {
-                out.unlowered.push(fact);
-            }
-            continue;
+    let run = Run {
+        policy,
+        renderer,
+        base,
+        caps_text,
+        rules: &rules,
+        lowered_kinds: &lowered_kinds,
+    };
+    let facts = facts(policy);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts = if threads < 2 || facts.len() < PARALLEL_MIN_FACTS {
+        vec![run.lower(&facts)]
+    } else {
+        let parts = run.lower_parallel(&facts, threads);
+        // Lowering stops after the fact that brings its errors past 20; only
+        // one pass over all facts in order can say which errors those are.
+        if parts.iter().any(|p| !p.errors.is_empty()) {
+            vec![run.lower(&facts)]
+        } else {
+            parts
         }
-        let view = View::of(policy, fact);
-        // Built once per fact and only if a rule renders. A fact's capabilities
-        // are the same for every rule except the baseline's, whose context with
-        // them is therefore rebuilt per rule.
-        let mut fact_value: Option<Value> = None;
-        let mut lean_ctx: Option<Value> = None;
-        let mut full_ctx: Option<Value> = None;
-        let mut lowered = false;
-        for (ri, prepared) in rules.iter().enumerate() {
-            let rule = prepared.rule;
-            if rule.fact != kind || !view.matches(&prepared.when) {
-                continue;
-            }
-            lowered = true;
-            out.fired[ri] = true;
-            out.firings.push((ri, fact));
-            let caps = fact_caps(policy, fact, Some(rule));
-            if let Some(v) = rule.verdict {
-                for &c in &caps {
-                    let i = c as usize;
-                    if i >= verdicts.len() {
-                        verdicts.resize(i + 1, None);
-                    }
-                    verdicts[i] = verdicts[i].max(Some(v));
-                }
-            }
-            if !prepared.renders() {
-                continue;
-            }
-            let fact_value = fact_value.get_or_insert_with(|| view.to_value());
-            let context = |capabilities: Option<Value>| {
-                Value::from_object(RenderContext {
-                    fact: fact_value.clone(),
-                    capabilities,
-                    base: base.clone(),
-                })
-            };
-            let ctx = if !prepared.reads_capabilities {
-                lean_ctx.get_or_insert_with(|| context(None)).clone()
-            } else {
-                match &full_ctx {
-                    Some(ctx) if fact != FactRef::Baseline => ctx.clone(),
-                    _ => full_ctx
-                        .insert(context(Some(Value::from(caps_text(&caps)))))
-                        .clone(),
-                }
-            };
-            if let Some((template, slot)) = &prepared.fragment {
-                match renderer.fragment_of(template, &ctx) {
-                    Ok(text) => out.fragments.push(Fragment {
-                        rule: ri,
-                        fact,
-                        slot: (*slot).to_owned(),
-                        text,
-                        caps: caps.clone(),
-                    }),
-                    Err(e) => errors.push(e),
-                }
-            }
-            if let Some(template) = &prepared.note {
-                match renderer.text_of(template, &ctx) {
-                    Ok(n) => out.notes.push(n),
-                    Err(e) => errors.push(e),
-                }
-            }
-            if let Some(template) = &prepared.reason {
-                match renderer.text_of(template, &ctx) {
-                    Ok(reason) => out.unenforced.push(Unenforced { fact, reason, caps }),
-                    Err(e) => errors.push(e),
-                }
-            }
+    };
+    join(parts, target.rules.len(), policy.caps.len())
+}
+
+/// Joins the parts of consecutive facts, in order.
+fn join(parts: Vec<Part>, rules: usize, caps: usize) -> Result<Lowered, Vec<Diagnostic>> {
+    let mut out = Lowered {
+        fired: vec![false; rules],
+        ..Lowered::default()
+    };
+    // Worst verdict per capability, indexed by id: cheaper than a map update per firing.
+    let mut verdicts: Vec<Option<Verdict>> = vec![None; caps];
+    let mut errors = Vec::new();
+    for part in parts {
+        out.fragments.extend(part.fragments);
+        out.notes.extend(part.notes);
+        out.unenforced.extend(part.unenforced);
+        out.firings.extend(part.firings);
+        out.unlowered.extend(part.unlowered);
+        for (all, fired) in out.fired.iter_mut().zip(part.fired) {
+            *all |= fired;
         }
-        if !lowered && fact != FactRef::Baseline {
-            out.unlowered.push(fact);
+        for (c, v) in part.verdicts {
+            let all = &mut verdicts[c as usize];
+            *all = (*all).max(Some(v));
         }
-        if errors.len() > 20 {
-            break;
-        }
+        errors.extend(part.errors);
     }
     out.verdicts = verdicts
         .into_iter()
@@ -741,6 +696,162 @@ pub fn lower(
         Ok(out)
     } else {
         Err(errors)
+    }
+}
+
+/// Below this many facts, threads cost more than they save.
+const PARALLEL_MIN_FACTS: usize = 2048;
+/// Facts per unit of parallel work: small enough that the threads finish
+/// together although facts of different kinds cost very different amounts.
+const FACTS_PER_CHUNK: usize = 256;
+
+/// What lowering a run of consecutive facts produced. Runs are joined in
+/// fact order, which gives exactly what one pass over all facts gives.
+struct Part {
+    fragments: Vec<Fragment>,
+    notes: Vec<String>,
+    unenforced: Vec<Unenforced>,
+    firings: Vec<(usize, FactRef)>,
+    unlowered: Vec<FactRef>,
+    fired: Vec<bool>,
+    /// Every verdict given, in firing order; the worst per capability is taken when joining.
+    verdicts: Vec<(CapId, Verdict)>,
+    errors: Vec<Diagnostic>,
+}
+
+/// Everything lowering a fact needs, shared by every thread.
+struct Run<'a> {
+    policy: &'a Policy,
+    renderer: &'a Renderer,
+    base: &'a Value,
+    caps_text: &'a (dyn Fn(&[CapId]) -> Vec<String> + Sync),
+    rules: &'a [Prepared<'a>],
+    /// Fact kinds that have at least one rule.
+    lowered_kinds: &'a [FactKind],
+}
+
+impl Run<'_> {
+    /// Lowers chunks of facts on every core; the parts come back in fact order.
+    fn lower_parallel(&self, facts: &[FactRef], threads: usize) -> Vec<Part> {
+        let chunks: Vec<&[FactRef]> = facts.chunks(FACTS_PER_CHUNK).collect();
+        let next = AtomicUsize::new(0);
+        let work = || {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(chunk) = chunks.get(i) else {
+                    return done;
+                };
+                done.push((i, self.lower(chunk)));
+            }
+        };
+        let mut done: Vec<(usize, Part)> = std::thread::scope(|scope| {
+            let others: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            let mut done = work();
+            for handle in others {
+                done.extend(handle.join().expect("lowering does not panic"));
+            }
+            done
+        });
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, part)| part).collect()
+    }
+
+    fn lower(&self, facts: &[FactRef]) -> Part {
+        let policy = self.policy;
+        let mut out = Part {
+            fragments: Vec::new(),
+            notes: Vec::new(),
+            unenforced: Vec::new(),
+            firings: Vec::new(),
+            unlowered: Vec::new(),
+            fired: vec![false; self.rules.len()],
+            verdicts: Vec::new(),
+            errors: Vec::new(),
+        };
+        for &fact in facts {
+            let kind = fact_kind(fact);
+            // No rule for the kind (squid and fs, say): nothing to match, so no view.
+            if !self.lowered_kinds.contains(&kind) {
+                if fact != FactRef::Baseline {
+                    out.unlowered.push(fact);
+                }
+                continue;
+            }
+            let view = View::of(policy, fact);
+            // Built once per fact and only if a rule renders. A fact's capabilities
+            // are the same for every rule except the baseline's, whose context with
+            // them is therefore rebuilt per rule.
+            let mut fact_value: Option<Value> = None;
+            let mut lean_ctx: Option<Value> = None;
+            let mut full_ctx: Option<Value> = None;
+            let mut lowered = false;
+            for (ri, prepared) in self.rules.iter().enumerate() {
+                let rule = prepared.rule;
+                if rule.fact != kind || !view.matches(&prepared.when) {
+                    continue;
+                }
+                lowered = true;
+                out.fired[ri] = true;
+                out.firings.push((ri, fact));
+                let caps = fact_caps(policy, fact, Some(rule));
+                if let Some(v) = rule.verdict {
+                    out.verdicts.extend(caps.iter().map(|&c| (c, v)));
+                }
+                if !prepared.renders() {
+                    continue;
+                }
+                let fact_value = fact_value.get_or_insert_with(|| view.to_value());
+                let context = |capabilities: Option<Value>| {
+                    Value::from_object(RenderContext {
+                        fact: fact_value.clone(),
+                        capabilities,
+                        base: self.base.clone(),
+                    })
+                };
+                let ctx = if !prepared.reads_capabilities {
+                    lean_ctx.get_or_insert_with(|| context(None)).clone()
+                } else {
+                    match &full_ctx {
+                        Some(ctx) if fact != FactRef::Baseline => ctx.clone(),
+                        _ => full_ctx
+                            .insert(context(Some(Value::from((self.caps_text)(&caps)))))
+                            .clone(),
+                    }
+                };
+                if let Some((template, slot)) = &prepared.fragment {
+                    match self.renderer.fragment_of(template, &ctx) {
+                        Ok(text) => out.fragments.push(Fragment {
+                            rule: ri,
+                            fact,
+                            slot: (*slot).to_owned(),
+                            text,
+                            caps: caps.clone(),
+                        }),
+                        Err(e) => out.errors.push(e),
+                    }
+                }
+                if let Some(template) = &prepared.note {
+                    match self.renderer.text_of(template, &ctx) {
+                        Ok(n) => out.notes.push(n),
+                        Err(e) => out.errors.push(e),
+                    }
+                }
+                if let Some(template) = &prepared.reason {
+                    match self.renderer.text_of(template, &ctx) {
+                        Ok(reason) => out.unenforced.push(Unenforced { fact, reason, caps }),
+                        Err(e) => out.errors.push(e),
+                    }
+                }
+            }
+            if !lowered && fact != FactRef::Baseline {
+                out.unlowered.push(fact);
+            }
+            if out.errors.len() > 20 {
+                break;
+            }
+        }
+        out
     }
 }
 
@@ -958,6 +1069,54 @@ mod tests {
                 _ => false,
             })
         })
+    }
+
+    #[test]
+    fn parallel_lowering_equals_one_pass() {
+        let bytes = crate::generate::manifest(1000, 10, 7);
+        let source = crate::manifest::Source::new("gen.json", bytes.as_bytes());
+        let manifest = crate::manifest::load(&source, bytes.as_bytes()).unwrap();
+        let mut caps = Vec::new();
+        for (tool, t) in manifest.tools.iter().enumerate() {
+            for (index, raw) in t.capabilities.iter().enumerate() {
+                caps.push(CapInfo {
+                    tool: Some(tool),
+                    index,
+                    capability: parse_capability(&raw.text).unwrap(),
+                });
+            }
+        }
+        let policy = normalise(caps);
+        let facts = facts(&policy);
+        assert!(facts.len() > 4 * FACTS_PER_CHUNK, "{}", facts.len());
+        let assets = crate::assets::Assets::default();
+        let caps_text = |ids: &[CapId]| ids.iter().map(|c| format!("cap {c}")).collect();
+        for name in ["bwrap", "docker", "squid", "nftables"] {
+            let target = Target::load(&assets, name).unwrap();
+            let renderer = Renderer::new(&assets, &target).unwrap();
+            let options = crate::compile::resolve_options(&target, &[]).unwrap();
+            let base = base_context(&policy, &target, &options);
+            let rules: Vec<Prepared> = target
+                .rules
+                .iter()
+                .map(|r| Prepared::new(r, &target, &renderer))
+                .collect();
+            let kinds: Vec<FactKind> = rules.iter().map(|p| p.rule.fact).collect();
+            let run = Run {
+                policy: &policy,
+                renderer: &renderer,
+                base: &base,
+                caps_text: &caps_text,
+                rules: &rules,
+                lowered_kinds: &kinds,
+            };
+            let parts = run.lower_parallel(&facts, 3);
+            assert!(parts.len() > 4, "{name}");
+            let joined = join(parts, rules.len(), policy.caps.len()).unwrap();
+            let one = join(vec![run.lower(&facts)], rules.len(), policy.caps.len()).unwrap();
+            assert!(!one.fragments.is_empty(), "{name}");
+            assert_eq!(format!("{joined:?}"), format!("{one:?}"), "{name}");
+        }
     }
 
     #[test]
