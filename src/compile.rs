@@ -199,32 +199,23 @@ impl Compiler {
             }
         }
 
-        let elements = self.render_main(&base, &lowered)?;
-        let mut notes = lowered.notes.clone();
-        notes.extend(widening_notes(&policy, &describe));
-        notes.extend(metadata_notes(&policy, &describe));
-        let unenforceable = lowered
-            .unenforced
-            .iter()
-            .map(|u| Unenforceable {
-                rule: match u.fact {
-                    FactRef::Fact(Kind::Net, i) => UnenforcedRule::Net(egress(&policy.net[i])),
-                    f => UnenforcedRule::Other(lower::kinded_view(&policy, f)),
-                },
-                reason: u.reason.clone(),
-                capabilities: u
-                    .caps
-                    .iter()
-                    .map(|&c| {
-                        let info = &policy.caps[c as usize];
-                        CapabilityRef {
-                            tool: info.tool.map(|t| manifest.tools[t].name.clone()),
-                            capability: raw_cap(&manifest, info).text.clone(),
-                        }
-                    })
-                    .collect(),
+        let lists = || {
+            let mut notes = lowered.notes.clone();
+            notes.extend(widening_notes(&policy, &describe));
+            notes.extend(metadata_notes(&policy, &describe));
+            (notes, unenforceable(&policy, &lowered, &manifest))
+        };
+        // The entry template and the artifact's lists need nothing of each other.
+        let (elements, (notes, unenforceable)) = if policy.caps.len() < PARALLEL_MIN {
+            (self.render_main(&base, &lowered), lists())
+        } else {
+            std::thread::scope(|scope| {
+                let lists = scope.spawn(lists);
+                let elements = self.render_main(&base, &lowered);
+                (elements, lists.join().expect("listing does not panic"))
             })
-            .collect();
+        };
+        let elements = elements?;
         let provenance = Provenance::new(hash);
         let egress_list: Vec<Egress> = policy.net.iter().map(egress).collect();
         let assertions: Vec<Assertion> = policy
@@ -400,6 +391,32 @@ impl Compiler {
         }
         out
     }
+}
+
+/// The artifact's `unenforceable[]` entries.
+fn unenforceable(policy: &Policy, lowered: &Lowered, manifest: &Manifest) -> Vec<Unenforceable> {
+    lowered
+        .unenforced
+        .iter()
+        .map(|u| Unenforceable {
+            rule: match u.fact {
+                FactRef::Fact(Kind::Net, i) => UnenforcedRule::Net(egress(&policy.net[i])),
+                f => UnenforcedRule::Other(lower::kinded_view(policy, f)),
+            },
+            reason: u.reason.clone(),
+            capabilities: u
+                .caps
+                .iter()
+                .map(|&c| {
+                    let info = &policy.caps[c as usize];
+                    CapabilityRef {
+                        tool: info.tool.map(|t| manifest.tools[t].name.clone()),
+                        capability: raw_cap(manifest, info).text.clone(),
+                    }
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn egress(n: &ir::NetFact) -> Egress {

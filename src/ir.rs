@@ -148,10 +148,87 @@ impl Policy {
 
 /// Builds the policy from capabilities in declaration order.
 pub fn normalise(caps: Vec<CapInfo>) -> Policy {
+    // fs facts depend on no other kind: a large policy builds them on a second thread.
+    let ((fs, mut widenings), others) = if caps.len() < PARALLEL_MIN {
+        (fs_facts(&caps), other_facts(&caps))
+    } else {
+        std::thread::scope(|scope| {
+            let fs = scope.spawn(|| fs_facts(&caps));
+            let others = other_facts(&caps);
+            (fs.join().expect("normalising does not panic"), others)
+        })
+    };
+    widenings.extend(others.widenings);
+    Policy {
+        caps,
+        fs,
+        net: others.net,
+        exec: others.exec,
+        env: others.env,
+        ipc: others.ipc,
+        clock: others.clock,
+        assertions: others.assertions,
+        nested: others.nested,
+        widenings,
+    }
+}
+
+/// Below this many capabilities, a second thread costs more than it saves.
+const PARALLEL_MIN: usize = 2048;
+
+/// What [`other_facts`] builds.
+struct Others {
+    net: Vec<NetFact>,
+    exec: Vec<ExecFact>,
+    env: Vec<EnvFact>,
+    ipc: Vec<IpcFact>,
+    clock: Option<ClockFact>,
+    assertions: Vec<AssertFact>,
+    nested: Vec<CapId>,
+    widenings: Vec<Widening>,
+}
+
+/// The fs facts, folded, and their widenings.
+fn fs_facts(caps: &[CapInfo]) -> (Vec<FsFact>, Vec<Widening>) {
     // Keys borrow from `caps`: a large manifest has tens of thousands of
     // capabilities, and a fact's key is cloned once, when the fact is created.
     let mut fs: Vec<FsFact> = Vec::new();
     let mut fs_index: FoldMap<&AbsPath, usize> = FoldMap::default();
+    for (id, info) in caps.iter().enumerate() {
+        let Capability::Fs { actions, path } = &info.capability else {
+            continue;
+        };
+        let id = id as CapId;
+        let actions = actions.closure();
+        match fs_index.entry(&path.path) {
+            Entry::Occupied(e) => {
+                let f = &mut fs[*e.get()];
+                f.actions = f.actions.union(actions);
+                if path.glob == Glob::Children || f.glob == Glob::Children {
+                    f.glob = Glob::Children;
+                } else {
+                    f.glob = f.glob.max(path.glob);
+                }
+                f.caps.push(id);
+            }
+            Entry::Vacant(e) => {
+                e.insert(fs.len());
+                fs.push(FsFact {
+                    path: path.path.clone(),
+                    glob: path.glob,
+                    actions,
+                    caps: vec![id],
+                });
+            }
+        }
+    }
+    let mut widenings = Vec::new();
+    let fs = fold_fs(fs, caps, &mut widenings);
+    (fs, widenings)
+}
+
+/// Facts of every kind but fs, and the widenings of net facts.
+fn other_facts(caps: &[CapInfo]) -> Others {
     let mut net: Vec<NetFact> = Vec::new();
     let mut net_index: FoldMap<(&Host, Option<Port>), usize> = FoldMap::default();
     let mut exec: BTreeMap<&Name, ExecFact> = BTreeMap::new();
@@ -165,30 +242,7 @@ pub fn normalise(caps: Vec<CapInfo>) -> Policy {
     for (id, info) in caps.iter().enumerate() {
         let id = id as CapId;
         match &info.capability {
-            Capability::Fs { actions, path } => {
-                let actions = actions.closure();
-                match fs_index.entry(&path.path) {
-                    Entry::Occupied(e) => {
-                        let f = &mut fs[*e.get()];
-                        f.actions = f.actions.union(actions);
-                        if path.glob == Glob::Children || f.glob == Glob::Children {
-                            f.glob = Glob::Children;
-                        } else {
-                            f.glob = f.glob.max(path.glob);
-                        }
-                        f.caps.push(id);
-                    }
-                    Entry::Vacant(e) => {
-                        e.insert(fs.len());
-                        fs.push(FsFact {
-                            path: path.path.clone(),
-                            glob: path.glob,
-                            actions,
-                            caps: vec![id],
-                        });
-                    }
-                }
-            }
+            Capability::Fs { .. } => {}
             Capability::Net { host, port } => match net_index.entry((host, *port)) {
                 Entry::Occupied(e) => net[*e.get()].caps.push(id),
                 Entry::Vacant(e) => {
@@ -276,12 +330,8 @@ pub fn normalise(caps: Vec<CapInfo>) -> Policy {
     let assertions = assertions.into_values().collect();
 
     let mut widenings = Vec::new();
-    let fs = fold_fs(fs, &caps, &mut widenings);
     let net = fold_net(net, &mut widenings);
-
-    Policy {
-        caps,
-        fs,
+    Others {
         net,
         exec,
         env,
