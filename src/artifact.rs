@@ -105,14 +105,21 @@ pub enum Artifact {
 impl Artifact {
     /// JSON text as the reference prints it: compact, or 2-space indented; with a final newline.
     pub fn to_json(&self, pretty: bool) -> String {
-        let mut s = if pretty {
-            serde_json::to_string_pretty(self)
+        let mut out = Vec::new();
+        self.write_json(&mut out, pretty)
+            .expect("artifacts serialise into memory");
+        String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
+
+    /// [`Artifact::to_json`] written straight to `w`: a large artifact is
+    /// megabytes of JSON that need not exist as one string.
+    pub fn write_json(&self, mut w: impl std::io::Write, pretty: bool) -> std::io::Result<()> {
+        if pretty {
+            serde_json::to_writer_pretty(&mut w, self)?;
         } else {
-            serde_json::to_string(self)
+            serde_json::to_writer(&mut w, self)?;
         }
-        .expect("artifacts serialise");
-        s.push('\n');
-        s
+        w.write_all(b"\n")
     }
 
     /// The output elements: argv elements, or the config's lines.

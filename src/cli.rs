@@ -268,8 +268,20 @@ fn compile(args: &CompileArgs) -> ExitCode {
     let name = if manifest == "-" { "<stdin>" } else { manifest };
     match compiler.compile(name, &bytes, &settings) {
         Ok(out) => {
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(out.artifact.to_json(args.pretty).as_bytes());
+            let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let written = out
+                .artifact
+                .write_json(&mut stdout, args.pretty)
+                .and_then(|()| stdout.flush());
+            if let Err(e) = written {
+                return report(
+                    &[Diagnostic::new(
+                        Code::OutputUnwritable,
+                        format!("failed to write the artifact to stdout: {e}"),
+                    )],
+                    args.error_format,
+                );
+            }
             // The process ends here: freeing a large compile's tens of thousands
             // of allocations one by one would only delay the exit.
             std::mem::forget(out);

@@ -44,6 +44,8 @@ codes! {
         "check the path; use `-` to read the manifest from stdin";
     InputJson => "INPUT_JSON", "the manifest is not valid JSON (RFC 8259, UTF-8 without BOM)",
         "fix the JSON syntax at the given position";
+    OutputUnwritable => "OUTPUT_UNWRITABLE", "the artifact could not be written to stdout",
+        "check where stdout goes: a full disk, a closed pipe or a file that cannot be written; treat what was written as incomplete";
     ManifestShape => "MANIFEST_SHAPE", "a manifest field is missing or has the wrong type",
         "a manifest is {\"name\": string, \"version\": string, \"serverCapabilities\"?: [string], \"tools\": [{\"name\": string, \"capabilities\": [string]}]}";
     ManifestDuplicateKey => "MANIFEST_DUPLICATE_KEY", "a JSON object has the same key twice",
@@ -144,7 +146,7 @@ impl Code {
     /// The exit code a failure with this code ends in.
     pub fn exit_code(self) -> u8 {
         match self {
-            Code::InputUnreadable | Code::InputJson => exit::INPUT,
+            Code::InputUnreadable | Code::InputJson | Code::OutputUnwritable => exit::INPUT,
             Code::Usage | Code::TargetUnknown | Code::OptionInvalid => exit::USAGE,
             _ => exit::COMPILE,
         }

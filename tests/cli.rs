@@ -547,6 +547,29 @@ fn compile_help_snapshot() {
     insta::assert_snapshot!("compile_help", help.stdout);
 }
 
+/// A failed write is not a success: `> /dev/full` gets OUTPUT_UNWRITABLE and exit 3.
+#[test]
+fn unwritable_stdout_is_an_error() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full exists on Linux");
+    let out = Command::new(env!("CARGO_BIN_EXE_capgate"))
+        .args(["compile", "fixtures/manifests/github-api.json"])
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.starts_with("capgate: OUTPUT_UNWRITABLE: failed to write the artifact to stdout: "),
+        "{stderr}"
+    );
+}
+
 // ------------------------------------------------------------------ docs/errors.md
 
 #[test]

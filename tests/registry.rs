@@ -133,6 +133,10 @@ fn every_error_code_is_covered() {
     let elsewhere = [
         (Code::InputUnreadable, "tests/cli.rs: missing file exits 3"),
         (
+            Code::OutputUnwritable,
+            "tests/cli.rs: unwritable_stdout_is_an_error",
+        ),
+        (
             Code::ManifestTooLarge,
             "src/manifest.rs and tests/robustness.rs: size limits",
         ),
