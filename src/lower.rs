@@ -1071,8 +1071,8 @@ mod tests {
         })
     }
 
-    #[test]
-    fn parallel_lowering_equals_one_pass() {
+    /// A generated 1,000-tool policy: enough facts for the parallel path.
+    fn generated_policy() -> Policy {
         let bytes = crate::generate::manifest(1000, 10, 7);
         let source = crate::manifest::Source::new("gen.json", bytes.as_bytes());
         let manifest = crate::manifest::load(&source, bytes.as_bytes()).unwrap();
@@ -1086,37 +1086,97 @@ mod tests {
                 });
             }
         }
-        let policy = normalise(caps);
+        normalise(caps)
+    }
+
+    fn caps_text(ids: &[CapId]) -> Vec<String> {
+        ids.iter().map(|c| format!("cap {c}")).collect()
+    }
+
+    /// Calls `f` with what `lower` builds before lowering any fact.
+    fn with_run<R>(
+        policy: &Policy,
+        target: &Target,
+        renderer: &Renderer,
+        base: &Value,
+        f: impl FnOnce(&Run) -> R,
+    ) -> R {
+        let rules: Vec<Prepared> = target
+            .rules
+            .iter()
+            .map(|r| Prepared::new(r, target, renderer))
+            .collect();
+        let kinds: Vec<FactKind> = rules.iter().map(|p| p.rule.fact).collect();
+        f(&Run {
+            policy,
+            renderer,
+            base,
+            caps_text: &caps_text,
+            rules: &rules,
+            lowered_kinds: &kinds,
+        })
+    }
+
+    /// Lowering on several threads joins to exactly what one pass gives.
+    #[test]
+    fn parallel_lowering_equals_one_pass() {
+        let policy = generated_policy();
         let facts = facts(&policy);
         assert!(facts.len() > 4 * FACTS_PER_CHUNK, "{}", facts.len());
         let assets = crate::assets::Assets::default();
-        let caps_text = |ids: &[CapId]| ids.iter().map(|c| format!("cap {c}")).collect();
         for name in ["bwrap", "docker", "squid", "nftables"] {
             let target = Target::load(&assets, name).unwrap();
             let renderer = Renderer::new(&assets, &target).unwrap();
             let options = crate::compile::resolve_options(&target, &[]).unwrap();
             let base = base_context(&policy, &target, &options);
-            let rules: Vec<Prepared> = target
-                .rules
-                .iter()
-                .map(|r| Prepared::new(r, &target, &renderer))
-                .collect();
-            let kinds: Vec<FactKind> = rules.iter().map(|p| p.rule.fact).collect();
-            let run = Run {
-                policy: &policy,
-                renderer: &renderer,
-                base: &base,
-                caps_text: &caps_text,
-                rules: &rules,
-                lowered_kinds: &kinds,
-            };
-            let parts = run.lower_parallel(&facts, 3);
-            assert!(parts.len() > 4, "{name}");
-            let joined = join(parts, rules.len(), policy.caps.len()).unwrap();
-            let one = join(vec![run.lower(&facts)], rules.len(), policy.caps.len()).unwrap();
-            assert!(!one.fragments.is_empty(), "{name}");
-            assert_eq!(format!("{joined:?}"), format!("{one:?}"), "{name}");
+            with_run(&policy, &target, &renderer, &base, |run| {
+                let parts = run.lower_parallel(&facts, 3);
+                assert!(parts.len() > 4, "{name}");
+                let rules = target.rules.len();
+                let joined = join(parts, rules, policy.caps.len()).unwrap();
+                let one = join(vec![run.lower(&facts)], rules, policy.caps.len()).unwrap();
+                assert!(!one.fragments.is_empty(), "{name}");
+                assert_eq!(format!("{joined:?}"), format!("{one:?}"), "{name}");
+            });
         }
+    }
+
+    /// A large policy whose templates fail on some facts reports exactly the
+    /// errors one pass over the facts reports, including where it stops.
+    #[test]
+    fn parallel_lowering_reports_errors_as_one_pass() {
+        let policy = generated_policy();
+        // Read-only binds fail for paths with a `7` in them, which facts all over the list have.
+        let dir = std::env::temp_dir().join(format!("capgate-lower-errors-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("bwrap")).unwrap();
+        std::fs::write(
+            dir.join("bwrap/ro-bind.argv.j2"),
+            "--ro-bind\n{{ fact.path }}\n{% if '7' in fact.path %}{{ no_such_variable }}{% endif %}{{ fact.path }}\n",
+        )
+        .unwrap();
+        let assets = crate::assets::Assets {
+            rules_dir: None,
+            templates_dir: Some(dir.clone()),
+        };
+        let target = Target::load(&assets, "bwrap").unwrap();
+        let renderer = Renderer::new(&assets, &target).unwrap();
+        let options = crate::compile::resolve_options(&target, &[]).unwrap();
+        let base = base_context(&policy, &target, &options);
+        let errors = lower(&policy, &target, &renderer, &base, &caps_text).unwrap_err();
+        let (one_pass, chunked) = with_run(&policy, &target, &renderer, &base, |run| {
+            let facts = facts(&policy);
+            let chunked: usize = run
+                .lower_parallel(&facts, 2)
+                .iter()
+                .map(|p| p.errors.len())
+                .sum();
+            (run.lower(&facts).errors, chunked)
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(errors.len() > 20, "{}", errors.len());
+        assert_eq!(format!("{errors:?}"), format!("{one_pass:?}"));
+        // Without the one-pass rerun, the chunks would report more errors.
+        assert!(chunked > errors.len(), "{chunked} {}", errors.len());
     }
 
     #[test]
