@@ -17,6 +17,7 @@ use crate::diag::{CapContext, Code, Diagnostic, Location};
 use crate::ir::{self, CapId, CapInfo, FoldMap, Policy};
 use crate::lower::{self, FactRef, Lowered};
 use crate::manifest::{self, Manifest, RawCap, Source};
+use crate::par;
 use crate::render::{mark, Renderer};
 use crate::rules::{ArtifactKind, OptionValue, Target};
 use crate::syntax::{self, CapError};
@@ -155,16 +156,12 @@ impl Compiler {
         let source = Source::new(name, bytes);
         let manifest = manifest::load(&source, bytes)?;
         let typed = |manifest: &Manifest| parse_capabilities(manifest, &source).map(ir::normalise);
-        let (hash, policy) = if manifest.capability_count() < PARALLEL_MIN {
-            (manifest.hash(), typed(&manifest))
-        } else {
-            // A large manifest's hash is computed beside parsing and normalising.
-            std::thread::scope(|scope| {
-                let hash = scope.spawn(|| manifest.hash());
-                let policy = typed(&manifest);
-                (hash.join().expect("hashing does not panic"), policy)
-            })
-        };
+        // A large manifest's hash is computed beside parsing and normalising.
+        let (hash, policy) = par::join(
+            manifest.capability_count(),
+            || manifest.hash(),
+            || typed(&manifest),
+        );
         let policy = policy?;
         let cap_offsets: Vec<usize> = policy
             .caps
@@ -206,15 +203,9 @@ impl Compiler {
             (notes, unenforceable(&policy, &lowered, &manifest))
         };
         // The entry template and the artifact's lists need nothing of each other.
-        let (elements, (notes, unenforceable)) = if policy.caps.len() < PARALLEL_MIN {
-            (self.render_main(&base, &lowered), lists())
-        } else {
-            std::thread::scope(|scope| {
-                let lists = scope.spawn(lists);
-                let elements = self.render_main(&base, &lowered);
-                (elements, lists.join().expect("listing does not panic"))
-            })
-        };
+        let ((notes, unenforceable), elements) = par::join(policy.caps.len(), lists, || {
+            self.render_main(&base, &lowered)
+        });
         let elements = elements?;
         let provenance = Provenance::new(hash);
         let egress_list: Vec<Egress> = policy.net.iter().map(egress).collect();
@@ -504,36 +495,15 @@ fn parse_capabilities(
     }
 }
 
-/// Below this many (distinct) capabilities, threads cost more than they save.
-const PARALLEL_MIN: usize = 2048;
-
 /// Parses capability strings, on every available core for large manifests
 /// (each string is independent), keeping the input order.
 fn parse_distinct(distinct: &[&str]) -> Vec<Result<Capability, CapError>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || distinct.len() < PARALLEL_MIN {
-        return distinct
-            .iter()
+    let parse = |part: &[&str]| -> Vec<_> {
+        part.iter()
             .map(|raw| syntax::parse_capability(raw))
-            .collect();
-    }
-    let chunk = distinct.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = distinct
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|raw| syntax::parse_capability(raw))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("the capability parser does not panic"))
             .collect()
-    })
+    };
+    par::map_chunks(distinct, 512, par::threads_for(distinct.len()), parse).concat()
 }
 
 /// `source.location(offset)` for every offset, in one pass over the text.

@@ -149,15 +149,8 @@ impl Policy {
 /// Builds the policy from capabilities in declaration order.
 pub fn normalise(caps: Vec<CapInfo>) -> Policy {
     // fs facts depend on no other kind: a large policy builds them on a second thread.
-    let ((fs, mut widenings), others) = if caps.len() < PARALLEL_MIN {
-        (fs_facts(&caps), other_facts(&caps))
-    } else {
-        std::thread::scope(|scope| {
-            let fs = scope.spawn(|| fs_facts(&caps));
-            let others = other_facts(&caps);
-            (fs.join().expect("normalising does not panic"), others)
-        })
-    };
+    let ((fs, mut widenings), others) =
+        crate::par::join(caps.len(), || fs_facts(&caps), || other_facts(&caps));
     widenings.extend(others.widenings);
     Policy {
         caps,
@@ -172,9 +165,6 @@ pub fn normalise(caps: Vec<CapInfo>) -> Policy {
         widenings,
     }
 }
-
-/// Below this many capabilities, a second thread costs more than it saves.
-const PARALLEL_MIN: usize = 2048;
 
 /// What [`other_facts`] builds.
 struct Others {

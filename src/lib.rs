@@ -4,7 +4,8 @@
 //! [`manifest`] (JSON shape) → [`syntax`] (grammar → typed [`capability`] values)
 //! → [`ir`] (normalised facts) → [`lower`] (facts × [`rules`] → fragments)
 //! → [`render`] (templates, escaped per output format by [`escape`])
-//! → [`artifact`]. [`compile`] runs the stages; [`assets`] holds the built-in
+//! → [`artifact`]. [`compile`] runs the stages ([`par`] puts the independent
+//! work of a large manifest on every core); [`assets`] holds the built-in
 //! rules and templates and overlays the operator's.
 
 // Diagnostics are returned by value on the cold path; boxing them everywhere
@@ -25,6 +26,7 @@ pub mod ir;
 pub mod json;
 pub mod lower;
 pub mod manifest;
+pub mod par;
 pub mod provenance;
 pub mod render;
 pub mod rules;

@@ -8,7 +8,6 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use minijinja::value::{Enumerator, Object, ObjectExt, Serde, Value, ValueKind};
@@ -17,6 +16,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use crate::capability::{ClockSource, Endpoint, FsActions, Glob, Host, Kind};
 use crate::diag::Diagnostic;
 use crate::ir::{CapId, Policy, SPECIAL_V4, SPECIAL_V6, V4_MAPPED};
+use crate::par;
 use crate::render::{note_name, reason_name, Renderer, Template};
 use crate::rules::{FactKind, OptionValue, Rule, Target, Verdict, WhenValue};
 
@@ -387,7 +387,8 @@ fn fact_kind(fact: FactRef) -> FactKind {
     }
 }
 
-/// The template view of a fact, as a JSON value (also used by `explain`).
+/// The template view of a fact, as a JSON value: what templates were given
+/// before the typed view, kept as the reference its tests compare against.
 pub fn fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
     let view = View::of(policy, fact);
     let mut map = serde_json::Map::with_capacity(view.kind.fields().len());
@@ -647,19 +648,13 @@ pub fn lower(
         lowered_kinds: &lowered_kinds,
     };
     let facts = facts(policy);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parts = if threads < 2 || facts.len() < PARALLEL_MIN_FACTS {
-        vec![run.lower(&facts)]
-    } else {
-        let parts = run.lower_parallel(&facts, threads);
-        // Lowering stops after the fact that brings its errors past 20; only
-        // one pass over all facts in order can say which errors those are.
-        if parts.iter().any(|p| !p.errors.is_empty()) {
-            vec![run.lower(&facts)]
-        } else {
-            parts
-        }
-    };
+    let threads = par::threads_for(facts.len());
+    let mut parts = par::map_chunks(&facts, FACTS_PER_CHUNK, threads, |c| run.lower(c));
+    // Lowering stops after the fact that brings its errors past 20; only one
+    // pass over all facts in order can say which errors those are.
+    if parts.len() > 1 && parts.iter().any(|p| !p.errors.is_empty()) {
+        parts = vec![run.lower(&facts)];
+    }
     join(parts, target.rules.len(), policy.caps.len())
 }
 
@@ -699,8 +694,6 @@ fn join(parts: Vec<Part>, rules: usize, caps: usize) -> Result<Lowered, Vec<Diag
     }
 }
 
-/// Below this many facts, threads cost more than they save.
-const PARALLEL_MIN_FACTS: usize = 2048;
 /// Facts per unit of parallel work: small enough that the threads finish
 /// together although facts of different kinds cost very different amounts.
 const FACTS_PER_CHUNK: usize = 256;
@@ -731,32 +724,6 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Lowers chunks of facts on every core; the parts come back in fact order.
-    fn lower_parallel(&self, facts: &[FactRef], threads: usize) -> Vec<Part> {
-        let chunks: Vec<&[FactRef]> = facts.chunks(FACTS_PER_CHUNK).collect();
-        let next = AtomicUsize::new(0);
-        let work = || {
-            let mut done = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(chunk) = chunks.get(i) else {
-                    return done;
-                };
-                done.push((i, self.lower(chunk)));
-            }
-        };
-        let mut done: Vec<(usize, Part)> = std::thread::scope(|scope| {
-            let others: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-            let mut done = work();
-            for handle in others {
-                done.extend(handle.join().expect("lowering does not panic"));
-            }
-            done
-        });
-        done.sort_by_key(|(i, _)| *i);
-        done.into_iter().map(|(_, part)| part).collect()
-    }
-
     fn lower(&self, facts: &[FactRef]) -> Part {
         let policy = self.policy;
         let mut out = Part {
@@ -1130,7 +1097,7 @@ mod tests {
             let options = crate::compile::resolve_options(&target, &[]).unwrap();
             let base = base_context(&policy, &target, &options);
             with_run(&policy, &target, &renderer, &base, |run| {
-                let parts = run.lower_parallel(&facts, 3);
+                let parts = par::map_chunks(&facts, FACTS_PER_CHUNK, 3, |c| run.lower(c));
                 assert!(parts.len() > 4, "{name}");
                 let rules = target.rules.len();
                 let joined = join(parts, rules, policy.caps.len()).unwrap();
@@ -1165,8 +1132,7 @@ mod tests {
         let errors = lower(&policy, &target, &renderer, &base, &caps_text).unwrap_err();
         let (one_pass, chunked) = with_run(&policy, &target, &renderer, &base, |run| {
             let facts = facts(&policy);
-            let chunked: usize = run
-                .lower_parallel(&facts, 2)
+            let chunked: usize = par::map_chunks(&facts, FACTS_PER_CHUNK, 2, |c| run.lower(c))
                 .iter()
                 .map(|p| p.errors.len())
                 .sum();
