@@ -65,6 +65,10 @@ pub struct Unenforceable {
     pub capabilities: Vec<CapabilityRef>,
 }
 
+/// The slot whose elements form an argv artifact's `launcher` instead of
+/// its `argv`.
+pub const LAUNCHER_SLOT: &str = "launcher";
+
 /// Artifact of an argv target (bwrap, docker).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -77,6 +81,11 @@ pub struct ArgvArtifact {
     pub notes: Vec<String>,
     pub unenforceable: Vec<Unenforceable>,
     pub target: String,
+    /// The argv the host puts before the program that takes `argv` (capgate
+    /// addition): present, possibly empty, exactly when the target's rules
+    /// use the [`LAUNCHER_SLOT`] (bwrap); absent otherwise (docker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launcher: Option<Vec<String>>,
 }
 
 /// Artifact of a config target (squid, nftables).

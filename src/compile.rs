@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use crate::artifact::{
     ArgvArtifact, Artifact, Assertion, CapabilityRef, ConfigArtifact, Egress, Provenance,
-    Unenforceable, UnenforcedRule,
+    Unenforceable, UnenforcedRule, LAUNCHER_SLOT,
 };
 use crate::assets::Assets;
 use crate::capability::{Capability, Kind};
@@ -218,16 +218,27 @@ impl Compiler {
             })
             .collect();
         let artifact = match self.target.artifact {
-            ArtifactKind::Argv => Artifact::Argv(ArgvArtifact {
-                argv: elements.iter().map(|(e, _)| e.clone()).collect(),
-                egress: egress_list,
-                env_injections: policy.env.iter().map(|e| e.name.to_string()).collect(),
-                assertions,
-                provenance,
-                notes,
-                unenforceable,
-                target: self.target.name.clone(),
-            }),
+            ArtifactKind::Argv => {
+                // Elements of launcher-slot fragments go before the program, not into argv.
+                let in_launcher = |owner: &Option<usize>| {
+                    owner.is_some_and(|i| lowered.fragments[i].slot == LAUNCHER_SLOT)
+                };
+                let (launcher, argv): (Vec<_>, Vec<_>) =
+                    elements.iter().partition(|(_, owner)| in_launcher(owner));
+                let has_launcher = self.target.slots().contains(&LAUNCHER_SLOT);
+                Artifact::Argv(ArgvArtifact {
+                    argv: argv.into_iter().map(|(e, _)| e.clone()).collect(),
+                    launcher: has_launcher
+                        .then(|| launcher.into_iter().map(|(e, _)| e.clone()).collect()),
+                    egress: egress_list,
+                    env_injections: policy.env.iter().map(|e| e.name.to_string()).collect(),
+                    assertions,
+                    provenance,
+                    notes,
+                    unenforceable,
+                    target: self.target.name.clone(),
+                })
+            }
             ArtifactKind::Config => Artifact::Config(ConfigArtifact {
                 target: self.target.name.clone(),
                 config: elements

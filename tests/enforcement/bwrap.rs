@@ -8,7 +8,6 @@ use std::net::TcpListener;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -21,11 +20,12 @@ use crate::support::*;
 const SECRET: &str = "capgate-host-secret-must-not-leak";
 const SANDBOX_UID: u64 = 65534;
 
-/// Runs `bwrap ARGV [--setenv NAME VALUE]... -- python3 probe.py facts REQ`
-/// with a host environment that holds a secret, and returns the facts.
-fn facts(argv: &[String], inject: &[(&str, &str)], req: &Value) -> Value {
-    let mut c = Command::new("bwrap");
-    c.args(argv);
+/// Runs `LAUNCHER bwrap ARGV [--setenv NAME VALUE]... -- python3 probe.py
+/// facts REQ` (the launch docs/cli.md documents) with a host environment
+/// that holds a secret, and returns the facts. An empty `launcher` is the
+/// root launch, for controls only.
+fn facts(launcher: &[String], argv: &[String], inject: &[(&str, &str)], req: &Value) -> Value {
+    let mut c = bwrap_command(launcher, argv);
     for (name, value) in inject {
         c.args(["--setenv", name, value]);
     }
@@ -39,7 +39,7 @@ fn facts(argv: &[String], inject: &[(&str, &str)], req: &Value) -> Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(&stdout).unwrap_or_else(|_| {
         panic!(
-            "bwrap probe produced no facts ({}):\nargv: {argv:?}\nstdout: {stdout}\nstderr: {}",
+            "bwrap probe produced no facts ({}):\nlauncher: {launcher:?}\nargv: {argv:?}\nstdout: {stdout}\nstderr: {}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         )
@@ -185,7 +185,7 @@ fn host_only_paths(extra: &[&Path]) -> Vec<String> {
 /// policy relaxed in exactly that respect.
 #[test]
 fn bwrap_isolation_github() {
-    if !require("bwrap_isolation_github", &["bwrap"], true) {
+    if !require("bwrap_isolation_github", &["bwrap", "setpriv"], true) {
         return;
     }
     let root = TempDir::new("bwrap-gh");
@@ -199,6 +199,7 @@ fn bwrap_isolation_github() {
     materialize(&manifest);
     let artifact = compile("github.json", &manifest, "bwrap", false, &[]);
     let (argv, injections) = argv(&artifact);
+    let launch = launcher(&artifact);
     assert_eq!(injections, ["GITHUB_PERSONAL_ACCESS_TOKEN"]);
     let token = ("GITHUB_PERSONAL_ACCESS_TOKEN", "ghp-test-value");
     let listeners = HostListeners::start();
@@ -217,7 +218,7 @@ fn bwrap_isolation_github() {
         "run": [["unshare", "-U", "true"]],
         "timeout": 1.0,
     });
-    let f = facts(&argv, &[token], &req);
+    let f = facts(&launch, &argv, &[token], &req);
     let mut c = Checks::new();
 
     // identity and privileges
@@ -329,6 +330,7 @@ fn bwrap_isolation_github() {
 
     // ---- controls: the same probe, the policy relaxed in one respect
     let ctl = facts(
+        &launch,
         &without(&argv, &["--unshare-net"]),
         &[token],
         &json!({
@@ -350,14 +352,26 @@ fn bwrap_isolation_github() {
         || format!("{got:?}"),
     );
 
-    let ctl = facts(&without(&argv, &["--clearenv"]), &[token], &json!({}));
+    // The launcher's `env -i` empties bwrap's environment too, so the secret
+    // needs both to go.
+    let ctl = facts(
+        &without(&launch, &["env", "-i"]),
+        &without(&argv, &["--clearenv"]),
+        &[token],
+        &json!({}),
+    );
     c.eq(
-        "control: secret visible without --clearenv",
+        "control: secret visible without --clearenv and the launcher's env -i",
         ctl["env"]["CAPGATE_SECRET"].as_str(),
         Some(SECRET),
     );
 
-    let ctl = facts(&without(&argv, &["--unshare-pid"]), &[token], &json!({}));
+    let ctl = facts(
+        &launch,
+        &without(&argv, &["--unshare-pid"]),
+        &[token],
+        &json!({}),
+    );
     let p = pids(&ctl);
     c.check(
         "control: host pids visible without --unshare-pid",
@@ -365,19 +379,23 @@ fn bwrap_isolation_github() {
         || format!("{} pids", p.len()),
     );
 
+    // Unprivileged bwrap drops every capability by itself: only a root
+    // launch (which the launcher prevents) shows what `--cap-drop ALL` adds.
     let ctl = facts(
+        &[],
         &without(&argv, &["--cap-drop", "ALL"]),
         &[token],
         &json!({}),
     );
     let st = status(&ctl);
     c.check(
-        "control: bounding set non-empty without --cap-drop ALL",
+        "control (root launch): bounding set non-empty without --cap-drop ALL",
         !caps_zero(&st),
         || format!("{st:?}"),
     );
 
     let ctl = facts(
+        &launch,
         &without(&argv, &["--disable-userns"]),
         &[token],
         &json!({"run": [["unshare", "-U", "true"]]}),
@@ -388,14 +406,24 @@ fn bwrap_isolation_github() {
         Some(0),
     );
 
-    let ctl = facts(&without(&argv, &["--new-session"]), &[token], &json!({}));
+    let ctl = facts(
+        &launch,
+        &without(&argv, &["--new-session"]),
+        &[token],
+        &json!({}),
+    );
     c.eq(
         "control: launcher's session without --new-session",
         ctl["sid"].as_u64(),
         Some(0),
     );
 
-    let ctl = facts(&with_value(&argv, "--uid", "0"), &[token], &json!({}));
+    let ctl = facts(
+        &launch,
+        &with_value(&argv, "--uid", "0"),
+        &[token],
+        &json!({}),
+    );
     c.eq(
         "control: probe reports uid 0 with --uid 0",
         ctl["uid"].as_u64(),
@@ -409,7 +437,11 @@ fn bwrap_isolation_github() {
 /// a single bound file, and a remount attempt.
 #[test]
 fn bwrap_filesystem_nested_writes() {
-    if !require("bwrap_filesystem_nested_writes", &["bwrap"], true) {
+    if !require(
+        "bwrap_filesystem_nested_writes",
+        &["bwrap", "setpriv"],
+        true,
+    ) {
         return;
     }
     let root = TempDir::new("bwrap-fs");
@@ -425,13 +457,9 @@ fn bwrap_filesystem_nested_writes() {
         &root.path,
     );
     materialize(&manifest);
-    let (argv, _) = argv(&compile(
-        "nested-writes.json",
-        &manifest,
-        "bwrap",
-        false,
-        &[],
-    ));
+    let artifact = compile("nested-writes.json", &manifest, "bwrap", false, &[]);
+    let (argv, _) = argv(&artifact);
+    let launch = launcher(&artifact);
 
     let new_in_ro = ws.join("new-file");
     let built = target.join("built");
@@ -446,7 +474,7 @@ fn bwrap_filesystem_nested_writes() {
         ],
         "remount": [[s(&ws), s(&ws.join("remounted")), "x\n"]],
     });
-    let f = facts(&argv, &[], &req);
+    let f = facts(&launch, &argv, &[], &req);
     let mut c = Checks::new();
     c.check(
         "read-only file not writable",
@@ -510,6 +538,7 @@ fn bwrap_filesystem_nested_writes() {
 
     // ---- controls
     let ctl = facts(
+        &launch,
         &rw_instead_of_ro(&argv, &ws),
         &[],
         &json!({"write": [[s(&ws.join("ctl-bind")), "y\n"]]}),
@@ -527,19 +556,21 @@ fn bwrap_filesystem_nested_writes() {
     // root with capabilities in the sandbox's user namespace can remount:
     // proves the remount probe would notice. `--disable-userns` goes too: bwrap
     // implements it with a second user namespace, which also locks the mounts.
+    // A root launch: unprivileged bwrap drops the capabilities by itself.
     let relaxed = without(
         &without(&argv, &["--cap-drop", "ALL"]),
         &["--disable-userns"],
     );
     let privileged = with_value(&with_value(&relaxed, "--uid", "0"), "--gid", "0");
     let ctl = facts(
+        &[],
         &privileged,
         &[],
         &json!({"remount": [[s(&ws), s(&ws.join("ctl-remount")), "z\n"]]}),
     );
     let rm = &ctl["remount"][s(&ws)];
     c.check(
-        "control: uid 0 with capabilities can remount",
+        "control (root launch): uid 0 with capabilities can remount",
         rm["mount_ok"] == json!(true) && rm["write_ok"] == json!(true),
         || format!("{rm}"),
     );
@@ -557,14 +588,20 @@ fn bwrap_filesystem_nested_writes() {
 /// and the inner root cannot unlock the outer read-only mounts.
 #[test]
 fn bwrap_nested_sandbox_puppeteer() {
-    if !require("bwrap_nested_sandbox_puppeteer", &["bwrap"], true) {
+    if !require(
+        "bwrap_nested_sandbox_puppeteer",
+        &["bwrap", "setpriv"],
+        true,
+    ) {
         return;
     }
     let root = TempDir::new("bwrap-nested");
     root.dir("tmp", 0o777);
     let manifest = relocate(&fixture("fixtures/manifests/puppeteer.json"), &root.path);
     materialize(&manifest);
-    let (argv, _) = argv(&compile("puppeteer.json", &manifest, "bwrap", false, &[]));
+    let artifact = compile("puppeteer.json", &manifest, "bwrap", false, &[]);
+    let (argv, _) = argv(&artifact);
+    let launch = launcher(&artifact);
     let req = json!({
         "run": [
             ["unshare", "-Ur", "sh", "-c", "id -u; grep CapEff /proc/self/status"],
@@ -573,7 +610,7 @@ fn bwrap_nested_sandbox_puppeteer() {
             ["unshare", "-Urm", "sh", "-c", "mount -t tmpfs none /tmp && echo inner > /tmp/x && cat /tmp/x"],
         ],
     });
-    let f = facts(&argv, &[("DISPLAY", ":99")], &req);
+    let f = facts(&launch, &argv, &[("DISPLAY", ":99")], &req);
     let mut c = Checks::new();
     let run = |i: usize| &f["run"][i];
     c.check(
@@ -625,4 +662,639 @@ fn bwrap_nested_sandbox_puppeteer() {
         || format!("{argv:?}"),
     );
     c.finish("bwrap_nested_sandbox_puppeteer");
+}
+
+// ---------------------------------------------------------------- the launcher
+//
+// The review's F1–F4 and G5: under `--unshare-user --uid 65534`, bwrap maps the
+// sandbox's uid to whoever started it. Started by root, the sandbox is host
+// kuid 0 and passes every owner==root check the kernel makes. These tests
+// check the KERNEL's view (host sysctls, ownership stat'ed from outside,
+// SO_PEERCRED seen by a server outside), never the uid inside the namespace,
+// and launch exactly as documented: `LAUNCHER bwrap ARGV -- PROGRAM`.
+
+/// The host uid/gid the launcher drops to (`--reuid=`/`--regid=`), to give
+/// the tests' writable grants to; 65534 when there is no such element.
+fn launch_ids(launch: &[String]) -> (u32, u32) {
+    let id = |flag: &str| {
+        launch
+            .iter()
+            .find_map(|a| a.strip_prefix(flag))
+            .map_or(65534, |v| v.parse().expect("numeric id in the launcher"))
+    };
+    (id("--reuid="), id("--regid="))
+}
+
+/// `argv` without the read-only binds over the sandbox's /proc
+/// (`--ro-bind[-try] /proc/X /proc/X`).
+fn without_proc_ro(argv: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < argv.len() {
+        let ro = matches!(argv[i].as_str(), "--ro-bind" | "--ro-bind-try")
+            && i + 2 < argv.len()
+            && argv[i + 1].starts_with("/proc/")
+            && argv[i + 1] == argv[i + 2];
+        if ro {
+            i += 3;
+        } else {
+            out.push(argv[i].clone());
+            i += 1;
+        }
+    }
+    out
+}
+
+const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
+
+/// Writes the host's `kernel.core_pattern` back on drop if a sandbox changed
+/// it (the probes write the current value, so a failing test changes nothing;
+/// this restores anyway).
+struct CorePatternGuard(String);
+
+impl CorePatternGuard {
+    fn new() -> CorePatternGuard {
+        CorePatternGuard(read(Path::new(CORE_PATTERN)).expect("read core_pattern"))
+    }
+}
+
+impl Drop for CorePatternGuard {
+    fn drop(&mut self) {
+        if read(Path::new(CORE_PATTERN)).as_deref() != Some(self.0.as_str()) {
+            let _ = std::fs::write(CORE_PATTERN, &self.0);
+        }
+    }
+}
+
+/// A manifest of one tool with these capabilities.
+fn manifest_of(caps: &[String]) -> String {
+    json!({"name": "launcher", "version": "1", "tools": [{"name": "t", "capabilities": caps}]})
+        .to_string()
+}
+
+/// F1: host sysctls (not namespaced) and /proc/sysrq-trigger are not writable
+/// from an empty manifest's sandbox. Probes write the host's CURRENT value
+/// (or only open, where a write would act), through several paths and from a
+/// nested user namespace. Each defence is also checked alone: the privilege
+/// drop without the read-only /proc binds, and the binds under a root launch.
+#[test]
+fn bwrap_launcher_host_sysctls() {
+    if !require("bwrap_launcher_host_sysctls", &["bwrap", "setpriv"], true) {
+        return;
+    }
+    let guard = CorePatternGuard::new();
+    let artifact = compile("empty.json", &manifest_of(&[]), "bwrap", false, &[]);
+    let (argv, _) = argv(&artifact);
+    let launch = launcher(&artifact);
+    let current = |p: &str| read(Path::new(p)).unwrap_or_else(|| panic!("read {p}"));
+    let mut probes: Vec<(String, Option<String>)> = [
+        CORE_PATTERN,
+        "/proc/sys/kernel/modprobe",
+        "/proc/sys/kernel/core_uses_pid",
+        "/proc/sys/fs/suid_dumpable",
+    ]
+    .iter()
+    .filter(|p| Path::new(p).exists())
+    .map(|p| ((*p).to_owned(), Some(current(p))))
+    .collect();
+    // The same file through other paths.
+    for p in [
+        "/proc/self/root/proc/sys/kernel/core_pattern",
+        "/proc/1/root/proc/sys/kernel/core_pattern",
+    ] {
+        probes.push((p.to_owned(), Some(guard.0.clone())));
+    }
+    // Open only: a write would act.
+    for p in ["/proc/sysrq-trigger", "/proc/sys/vm/drop_caches"] {
+        probes.push((p.to_owned(), None));
+    }
+    let req = json!({ "sysctl": probes });
+    let refused = |f: &Value, label: &str, c: &mut Checks| {
+        for (p, _) in &probes {
+            let e = &f["sysctl"][p];
+            c.check(
+                &format!("{label}: {p} not writable"),
+                e["open_ok"] == json!(false) && e["write_ok"] == json!(false),
+                || format!("{e}"),
+            );
+        }
+    };
+    let mut c = Checks::new();
+
+    let f = facts(&launch, &argv, &[], &req);
+    refused(&f, "documented launch", &mut c);
+    c.check(
+        "documented launch: the launcher drops root",
+        !launch.is_empty(),
+        || "the artifact has no launcher".to_owned(),
+    );
+    // Each defence alone.
+    let f = facts(&launch, &without_proc_ro(&argv), &[], &req);
+    refused(&f, "launcher, /proc not read-only", &mut c);
+    let f = facts(&[], &argv, &[], &req);
+    refused(&f, "root launch, read-only /proc", &mut c);
+    let f = facts(
+        &launch,
+        &argv,
+        &[],
+        &json!({"remount": [["/proc/sys", "/proc/sys/kernel/core_pattern", guard.0]]}),
+    );
+    c.check(
+        "documented launch: /proc/sys cannot be remounted read-write",
+        f["remount"]["/proc/sys"]["mount_ok"] == json!(false)
+            && f["remount"]["/proc/sys"]["write_ok"] == json!(false),
+        || format!("{}", f["remount"]),
+    );
+
+    // From a nested user namespace (nestedSandbox): root there, with every
+    // capability over its own namespaces, is still the launcher's uid on the host.
+    let nested = compile(
+        "nested.json",
+        &manifest_of(&["exec:spawn:sh?nestedSandbox=true".to_owned()]),
+        "bwrap",
+        false,
+        &[],
+    );
+    let (nargv, _) = crate::support::argv(&nested);
+    let script = "printf '%s' \"$1\" > /proc/sys/kernel/core_pattern";
+    let f = facts(
+        &launcher(&nested),
+        &nargv,
+        &[],
+        &json!({"run": [
+            ["unshare", "-Ur", "sh", "-c", script, "sh", guard.0.trim_end()],
+            ["unshare", "-Urm", "sh", "-c", "mount -o remount,rw,bind /proc/sys"],
+            ["unshare", "-Urm", "sh", "-c", "umount /proc/sys"],
+        ]}),
+    );
+    for (i, what) in [
+        "write core_pattern",
+        "remount /proc/sys rw",
+        "unmount /proc/sys",
+    ]
+    .iter()
+    .enumerate()
+    {
+        c.check(
+            &format!("nested user namespace: {what} refused"),
+            f["run"][i]["rc"] != json!(0),
+            || format!("{}", f["run"][i]),
+        );
+    }
+
+    // ---- control: a root launch without the read-only binds writes it.
+    let ctl = facts(
+        &[],
+        &without_proc_ro(&argv),
+        &[],
+        &json!({"sysctl": [[CORE_PATTERN, guard.0]]}),
+    );
+    c.check(
+        "control (root launch, /proc writable): core_pattern written",
+        ctl["sysctl"][CORE_PATTERN]["write_ok"] == json!(true),
+        || format!("{}", ctl["sysctl"]),
+    );
+    c.eq(
+        "host core_pattern unchanged",
+        read(Path::new(CORE_PATTERN)),
+        Some(guard.0.clone()),
+    );
+    drop(guard);
+    c.finish("bwrap_launcher_host_sysctls");
+}
+
+/// Every entry below `dir` (not following symlinks).
+fn walk(dir: &Path) -> Vec<(std::path::PathBuf, std::fs::Metadata)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if m.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push((p, m));
+    }
+    out
+}
+
+/// A setuid-root program on the host (for `cp -p` and `ln`).
+fn host_setuid_root() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    [
+        "/usr/bin/passwd",
+        "/usr/bin/su",
+        "/usr/bin/mount",
+        "/bin/mount",
+    ]
+    .iter()
+    .find(|p| std::fs::metadata(p).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o4000 != 0))
+    .map(|p| (*p).to_owned())
+}
+
+/// F2: through a writable grant the sandbox cannot plant a setuid- or
+/// setgid-root file, a root-owned file or a device node on the host: files it
+/// creates belong to the launcher's uid. Spellings: cp + chmod 4755,
+/// open(O_CREAT, 06755) + chmod, install -m 6755, cp -p and a hard link of a
+/// host setuid-root program, a setgid directory, chown to 0, mknod.
+#[test]
+fn bwrap_launcher_no_setuid_root() {
+    use std::os::unix::fs::MetadataExt;
+    if !require("bwrap_launcher_no_setuid_root", &["bwrap", "setpriv"], true) {
+        return;
+    }
+    let root = TempDir::new("bwrap-suid");
+    // 0777: writable by the launcher's uid and, for the control, by a root
+    // launch without capabilities (as the review's host had it: root-owned).
+    let rw = root.dir("rw", 0o777);
+    let artifact = compile(
+        "suid.json",
+        &manifest_of(&[format!("fs:read,write,create,delete:{}/**", s(&rw))]),
+        "bwrap",
+        false,
+        &[],
+    );
+    let (argv, _) = argv(&artifact);
+    let launch = launcher(&artifact);
+    let (uid, gid) = launch_ids(&launch);
+    // Docs: a writable grant must be writable by the launcher's uid.
+    std::os::unix::fs::chown(&rw, Some(uid), Some(gid)).unwrap();
+    chmod(&rw, 0o777);
+    let suid = host_setuid_root();
+    let p = |name: &str| s(&rw.join(name));
+    let py = format!(
+        "import os; fd = os.open({:?}, os.O_CREAT | os.O_WRONLY, 0o6755); os.write(fd, b'x'); os.close(fd); os.chmod({:?}, 0o6755)",
+        p("b"),
+        p("b")
+    );
+    let mut run = vec![
+        json!([
+            "sh",
+            "-c",
+            format!("cp /bin/sh {0} && chmod 4755 {0}", p("a"))
+        ]),
+        json!(["/usr/bin/python3", "-c", py]),
+        json!(["install", "-m", "6755", "/bin/true", p("c")]),
+        json!([
+            "sh",
+            "-c",
+            format!("mkdir {0} && chmod 2775 {0} && touch {0}/f", p("dir"))
+        ]),
+        json!(["sh", "-c", format!("touch {0}; chown 0:0 {0}", p("g"))]),
+        json!(["mknod", p("h"), "c", "1", "3"]),
+    ];
+    if let Some(bin) = &suid {
+        run.push(json!(["cp", "-p", bin, p("d")]));
+        run.push(json!(["ln", bin, p("e")]));
+    }
+    let f = facts(&launch, &argv, &[], &json!({ "run": run }));
+    let mut c = Checks::new();
+    c.check(
+        "the sandbox created its files (cp + chmod ran)",
+        rw.join("a").exists(),
+        || format!("{}", f["run"]),
+    );
+    let entries = walk(&rw);
+    for (path, m) in &entries {
+        c.check(
+            &format!("{} not owned by root on the host", path.display()),
+            m.uid() != 0 && m.gid() != 0,
+            || format!("uid {} gid {} mode {:o}", m.uid(), m.gid(), m.mode()),
+        );
+        c.check(
+            &format!("{} is not a device node", path.display()),
+            !matches!(m.mode() & 0o170000, 0o020000 | 0o060000),
+            || format!("mode {:o}", m.mode()),
+        );
+    }
+    if let Ok(m) = std::fs::metadata(rw.join("a")) {
+        c.eq("created file belongs to the launcher's uid", m.uid(), uid);
+        // The kernel's verdict: run it as nobody, as an attacker would.
+        let out = run_as_nobody(&rw.join("a"));
+        c.check(
+            "planted shell does not give euid 0",
+            !out.contains("euid=0"),
+            || out.clone(),
+        );
+    }
+
+    // ---- control: a root launch plants a setuid-root shell.
+    let ctl_path = rw.join("ctl");
+    facts(
+        &[],
+        &argv,
+        &[],
+        &json!({"run": [["sh", "-c", format!("cp /bin/sh {0} && chmod 4755 {0}", s(&ctl_path))]]}),
+    );
+    let ctl = std::fs::metadata(&ctl_path);
+    c.check(
+        "control (root launch): setuid-root file planted",
+        ctl.as_ref()
+            .is_ok_and(|m| m.uid() == 0 && m.mode() & 0o4000 != 0),
+        || format!("{ctl:?}"),
+    );
+    let _ = std::fs::remove_file(&ctl_path);
+    c.finish("bwrap_launcher_no_setuid_root");
+}
+
+/// `PROGRAM -p -c 'id'` run as uid/gid 65534 with no groups: prints `euid=0`
+/// when PROGRAM is a setuid-root shell.
+fn run_as_nobody(program: &Path) -> String {
+    let out = run(
+        &mut cmd(
+            "setpriv",
+            &[
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                &s(program),
+                "-p",
+                "-c",
+                "id",
+            ],
+        ),
+        Duration::from_secs(10),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// F3: root-only files inside granted paths stay unreadable: 0600 and 0640
+/// root:root files in a read-only grant, a 0644 file below a 0710 root
+/// directory, a declared 0600 file, a root file inside a writable grant, and
+/// the keys in the baseline's /etc/ssl/private.
+#[test]
+fn bwrap_launcher_root_only_files() {
+    if !require(
+        "bwrap_launcher_root_only_files",
+        &["bwrap", "setpriv"],
+        true,
+    ) {
+        return;
+    }
+    let root = TempDir::new("bwrap-keys");
+    let public = root.file("keys/public.txt", "public\n", 0o644);
+    let mut secret = vec![
+        root.file("keys/a.key", "KEY-0600\n", 0o600),
+        root.file("keys/b.key", "KEY-0640\n", 0o640),
+        root.file("keys/private/c.key", "KEY-0710-DIR\n", 0o644),
+        root.file("single.key", "KEY-SINGLE\n", 0o600),
+        root.file("rwk/root.key", "KEY-IN-RW\n", 0o600),
+    ];
+    chmod(&root.join("keys/private"), 0o710);
+    let artifact = compile(
+        "keys.json",
+        &manifest_of(&[
+            format!("fs:read:{}/**", s(&root.join("keys"))),
+            format!("fs:read:{}", s(&root.join("single.key"))),
+            format!("fs:read,write,create,delete:{}/**", s(&root.join("rwk"))),
+        ]),
+        "bwrap",
+        false,
+        &[],
+    );
+    let (argv, _) = argv(&artifact);
+    let launch = launcher(&artifact);
+    let (uid, gid) = launch_ids(&launch);
+    std::os::unix::fs::chown(root.join("rwk"), Some(uid), Some(gid)).unwrap();
+    // The baseline binds /etc/ssl: its private keys are root-only.
+    for e in std::fs::read_dir("/etc/ssl/private")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        secret.push(e.path());
+    }
+    let mut reads: Vec<String> = secret.iter().map(|p| s(p)).collect();
+    reads.push(s(&public));
+    let req = json!({ "read": reads });
+    let f = facts(&launch, &argv, &[], &req);
+    let mut c = Checks::new();
+    c.eq(
+        "control: the grant's public file is readable",
+        f["read"][s(&public)]["data"].as_str(),
+        Some("public\n"),
+    );
+    for p in &secret {
+        c.check(
+            &format!("{} unreadable", p.display()),
+            f["read"][s(p)]["ok"] == json!(false),
+            || format!("{}", f["read"][s(p)]),
+        );
+    }
+    // ---- control: a root launch reads the 0600 key.
+    let ctl = facts(&[], &argv, &[], &req);
+    c.eq(
+        "control (root launch): 0600 key readable",
+        ctl["read"][s(&secret[0])]["data"].as_str(),
+        Some("KEY-0600\n"),
+    );
+    c.finish("bwrap_launcher_root_only_files");
+}
+
+/// F4: a server outside the sandbox, on a declared unix socket, sees the
+/// launcher's uid (SO_PEERCRED, and SCM_CREDENTIALS), never 0: a plain
+/// connect, a message claiming uid 0 in SCM_CREDENTIALS, and root of a
+/// nested user namespace connecting.
+#[test]
+fn bwrap_launcher_peercred() {
+    if !require("bwrap_launcher_peercred", &["bwrap", "setpriv"], true) {
+        return;
+    }
+    let root = TempDir::new("bwrap-peer");
+    let dir = root.dir("ipc", 0o755);
+    let sock = s(&dir.join("app.sock"));
+    let log = root.join("peer.log");
+    let _server = serve(
+        "peercred server",
+        &[],
+        &log,
+        &[format!("unixpath:{sock}:0")],
+    );
+    let artifact = compile(
+        "peer.json",
+        &manifest_of(&[
+            format!("ipc:connect:\"unix:{sock}\""),
+            "exec:spawn:python3?nestedSandbox=true".to_owned(),
+        ]),
+        "bwrap",
+        false,
+        &[],
+    );
+    let (argv, _) = argv(&artifact);
+    let launch = launcher(&artifact);
+    let (uid, _) = launch_ids(&launch);
+    let nested = json!([["unixpath", sock, 0, "nested-root"]]).to_string();
+    let f = facts(
+        &launch,
+        &argv,
+        &[],
+        &json!({
+            "connect": [["unixpath", sock, 0, "plain"], ["unixcred", sock, 0, "claim-root"]],
+            "run": [["unshare", "-Ur", "/usr/bin/python3", "-c", PROBE_PY, "connect", "2.0", nested]],
+            "timeout": 2.0,
+        }),
+    );
+    let mut c = Checks::new();
+    let got = hits(&log);
+    let by = |token: &str| got.iter().find(|h| h.data.trim_end() == token).cloned();
+    for token in ["plain", "nested-root"] {
+        match by(token) {
+            Some(h) => {
+                c.eq(
+                    &format!("{token}: SO_PEERCRED uid is the launcher's"),
+                    h.peer.map(|p| p.0),
+                    Some(u64::from(uid)),
+                );
+                c.check(
+                    &format!("{token}: SO_PEERCRED not root"),
+                    h.peer.is_some_and(|(u, g)| u != 0 && g != 0),
+                    || format!("{h:?}"),
+                );
+            }
+            None => c.check(
+                &format!("{token}: the server got the connection"),
+                false,
+                || format!("hits {got:?}; facts {} {}", f["connect"], f["run"]),
+            ),
+        }
+    }
+    // Claiming uid 0 must fail at sendmsg (EPERM), or reach the server with
+    // the real credentials.
+    let claim = by("claim-root");
+    c.check(
+        "claim-root: SCM_CREDENTIALS uid 0 refused",
+        claim
+            .as_ref()
+            .map_or(f["connect"][1]["ok"] == json!(false), |h| {
+                h.scm.is_some_and(|(u, g)| u != 0 && g != 0) && h.peer.is_some_and(|(u, _)| u != 0)
+            }),
+        || format!("{claim:?} {}", f["connect"][1]),
+    );
+    // ---- control: a root launch connects as uid 0.
+    facts(
+        &[],
+        &argv,
+        &[],
+        &json!({"connect": [["unixpath", sock, 0, "control"]], "timeout": 2.0}),
+    );
+    c.eq(
+        "control (root launch): SO_PEERCRED uid 0",
+        by_token(&hits(&log), "control").and_then(|h| h.peer.map(|p| p.0)),
+        Some(0),
+    );
+    c.finish("bwrap_launcher_peercred");
+}
+
+fn by_token(hits: &[Hit], token: &str) -> Option<Hit> {
+    hits.iter().find(|h| h.data.trim_end() == token).cloned()
+}
+
+/// G5: nothing of the launcher's environment is visible inside: pid 1
+/// (bwrap's reaper) has an empty environment, every visible
+/// /proc/PID/environ and cmdline is free of the launcher's secret, pid 1's
+/// memory read through ptrace holds none of it, and root of a nested user
+/// namespace sees nothing more.
+#[test]
+fn bwrap_launcher_environment() {
+    if !require("bwrap_launcher_environment", &["bwrap", "setpriv"], true) {
+        return;
+    }
+    let artifact = compile(
+        "env.json",
+        &manifest_of(&[
+            "env:inject:TOKEN".to_owned(),
+            "exec:spawn:sh?nestedSandbox=true".to_owned(),
+        ]),
+        "bwrap",
+        false,
+        &[],
+    );
+    let (argv, injections) = argv(&artifact);
+    assert_eq!(injections, ["TOKEN"]);
+    let launch = launcher(&artifact);
+    let hex = |t: &str| t.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let req = json!({
+        "proc_env": true,
+        "memscan": [hex(SECRET), hex("CAPGATE_SECRET=")],
+        "run": [
+            ["cat", "/proc/1/task/1/environ"],
+            ["unshare", "-Ur", "cat", "/proc/1/environ"],
+        ],
+    });
+    let token = ("TOKEN", "token-value");
+    let f = facts(&launch, &argv, &[token], &req);
+    let mut c = Checks::new();
+    let environs = f["environs"].as_object().unwrap();
+    c.check(
+        "pid 1 and the probe are visible",
+        environs.contains_key("1") && environs.len() >= 2,
+        || format!("{:?}", environs.keys().collect::<Vec<_>>()),
+    );
+    c.eq(
+        "pid 1's environment is empty",
+        environs
+            .get("1")
+            .map(|e| e["environ"].as_str().unwrap_or("<unreadable>").to_owned()),
+        Some(String::new()),
+    );
+    for (pid, e) in environs {
+        let environ = e["environ"].as_str().unwrap_or("");
+        let names: Vec<&str> = environ
+            .split('\0')
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k))
+            .collect();
+        c.check(
+            &format!("pid {pid}: only the policy's variables"),
+            names
+                .iter()
+                .all(|n| ["PATH", "HOME", "PWD", token.0].contains(n)),
+            || format!("{names:?}"),
+        );
+        for what in ["environ", "cmdline"] {
+            c.check(
+                &format!("pid {pid}: launcher's secret not in {what}"),
+                !e[what].as_str().unwrap_or("").contains(SECRET),
+                || format!("{e}"),
+            );
+        }
+    }
+    let m = &f["memscan"];
+    c.check(
+        "pid 1's memory (ptrace) holds no launcher data",
+        m["found"].as_array().is_some_and(Vec::is_empty),
+        || format!("{m}"),
+    );
+    for (i, what) in ["/proc/1/task/1/environ", "nested userns /proc/1/environ"]
+        .iter()
+        .enumerate()
+    {
+        c.check(
+            &format!("{what}: no launcher variable"),
+            !f["run"][i]["stdout"]
+                .as_str()
+                .unwrap_or("")
+                .contains("CAPGATE_SECRET"),
+            || format!("{}", f["run"][i]),
+        );
+    }
+
+    // ---- control: without the launcher's `env -i`, pid 1 carries the
+    // launcher's environment and the probes see it.
+    let ctl = facts(&without(&launch, &["env", "-i"]), &argv, &[token], &req);
+    c.check(
+        "control (no env -i): secret in /proc/1/environ",
+        ctl["environs"]["1"]["environ"]
+            .as_str()
+            .is_some_and(|e| e.contains(SECRET)),
+        || format!("{}", ctl["environs"]["1"]),
+    );
+    c.check(
+        "control (no env -i): secret in pid 1's memory",
+        ctl["memscan"]["found"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        || format!("{}", ctl["memscan"]),
+    );
+    c.finish("bwrap_launcher_environment");
 }

@@ -187,7 +187,7 @@ fn list_table(client: &Netns) -> String {
 fn nftables_egress_allowlist() {
     if !require(
         "nftables_egress_allowlist",
-        &["nft", "ip", "unshare", "python3", "bwrap"],
+        &["nft", "ip", "unshare", "python3", "bwrap", "setpriv"],
         true,
     ) {
         return;
@@ -281,15 +281,20 @@ fn nftables_egress_allowlist() {
     // ---- a sandboxed process (capgate's own bwrap argv, compiled for a
     // broker with inherit_netns=true so it keeps this namespace) cannot undo
     // the ruleset, and its traffic obeys it.
-    let (sandbox, _) = argv(&compile(
+    let sandboxed = compile(
         "nftables.json",
         &manifest,
         "bwrap",
         false,
         &[("inherit_netns", "true")],
-    ));
+    );
+    let (sandbox, _) = argv(&sandboxed);
     assert!(!sandbox.iter().any(|a| a == "--unshare-net"));
-    let mut bw = client.exec("bwrap", &[]);
+    // Launched as documented: `ip netns exec NS LAUNCHER bwrap ARGV`.
+    let mut launched = launcher(&sandboxed);
+    launched.push("bwrap".to_owned());
+    let mut bw = client.exec(&launched[0], &[]);
+    bw.args(&launched[1..]);
     bw.args(&sandbox);
     bw.args(["--", "/usr/bin/python3", "-c", PROBE_PY, "facts"]);
     bw.arg(

@@ -9,21 +9,33 @@
 #   probe.py connect TIMEOUT JSON
 #       JSON is a list of [proto, host, port, token]; all probes run at once;
 #       prints a JSON list of {"ok", "reply", "err"} in the same order.
+#       proto "unix" is an abstract socket name, "unixpath" a socket file and
+#       "unixcred" a socket file to which the client claims uid/gid 0 with
+#       SCM_CREDENTIALS (the kernel must refuse the claim).
 #   probe.py facts JSON
 #       Run inside a sandbox: report identity, capabilities, environment, pids,
 #       and the outcome of the requested reads, writes, remounts, connects and
-#       commands as one JSON object.
+#       commands as one JSON object; on request also every visible
+#       /proc/PID/environ and cmdline, writes to sysctl-like files, and a scan
+#       of pid 1's memory (PTRACE_ATTACH, then /proc/1/mem) for tokens.
 #
-# ADDR may be an IPv6 literal in brackets: tcp:[2a00:cafe::2]:443.
+# ADDR may be an IPv6 literal in brackets: tcp:[2a00:cafe::2]:443. A listener
+# unixpath:PATH:0 serves a socket file (mode 0666) and logs the client's
+# SO_PEERCRED and SCM_CREDENTIALS uid/gid as the kernel reports them.
 
 import ctypes
 import errno
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
+
+SO_PASSCRED = 16
+SO_PEERCRED = 17
+SCM_CREDENTIALS = 2
 
 
 def err_name(e):
@@ -84,6 +96,39 @@ def serve(log_path, specs):
             pass
         conn.close()
 
+    def unix_one(conn, path):
+        conn.settimeout(3)
+        uid = gid = scm_uid = scm_gid = None
+        try:
+            _, uid, gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, SO_PEERCRED, 12))
+        except OSError:
+            pass
+        data = b""
+        try:
+            while b"\n" not in data and len(data) < 4096:
+                chunk, anc, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(12))
+                for level, kind, cdata in anc:
+                    if level == socket.SOL_SOCKET and kind == SCM_CREDENTIALS and len(cdata) >= 12:
+                        _, scm_uid, scm_gid = struct.unpack("3i", cdata[:12])
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        record({"proto": "unixpath", "addr": path, "port": 0, "bytes": len(data),
+                "data": data[:200].decode("latin-1"), "uid": uid, "gid": gid,
+                "scm_uid": scm_uid, "scm_gid": scm_gid})
+        try:
+            conn.sendall(b"HOST\n")
+        except OSError:
+            pass
+        conn.close()
+
+    def unix_loop(sock, path):
+        while True:
+            conn, _ = sock.accept()
+            threading.Thread(target=unix_one, args=(conn, path), daemon=True).start()
+
     def udp_loop(sock, addr, port):
         while True:
             data, _ = sock.recvfrom(4096)
@@ -92,6 +137,15 @@ def serve(log_path, specs):
 
     for spec in specs:
         proto, addr, port = split_endpoint(spec)
+        if proto == "unixpath":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(addr)
+            os.chmod(addr, 0o666)
+            # The kernel attaches the sender's credentials to every message.
+            sock.setsockopt(socket.SOL_SOCKET, SO_PASSCRED, 1)
+            sock.listen(64)
+            threading.Thread(target=unix_loop, args=(sock, addr), daemon=True).start()
+            continue
         kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
         sock = socket.socket(family(addr), kind)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -123,13 +177,23 @@ def connect_one(proto, host, port, token, timeout):
     if proto == "unix":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         address = "\0" + host
+    elif proto in ("unixpath", "unixcred"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address = host
     else:
         sock = socket.socket(family(host), socket.SOCK_STREAM)
         address = (host, port)
     sock.settimeout(timeout)
     try:
         sock.connect(address)
-        sock.sendall((token + "\n").encode())
+        if proto == "unixcred":
+            # Claim root: only CAP_SETUID/CAP_SETGID in the socket's user
+            # namespace lets the kernel accept these credentials.
+            creds = struct.pack("3i", os.getpid(), 0, 0)
+            sock.sendmsg([(token + "\n").encode()],
+                         [(socket.SOL_SOCKET, SCM_CREDENTIALS, creds)])
+        else:
+            sock.sendall((token + "\n").encode())
         reply = b""
         try:
             while True:
@@ -222,6 +286,38 @@ def facts(req):
             entry["write_ok"] = False
             entry["write_err"] = err_name(e)
         out["remount"][p] = entry
+    out["sysctl"] = {}
+    for p, data in req.get("sysctl", []):
+        # Open for writing; write `data` (the host's CURRENT value, so that a
+        # failing check changes nothing) unless it is null (open only).
+        entry = {"open_ok": False, "write_ok": False, "err": ""}
+        try:
+            fd = os.open(p, os.O_WRONLY)
+            entry["open_ok"] = True
+            try:
+                if data is not None:
+                    os.write(fd, data.encode())
+                    entry["write_ok"] = True
+            finally:
+                os.close(fd)
+        except OSError as e:
+            entry["err"] = err_name(e)
+        out["sysctl"][p] = entry
+    if req.get("proc_env"):
+        out["environs"] = {}
+        for pid in sorted(p for p in os.listdir("/proc") if p.isdigit()):
+            entry = {}
+            for what in ("environ", "cmdline"):
+                try:
+                    with open("/proc/%s/%s" % (pid, what), "rb") as f:
+                        entry[what] = f.read().decode("latin-1")
+                except OSError as e:
+                    entry[what + "_err"] = err_name(e)
+            out["environs"][pid] = entry
+    if "memscan" in req:
+        # Tokens arrive hex-encoded: pid 1's memory holds this request (the
+        # command line bwrap runs), and must not hold the tokens because of it.
+        out["memscan"] = memscan(1, [bytes.fromhex(t) for t in req["memscan"]])
     out["connect"] = connect_all(req.get("connect", []), req.get("timeout", 1.0))
     out["run"] = []
     for argv in req.get("run", []):
@@ -231,6 +327,50 @@ def facts(req):
                                "stderr": r.stderr.decode("latin-1")})
         except OSError as e:
             out["run"].append({"rc": -1, "stdout": "", "stderr": err_name(e)})
+    return out
+
+
+PTRACE_ATTACH = 16
+PTRACE_DETACH = 17
+
+
+def memscan(pid, tokens):
+    # Attach to `pid` as a debugger would, then read every readable mapping
+    # through /proc/PID/mem and report which tokens occur in its memory.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.restype = ctypes.c_long
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    out = {"attach_ok": False, "attach_err": "", "mem_ok": False, "bytes": 0, "found": [], "err": ""}
+    if libc.ptrace(PTRACE_ATTACH, pid, None, None) == 0:
+        out["attach_ok"] = True
+        os.waitpid(pid, 0x40000000)  # __WALL: wait until the tracee stops
+    else:
+        out["attach_err"] = errno.errorcode.get(ctypes.get_errno(), "?")
+    found = set()
+    try:
+        with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+            for line in maps:
+                fields = line.split()
+                if not fields[1].startswith("r"):
+                    continue
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                if end - start > 64 << 20:
+                    continue
+                try:
+                    mem.seek(start)
+                    chunk = mem.read(end - start)
+                except (OSError, OverflowError, ValueError):
+                    continue
+                out["mem_ok"] = True
+                out["bytes"] += len(chunk)
+                for t in tokens:
+                    if t in chunk:
+                        found.add(t.decode())
+    except OSError as e:
+        out["err"] = err_name(e)
+    if out["attach_ok"]:
+        libc.ptrace(PTRACE_DETACH, pid, None, None)
+    out["found"] = sorted(found)
     return out
 
 

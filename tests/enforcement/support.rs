@@ -238,6 +238,31 @@ pub fn argv(artifact: &Artifact) -> (Vec<String>, Vec<String>) {
     }
 }
 
+/// The artifact's `launcher`: the argv the host puts before `bwrap`.
+pub fn launcher(artifact: &Artifact) -> Vec<String> {
+    match artifact {
+        Artifact::Argv(a) => a.launcher.clone().expect("a bwrap artifact has a launcher"),
+        Artifact::Config(_) => panic!("expected an argv artifact"),
+    }
+}
+
+/// `LAUNCHER... bwrap ARGV...`: a compiled bwrap policy started the way
+/// docs/cli.md documents it (the caller appends `--setenv`s, `--` and the
+/// program). An empty `launcher` is the root launch the docs forbid (only
+/// for controls).
+pub fn bwrap_command(launcher: &[String], argv: &[String]) -> Command {
+    let mut c = match launcher.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg("bwrap");
+            c
+        }
+        None => Command::new("bwrap"),
+    };
+    c.args(argv);
+    c
+}
+
 pub fn config(artifact: &Artifact) -> String {
     match artifact {
         Artifact::Config(c) => c.config.clone(),
@@ -464,6 +489,10 @@ pub struct Hit {
     pub port: u16,
     pub bytes: u64,
     pub data: String,
+    /// `unixpath` listeners: the client's uid/gid as the kernel reports them
+    /// (SO_PEERCRED, and SCM_CREDENTIALS when a message carried them).
+    pub peer: Option<(u64, u64)>,
+    pub scm: Option<(u64, u64)>,
 }
 
 pub fn hits(log: &Path) -> Vec<Hit> {
@@ -478,6 +507,8 @@ pub fn hits(log: &Path) -> Vec<Hit> {
                 port: v["port"].as_u64().unwrap() as u16,
                 bytes: v["bytes"].as_u64().unwrap(),
                 data: v["data"].as_str().unwrap().to_owned(),
+                peer: v["uid"].as_u64().zip(v["gid"].as_u64()),
+                scm: v["scm_uid"].as_u64().zip(v["scm_gid"].as_u64()),
             }
         })
         .collect()
