@@ -131,10 +131,17 @@ impl Artifact {
         w.write_all(b"\n")
     }
 
-    /// The output elements: argv elements, or the config's lines.
+    /// The output elements: the launcher's then the argv's elements (the
+    /// order the host runs them in), or the config's lines.
     pub fn output(&self) -> Vec<&str> {
         match self {
-            Artifact::Argv(a) => a.argv.iter().map(String::as_str).collect(),
+            Artifact::Argv(a) => a
+                .launcher
+                .iter()
+                .flatten()
+                .chain(&a.argv)
+                .map(String::as_str)
+                .collect(),
             Artifact::Config(c) => c.config.lines().collect(),
         }
     }

@@ -735,6 +735,30 @@ const DEVIATIONS: &[Deviation] = &[
         },
     },
     Deviation {
+        id: "DEV-BWRAP-LAUNCHER",
+        explains: |c, d| {
+            // The privilege drop the host puts before `bwrap`, environment emptied first.
+            let launcher: Vec<&str> = c.ours["launcher"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            c.target == "bwrap"
+                && matches!(d, Diff::FieldAdded(f) if f == "launcher")
+                && launcher.starts_with(&["env", "-i", "setpriv"])
+                && launcher.iter().any(|a| a.starts_with("--reuid="))
+        },
+    },
+    Deviation {
+        id: "DEV-BWRAP-PROC-READONLY",
+        explains: |c, d| {
+            c.target == "bwrap"
+                && matches!(d, Diff::ArgvAdded(g) if g.len() == 3
+                    && g[0] == "--ro-bind-try"
+                    && g[1].starts_with("/proc/")
+                    && g[1] == g[2])
+        },
+    },
+    Deviation {
         id: "DEV-BWRAP-CAP-DROP",
         explains: |c, d| {
             c.target == "bwrap" && *d == Diff::ArgvAdded(vec!["--cap-drop".into(), "ALL".into()])

@@ -25,6 +25,17 @@ pub const BWRAP_BASELINE: &[&str] = &[
     "/etc/ca-certificates",
     "/etc/alternatives",
 ];
+/// The kernel-wide files of the sandbox's /proc, bound read-only over it
+/// (docs/security.md, rule `bwrap.proc-readonly`).
+pub const BWRAP_PROC_READONLY: &[&str] = &[
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/proc/irq",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/asound",
+    "/proc/acpi",
+];
 /// Bound read-only only when `clock:tzdata` is declared.
 pub const TZDATA: &[&str] = &["/usr/share/zoneinfo", "/etc/localtime"];
 /// Bound read-only only when `ipc:connect:x11` is declared.
@@ -356,7 +367,8 @@ fn bind_allowed(src: &str, writable: bool, d: &Declared, bwrap_baseline: bool) -
         || (d.x11 && src == X11_DIR)
         || (d.dbus_system && src == DBUS_SYSTEM)
         || d.sockets.contains(src);
-    let baseline = bwrap_baseline && BWRAP_BASELINE.contains(&src);
+    let baseline = bwrap_baseline
+        && (BWRAP_BASELINE.contains(&src) || BWRAP_PROC_READONLY.contains(&src));
     if !(conditional || baseline) {
         return Err("not a declared path, socket or baseline path".to_owned());
     }
