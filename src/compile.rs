@@ -599,6 +599,98 @@ fn widening_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -
 mod tests {
     use super::*;
 
+    fn compile_empty(target: &str, set: &[(&str, &str)]) -> Result<Artifact, Vec<Diagnostic>> {
+        let compiler = Compiler::new(&Assets::default(), target).unwrap();
+        let settings = Settings {
+            permissive: false,
+            set: set
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        compiler
+            .compile(
+                "m.json",
+                br#"{"name":"m","version":"1","tools":[]}"#,
+                &settings,
+            )
+            .map(|o| o.artifact)
+    }
+
+    fn launcher_of(a: &Artifact) -> Option<Vec<String>> {
+        match a {
+            Artifact::Argv(a) => a.launcher.clone(),
+            Artifact::Config(_) => panic!("argv artifact expected"),
+        }
+    }
+
+    #[test]
+    fn bwrap_launcher_drops_to_the_configured_ids() {
+        let a = compile_empty(
+            "bwrap",
+            &[("launcher_uid", "4321"), ("launcher_gid", "8765")],
+        )
+        .unwrap();
+        let l = launcher_of(&a).expect("bwrap has a launcher");
+        assert_eq!(&l[..3], ["env", "-i", "setpriv"]);
+        assert!(l.contains(&"--reuid=4321".to_owned()), "{l:?}");
+        assert!(l.contains(&"--regid=8765".to_owned()), "{l:?}");
+        assert_eq!(l.last().map(String::as_str), Some("--"));
+        // The launcher's elements are not in argv.
+        let Artifact::Argv(argv) = &a else {
+            unreachable!()
+        };
+        assert!(!argv
+            .argv
+            .iter()
+            .any(|e| l.contains(e) && e.starts_with("--re")));
+        assert_eq!(
+            argv.argv.first().map(String::as_str),
+            Some("--unshare-user")
+        );
+    }
+
+    #[test]
+    fn unprivileged_launcher_only_empties_the_environment() {
+        let a = compile_empty("bwrap", &[("root_launcher", "false")]).unwrap();
+        assert_eq!(
+            launcher_of(&a),
+            Some(vec!["env".to_owned(), "-i".to_owned()])
+        );
+        let json = a.to_json(false);
+        assert!(
+            json.ends_with("\"target\":\"bwrap\",\"launcher\":[\"env\",\"-i\"]}\n"),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn docker_artifact_has_no_launcher_field() {
+        let a = compile_empty("docker", &[]).unwrap();
+        assert_eq!(launcher_of(&a), None);
+        assert!(!a.to_json(false).contains("\"launcher\""));
+    }
+
+    #[test]
+    fn launcher_ids_are_typed_and_never_root() {
+        for (name, value) in [
+            ("launcher_uid", "0"),
+            ("launcher_gid", "0"),
+            ("launcher_uid", "-1"),
+            ("launcher_uid", "65534x"),
+            ("launcher_uid", "4294967295"),
+            ("root_launcher", "yes"),
+        ] {
+            let errors = compile_empty("bwrap", &[(name, value)])
+                .err()
+                .unwrap_or_default();
+            assert!(
+                errors.len() == 1 && errors[0].code == Code::OptionInvalid,
+                "{name}={value}: {errors:?}"
+            );
+        }
+    }
+
     #[test]
     fn locate_all_matches_source_location() {
         let text = "{\n  \"a\": \"é€😀x\",\r\n\n\"b\": [\"ü\"]}";

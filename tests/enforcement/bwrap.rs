@@ -1279,6 +1279,43 @@ fn bwrap_launcher_environment() {
         );
     }
 
+    // The unprivileged launch (`root_launcher=false`): a broker that is
+    // already uid 65534 (simulated with setpriv) runs the launcher, `env -i`.
+    let unpriv = compile(
+        "env.json",
+        &manifest_of(&["env:inject:TOKEN".to_owned()]),
+        "bwrap",
+        false,
+        &[("root_launcher", "false")],
+    );
+    let broker: Vec<String> = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .chain(launcher(&unpriv))
+    .collect();
+    let u = facts(
+        &broker,
+        &crate::support::argv(&unpriv).0,
+        &[token],
+        &json!({"proc_env": true, "memscan": [hex(SECRET)]}),
+    );
+    c.eq(
+        "unprivileged launcher: pid 1's environment is empty",
+        u["environs"]["1"]["environ"].as_str(),
+        Some(""),
+    );
+    c.check(
+        "unprivileged launcher: pid 1's memory holds no launcher data",
+        u["memscan"]["found"].as_array().is_some_and(Vec::is_empty),
+        || format!("{}", u["memscan"]),
+    );
+
     // ---- control: without the launcher's `env -i`, pid 1 carries the
     // launcher's environment and the probes see it.
     let ctl = facts(&without(&launch, &["env", "-i"]), &argv, &[token], &req);

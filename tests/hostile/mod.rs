@@ -367,8 +367,8 @@ fn bind_allowed(src: &str, writable: bool, d: &Declared, bwrap_baseline: bool) -
         || (d.x11 && src == X11_DIR)
         || (d.dbus_system && src == DBUS_SYSTEM)
         || d.sockets.contains(src);
-    let baseline = bwrap_baseline
-        && (BWRAP_BASELINE.contains(&src) || BWRAP_PROC_READONLY.contains(&src));
+    let baseline =
+        bwrap_baseline && (BWRAP_BASELINE.contains(&src) || BWRAP_PROC_READONLY.contains(&src));
     if !(conditional || baseline) {
         return Err("not a declared path, socket or baseline path".to_owned());
     }
