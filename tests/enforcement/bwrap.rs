@@ -1171,6 +1171,25 @@ fn bwrap_launcher_peercred() {
             }),
         || format!("{claim:?} {}", f["connect"][1]),
     );
+    // Another launcher_uid/launcher_gid: the kernel reports exactly those.
+    let other = compile(
+        "peer.json",
+        &manifest_of(&[format!("ipc:connect:\"unix:{sock}\"")]),
+        "bwrap",
+        false,
+        &[("launcher_uid", "4242"), ("launcher_gid", "4243")],
+    );
+    facts(
+        &launcher(&other),
+        &crate::support::argv(&other).0,
+        &[],
+        &json!({"connect": [["unixpath", sock, 0, "uid-4242"]], "timeout": 2.0}),
+    );
+    c.eq(
+        "launcher_uid=4242 launcher_gid=4243: SO_PEERCRED",
+        by_token(&hits(&log), "uid-4242").and_then(|h| h.peer),
+        Some((4242, 4243)),
+    );
     // ---- control: a root launch connects as uid 0.
     facts(
         &[],
