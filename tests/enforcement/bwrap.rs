@@ -1151,6 +1151,11 @@ fn bwrap_launcher_peercred() {
                     h.peer.is_some_and(|(u, g)| u != 0 && g != 0),
                     || format!("{h:?}"),
                 );
+                c.eq(
+                    &format!("{token}: SCM_CREDENTIALS are the same ids"),
+                    h.scm,
+                    h.peer,
+                );
             }
             None => c.check(
                 &format!("{token}: the server got the connection"),
@@ -1159,8 +1164,9 @@ fn bwrap_launcher_peercred() {
             ),
         }
     }
-    // Claiming uid 0 must fail at sendmsg (EPERM), or reach the server with
-    // the real credentials.
+    // Claiming uid 0 must fail at sendmsg (EINVAL: uid 0 is not mapped in
+    // the sandbox's user namespace; EPERM without CAP_SETUID), or reach the
+    // server with the real credentials.
     let claim = by("claim-root");
     c.check(
         "claim-root: SCM_CREDENTIALS uid 0 refused",

@@ -100,18 +100,19 @@ def serve(log_path, specs):
         conn.settimeout(3)
         uid = gid = scm_uid = scm_gid = None
         try:
-            _, uid, gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, SO_PEERCRED, 12))
+            _, uid, gid = struct.unpack("iII", conn.getsockopt(socket.SOL_SOCKET, SO_PEERCRED, 12))
         except OSError:
             pass
         data = b""
         try:
             while b"\n" not in data and len(data) < 4096:
                 chunk, anc, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(12))
+                if not chunk:
+                    # At EOF the kernel attaches empty (uid 0) credentials.
+                    break
                 for level, kind, cdata in anc:
                     if level == socket.SOL_SOCKET and kind == SCM_CREDENTIALS and len(cdata) >= 12:
-                        _, scm_uid, scm_gid = struct.unpack("3i", cdata[:12])
-                if not chunk:
-                    break
+                        _, scm_uid, scm_gid = struct.unpack("iII", cdata[:12])
                 data += chunk
         except OSError:
             pass
