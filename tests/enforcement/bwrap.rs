@@ -328,6 +328,24 @@ fn bwrap_isolation_github() {
         || format!("{}", f["run"][0]),
     );
 
+    // ---- defence in depth: the argv alone, started by root without the
+    // launcher (which the docs forbid), still drops every capability and
+    // clears the environment. Unprivileged bwrap would do both by itself.
+    let bare = facts(&[], &argv, &[token], &json!({}));
+    let st = status(&bare);
+    c.check(
+        "root launch: every capability set is empty",
+        caps_zero(&st),
+        || format!("{st:?}"),
+    );
+    c.check(
+        "root launch: host secret does not leak",
+        !bare["env"]
+            .as_object()
+            .is_some_and(|e| e.contains_key("CAPGATE_SECRET")),
+        || format!("{}", bare["env"]),
+    );
+
     // ---- controls: the same probe, the policy relaxed in one respect
     let ctl = facts(
         &launch,
