@@ -329,9 +329,13 @@ fn bwrap_isolation_github() {
     );
 
     // ---- defence in depth: the argv alone, started by root without the
-    // launcher (which the docs forbid), still drops every capability and
-    // clears the environment. Unprivileged bwrap would do both by itself.
+    // launcher (which the docs forbid), still sets the non-root uid, drops
+    // every capability and clears the environment. Under the launcher the
+    // sandbox would be the launcher's uid (65534 too) without `--uid`, and
+    // unprivileged bwrap drops capabilities by itself.
     let bare = facts(&[], &argv, &[token], &json!({}));
+    c.eq("root launch: uid is 65534", bare["uid"].as_u64(), Some(SANDBOX_UID));
+    c.eq("root launch: gid is 65534", bare["gid"].as_u64(), Some(SANDBOX_UID));
     let st = status(&bare);
     c.check(
         "root launch: every capability set is empty",
