@@ -334,8 +334,16 @@ fn bwrap_isolation_github() {
     // sandbox would be the launcher's uid (65534 too) without `--uid`, and
     // unprivileged bwrap drops capabilities by itself.
     let bare = facts(&[], &argv, &[token], &json!({}));
-    c.eq("root launch: uid is 65534", bare["uid"].as_u64(), Some(SANDBOX_UID));
-    c.eq("root launch: gid is 65534", bare["gid"].as_u64(), Some(SANDBOX_UID));
+    c.eq(
+        "root launch: uid is 65534",
+        bare["uid"].as_u64(),
+        Some(SANDBOX_UID),
+    );
+    c.eq(
+        "root launch: gid is 65534",
+        bare["gid"].as_u64(),
+        Some(SANDBOX_UID),
+    );
     let st = status(&bare);
     c.check(
         "root launch: every capability set is empty",
