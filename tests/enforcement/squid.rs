@@ -356,13 +356,15 @@ const RAW_CASES: &[Case] = &[
     case(3129, "F7: name with A 10.0.0.5 and AAAA ::1", "v6loop.test", 5432, None),
     case(3129, "F7: name with A 10.0.0.5 and AAAA ::7f00:1", "v6compat.test", 5432, None),
     case(3129, "F7: name with A [127.0.0.1, 203.0.113.10]", "rt203.test", 8443, None),
-    case(3129, "F7: the literal plus a trailing dot is a name", "10.0.0.5.", 5432, None),
+    // squid drops a trailing dot before it parses the host, so this is the
+    // literal (no DNS: the stub's "10.0.0.5" record starts with 127.0.0.1)
+    case(3129, "squid strips the trailing dot: the literal itself", "10.0.0.5.", 5432, Some("10.0.0.5")),
     case(3129, "control: the declared literal itself", "10.0.0.5", 5432, Some("10.0.0.5")),
     case(3129, "control: the declared special literal itself", "203.0.113.10", 8443, Some("203.0.113.10")),
     // squid.json: declared public 11.0.0.5:443 and 2a00:cafe::2:8443
     case(3128, "F8: name with A [11.0.0.3, 11.0.0.5]", "pubmix.test", 443, None),
     case(3128, "F8: name with AAAA [2a00:cafe::3, 2a00:cafe::2]", "pubmix6.test", 8443, None),
-    case(3128, "F8: the literal plus a trailing dot is a name", "11.0.0.5.", 443, None),
+    case(3128, "squid strips the trailing dot: the literal itself", "11.0.0.5.", 443, Some("11.0.0.5")),
     case(3128, "control: the declared IPv4 literal itself", "11.0.0.5", 443, Some("11.0.0.5")),
     case(3128, "control: the declared IPv6 literal, other spelling", "[2A00:CAFE:0::2]", 8443, Some("2a00:cafe::2")),
     // puppeteer.json (`*`): special ranges stay unreachable (F16)
