@@ -1127,8 +1127,14 @@ fn s13_9_special_addresses_cannot_be_declared() {
         ("net:connect:\"::ffff:7f00:1\":80", Code::CapNetHostSpecial),
         ("net:connect:\"::127.0.0.1\":80", Code::CapNetHostSpecial),
         ("net:connect:\"::7f00:1\":80", Code::CapNetHostSpecial),
-        ("net:connect:\"::ffff:0:7f00:1\":80", Code::CapNetHostSpecial),
-        ("net:connect:\"::ffff:0:127.0.0.1\":80", Code::CapNetHostSpecial),
+        (
+            "net:connect:\"::ffff:0:7f00:1\":80",
+            Code::CapNetHostSpecial,
+        ),
+        (
+            "net:connect:\"::ffff:0:127.0.0.1\":80",
+            Code::CapNetHostSpecial,
+        ),
         ("net:connect:\"64:ff9b::a00:1\":80", Code::CapNetHostSpecial),
         ("net:connect:\"ff02::1\":80", Code::CapNetHostSpecial),
     ]);
@@ -1178,7 +1184,10 @@ fn s13_10_squid_standalone() {
         assert!(line.contains(" dstdomain -n "), "{line}");
     }
     // IP-literal allows never match a name that resolves to the address (F8).
-    for line in l.iter().filter(|l| l.contains(" capgate_dst_") && l.contains(" dst ")) {
+    for line in l
+        .iter()
+        .filter(|l| l.contains(" capgate_dst_") && l.contains(" dst "))
+    {
         assert!(line.contains(" dst -n "), "{line}");
     }
     // Where squid listens is an option.
