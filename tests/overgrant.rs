@@ -477,7 +477,7 @@ fn s13_1_accepted_hosts_stay_single_tokens() {
     let n = ok_permissive("nftables", &caps);
     let accepts: BTreeSet<String> = lines(&n)
         .into_iter()
-        .filter(|l| l.contains(" daddr ") && l.ends_with(" accept"))
+        .filter(|l| l.contains(" daddr ") && l.ends_with(" accept") && !l.contains("icmpv6"))
         .collect();
     let expected: BTreeSet<String> = [
         "ip daddr 93.184.215.14 tcp dport 8443 accept",
@@ -1257,11 +1257,35 @@ fn s13_11_nft_loopback_established_and_private_scoping() {
         |l| l == "ct state established,related accept",
         "established",
     );
+    // G4: neighbour discovery only to link-scope destinations with hop limit
+    // 255, then every other ND-typed message dropped, before any address accept.
+    let nd = line_index(
+        &v,
+        |l| {
+            l == "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } \
+                  ip6 hoplimit 255 ip6 daddr { fe80::/10, ff02::/16 } accept"
+        },
+        "link-scope ND accept",
+    );
+    let nd_drop = line_index(
+        &v,
+        |l| {
+            l == "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, \
+                  nd-neighbor-advert, nd-redirect } drop"
+        },
+        "ND drop",
+    );
+    assert_eq!(
+        l.iter().filter(|x| x.contains("icmpv6")).count(),
+        2,
+        "no other ICMPv6 rule: {l:?}"
+    );
     let private = line_index(
         &v,
         |l| l == "ip daddr 10.0.0.5 tcp dport 5432 accept",
         "private accept",
     );
+    assert!(est < nd && nd + 1 == nd_drop && nd_drop < private);
     let drop4 = line_index(
         &v,
         |l| l.starts_with("ip daddr {") && l.ends_with("} drop"),
@@ -1294,7 +1318,7 @@ fn s13_11_nft_loopback_established_and_private_scoping() {
     // The declared private address opens exactly itself: no other accept names 10.x.
     let accepts: Vec<&String> = l
         .iter()
-        .filter(|x| x.ends_with(" accept") && x.contains("daddr"))
+        .filter(|x| x.ends_with(" accept") && x.contains("daddr") && !x.contains("icmpv6"))
         .collect();
     assert_eq!(accepts.len(), 3, "{accepts:?}");
     // Null port: every TCP port, not every protocol; noted.

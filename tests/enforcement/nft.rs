@@ -17,6 +17,11 @@ const CLIENT_ADDRS: &[&str] = &[
     "203.0.113.1/24",
     "2a00:cafe::1/64",
     "fd00:cafe::1/64",
+    // F16: the Azure WireServer's range, and IPv4-compatible /
+    // IPv4-translated IPv6 forms of 11.0.0.x
+    "168.63.129.1/24",
+    "::b00:1/120",
+    "::ffff:0:b00:1/120",
 ];
 const SERVER_ADDRS: &[&str] = &[
     "11.0.0.2/24",
@@ -29,6 +34,9 @@ const SERVER_ADDRS: &[&str] = &[
     "2a00:cafe::3/64",
     "fd00:cafe::5/64",
     "fd00:cafe::6/64",
+    "168.63.129.16/24",
+    "::b00:2/120",
+    "::ffff:0:b00:2/120",
 ];
 const PORTS: &[u16] = &[80, 443, 5432, 6379, 8443];
 
@@ -61,6 +69,10 @@ const DENIED_SPECIAL: &[Probe] = &[
     ("tcp", "203.0.113.2", 8443),
     ("tcp", "fd00:cafe::5", 80),
     ("tcp", "fd00:cafe::6", 6379),
+    // F16: public-looking space that is special
+    ("tcp", "168.63.129.16", 80),
+    ("tcp", "::11.0.0.2", 443),
+    ("tcp", "::ffff:0:b00:2", 443),
 ];
 
 fn prefix_len_stripped(a: &str) -> &str {
