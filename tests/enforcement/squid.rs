@@ -66,6 +66,7 @@ const DNS: &str = r#"{
   "11.0.0.5": ["11.0.0.3", "11.0.0.5"],
   "pubmix.test": ["11.0.0.3", "11.0.0.5"],
   "pubmix6.test": ["2a00:cafe::3", "2a00:cafe::2"],
+  "v6dual.test": ["::1", "fd12:3456::7"],
   "azure.test": ["168.63.129.16"],
   "v6c.test": ["::7f00:1"],
   "v6t.test": ["::ffff:0:7f00:1"]
@@ -367,6 +368,11 @@ const RAW_CASES: &[Case] = &[
     case(3128, "squid strips the trailing dot: the literal itself", "11.0.0.5.", 443, Some("11.0.0.5")),
     case(3128, "control: the declared IPv4 literal itself", "11.0.0.5", 443, Some("11.0.0.5")),
     case(3128, "control: the declared IPv6 literal, other spelling", "[2A00:CAFE:0::2]", 8443, Some("2a00:cafe::2")),
+    // egress-mix.json: declared private IPv6 fd12:3456::7:6379
+    case(3132, "F7: name with AAAA [::1, fd12:3456::7]", "v6dual.test", 6379, None),
+    case(3132, "control: the declared IPv6 literal itself", "fd12:3456::7", 6379, Some("fd12:3456::7")),
+    case(3129, "control: the declared literal, IPv4-mapped: that address", "[::ffff:10.0.0.5]", 5432, Some("10.0.0.5")),
+    case(3129, "control: the declared literal as one decimal number: that address", "167772165", 5432, Some("10.0.0.5")),
     // puppeteer.json (`*`): special ranges stay unreachable (F16)
     case(3131, "F16: Azure wire server literal", "168.63.129.16", 443, None),
     case(3131, "F16: name resolving to the Azure wire server", "azure.test", 443, None),
