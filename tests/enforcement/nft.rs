@@ -632,6 +632,28 @@ fn nftables_neighbour_discovery_is_link_scope_only() {
         });
     }
 
+    // ---- defence in depth: with an accept-all appended to the chain,
+    // ND-typed messages to other destinations are still dropped (control:
+    // an ordinary TCP probe to an undeclared address now connects).
+    ok(&mut client.exec(
+        "nft",
+        &["add", "rule", "inet", "capgate", "egress", "accept"],
+    ));
+    for (p, sent, seen) in nd_round(&client, &ci, &sniff_log, &ll, ND_ATTACKS, "appended") {
+        c.check(
+            &format!("appended accept: {} still dropped", p.3),
+            !seen,
+            || format!("sender: {sent}"),
+        );
+    }
+    let control = probe_all(&client, &[("tcp", "2a00:cafe::3", 443)], "nd-appended");
+    c.check(
+        "appended accept: control: undeclared 2a00:cafe::3:443 now connects",
+        connected(&control[0].1, &control[0].0),
+        || control[0].2.clone(),
+    );
+    ok(&mut client.exec("nft", &["-f", &s(&rules)]));
+
     // ---- a declared IPv6 peer on the link resolves from scratch: flush the
     // neighbour caches on both ends, then connect (twice, flushing between).
     for round in ["fresh", "reflushed"] {
