@@ -422,42 +422,83 @@ fn fold_net(mut net: Vec<NetFact>, widenings: &mut Vec<Widening>) -> Vec<NetFact
     kept
 }
 
-/// Special-purpose address ranges (IANA special-purpose registries plus
-/// multicast and reserved space): never reachable through a grant for a name
-/// or `*`, only through an explicitly declared address.
+/// Special-purpose address ranges: never reachable through a grant for a name
+/// or `*`, only through an explicitly declared address. Every entry of the
+/// IANA IPv4 and IPv6 Special-Purpose Address Registries that is not globally
+/// reachable, plus multicast, reserved space, deprecated IPv4-embedding IPv6
+/// forms and cloud platform addresses in public space. Each entry names its
+/// source.
 pub const SPECIAL_V4: &[(Ipv4Addr, u8)] = &[
+    // IANA IPv4 special-purpose: "This network" (RFC 791)
     (Ipv4Addr::new(0, 0, 0, 0), 8),
+    // IANA IPv4 special-purpose: Private-Use (RFC 1918)
     (Ipv4Addr::new(10, 0, 0, 0), 8),
+    // IANA IPv4 special-purpose: Shared Address Space (RFC 6598; Alibaba metadata)
     (Ipv4Addr::new(100, 64, 0, 0), 10),
+    // IANA IPv4 special-purpose: Loopback (RFC 1122)
     (Ipv4Addr::new(127, 0, 0, 0), 8),
+    // Azure WireServer / host agent (168.63.129.16): public space, reachable
+    // from every Azure VM, serves the host's certificates and metadata
+    (Ipv4Addr::new(168, 63, 129, 16), 32),
+    // IANA IPv4 special-purpose: Link Local (RFC 3927; cloud metadata)
     (Ipv4Addr::new(169, 254, 0, 0), 16),
+    // IANA IPv4 special-purpose: Private-Use (RFC 1918)
     (Ipv4Addr::new(172, 16, 0, 0), 12),
+    // IANA IPv4 special-purpose: IETF Protocol Assignments (RFC 6890)
     (Ipv4Addr::new(192, 0, 0, 0), 24),
+    // IANA IPv4 special-purpose: Documentation (TEST-NET-1, RFC 5737)
     (Ipv4Addr::new(192, 0, 2, 0), 24),
+    // IANA IPv4 special-purpose: Deprecated 6to4 Relay Anycast (RFC 7526)
     (Ipv4Addr::new(192, 88, 99, 0), 24),
+    // IANA IPv4 special-purpose: Private-Use (RFC 1918)
     (Ipv4Addr::new(192, 168, 0, 0), 16),
+    // IANA IPv4 special-purpose: Benchmarking (RFC 2544)
     (Ipv4Addr::new(198, 18, 0, 0), 15),
+    // IANA IPv4 special-purpose: Documentation (TEST-NET-2, RFC 5737)
     (Ipv4Addr::new(198, 51, 100, 0), 24),
+    // IANA IPv4 special-purpose: Documentation (TEST-NET-3, RFC 5737)
     (Ipv4Addr::new(203, 0, 113, 0), 24),
+    // IANA IPv4 address space: Multicast (RFC 5771)
     (Ipv4Addr::new(224, 0, 0, 0), 4),
+    // IANA IPv4 special-purpose: Reserved (RFC 1112) and Limited Broadcast (RFC 919)
     (Ipv4Addr::new(240, 0, 0, 0), 4),
 ];
 
-/// See [`SPECIAL_V4`].
+/// See [`SPECIAL_V4`]. `::/96` covers the registry's `::/128` (Unspecified)
+/// and `::1/128` (Loopback); listing them too would only make squid warn
+/// about subnetworks.
 pub const SPECIAL_V6: &[(Ipv6Addr, u8)] = &[
-    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0), 128),
-    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 1), 128),
+    // IPv4-Compatible IPv6 addresses (deprecated, RFC 4291 2.5.5.1), with the
+    // IANA IPv6 special-purpose Unspecified (::/128) and Loopback (::1/128)
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0), 96),
+    // IPv4-translated addresses (SIIT, RFC 2765 2.1; ::ffff:0:a.b.c.d)
+    (Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, 0, 0), 96),
+    // IANA IPv6 special-purpose: IPv4-IPv6 Translat. (RFC 6052)
     (Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96),
+    // IANA IPv6 special-purpose: IPv4-IPv6 Translat. (local-use, RFC 8215)
     (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48),
+    // IANA IPv6 special-purpose: Discard-Only Address Block (RFC 6666)
     (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64),
+    // IANA IPv6 special-purpose: Dummy IPv6 Prefix (RFC 9780)
+    (Ipv6Addr::new(0x100, 0, 0, 1, 0, 0, 0, 0), 64),
+    // IANA IPv6 special-purpose: IETF Protocol Assignments (RFC 2928;
+    // Teredo, ORCHIDv2, benchmarking, ...)
     (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23),
+    // IANA IPv6 special-purpose: Documentation (RFC 3849)
     (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32),
+    // IANA IPv6 special-purpose: 6to4 (RFC 3056)
     (Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16),
+    // IANA IPv6 special-purpose: Documentation (RFC 9637)
     (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20),
+    // IANA IPv6 special-purpose: Segment Routing (SRv6) SIDs (RFC 9602)
     (Ipv6Addr::new(0x5f00, 0, 0, 0, 0, 0, 0, 0), 16),
+    // IANA IPv6 special-purpose: Unique-Local (RFC 4193)
     (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7),
+    // IANA IPv6 special-purpose: Link-Local Unicast (RFC 4291)
     (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10),
+    // Site-local (deprecated, RFC 3879)
     (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10),
+    // IANA IPv6 address space: Multicast (RFC 4291)
     (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8),
 ];
 
@@ -468,7 +509,7 @@ pub const V4_MAPPED: (Ipv6Addr, u8) = (Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0
 
 /// Cloud instance-metadata endpoints (AWS, GCP, Azure, OpenStack: 169.254.169.254;
 /// AWS ECS task metadata: 169.254.170.2; Alibaba: 100.100.100.200; AWS IPv6:
-/// fd00:ec2::254). They are special-range addresses, so only an explicit
+/// fd00:ec2::254; Azure WireServer: 168.63.129.16). They are special-range addresses, so only an explicit
 /// declaration reaches them, and such a grant hands the host's cloud
 /// credentials to the sandbox: it always gets a note.
 pub const METADATA_ADDRS: &[IpAddr] = &[
@@ -476,6 +517,7 @@ pub const METADATA_ADDRS: &[IpAddr] = &[
     IpAddr::V4(Ipv4Addr::new(169, 254, 170, 2)),
     IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)),
     IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+    IpAddr::V4(Ipv4Addr::new(168, 63, 129, 16)),
 ];
 
 impl NetFact {
@@ -676,6 +718,53 @@ mod tests {
                 ("metadata.google.internal".into(), false),
             ]
         );
+    }
+
+    #[test]
+    fn special_ranges_cover_embedded_ipv4_and_platform_addresses() {
+        // F16: the Azure WireServer, IPv4-compatible and IPv4-translated IPv6,
+        // and the IANA registry entries checked again.
+        for a in [
+            "168.63.129.16",
+            "::",
+            "::1",
+            "::7f00:1",
+            "::a9fe:a9fe",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
+            "100::1",
+            "100:0:0:1::1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "2001::1",
+            "2001:db8::1",
+            "2002:a00:1::1",
+            "3fff::1",
+            "5f00::1",
+            "fc00::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1:ff00:1",
+            "100.64.0.1",
+            "192.0.0.9",
+            "198.19.255.255",
+            "240.0.0.1",
+        ] {
+            assert!(is_special(a.parse().unwrap()), "{a} is special");
+        }
+        for a in [
+            "168.63.129.15",
+            "168.63.129.17",
+            "8.8.8.8",
+            "2606:4700:4700::1111",
+            "1::7f00:1",
+            "::fffe:0:7f00:1",
+            "100:0:0:2::1",
+        ] {
+            assert!(!is_special(a.parse().unwrap()), "{a} is public");
+        }
+        let p = policy(&["net:connect:168.63.129.16:80"]);
+        assert!(p.net[0].private && p.net[0].is_metadata());
     }
 
     #[test]

@@ -807,6 +807,11 @@ fn ipv6_destination(a: Ipv6Addr, seg: &Segment<'_>) -> Result<(), CapError> {
         Err(special(seg, "a multicast address"))
     } else if a.to_ipv4_mapped().is_some() {
         Err(special(seg, "an IPv4-mapped address").help("write the IPv4 address itself"))
+    } else if s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0 {
+        Err(
+            special(seg, "an IPv4-translated address (::ffff:0:a.b.c.d)")
+                .help("write the IPv4 address itself"),
+        )
     } else if s[..6] == [0; 6] && !a.is_loopback() {
         Err(special(seg, "an IPv4-compatible address (deprecated)")
             .help("write the IPv4 address itself"))

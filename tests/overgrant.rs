@@ -477,7 +477,7 @@ fn s13_1_accepted_hosts_stay_single_tokens() {
     let n = ok_permissive("nftables", &caps);
     let accepts: BTreeSet<String> = lines(&n)
         .into_iter()
-        .filter(|l| l.contains(" daddr ") && l.ends_with(" accept"))
+        .filter(|l| l.contains(" daddr ") && l.ends_with(" accept") && !l.contains("icmpv6"))
         .collect();
     let expected: BTreeSet<String> = [
         "ip daddr 93.184.215.14 tcp dport 8443 accept",
@@ -993,8 +993,20 @@ const MUST_DENY: &[&str] = &[
     "224.0.0.251",
     "240.0.0.1",
     "255.255.255.255",
+    "168.63.129.16",
     "::",
     "::1",
+    "::7f00:1",
+    "::a9fe:a9fe",
+    "::ffff:0:7f00:1",
+    "::ffff:0:a9fe:a9fe",
+    "100::1",
+    "100:0:0:1::1",
+    "64:ff9b:1::1",
+    "2001::1",
+    "3fff::1",
+    "5f00::1",
+    "fec0::1",
     "64:ff9b::a00:1",
     "2002:a00:1::1",
     "2001:db8::1",
@@ -1061,6 +1073,43 @@ fn s13_9_complete_special_ranges() {
     }
 }
 
+/// F7: nothing placed before the special-range deny can match a request by
+/// name: every acl of an allow there is `dst -n` (IP literals only, no DNS),
+/// a port or the CONNECT method.
+#[test]
+fn s13_9_nothing_before_the_special_deny_matches_a_name() {
+    let v = ok_permissive(
+        "squid",
+        &[
+            "net:connect:10.0.0.5:5432",
+            "net:connect:\"fd00::5\":6379",
+            "net:connect:169.254.169.254:80",
+            "net:connect:168.63.129.16",
+            "net:connect:api.example.com:443",
+            "net:connect:*.example.org",
+            "net:connect:11.0.0.2:8443",
+        ],
+    );
+    let conf = squid(&v);
+    let deny = conf.deny_index();
+    assert_eq!(deny, 4, "four private allows come first: {:?}", conf.access);
+    let l = lines(&v);
+    for (allow, names) in &conf.access[..deny] {
+        assert!(*allow);
+        for n in names.iter().filter(|n| *n != "CONNECT") {
+            let def = l
+                .iter()
+                .find(|x| x.starts_with(&format!("acl {n} ")))
+                .unwrap();
+            let ty = conf.acl(n).0;
+            assert!(
+                ty == "port" || (ty == "dst" && def.starts_with(&format!("acl {n} dst -n "))),
+                "{def}"
+            );
+        }
+    }
+}
+
 #[test]
 fn s13_9_special_addresses_cannot_be_declared() {
     assert_rejected(&[
@@ -1077,6 +1126,15 @@ fn s13_9_special_addresses_cannot_be_declared() {
         ),
         ("net:connect:\"::ffff:7f00:1\":80", Code::CapNetHostSpecial),
         ("net:connect:\"::127.0.0.1\":80", Code::CapNetHostSpecial),
+        ("net:connect:\"::7f00:1\":80", Code::CapNetHostSpecial),
+        (
+            "net:connect:\"::ffff:0:7f00:1\":80",
+            Code::CapNetHostSpecial,
+        ),
+        (
+            "net:connect:\"::ffff:0:127.0.0.1\":80",
+            Code::CapNetHostSpecial,
+        ),
         ("net:connect:\"64:ff9b::a00:1\":80", Code::CapNetHostSpecial),
         ("net:connect:\"ff02::1\":80", Code::CapNetHostSpecial),
     ]);
@@ -1124,6 +1182,13 @@ fn s13_10_squid_standalone() {
     // Names never match IP-literal CONNECTs through reverse DNS.
     for line in l.iter().filter(|l| l.contains(" dstdomain ")) {
         assert!(line.contains(" dstdomain -n "), "{line}");
+    }
+    // IP-literal allows never match a name that resolves to the address (F8).
+    for line in l
+        .iter()
+        .filter(|l| l.contains(" capgate_dst_") && l.contains(" dst "))
+    {
+        assert!(line.contains(" dst -n "), "{line}");
     }
     // Where squid listens is an option.
     let bytes = manifest(&[&["net:connect:api.github.com:443"]]);
@@ -1192,11 +1257,35 @@ fn s13_11_nft_loopback_established_and_private_scoping() {
         |l| l == "ct state established,related accept",
         "established",
     );
+    // G4: neighbour discovery only to link-scope destinations with hop limit
+    // 255, then every other ND-typed message dropped, before any address accept.
+    let nd = line_index(
+        &v,
+        |l| {
+            l == "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } \
+                  ip6 hoplimit 255 ip6 daddr { fe80::/10, ff02::/16 } accept"
+        },
+        "link-scope ND accept",
+    );
+    let nd_drop = line_index(
+        &v,
+        |l| {
+            l == "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, \
+                  nd-neighbor-advert, nd-redirect } drop"
+        },
+        "ND drop",
+    );
+    assert_eq!(
+        l.iter().filter(|x| x.contains("icmpv6")).count(),
+        2,
+        "no other ICMPv6 rule: {l:?}"
+    );
     let private = line_index(
         &v,
         |l| l == "ip daddr 10.0.0.5 tcp dport 5432 accept",
         "private accept",
     );
+    assert!(est < nd && nd + 1 == nd_drop && nd_drop < private);
     let drop4 = line_index(
         &v,
         |l| l.starts_with("ip daddr {") && l.ends_with("} drop"),
@@ -1229,7 +1318,7 @@ fn s13_11_nft_loopback_established_and_private_scoping() {
     // The declared private address opens exactly itself: no other accept names 10.x.
     let accepts: Vec<&String> = l
         .iter()
-        .filter(|x| x.ends_with(" accept") && x.contains("daddr"))
+        .filter(|x| x.ends_with(" accept") && x.contains("daddr") && !x.contains("icmpv6"))
         .collect();
     assert_eq!(accepts.len(), 3, "{accepts:?}");
     // Null port: every TCP port, not every protocol; noted.

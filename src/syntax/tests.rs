@@ -178,6 +178,24 @@ fn net_rejections() {
         CapNetHostSpecial,
         "64:ff9b::a00:1",
     );
+    // IPv4-translated (::ffff:0:a.b.c.d) and IPv4-compatible (::a.b.c.d), in
+    // every spelling: they name an IPv4 address through IPv6 (F16)
+    for host in [
+        "::ffff:0:7f00:1",
+        "::ffff:0:127.0.0.1",
+        "0:0:0:0:ffff:0:a9fe:a9fe",
+        "::FFFF:0:A00:1",
+        "::7f00:1",
+        "::127.0.0.1",
+        "0::a9fe:a9fe",
+    ] {
+        rejects(
+            &format!("net:connect:\"{host}\":443"),
+            CapNetHostSpecial,
+            host,
+        );
+    }
+    ok("net:connect:\"::1\":5432");
     rejects("net:connect:224.0.0.1:443", CapNetHostSpecial, "224.0.0.1");
     rejects(
         "net:connect:255.255.255.255:443",

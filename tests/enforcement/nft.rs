@@ -17,6 +17,11 @@ const CLIENT_ADDRS: &[&str] = &[
     "203.0.113.1/24",
     "2a00:cafe::1/64",
     "fd00:cafe::1/64",
+    // F16: the Azure WireServer's range, and IPv4-compatible /
+    // IPv4-translated IPv6 forms of 11.0.0.x
+    "168.63.129.1/24",
+    "::b00:1/120",
+    "::ffff:0:b00:1/120",
 ];
 const SERVER_ADDRS: &[&str] = &[
     "11.0.0.2/24",
@@ -29,6 +34,9 @@ const SERVER_ADDRS: &[&str] = &[
     "2a00:cafe::3/64",
     "fd00:cafe::5/64",
     "fd00:cafe::6/64",
+    "168.63.129.16/24",
+    "::b00:2/120",
+    "::ffff:0:b00:2/120",
 ];
 const PORTS: &[u16] = &[80, 443, 5432, 6379, 8443];
 
@@ -61,6 +69,10 @@ const DENIED_SPECIAL: &[Probe] = &[
     ("tcp", "203.0.113.2", 8443),
     ("tcp", "fd00:cafe::5", 80),
     ("tcp", "fd00:cafe::6", 6379),
+    // F16: public-looking space that is special
+    ("tcp", "168.63.129.16", 80),
+    ("tcp", "::11.0.0.2", 443),
+    ("tcp", "::ffff:0:b00:2", 443),
 ];
 
 fn prefix_len_stripped(a: &str) -> &str {
@@ -372,4 +384,306 @@ fn nftables_egress_allowlist() {
         "",
     );
     c.finish("nftables_egress_allowlist");
+}
+
+// ------------------------------------------------------------ neighbour discovery
+
+/// Sniffs the server end of the veth (AF_PACKET: sees every frame that
+/// arrives, whether or not the server's IP stack would accept it) and logs one
+/// JSON line per ICMPv6 packet carrying the marker `CGND`: ICMPv6 type, hop
+/// limit, destination and the marker text.
+const ND_SNIFF_PY: &str = r#"
+import json, socket, sys
+dev, log = sys.argv[1], open(sys.argv[2], "a", buffering=1)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd))
+s.bind((dev, 0))
+print("READY", flush=True)
+while True:
+    f = s.recv(65535)
+    ip = f[14:]
+    if len(ip) < 48 or ip[6] != 58:
+        continue
+    i = ip.find(b"CGND")
+    if i < 0:
+        continue
+    log.write(json.dumps({"type": ip[40], "hlim": ip[7],
+        "dst": socket.inet_ntop(socket.AF_INET6, ip[24:40]),
+        "marker": ip[i:i + 64].split(b"\0")[0].decode("latin-1")}) + "\n")
+"#;
+
+/// Sends raw ICMPv6 messages (needs CAP_NET_RAW, as root in the client
+/// namespace): argv[1] is the interface, argv[2] a JSON list of
+/// [type, destination, hop limit, marker]. The body is a neighbour-discovery
+/// shaped message (4 reserved bytes, then for NS/NA a target address) followed
+/// by the marker. Prints a JSON list of "sent" / the errno name.
+const ND_SEND_PY: &str = r#"
+import errno, json, socket, sys
+ifindex = socket.if_nametoindex(sys.argv[1])
+out = []
+for typ, dst, hops, marker in json.loads(sys.argv[2]):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, hops)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, hops)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+    body = bytes([typ, 0, 0, 0, 0, 0, 0, 0])
+    if typ in (135, 136):
+        body += socket.inet_pton(socket.AF_INET6, dst)
+    body += marker.encode() + b"\0"
+    scope = ifindex if dst.lower().startswith(("fe8", "fe9", "fea", "feb", "ff02")) else 0
+    try:
+        s.sendto(body, (dst, 0, 0, scope))
+        out.append("sent")
+    except OSError as e:
+        out.append(errno.errorcode.get(e.errno, str(e)))
+    s.close()
+print(json.dumps(out))
+"#;
+
+/// One ND-typed ICMPv6 message: (type, destination, hop limit, label).
+type NdProbe = (u8, &'static str, u8, &'static str);
+
+/// The server's link-local address is filled in at run time (`LL`).
+#[rustfmt::skip]
+const ND_ATTACKS: &[NdProbe] = &[
+    (135, "2a00:cafe::3", 255, "NS to an undeclared global address"),
+    (136, "2a00:cafe::3", 255, "NA to an undeclared global address"),
+    (133, "2a00:cafe::3", 255, "RS to an undeclared global address"),
+    (135, "fd00:cafe::9", 255, "NS to a special (ULA) address"),
+    (136, "fd00:cafe::9", 255, "NA to a special (ULA) address"),
+    (135, "2a00:cafe::2", 255, "NS to the declared peer's global address"),
+    (133, "ff02::2", 64, "RS to all-routers with hop limit 64"),
+    (135, "LL", 1, "NS to the peer's link-local address with hop limit 1"),
+    (136, "ff05::1", 255, "NA to site-scope multicast"),
+    (135, "ff0e::1", 255, "NS to global-scope multicast"),
+    (137, "LL", 255, "redirect to the peer's link-local address"),
+    (134, "ff02::1", 255, "RA to all-nodes"),
+];
+
+/// Link-scope neighbour discovery the ruleset must keep.
+#[rustfmt::skip]
+const ND_KEPT: &[NdProbe] = &[
+    (135, "ff02::1:ff00:2", 255, "NS to the peer's solicited-node group"),
+    (135, "LL", 255, "NS (unreachability probe) to the peer's link-local address"),
+    (136, "LL", 255, "NA to the peer's link-local address"),
+    (136, "ff02::1", 255, "unsolicited NA to all-nodes"),
+    (133, "ff02::2", 255, "RS to all-routers"),
+];
+
+/// Sends `probes` from the client; returns, per probe, the sender's result and
+/// whether the server end of the veth saw it (with the hop limit it was sent with).
+fn nd_round(
+    client: &Netns,
+    dev: &str,
+    log: &std::path::Path,
+    ll: &str,
+    probes: &[NdProbe],
+    token: &str,
+) -> Vec<(NdProbe, String, bool)> {
+    let list: Vec<Value> = probes
+        .iter()
+        .enumerate()
+        .map(|(i, (t, dst, h, _))| {
+            let dst = if *dst == "LL" { ll } else { dst };
+            json!([t, dst, h, format!("CGND {token} {i}")])
+        })
+        .collect();
+    let out = ok(&mut client.exec(
+        &python(),
+        &["-c", ND_SEND_PY, dev, &Value::Array(list).to_string()],
+    ));
+    let sent: Vec<String> = serde_json::from_str(&out).expect("nd sender output");
+    std::thread::sleep(Duration::from_millis(300));
+    let seen: Vec<Value> = read(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("sniffer line"))
+        .collect();
+    probes
+        .iter()
+        .zip(sent)
+        .enumerate()
+        .map(|(i, (p, r))| {
+            let marker = format!("CGND {token} {i}");
+            let got = seen
+                .iter()
+                .any(|v| v["marker"] == json!(marker) && v["type"] == json!(p.0));
+            (*p, r, got)
+        })
+        .collect()
+}
+
+/// The first link-local address of `dev` in `ns`.
+fn link_local(ns: &Netns, dev: &str) -> String {
+    let out = ns.ip(&["-6", "-o", "addr", "show", "dev", dev, "scope", "link"]);
+    out.split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("no link-local address on {dev}: {out}"))
+        .to_owned()
+}
+
+/// G4: the ND accept once let a process with CAP_NET_RAW send ND-typed ICMPv6
+/// with any payload to any address, special ones included. Only link-scope
+/// destinations with hop limit 255 may get ND now, and a declared IPv6 peer on
+/// the link must still resolve (no pinned neighbour entries here).
+#[test]
+fn nftables_neighbour_discovery_is_link_scope_only() {
+    if !require(
+        "nftables_neighbour_discovery_is_link_scope_only",
+        &["nft", "ip", "python3"],
+        true,
+    ) {
+        return;
+    }
+    let manifest = fixture("fixtures/enforcement/nftables.json");
+    let ruleset = config(&compile("nftables.json", &manifest, "nftables", false, &[]));
+    let dir = TempDir::new("nftnd");
+    let rules = dir.file("capgate.nft", &ruleset, 0o644);
+    let sniff_log = dir.file("nd.log", "", 0o666);
+    let tcp_log = dir.file("server.log", "", 0o666);
+    let mut c = Checks::new();
+
+    let client = Netns::new();
+    let mut server = Netns::new();
+    let id = short();
+    let (ci, si) = (format!("vc{id}"), format!("vs{id}"));
+    ok(&mut cmd(
+        "ip",
+        &[
+            "link",
+            "add",
+            &ci,
+            "netns",
+            &client.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &si,
+            "netns",
+            &server.name,
+        ],
+    ));
+    for (ns, dev, addrs) in [
+        (&client, &ci, &["2a00:cafe::1/64", "fd00:cafe::1/64"][..]),
+        (
+            &server,
+            &si,
+            &["2a00:cafe::2/64", "2a00:cafe::3/64", "fd00:cafe::9/64"][..],
+        ),
+    ] {
+        // No DAD for the global addresses: usable at once. Link-local
+        // addresses and neighbour entries come from the kernel, as in real use.
+        for a in addrs {
+            ns.ip(&["addr", "add", a, "dev", dev, "nodad"]);
+        }
+        ns.ip(&["link", "set", dev, "up"]);
+    }
+    let ll = link_local(&server, &si);
+    let sniffer = {
+        let mut argv = server.exec_prefix();
+        let py = python();
+        argv.extend([
+            py.as_str(),
+            "-c",
+            ND_SNIFF_PY,
+            &si,
+            sniff_log.to_str().unwrap(),
+        ]);
+        let mut cmd = cmd(argv[0], &argv[1..]);
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let mut p = Proc::spawn("nd sniffer", &mut cmd);
+        let mut ready = [0u8; 6];
+        use std::io::Read as _;
+        let got = p
+            .child
+            .stdout
+            .take()
+            .is_some_and(|mut o| o.read_exact(&mut ready).is_ok());
+        assert!(got && &ready == b"READY\n", "nd sniffer did not start");
+        p
+    };
+    server.adopt(sniffer);
+    let endpoints = ["tcp:[::]:443".to_owned(), "tcp:[::]:6379".to_owned()];
+    let tcp = serve("nd servers", &server.exec_prefix(), &tcp_log, &endpoints);
+    server.adopt(tcp);
+    // The server's link-local address may still be tentative (DAD); it
+    // receives anyway, but wait until it is usable so replies flow too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while server
+        .ip(&["-6", "addr", "show", "dev", &si, "tentative"])
+        .contains("inet6")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let every: Vec<NdProbe> = [ND_ATTACKS, ND_KEPT].concat();
+    // ---- baseline without the ruleset: every message reaches the wire
+    // (control: the sniffer sees what the ruleset must stop).
+    for (p, sent, seen) in nd_round(&client, &ci, &sniff_log, &ll, &every, "base") {
+        c.check(&format!("baseline: {} delivered", p.3), seen, || sent);
+    }
+
+    ok(&mut client.exec("nft", &["-f", &s(&rules)]));
+    for (p, sent, seen) in nd_round(&client, &ci, &sniff_log, &ll, &every, "enforced") {
+        let keep = ND_KEPT.contains(&p);
+        let label = if keep { "still delivered" } else { "dropped" };
+        c.check(&format!("ruleset: {} {label}", p.3), seen == keep, || {
+            format!("sender: {sent}, server saw it: {seen}")
+        });
+    }
+
+    // ---- defence in depth: with an accept-all appended to the chain,
+    // ND-typed messages to other destinations are still dropped (control:
+    // an ordinary TCP probe to an undeclared address now connects).
+    ok(&mut client.exec(
+        "nft",
+        &["add", "rule", "inet", "capgate", "egress", "accept"],
+    ));
+    for (p, sent, seen) in nd_round(&client, &ci, &sniff_log, &ll, ND_ATTACKS, "appended") {
+        c.check(
+            &format!("appended accept: {} still dropped", p.3),
+            !seen,
+            || format!("sender: {sent}"),
+        );
+    }
+    let control = probe_all(&client, &[("tcp", "2a00:cafe::3", 443)], "nd-appended");
+    c.check(
+        "appended accept: control: undeclared 2a00:cafe::3:443 now connects",
+        connected(&control[0].1, &control[0].0),
+        || control[0].2.clone(),
+    );
+    ok(&mut client.exec("nft", &["-f", &s(&rules)]));
+
+    // ---- a declared IPv6 peer on the link resolves from scratch: flush the
+    // neighbour caches on both ends, then connect (twice, flushing between).
+    for round in ["fresh", "reflushed"] {
+        client.ip(&["-6", "neigh", "flush", "dev", &ci]);
+        server.ip(&["-6", "neigh", "flush", "dev", &si]);
+        let probes: &[Probe] = &[("tcp", "2a00:cafe::2", 443), ("tcp", "2a00:cafe::3", 443)];
+        let token = format!("nd-{round}");
+        let results = probe_all(&client, probes, &token);
+        c.check(
+            &format!(
+                "{round}: declared peer 2a00:cafe::2:443 reachable (neighbour resolution works)"
+            ),
+            connected(&results[0].1, &results[0].0),
+            || results[0].2.clone(),
+        );
+        c.check(
+            &format!("{round}: undeclared 2a00:cafe::3:443 dropped"),
+            !connected(&results[1].1, &results[1].0),
+            || format!("{:?}", results[1]),
+        );
+        c.eq(
+            &format!("{round}: server saw only the declared peer"),
+            seen(&tcp_log, &token),
+            expected(&probes[..1]),
+        );
+    }
+    c.finish("nftables_neighbour_discovery_is_link_scope_only");
 }

@@ -8,8 +8,9 @@
 //! also carries single addresses from 11.0.0.0/24 and 2a00:cafe::/64 (outside
 //! capgate's special ranges) next to private 10.0.0.x, fd00:cafe::9 and
 //! 203.0.113.10 (squid's ACLs see only the destination address, never the
-//! interface). The namespace has no route out; squid's DNS goes to the namespace's own 127.0.0.1, where nothing
-//! answers, so names resolve only through the test's hosts_file.
+//! interface). The namespace has no route out. Names resolve through the
+//! test's hosts_file (one address each) or, for names with several records,
+//! through a DNS stub (dnsstub.py) on the namespace's own 127.0.0.1:53.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -32,6 +33,14 @@ const LOCAL_ADDRS: &[&str] = &[
     "1.1.1.1/32",
     "2606:4700:4700::1111/128",
     "fd12:3456::7/128",
+    // targets of the name-based attacks (F7, F8, F16): cloud metadata, the
+    // Azure wire server, an undeclared public IPv6, and 127.0.0.1 spelled as
+    // IPv4-compatible and IPv4-translated IPv6 addresses
+    "169.254.169.254/32",
+    "168.63.129.16/32",
+    "2a00:cafe::3/128",
+    "::7f00:1/128",
+    "::ffff:0:7f00:1/128",
 ];
 const UPSTREAM_PORTS: &[u16] = &[443, 853, 5432, 6379, 8443, 9443];
 const HOSTS: &str = "\
@@ -41,6 +50,64 @@ const HOSTS: &str = "\
 10.0.0.9 rebind.test
 127.0.0.1 loopback.test
 ";
+
+/// Names with several records, answered by dnsstub.py (A and AAAA in this
+/// order): each mixes a declared IP literal with an address that must stay
+/// unreachable.
+const DNS: &str = r#"{
+  "dual.test": ["127.0.0.1", "10.0.0.5"],
+  "dual2.test": ["10.0.0.5", "127.0.0.1"],
+  "meta2.test": ["10.0.0.5", "169.254.169.254"],
+  "only5.test": ["10.0.0.5"],
+  "v6loop.test": ["10.0.0.5", "::1"],
+  "v6compat.test": ["10.0.0.5", "::7f00:1"],
+  "rt203.test": ["127.0.0.1", "203.0.113.10"],
+  "10.0.0.5": ["127.0.0.1", "10.0.0.5"],
+  "11.0.0.5": ["11.0.0.3", "11.0.0.5"],
+  "pubmix.test": ["11.0.0.3", "11.0.0.5"],
+  "pubmix6.test": ["2a00:cafe::3", "2a00:cafe::2"],
+  "v6dual.test": ["::1", "fd12:3456::7"],
+  "azure.test": ["168.63.129.16"],
+  "v6c.test": ["::7f00:1"],
+  "v6t.test": ["::ffff:0:7f00:1"]
+}"#;
+
+/// DNS stub, see [`DNS`].
+const DNSSTUB_PY: &str = include_str!("dnsstub.py");
+
+/// Sends one CONNECT with exactly `authority` (no client-side normalisation,
+/// unlike curl) and, once tunnelled, `GET /ID`; prints the proxy's status code,
+/// a newline and the upstream's body.
+const RAW_CONNECT_PY: &str = r#"
+import socket, sys
+port, authority, ident = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (authority, authority)).encode())
+def until(data, mark):
+    while mark not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+try:
+    head, _, rest = until(b"", b"\r\n\r\n").partition(b"\r\n\r\n")
+    code = head.split(b" ")[1].decode() if head.count(b" ") else "000"
+    body = ""
+    if code == "200":
+        s.sendall(("GET /%s HTTP/1.0\r\n\r\n" % ident).encode())
+        reply = rest
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        body = reply.partition(b"\r\n\r\n")[2].decode("latin-1")
+except OSError as e:
+    code, body = "000", "ERR %s" % e
+print(code)
+sys.stdout.write(body)
+"#;
 
 /// A running squid; SIGKILLed on drop (SIGTERM takes seconds), then its shm
 /// segments are removed.
@@ -168,6 +235,29 @@ fn request(ns: &Netns, proxy: u16, host: &str, port: u16, id: &str, tunnel: bool
     }
 }
 
+/// A CONNECT for exactly `host:port` (IPv6 hosts in brackets) sent by
+/// RAW_CONNECT_PY inside the namespace.
+fn raw_request(ns: &Netns, proxy: u16, host: &str, port: u16, id: &str) -> Answer {
+    let authority = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let out = run(
+        &mut ns.exec(
+            &python(),
+            &["-c", RAW_CONNECT_PY, &proxy.to_string(), &authority, id],
+        ),
+        Duration::from_secs(10),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (code, body) = text.split_once('\n').unwrap_or((&text, ""));
+    Answer {
+        code: code.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
 /// One CONNECT expectation: through proxy `proxy` to `host:port`; `reach` is
 /// the upstream address that must answer, `None` for a denial.
 struct Case {
@@ -254,6 +344,46 @@ const CASES: &[Case] = &[
     case(3132, "undeclared host", "other.test", 443, None),
 ];
 
+/// Names and spellings that must never pass an allow for an IP literal (F7,
+/// F8), and special addresses that `*` must never reach (F16); sent verbatim
+/// by [`raw_request`]. Names resolve through [`DNS`].
+#[rustfmt::skip]
+const RAW_CASES: &[Case] = &[
+    // database.json: declared special-range 10.0.0.5:5432 and 203.0.113.10:8443
+    case(3129, "F7: name with A [127.0.0.1, 10.0.0.5]", "dual.test", 5432, None),
+    case(3129, "F7: name with A [10.0.0.5, 127.0.0.1]", "dual2.test", 5432, None),
+    case(3129, "F7: name with A [10.0.0.5, 169.254.169.254]", "meta2.test", 5432, None),
+    case(3129, "F7: name resolving only to the declared 10.0.0.5", "only5.test", 5432, None),
+    case(3129, "F7: name with A 10.0.0.5 and AAAA ::1", "v6loop.test", 5432, None),
+    case(3129, "F7: name with A 10.0.0.5 and AAAA ::7f00:1", "v6compat.test", 5432, None),
+    case(3129, "F7: name with A [127.0.0.1, 203.0.113.10]", "rt203.test", 8443, None),
+    // squid drops a trailing dot before it parses the host, so this is the
+    // literal (no DNS: the stub's "10.0.0.5" record starts with 127.0.0.1)
+    case(3129, "squid strips the trailing dot: the literal itself", "10.0.0.5.", 5432, Some("10.0.0.5")),
+    case(3129, "control: the declared literal itself", "10.0.0.5", 5432, Some("10.0.0.5")),
+    case(3129, "control: the declared special literal itself", "203.0.113.10", 8443, Some("203.0.113.10")),
+    // squid.json: declared public 11.0.0.5:443 and 2a00:cafe::2:8443
+    case(3128, "F8: name with A [11.0.0.3, 11.0.0.5]", "pubmix.test", 443, None),
+    case(3128, "F8: name with AAAA [2a00:cafe::3, 2a00:cafe::2]", "pubmix6.test", 8443, None),
+    case(3128, "squid strips the trailing dot: the literal itself", "11.0.0.5.", 443, Some("11.0.0.5")),
+    case(3128, "control: the declared IPv4 literal itself", "11.0.0.5", 443, Some("11.0.0.5")),
+    case(3128, "control: the declared IPv6 literal, other spelling", "[2A00:CAFE:0::2]", 8443, Some("2a00:cafe::2")),
+    // egress-mix.json: declared private IPv6 fd12:3456::7:6379
+    case(3132, "F7: name with AAAA [::1, fd12:3456::7]", "v6dual.test", 6379, None),
+    case(3132, "control: the declared IPv6 literal itself", "fd12:3456::7", 6379, Some("fd12:3456::7")),
+    case(3129, "control: the declared literal, IPv4-mapped: that address", "[::ffff:10.0.0.5]", 5432, Some("10.0.0.5")),
+    case(3129, "control: the declared literal as one decimal number: that address", "167772165", 5432, Some("10.0.0.5")),
+    // puppeteer.json (`*`): special ranges stay unreachable (F16)
+    case(3131, "F16: Azure wire server literal", "168.63.129.16", 443, None),
+    case(3131, "F16: name resolving to the Azure wire server", "azure.test", 443, None),
+    case(3131, "F16: IPv4-compatible ::7f00:1 literal", "::7f00:1", 443, None),
+    case(3131, "F16: IPv4-compatible literal, dotted", "[::127.0.0.1]", 443, None),
+    case(3131, "F16: IPv4-translated ::ffff:0:7f00:1 literal", "::ffff:0:7f00:1", 443, None),
+    case(3131, "F16: name with AAAA ::7f00:1", "v6c.test", 443, None),
+    case(3131, "F16: name with AAAA ::ffff:0:7f00:1", "v6t.test", 443, None),
+    case(3131, "control: any host reaches a public literal", "11.0.0.3", 443, Some("11.0.0.3")),
+];
+
 #[test]
 fn squid_connect_allowlist() {
     if !require(
@@ -278,6 +408,8 @@ fn squid_connect_allowlist() {
         .collect();
     let upstream = serve("squid upstreams", &ns.exec_prefix(), &log, &endpoints);
     ns.adopt(upstream);
+    let dns = dnsstub(&ns, &dir.join("dns.log"));
+    ns.adopt(dns);
 
     #[rustfmt::skip]
     let configs = [
@@ -304,16 +436,25 @@ fn squid_connect_allowlist() {
     let answers: Vec<Answer> = thread::scope(|sc| {
         let handles: Vec<_> = CASES
             .iter()
+            .chain(RAW_CASES)
             .enumerate()
             .map(|(i, k)| {
                 let ns = &ns;
-                sc.spawn(move || request(ns, k.proxy, k.host, k.port, &format!("probe{i}"), true))
+                let id = format!("probe{i}");
+                let raw = i >= CASES.len();
+                sc.spawn(move || {
+                    if raw {
+                        raw_request(ns, k.proxy, k.host, k.port, &id)
+                    } else {
+                        request(ns, k.proxy, k.host, k.port, &id, true)
+                    }
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let hits = hits(&log);
-    for (i, (k, a)) in CASES.iter().zip(&answers).enumerate() {
+    for (i, (k, a)) in CASES.iter().chain(RAW_CASES).zip(&answers).enumerate() {
         let id = format!("probe{i}");
         let reached: Vec<&Hit> = hits
             .iter()
@@ -344,11 +485,19 @@ fn squid_connect_allowlist() {
             }
         }
     }
-    // Plain (non-CONNECT) proxy requests are refused by every config.
-    for (port, host) in [(3128, "allowed.test"), (3130, "10.0.0.9")] {
-        let a = request(&ns, port, host, 8443, "plain", false);
+    // Plain (non-CONNECT) proxy requests are refused by every config, names
+    // with a declared IP among their records included.
+    for (proxy, host, port) in [
+        (3128, "allowed.test", 8443),
+        (3130, "10.0.0.9", 8443),
+        (3129, "dual.test", 5432),
+        (3129, "10.0.0.5", 5432),
+        (3128, "pubmix.test", 443),
+        (3131, "azure.test", 443),
+    ] {
+        let a = request(&ns, proxy, host, port, "plain", false);
         c.eq(
-            &format!("[{port}] plain GET http://{host}:8443/ refused"),
+            &format!("[{proxy}] plain GET http://{host}:{port}/ refused"),
             a.code.as_str(),
             "403",
         );
@@ -360,6 +509,25 @@ fn squid_connect_allowlist() {
     );
     drop(squids);
     c.finish("squid_connect_allowlist");
+}
+
+/// Starts dnsstub.py on the namespace's 127.0.0.1:53 with [`DNS`] and waits
+/// for READY.
+fn dnsstub(ns: &Netns, log: &Path) -> Proc {
+    use std::io::Read as _;
+    let mut c = ns.exec(&python(), &["-c", DNSSTUB_PY, "127.0.0.1", DNS, &s(log)]);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut proc = Proc::spawn("dns stub", &mut c);
+    let mut ready = [0u8; 6];
+    let got = proc
+        .child
+        .stdout
+        .take()
+        .is_some_and(|mut o| o.read_exact(&mut ready).is_ok());
+    assert!(got && &ready == b"READY\n", "dns stub did not start");
+    proc
 }
 
 fn hits_of(log: &Path, prefix: &str) -> bool {

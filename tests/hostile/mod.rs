@@ -610,13 +610,11 @@ pub fn check_nft(config: &str, declared: &Declared) -> Check {
         if !t.ends_with(" accept") {
             continue;
         }
+        // Neighbour discovery: only to link-scope destinations, hop limit 255 (G4).
         let fixed = t == "oifname \"lo\" accept"
             || t == "ct state established,related accept"
-            || (t.starts_with("icmpv6 type { ")
-                && t.ends_with(" } accept")
-                && t["icmpv6 type { ".len()..t.len() - " } accept".len()]
-                    .split(", ")
-                    .all(|x| x.starts_with("nd-")));
+            || t == "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } \
+                     ip6 hoplimit 255 ip6 daddr { fe80::/10, ff02::/16 } accept";
         if fixed {
             continue;
         }
