@@ -103,6 +103,8 @@ impl FactKind {
             FactKind::Baseline => &[
                 "nested",
                 "tmp_bound",
+                "var_tmp_bound",
+                "run_bound",
                 "net",
                 "net_count",
                 "private_net",
@@ -143,13 +145,67 @@ impl<'de> Deserialize<'de> for FactKind {
     }
 }
 
-/// The type of a target option.
+/// The type of a target option: it selects the parser of `--set` values.
+///
+/// Every value is parsed, never compared as text: `--set uid=00` is the
+/// integer 0 and `--set user=+0` is no uid at all. Values a tool would read
+/// differently than capgate (leading `+`, `0x`, names that resolve in the
+/// image) are refused, and the canonical spelling is what the template sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OptionType {
     String,
+    /// Decimal, optional leading `-`, digits only (`+1`, `0x1`, ` 1` refused).
     Integer,
     Boolean,
+    /// A container user `UID:GID`, both decimal; names and a missing group are
+    /// refused (an image's /etc/passwd decides what a name or a missing group
+    /// means). `min`/`max` bound both ids.
+    User,
+    /// A network to join by name. `MODE[:OPTIONS]` is split the way the
+    /// engines do, the mode is checked against `forbid` (ASCII case-insensitive),
+    /// and `:OPTIONS` are refused.
+    Network,
+    /// A size in bytes: digits with an optional `k`, `m` or `g` suffix
+    /// (rendered lowercase); never 0, which the kernel and the engines read as
+    /// "unlimited". `min`/`max` are in bytes.
+    Size,
+    /// An absolute host path without control characters.
+    Path,
+}
+
+impl OptionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OptionType::String => "string",
+            OptionType::Integer => "integer",
+            OptionType::Boolean => "boolean",
+            OptionType::User => "user",
+            OptionType::Network => "network",
+            OptionType::Size => "size",
+            OptionType::Path => "path",
+        }
+    }
+
+    fn expects(self) -> &'static str {
+        match self {
+            OptionType::String => "a string",
+            OptionType::Integer => "a decimal integer (digits only, no `+`, `0x` or spaces)",
+            OptionType::Boolean => "true or false",
+            OptionType::User => "UID:GID, two decimal numbers (names and a missing group are refused: the image's /etc/passwd decides what they mean, and it may say root)",
+            OptionType::Network => "the name of a network (letters, digits, `_`, `.`, `-`), without `:options`",
+            OptionType::Size => "a size: digits with an optional k, m or g suffix, e.g. 512m",
+            OptionType::Path => "an absolute path without control characters",
+        }
+    }
+
+    /// Whether `min`/`max` apply (and what they bound).
+    fn bounded(self) -> bool {
+        matches!(
+            self,
+            OptionType::Integer | OptionType::User | OptionType::Size
+        )
+    }
 }
 
 #[derive(Deserialize)]
@@ -218,50 +274,128 @@ pub struct TargetOption {
 }
 
 impl TargetOption {
-    /// Parses and range-checks a `--set` value; the error says what is accepted.
+    /// Parses and checks a `--set` value; the error says what is accepted.
     pub fn parse(&self, text: &str) -> Result<OptionValue, String> {
-        let v = OptionValue::parse(self.ty, text).ok_or_else(|| {
-            format!(
-                "option \"{}\" expects {}",
-                self.name,
-                match self.ty {
-                    OptionType::String => "a string",
-                    OptionType::Integer => "an integer",
-                    OptionType::Boolean => "true or false",
-                }
-            )
-        })?;
-        if let OptionValue::String(text) = &v {
-            let refused = self.forbid.iter().any(|f| f == text)
-                || self
-                    .forbid_prefix
-                    .iter()
-                    .any(|p| text.starts_with(p.as_str()));
-            if refused {
-                return Err(format!(
-                    "option \"{}\" refuses this value (refused: {})",
-                    self.name,
-                    self.forbid
-                        .iter()
-                        .map(|f| format!("\"{f}\""))
-                        .chain(self.forbid_prefix.iter().map(|p| format!("\"{p}...\"")))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-        }
-        if let OptionValue::Integer(i) = v {
-            if self.min.is_some_and(|m| i < m) || self.max.is_some_and(|m| i > m) {
-                return Err(format!(
-                    "option \"{}\" must be between {} and {}",
-                    self.name,
+        let bad = |why: String| format!("option \"{}\" {why}", self.name);
+        let expects = || bad(format!("expects {}", self.ty.expects()));
+        let range = |v: i64, what: &str| -> Result<(), String> {
+            if self.min.is_some_and(|m| v < m) || self.max.is_some_and(|m| v > m) {
+                return Err(bad(format!(
+                    "{what} must be between {} and {}",
                     self.min.map_or("-inf".to_owned(), |m| m.to_string()),
                     self.max.map_or("+inf".to_owned(), |m| m.to_string())
-                ));
+                )));
+            }
+            Ok(())
+        };
+        match self.ty {
+            OptionType::Boolean => match text {
+                "true" => Ok(OptionValue::Boolean(true)),
+                "false" => Ok(OptionValue::Boolean(false)),
+                _ => Err(expects()),
+            },
+            OptionType::Integer => {
+                let v = parse_decimal(text).ok_or_else(expects)?;
+                range(v, "the value")?;
+                Ok(OptionValue::Integer(v))
+            }
+            OptionType::String => {
+                let refused = self.forbid.iter().any(|f| f == text)
+                    || self
+                        .forbid_prefix
+                        .iter()
+                        .any(|p| text.starts_with(p.as_str()));
+                if refused {
+                    return Err(bad(format!("refuses this value ({})", self.refused())));
+                }
+                Ok(OptionValue::String(text.to_owned()))
+            }
+            OptionType::User => {
+                let (uid, gid) = text.split_once(':').ok_or_else(expects)?;
+                let id = |s: &str| parse_decimal(s).filter(|_| !s.starts_with('-'));
+                let (Some(uid), Some(gid)) = (id(uid), id(gid)) else {
+                    return Err(expects());
+                };
+                if self.min.is_some_and(|m| m > 0) && (uid == 0 || gid == 0) {
+                    return Err(bad(format!(
+                        "refuses {} 0 (root), in every spelling",
+                        if uid == 0 { "uid" } else { "gid" }
+                    )));
+                }
+                range(uid, "the uid")?;
+                range(gid, "the gid")?;
+                Ok(OptionValue::String(format!("{uid}:{gid}")))
+            }
+            OptionType::Network => {
+                // The engines split `mode:options` at the first colon.
+                let (mode, options) = match text.split_once(':') {
+                    Some((m, o)) => (m, Some(o)),
+                    None => (text, None),
+                };
+                if self.forbid.iter().any(|f| f.eq_ignore_ascii_case(mode)) {
+                    return Err(bad(format!(
+                        "refuses the network mode \"{mode}\" ({})",
+                        self.refused()
+                    )));
+                }
+                let name_ok = mode
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphanumeric())
+                    && mode
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+                if options.is_some() || !name_ok {
+                    return Err(expects());
+                }
+                Ok(OptionValue::String(mode.to_owned()))
+            }
+            OptionType::Size => {
+                let (digits, unit, mul) = match text.as_bytes().last() {
+                    Some(b'k' | b'K') => (&text[..text.len() - 1], "k", 1i64 << 10),
+                    Some(b'm' | b'M') => (&text[..text.len() - 1], "m", 1 << 20),
+                    Some(b'g' | b'G') => (&text[..text.len() - 1], "g", 1 << 30),
+                    _ => (text, "", 1),
+                };
+                let n = parse_decimal(digits)
+                    .filter(|_| !digits.starts_with('-'))
+                    .ok_or_else(expects)?;
+                let bytes = n.checked_mul(mul).ok_or_else(expects)?;
+                if bytes == 0 {
+                    return Err(bad(
+                        "refuses 0: the kernel and the engines read a size of 0 as unlimited"
+                            .to_owned(),
+                    ));
+                }
+                range(bytes, "the size in bytes")?;
+                Ok(OptionValue::String(format!("{n}{unit}")))
+            }
+            OptionType::Path => {
+                if !text.starts_with('/') || text.chars().any(char::is_control) {
+                    return Err(expects());
+                }
+                Ok(OptionValue::String(text.to_owned()))
             }
         }
-        Ok(v)
     }
+
+    fn refused(&self) -> String {
+        let quote = |s: &String| format!("\"{s}\"");
+        let mut out: Vec<String> = self.forbid.iter().map(quote).collect();
+        out.extend(self.forbid_prefix.iter().map(|p| format!("\"{p}...\"")));
+        format!("refused: {}", out.join(", "))
+    }
+}
+
+/// A decimal integer: an optional `-` and ASCII digits only. Leading zeros
+/// are the same number (`007` is 7); `+`, `0x`, `_` and spaces are refused
+/// so that no tool reads the text as a different number than capgate.
+fn parse_decimal(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// A typed option value.
@@ -284,22 +418,16 @@ impl std::fmt::Display for OptionValue {
 }
 
 impl OptionValue {
-    /// Parses a `--set` value according to the option's type.
-    pub fn parse(ty: OptionType, text: &str) -> Option<OptionValue> {
-        match ty {
-            OptionType::String => Some(OptionValue::String(text.to_owned())),
-            OptionType::Integer => text.parse().ok().map(OptionValue::Integer),
-            OptionType::Boolean => match text {
-                "true" => Some(OptionValue::Boolean(true)),
-                "false" => Some(OptionValue::Boolean(false)),
-                _ => None,
-            },
-        }
-    }
-
     fn from_toml(ty: OptionType, v: &toml::Value) -> Option<OptionValue> {
         match (ty, v) {
-            (OptionType::String, toml::Value::String(s)) => Some(OptionValue::String(s.clone())),
+            (
+                OptionType::String
+                | OptionType::User
+                | OptionType::Network
+                | OptionType::Size
+                | OptionType::Path,
+                toml::Value::String(s),
+            ) => Some(OptionValue::String(s.clone())),
             (OptionType::Integer, toml::Value::Integer(i)) => Some(OptionValue::Integer(*i)),
             (OptionType::Boolean, toml::Value::Boolean(b)) => Some(OptionValue::Boolean(*b)),
             _ => None,
@@ -462,13 +590,28 @@ fn parse_target(
         }
         match OptionValue::from_toml(o.ty, &o.default) {
             Some(default) => {
-                if (o.min.is_some() || o.max.is_some()) && o.ty != OptionType::Integer {
+                if (o.min.is_some() || o.max.is_some()) && !o.ty.bounded() {
                     err(
                         offset,
-                        format!("option `{oname}`: min and max apply to integer options"),
+                        format!(
+                            "option `{oname}`: min and max apply to integer, size and user options"
+                        ),
                     );
                 }
-                let option = TargetOption {
+                if !o.forbid.is_empty() && !matches!(o.ty, OptionType::String | OptionType::Network)
+                {
+                    err(
+                        offset,
+                        format!("option `{oname}`: forbid applies to string and network options"),
+                    );
+                }
+                if !o.forbid_prefix.is_empty() && o.ty != OptionType::String {
+                    err(
+                        offset,
+                        format!("option `{oname}`: forbid_prefix applies to string options (a network option's forbid list names modes, `container` refuses `container:...`)"),
+                    );
+                }
+                let mut option = TargetOption {
                     name: oname.clone(),
                     ty: o.ty,
                     default: default.clone(),
@@ -478,8 +621,11 @@ fn parse_target(
                     forbid: o.forbid.clone(),
                     forbid_prefix: o.forbid_prefix.clone(),
                 };
-                if let Err(e) = option.parse(&default.to_string()) {
-                    err(offset, format!("default of {e}"));
+                // The default goes through the same parser as a `--set` value
+                // and is kept in its canonical spelling.
+                match option.parse(&default.to_string()) {
+                    Ok(v) => option.default = v,
+                    Err(e) => err(offset, format!("default of {e}")),
                 }
                 options.push(option);
             }

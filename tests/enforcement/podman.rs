@@ -263,16 +263,16 @@ fn get<'a>(f: &'a BTreeMap<String, String>, k: &str) -> &'a str {
     f.get(k).map(String::as_str).unwrap_or("<missing>")
 }
 
-/// `argv` with `,readonly` dropped from the `--mount` whose source is `path`.
+/// `argv` with `readonly` dropped from the `--mount` whose source is `path`.
 fn mount_rw(argv: &[String], path: &Path) -> Vec<String> {
-    let spec = format!("type=bind,source={p},target={p},readonly", p = s(path));
+    let head = format!("type=bind,source={p},target={p},", p = s(path));
     argv.iter()
-        .map(|a| {
-            if *a == spec {
-                spec.trim_end_matches(",readonly").to_owned()
-            } else {
-                a.clone()
+        .map(|a| match a.strip_prefix(&head) {
+            Some(opts) => {
+                let kept: Vec<&str> = opts.split(',').filter(|o| *o != "readonly").collect();
+                format!("{head}{}", kept.join(","))
             }
+            None => a.clone(),
         })
         .collect()
 }
@@ -639,9 +639,17 @@ fn docker_user_namespaces_only_with_nested_sandbox() {
     });
     let mut c = Checks::new();
     for (key, _, refused) in USERNS_SPELLINGS {
-        c.eq(&format!("no nestedSandbox: {key} refused"), get(&p, key), refused);
+        c.eq(
+            &format!("no nestedSandbox: {key} refused"),
+            get(&p, key),
+            refused,
+        );
     }
-    c.eq("no nestedSandbox: clone without CLONE_NEWUSER works", get(&p, "clone_plain"), "OK");
+    c.eq(
+        "no nestedSandbox: clone without CLONE_NEWUSER works",
+        get(&p, "clone_plain"),
+        "OK",
+    );
     c.eq("no nestedSandbox: fork works", get(&p, "fork"), "OK");
     // The control: under podman the engine default allows them, so the
     // probe would see a userns if the profile let one through.
@@ -663,7 +671,7 @@ fn docker_user_namespaces_only_with_nested_sandbox() {
 /// limits of the container's cgroup (v1 or v2).
 const MEMORY_SH: &str = r#"
 while read -r dev dir type opts rest; do
-  [ "$type" = tmpfs ] && [ -w "$dir" ] && echo "tmpfs:$dir=$opts"
+  case "$opts" in rw,*) [ "$type" = tmpfs ] && [ -w "$dir" ] && echo "tmpfs:$dir=$opts";; esac
 done < /proc/mounts
 lim() { for f in "$@"; do [ -r "$f" ] && { cat "$f"; return; }; done; echo none; }
 echo mem=$(lim /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max)
@@ -732,9 +740,11 @@ fn docker_memory_and_tmpfs_are_bounded() {
     };
     let mounted = tmpfs(&d);
     for dir in ["/tmp", "/var/tmp", "/dev/shm"] {
-        c.check(&format!("defaults: {dir} is a writable tmpfs"), mounted.iter().any(|(m, _)| m == dir), || {
-            format!("{mounted:?}")
-        });
+        c.check(
+            &format!("defaults: {dir} is a writable tmpfs"),
+            mounted.iter().any(|(m, _)| m == dir),
+            || format!("{mounted:?}"),
+        );
     }
     for (dir, options) in &mounted {
         let kb = tmpfs_size_kb(options);
@@ -753,20 +763,36 @@ fn docker_memory_and_tmpfs_are_bounded() {
         );
     }
     let mem: u64 = get(&d, "mem").parse().unwrap_or(u64::MAX);
-    c.check("defaults: memory limit below host RAM", mem < host_kb * 1024, || {
-        get(&d, "mem").to_owned()
-    });
-    c.eq("defaults: no swap beyond the memory limit", get(&d, "memsw"), get(&d, "mem"));
+    c.check(
+        "defaults: memory limit below host RAM",
+        mem < host_kb * 1024,
+        || get(&d, "mem").to_owned(),
+    );
+    c.eq(
+        "defaults: no swap beyond the memory limit",
+        get(&d, "memsw"),
+        get(&d, "mem"),
+    );
 
     c.eq("set memory=64m: limit", get(&m, "mem"), "67108864");
     c.eq("set memory=64m: no swap", get(&m, "memsw"), "67108864");
     for dir in ["/tmp", "/var/tmp", "/run"] {
-        c.eq(&format!("set tmpfs_size=48m: {dir}"), get(&m, &format!("kb:{dir}")), "49152");
+        c.eq(
+            &format!("set tmpfs_size=48m: {dir}"),
+            get(&m, &format!("kb:{dir}")),
+            "49152",
+        );
     }
     c.eq("set shm_size=8m: /dev/shm", get(&m, "kb:/dev/shm"), "8192");
-    c.eq("a 49 MiB file does not fit a 48 MiB /tmp", get(&o, "tmp_over"), "1");
+    c.eq(
+        "a 49 MiB file does not fit a 48 MiB /tmp",
+        get(&o, "tmp_over"),
+        "1",
+    );
     let tmp_kb: u64 = get(&o, "tmp_kb").parse().unwrap_or(u64::MAX);
-    c.check("/tmp holds at most its size", tmp_kb <= 49152, || tmp_kb.to_string());
+    c.check("/tmp holds at most its size", tmp_kb <= 49152, || {
+        tmp_kb.to_string()
+    });
     c.eq("40 MiB in /tmp fits", get(&m, "tmp_fill"), "0");
     let filled: u64 = get(&m, "filled_kb").parse().unwrap_or(u64::MAX);
     c.check(
@@ -851,7 +877,12 @@ fn docker_fs_read_submounts_not_writable() {
     ];
     let runs: Vec<(String, Vec<String>)> = spellings
         .iter()
-        .map(|cap| (cap.clone(), compile_docker("subm.json", &empty_manifest(&[cap]), &[])))
+        .map(|cap| {
+            (
+                cap.clone(),
+                compile_docker("subm.json", &empty_manifest(&[cap]), &[]),
+            )
+        })
         .collect();
     // Control: the old spelling (`readonly` alone) leaves the submounts writable.
     let old: Vec<String> = runs[0]
@@ -869,8 +900,18 @@ fn docker_fs_read_submounts_not_writable() {
     });
     let mut c = Checks::new();
     for ((cap, _), f) in runs.iter().zip(&facts) {
-        c.eq(&format!("{cap}: declared tree readable"), get(f, "top"), "top");
-        for k in ["tmpfs_write", "tmpfs_create", "bind_create", "deep_create", "tmpfs_mkdir"] {
+        c.eq(
+            &format!("{cap}: declared tree readable"),
+            get(f, "top"),
+            "top",
+        );
+        for k in [
+            "tmpfs_write",
+            "tmpfs_create",
+            "bind_create",
+            "deep_create",
+            "tmpfs_mkdir",
+        ] {
             c.eq(&format!("{cap}: {k} refused"), get(f, k), "fail");
         }
     }
@@ -897,8 +938,9 @@ fn docker_fs_read_submounts_not_writable() {
 fn docker_user_and_network_options_are_parsed() {
     let manifest = empty_manifest(&["net:connect:api.example.com:443"]);
     let refused = |key: &str, value: &str| -> Option<String> {
-        let compiler = capgate::compile::Compiler::new(&capgate::assets::Assets::default(), "docker")
-            .expect("docker target");
+        let compiler =
+            capgate::compile::Compiler::new(&capgate::assets::Assets::default(), "docker")
+                .expect("docker target");
         let settings = capgate::compile::Settings {
             permissive: false,
             set: vec![(key.to_owned(), value.to_owned())],
@@ -911,25 +953,78 @@ fn docker_user_and_network_options_are_parsed() {
     };
     let mut c = Checks::new();
     for user in [
-        "0", "00", "0000", "00:0", "+0", "0x0", "-0", "0:0", "root", "root:root", "ROOT", "toor:1000",
-        "65534", "65534:0", "65534:00", "65534:+0", "65534:root", " 65534:65534", "65534:65534 ",
-        "65534:65534:0", "4294967295:65534", "0x3e8:1000", "+1000:1000", "1000:", ":1000", "",
+        "0",
+        "00",
+        "0000",
+        "00:0",
+        "+0",
+        "0x0",
+        "-0",
+        "0:0",
+        "root",
+        "root:root",
+        "ROOT",
+        "toor:1000",
+        "65534",
+        "65534:0",
+        "65534:00",
+        "65534:+0",
+        "65534:root",
+        " 65534:65534",
+        "65534:65534 ",
+        "65534:65534:0",
+        "4294967295:65534",
+        "0x3e8:1000",
+        "+1000:1000",
+        "1000:",
+        ":1000",
+        "",
     ] {
         let r = refused("user", user);
-        c.check(&format!("user={user:?} refused"), r.is_none(), || r.unwrap_or_default());
+        c.check(&format!("user={user:?} refused"), r.is_none(), || {
+            r.unwrap_or_default()
+        });
     }
     for network in [
-        "host", "HOST", "Host", "bridge", "bridge:ip=10.88.0.9", "default", "private", "podman",
-        "slirp4netns", "slirp4netns:allow_host_loopback=true", "pasta",
-        "pasta:--map-host-loopback,10.0.2.2", "container:other", "container", "ns:/proc/1/ns/net",
-        "capgate-egress:ip=10.89.0.5", "capgate egress", "", ":", "-x",
+        "host",
+        "HOST",
+        "Host",
+        "bridge",
+        "bridge:ip=10.88.0.9",
+        "default",
+        "private",
+        "podman",
+        "slirp4netns",
+        "slirp4netns:allow_host_loopback=true",
+        "pasta",
+        "pasta:--map-host-loopback,10.0.2.2",
+        "container:other",
+        "container",
+        "ns:/proc/1/ns/net",
+        "capgate-egress:ip=10.89.0.5",
+        "capgate egress",
+        "",
+        ":",
+        "-x",
     ] {
         let r = refused("network", network);
-        c.check(&format!("network={network:?} refused"), r.is_none(), || r.unwrap_or_default());
+        c.check(&format!("network={network:?} refused"), r.is_none(), || {
+            r.unwrap_or_default()
+        });
     }
-    for (key, value) in [("memory", "0"), ("tmpfs_size", "0m"), ("shm_size", "-1m"), ("memory", "1t"), ("memory", "0x100m"), ("seccomp_profile", "unconfined"), ("seccomp_profile", "profile.json")] {
+    for (key, value) in [
+        ("memory", "0"),
+        ("tmpfs_size", "0m"),
+        ("shm_size", "-1m"),
+        ("memory", "1t"),
+        ("memory", "0x100m"),
+        ("seccomp_profile", "unconfined"),
+        ("seccomp_profile", "profile.json"),
+    ] {
         let r = refused(key, value);
-        c.check(&format!("{key}={value:?} refused"), r.is_none(), || r.unwrap_or_default());
+        c.check(&format!("{key}={value:?} refused"), r.is_none(), || {
+            r.unwrap_or_default()
+        });
     }
 
     if require(
@@ -937,10 +1032,15 @@ fn docker_user_and_network_options_are_parsed() {
         &["podman", "runc", "tar", "gcc"],
         true,
     ) {
-        let argv = compile_docker("user.json", &empty_manifest(&[]), &[("user", "0065534:065534")]);
+        let argv = compile_docker(
+            "user.json",
+            &empty_manifest(&[]),
+            &[("user", "0065534:065534")],
+        );
         c.check(
             "padded user rendered canonical",
-            argv.windows(2).any(|w| w[0] == "--user" && w[1] == "65534:65534"),
+            argv.windows(2)
+                .any(|w| w[0] == "--user" && w[1] == "65534:65534"),
             || format!("{argv:?}"),
         );
         let f = facts_in(&argv, "echo uid=$(id -u)\necho gid=$(id -g)", &[]);
