@@ -821,3 +821,185 @@ mod tests {
         assert!(e[0].contains("unknown fact `disk`"), "{e:?}");
     }
 }
+
+#[cfg(test)]
+mod option_tests {
+    //! `--set` values are parsed by the option's type, never compared as
+    //! text (finding F12): every spelling of a forbidden value is refused.
+    use super::*;
+
+    fn target(name: &str) -> Target {
+        Target::load(&Assets::default(), name).expect("built-in target loads")
+    }
+
+    fn option<'a>(t: &'a Target, name: &str) -> &'a TargetOption {
+        t.options.iter().find(|o| o.name == name).expect("option")
+    }
+
+    fn parsed(t: &Target, name: &str, value: &str) -> Result<String, String> {
+        option(t, name).parse(value).map(|v| v.to_string())
+    }
+
+    #[test]
+    fn docker_user_refuses_root_in_every_spelling() {
+        let t = target("docker");
+        for v in [
+            "0",
+            "00",
+            "0000",
+            "00:0",
+            "0:0",
+            "+0",
+            "0x0",
+            "-0",
+            "0:65534",
+            "65534:0",
+            "65534:00",
+            "65534:-0",
+            "root",
+            "root:root",
+            "ROOT:0",
+            "toor:1000",
+            "65534",
+            "65534:",
+            ":65534",
+            "65534:65534:0",
+            " 65534:65534",
+            "65534:65534\n",
+            "0x3e8:1000",
+            "+1000:1000",
+            "1_000:1000",
+            "4294967295:1",
+            "18446744073709551616:1",
+            "",
+        ] {
+            assert!(parsed(&t, "user", v).is_err(), "user={v:?} accepted");
+        }
+        assert_eq!(parsed(&t, "user", "1000:1000").unwrap(), "1000:1000");
+        // Leading zeros are the same number, rendered in the canonical form.
+        assert_eq!(parsed(&t, "user", "0065534:065534").unwrap(), "65534:65534");
+        let e = parsed(&t, "user", "00:0").unwrap_err();
+        assert!(e.contains("uid 0 (root)"), "{e}");
+        let e = parsed(&t, "user", "root").unwrap_err();
+        assert!(e.contains("UID:GID"), "{e}");
+    }
+
+    #[test]
+    fn docker_network_mode_is_parsed_before_the_forbid_check() {
+        let t = target("docker");
+        for v in [
+            "host",
+            "HOST",
+            "Host",
+            "bridge",
+            "bridge:ip=10.88.0.9",
+            "default",
+            "private",
+            "podman",
+            "nat",
+            "slirp4netns",
+            "slirp4netns:allow_host_loopback=true",
+            "pasta",
+            "pasta:--map-host-loopback,10.0.2.2",
+            "container",
+            "container:other",
+            "ns:/proc/1/ns/net",
+            "capgate-egress:ip=10.89.0.5",
+            "capgate egress",
+            "",
+            ":",
+            "-x",
+            ".x",
+            "a/b",
+        ] {
+            assert!(parsed(&t, "network", v).is_err(), "network={v:?} accepted");
+        }
+        for v in ["capgate-egress", "none", "egress_1.internal"] {
+            assert_eq!(parsed(&t, "network", v).unwrap(), v);
+        }
+        let e = parsed(&t, "network", "slirp4netns:allow_host_loopback=true").unwrap_err();
+        assert!(e.contains("network mode \"slirp4netns\""), "{e}");
+    }
+
+    #[test]
+    fn sizes_are_parsed_and_never_zero() {
+        let t = target("docker");
+        for (name, v) in [
+            ("memory", "0"),
+            ("memory", "0m"),
+            ("memory", "000g"),
+            ("memory", "1m"),
+            ("memory", "-1m"),
+            ("memory", "+512m"),
+            ("memory", "0x200m"),
+            ("memory", "512mb"),
+            ("memory", "1t"),
+            ("memory", "1.5g"),
+            ("memory", " 512m"),
+            ("memory", "99999999999999g"),
+            ("tmpfs_size", "0"),
+            ("shm_size", ""),
+        ] {
+            assert!(parsed(&t, name, v).is_err(), "{name}={v:?} accepted");
+        }
+        assert_eq!(parsed(&t, "memory", "512M").unwrap(), "512m");
+        assert_eq!(parsed(&t, "memory", "0064m").unwrap(), "64m");
+        assert_eq!(parsed(&t, "tmpfs_size", "1g").unwrap(), "1g");
+        assert_eq!(parsed(&t, "shm_size", "65536").unwrap(), "65536");
+        let e = parsed(&t, "tmpfs_size", "0k").unwrap_err();
+        assert!(e.contains("unlimited"), "{e}");
+    }
+
+    #[test]
+    fn paths_are_absolute() {
+        let t = target("docker");
+        for v in ["unconfined", "profile.json", "", "/etc/x\n", "./x"] {
+            assert!(parsed(&t, "seccomp_profile", v).is_err(), "{v:?} accepted");
+        }
+        assert!(parsed(&t, "seccomp_profile", "/etc/capgate/p.json").is_ok());
+    }
+
+    #[test]
+    fn bwrap_ids_cannot_be_spelled_zero() {
+        let t = target("bwrap");
+        for name in ["uid", "gid"] {
+            for v in [
+                "0", "00", "0000", "+0", "-0", "0x0", " 0", "0 ", "1_000", "+1000", "",
+            ] {
+                assert!(parsed(&t, name, v).is_err(), "{name}={v:?} accepted");
+            }
+            assert_eq!(parsed(&t, name, "01000").unwrap(), "1000");
+        }
+    }
+
+    #[test]
+    fn option_keys_must_fit_the_type() {
+        let head = "[target]\ndescription = \"d\"\nformat = \"argv\"\nartifact = \"argv\"\n";
+        let bad = |opt: &str| -> Vec<String> {
+            match parse_target("t", "rules/t.toml", &format!("{head}{opt}"), false) {
+                Ok(_) => vec![],
+                Err(ds) => ds.into_iter().map(|d| d.message).collect(),
+            }
+        };
+        let e = bad("[options.p]\ntype = \"path\"\ndefault = \"/x\"\nmin = 1\ndoc = \"d\"\n");
+        assert!(e[0].contains("min and max apply"), "{e:?}");
+        let e = bad("[options.u]\ntype = \"user\"\ndefault = \"1:1\"\nforbid_prefix = [\"0\"]\ndoc = \"d\"\n");
+        assert!(e[0].contains("forbid_prefix applies to string"), "{e:?}");
+        let e = bad("[options.s]\ntype = \"size\"\ndefault = \"0\"\ndoc = \"d\"\n");
+        assert!(
+            e[0].starts_with("default of option \"s\" refuses 0"),
+            "{e:?}"
+        );
+        let e = bad("[options.u]\ntype = \"user\"\ndefault = \"0:0\"\nmin = 1\ndoc = \"d\"\n");
+        assert!(e[0].contains("uid 0 (root)"), "{e:?}");
+        // The default is kept in its canonical spelling.
+        let t = parse_target(
+            "t",
+            "rules/t.toml",
+            &format!("{head}[options.s]\ntype = \"size\"\ndefault = \"064M\"\ndoc = \"d\"\n"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(t.options[0].default.to_string(), "64m");
+    }
+}
