@@ -281,7 +281,7 @@ impl TargetOption {
         let range = |v: i64, what: &str| -> Result<(), String> {
             if self.min.is_some_and(|m| v < m) || self.max.is_some_and(|m| v > m) {
                 return Err(bad(format!(
-                    "{what} must be between {} and {}",
+                    "{what}must be between {} and {}",
                     self.min.map_or("-inf".to_owned(), |m| m.to_string()),
                     self.max.map_or("+inf".to_owned(), |m| m.to_string())
                 )));
@@ -296,7 +296,7 @@ impl TargetOption {
             },
             OptionType::Integer => {
                 let v = parse_decimal(text).ok_or_else(expects)?;
-                range(v, "the value")?;
+                range(v, "")?;
                 Ok(OptionValue::Integer(v))
             }
             OptionType::String => {
@@ -322,8 +322,8 @@ impl TargetOption {
                         if uid == 0 { "uid" } else { "gid" }
                     )));
                 }
-                range(uid, "the uid")?;
-                range(gid, "the gid")?;
+                range(uid, "uid ")?;
+                range(gid, "gid ")?;
                 Ok(OptionValue::String(format!("{uid}:{gid}")))
             }
             OptionType::Network => {
@@ -367,7 +367,7 @@ impl TargetOption {
                             .to_owned(),
                     ));
                 }
-                range(bytes, "the size in bytes")?;
+                range(bytes, "in bytes ")?;
                 Ok(OptionValue::String(format!("{n}{unit}")))
             }
             OptionType::Path => {

@@ -125,6 +125,10 @@ fn containers_conf() -> &'static str {
 fn podman(args: &[&str]) -> Command {
     let mut c = cmd("podman", args);
     c.env("CONTAINERS_CONF", containers_conf());
+    // conmon writes an `oom` marker into its working directory when the
+    // memory limit kills a process (docker_memory_and_tmpfs_are_bounded):
+    // keep it out of the checkout.
+    c.current_dir(work_dir());
     c
 }
 
