@@ -1117,3 +1117,43 @@ fn docker_seccomp_profile_allows_no_user_namespace() {
     }
     c.finish("docker_seccomp_profile_allows_no_user_namespace");
 }
+
+/// G2 with a manifest that binds /tmp, /var/tmp or /run itself: the private
+/// tmpfs for that directory is left out (an engine refuses two mounts on one
+/// destination), the others stay sized.
+#[test]
+fn docker_private_tmpfs_yields_to_a_declared_directory() {
+    let mut c = Checks::new();
+    for dir in ["/tmp", "/var/tmp", "/run"] {
+        let argv = compile_docker(
+            "bound.json",
+            &empty_manifest(&[&format!("fs:read:{dir}/**")]),
+            &[],
+        );
+        let destinations: Vec<String> = argv
+            .windows(2)
+            .filter_map(|w| match w[0].as_str() {
+                "--tmpfs" => w[1].split(':').next().map(str::to_owned),
+                "--mount" => w[1]
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("target="))
+                    .map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        c.eq(
+            &format!("{dir} declared: one mount there"),
+            destinations.iter().filter(|d| *d == dir).count(),
+            1,
+        );
+        for other in ["/tmp", "/var/tmp", "/run"].iter().filter(|o| **o != dir) {
+            c.check(
+                &format!("{dir} declared: {other} still a sized tmpfs"),
+                argv.windows(2)
+                    .any(|w| w[0] == "--tmpfs" && w[1].starts_with(&format!("{other}:size="))),
+                || format!("{argv:?}"),
+            );
+        }
+    }
+    c.finish("docker_private_tmpfs_yields_to_a_declared_directory");
+}
