@@ -172,6 +172,8 @@ pub enum OptionType {
     Size,
     /// An absolute host path without control characters.
     Path,
+    /// One of the option's `values`, exactly (e.g. the container engine).
+    Choice,
 }
 
 impl OptionType {
@@ -184,6 +186,7 @@ impl OptionType {
             OptionType::Network => "network",
             OptionType::Size => "size",
             OptionType::Path => "path",
+            OptionType::Choice => "choice",
         }
     }
 
@@ -196,6 +199,7 @@ impl OptionType {
             OptionType::Network => "the name of a network (letters, digits, `_`, `.`, `-`), without `:options`",
             OptionType::Size => "a size: digits with an optional k, m or g suffix, e.g. 512m",
             OptionType::Path => "an absolute path without control characters",
+            OptionType::Choice => "one of its values",
         }
     }
 
@@ -243,6 +247,9 @@ struct RawOption {
     /// String values refused by prefix (e.g. `container:`).
     #[serde(default)]
     forbid_prefix: Vec<String>,
+    /// The values a `choice` option accepts.
+    #[serde(default)]
+    values: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -271,6 +278,8 @@ pub struct TargetOption {
     pub max: Option<i64>,
     pub forbid: Vec<String>,
     pub forbid_prefix: Vec<String>,
+    /// The values of a `choice` option.
+    pub values: Vec<String>,
 }
 
 impl TargetOption {
@@ -376,6 +385,19 @@ impl TargetOption {
                 }
                 Ok(OptionValue::String(text.to_owned()))
             }
+            OptionType::Choice => {
+                if !self.values.iter().any(|v| v == text) {
+                    return Err(bad(format!(
+                        "expects one of {}",
+                        self.values
+                            .iter()
+                            .map(|v| format!("\"{v}\""))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                Ok(OptionValue::String(text.to_owned()))
+            }
         }
     }
 
@@ -425,7 +447,8 @@ impl OptionValue {
                 | OptionType::User
                 | OptionType::Network
                 | OptionType::Size
-                | OptionType::Path,
+                | OptionType::Path
+                | OptionType::Choice,
                 toml::Value::String(s),
             ) => Some(OptionValue::String(s.clone())),
             (OptionType::Integer, toml::Value::Integer(i)) => Some(OptionValue::Integer(*i)),
@@ -611,6 +634,12 @@ fn parse_target(
                         format!("option `{oname}`: forbid_prefix applies to string options (a network option's forbid list names modes, `container` refuses `container:...`)"),
                     );
                 }
+                if o.values.is_empty() == (o.ty == OptionType::Choice) {
+                    err(
+                        offset,
+                        format!("option `{oname}`: `values` lists the values of a choice option, and only of one"),
+                    );
+                }
                 let mut option = TargetOption {
                     name: oname.clone(),
                     ty: o.ty,
@@ -620,6 +649,7 @@ fn parse_target(
                     max: o.max,
                     forbid: o.forbid.clone(),
                     forbid_prefix: o.forbid_prefix.clone(),
+                    values: o.values.clone(),
                 };
                 // The default goes through the same parser as a `--set` value
                 // and is kept in its canonical spelling.
@@ -948,6 +978,15 @@ mod option_tests {
         assert_eq!(parsed(&t, "shm_size", "65536").unwrap(), "65536");
         let e = parsed(&t, "tmpfs_size", "0k").unwrap_err();
         assert!(e.contains("unlimited"), "{e}");
+    }
+
+    #[test]
+    fn choices_are_exact() {
+        let t = target("docker");
+        for v in ["Docker", "PODMAN", " docker", "crun", ""] {
+            assert!(parsed(&t, "engine", v).is_err(), "engine={v:?} accepted");
+        }
+        assert_eq!(parsed(&t, "engine", "podman").unwrap(), "podman");
     }
 
     #[test]

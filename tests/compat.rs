@@ -838,7 +838,8 @@ const DEVIATIONS: &[Deviation] = &[
     Deviation {
         id: "DEV-DOCKER-MOUNT",
         explains: |c, d| {
-            // Read-only: `readonly,bind-nonrecursive` (fs, sockets), or `readonly` alone.
+            // Read-only: `readonly,bind-recursive=readonly` (fs, sockets; `engine=podman`:
+            // `readonly,bind-nonrecursive`), or `readonly` alone.
             let mounts = |volume: &str| -> Vec<Vec<String>> {
                 let mut parts = volume.split(':');
                 let (Some(src), Some(dst), Some(mode)) = (parts.next(), parts.next(), parts.next())
@@ -846,7 +847,11 @@ const DEVIATIONS: &[Deviation] = &[
                     return vec![];
                 };
                 let options: &[&str] = match mode {
-                    "ro" => &[",readonly,bind-nonrecursive", ",readonly"],
+                    "ro" => &[
+                        ",readonly,bind-recursive=readonly",
+                        ",readonly,bind-nonrecursive",
+                        ",readonly",
+                    ],
                     "rw" => &[""],
                     _ => &[],
                 };

@@ -183,6 +183,7 @@ fn docker_mounts(v: &Value) -> Vec<(String, String, bool)> {
                     None if part == "readonly" => ro = true,
                     // A read-only bind is not recursive (F9): host submounts stay out.
                     None if part == "bind-nonrecursive" => {}
+                    Some(("bind-recursive", "readonly")) => {}
                     _ => panic!("unexpected mount option {part} in {}", g[1]),
                 }
             }

@@ -529,14 +529,18 @@ fn docker_egress_network_flags() {
 
 // ------------------------------------------------------------------ hardening findings
 
-/// Options every compile in this suite sets: the seccomp profile capgate
-/// ships, by its path in this checkout (the documented default is where the
-/// host installs it, see docs/security.md).
+/// Options every compile in this suite sets: the engine (podman spells a
+/// safe read-only bind differently from Docker) and the seccomp profile
+/// capgate ships, by its path in this checkout (the documented default is
+/// where the host installs it, see docs/security.md).
 fn docker_set() -> Vec<(&'static str, String)> {
-    vec![(
-        "seccomp_profile",
-        s(&repo().join("profiles/docker/seccomp.json")),
-    )]
+    vec![
+        ("engine", "podman".to_owned()),
+        (
+            "seccomp_profile",
+            s(&repo().join("profiles/docker/seccomp.json")),
+        ),
+    ]
 }
 
 fn compile_docker(label: &str, manifest: &str, extra: &[(&str, &str)]) -> Vec<String> {
@@ -924,6 +928,26 @@ fn docker_fs_read_submounts_not_writable() {
         "control: readonly alone leaves a submount writable",
         get(ctl, "tmpfs_create") == "ok" && get(ctl, "bind_create") == "ok",
         || format!("{ctl:?}"),
+    );
+    // The Docker spelling (engine=docker, the default) under podman 4.3:
+    // refused before the container starts, never run with writable submounts.
+    let docker_argv = compile_docker(
+        "subm.json",
+        &empty_manifest(&[&spellings[0]]),
+        &[("engine", "docker")],
+    );
+    c.check(
+        "engine=docker spells bind-recursive=readonly",
+        docker_argv
+            .iter()
+            .any(|a| a.ends_with(",readonly,bind-recursive=readonly")),
+        || format!("{docker_argv:?}"),
+    );
+    let out = sh_in(&docker_argv, "echo started", &[]);
+    c.check(
+        "engine=docker under podman 4.3: refused, the container never starts",
+        !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("started"),
+        || format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr)),
     );
     // Only the control may have written; nothing from the policy runs.
     c.eq(

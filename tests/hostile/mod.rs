@@ -422,10 +422,25 @@ fn check_mount(spec: &str, declared: &Declared) -> Check {
         }
     }
     let keys: BTreeSet<&str> = kv.keys().copied().collect();
-    let allowed: BTreeSet<&str> =
-        ["type", "source", "target", "readonly", "bind-nonrecursive"].into();
+    let allowed: BTreeSet<&str> = [
+        "type",
+        "source",
+        "target",
+        "readonly",
+        "bind-nonrecursive",
+        "bind-recursive",
+    ]
+    .into();
     if kv.get("bind-nonrecursive").is_some_and(Option::is_some) {
         return Err(format!("--mount {spec}: bind-nonrecursive takes no value"));
+    }
+    if kv
+        .get("bind-recursive")
+        .is_some_and(|v| *v != Some("readonly"))
+    {
+        return Err(format!(
+            "--mount {spec}: bind-recursive other than readonly"
+        ));
     }
     if !keys.is_subset(&allowed) || kv.get("type") != Some(&Some("bind")) {
         return Err(format!("--mount {spec}: unexpected keys or type"));
