@@ -142,7 +142,13 @@ impl Policy {
 
     /// The fs fact binding `/tmp` itself, if any.
     pub fn tmp_bind(&self) -> Option<&FsFact> {
-        self.fs.iter().find(|f| f.path.as_str() == "/tmp")
+        self.bind_of("/tmp")
+    }
+
+    /// The fs fact binding exactly `path`, if any (a target that mounts its
+    /// own tmpfs there must not mount a second thing on the same place).
+    pub fn bind_of(&self, path: &str) -> Option<&FsFact> {
+        self.fs.iter().find(|f| f.path.as_str() == path)
     }
 }
 

@@ -104,6 +104,8 @@ impl<'a> View<'a> {
                 [
                     Bool(!policy.nested.is_empty()),
                     Bool(policy.tmp_bind().is_some()),
+                    Bool(policy.bind_of("/var/tmp").is_some()),
+                    Bool(policy.bind_of("/run").is_some()),
                     Bool(!policy.net.is_empty()),
                     Uint(policy.net.len() as u64),
                     Bool(policy.net.iter().any(|n| n.private)),
@@ -483,6 +485,16 @@ pub fn fact_caps(policy: &Policy, fact: FactRef, rule: Option<&Rule>) -> Vec<Cap
                     "tmp_bound" => caps.extend(
                         policy
                             .tmp_bind()
+                            .map(|f| f.caps.clone())
+                            .unwrap_or_default(),
+                    ),
+                    "var_tmp_bound" | "run_bound" => caps.extend(
+                        policy
+                            .bind_of(if field == "run_bound" {
+                                "/run"
+                            } else {
+                                "/var/tmp"
+                            })
                             .map(|f| f.caps.clone())
                             .unwrap_or_default(),
                     ),

@@ -103,6 +103,8 @@ impl FactKind {
             FactKind::Baseline => &[
                 "nested",
                 "tmp_bound",
+                "var_tmp_bound",
+                "run_bound",
                 "net",
                 "net_count",
                 "private_net",
@@ -143,13 +145,71 @@ impl<'de> Deserialize<'de> for FactKind {
     }
 }
 
-/// The type of a target option.
+/// The type of a target option: it selects the parser of `--set` values.
+///
+/// Every value is parsed, never compared as text: `--set uid=00` is the
+/// integer 0 and `--set user=+0` is no uid at all. Values a tool would read
+/// differently than capgate (leading `+`, `0x`, names that resolve in the
+/// image) are refused, and the canonical spelling is what the template sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OptionType {
     String,
+    /// Decimal, optional leading `-`, digits only (`+1`, `0x1`, ` 1` refused).
     Integer,
     Boolean,
+    /// A container user `UID:GID`, both decimal; names and a missing group are
+    /// refused (an image's /etc/passwd decides what a name or a missing group
+    /// means). `min`/`max` bound both ids.
+    User,
+    /// A network to join by name. `MODE[:OPTIONS]` is split the way the
+    /// engines do, the mode is checked against `forbid` (ASCII case-insensitive),
+    /// and `:OPTIONS` are refused.
+    Network,
+    /// A size in bytes: digits with an optional `k`, `m` or `g` suffix
+    /// (rendered lowercase); never 0, which the kernel and the engines read as
+    /// "unlimited". `min`/`max` are in bytes.
+    Size,
+    /// An absolute host path without control characters.
+    Path,
+    /// One of the option's `values`, exactly (e.g. the container engine).
+    Choice,
+}
+
+impl OptionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OptionType::String => "string",
+            OptionType::Integer => "integer",
+            OptionType::Boolean => "boolean",
+            OptionType::User => "user",
+            OptionType::Network => "network",
+            OptionType::Size => "size",
+            OptionType::Path => "path",
+            OptionType::Choice => "choice",
+        }
+    }
+
+    fn expects(self) -> &'static str {
+        match self {
+            OptionType::String => "a string",
+            OptionType::Integer => "a decimal integer (digits only, no `+`, `0x` or spaces)",
+            OptionType::Boolean => "true or false",
+            OptionType::User => "UID:GID, two decimal numbers (names and a missing group are refused: the image's /etc/passwd decides what they mean, and it may say root)",
+            OptionType::Network => "the name of a network (letters, digits, `_`, `.`, `-`), without `:options`",
+            OptionType::Size => "a size: digits with an optional k, m or g suffix, e.g. 512m",
+            OptionType::Path => "an absolute path without control characters",
+            OptionType::Choice => "one of its values",
+        }
+    }
+
+    /// Whether `min`/`max` apply (and what they bound).
+    fn bounded(self) -> bool {
+        matches!(
+            self,
+            OptionType::Integer | OptionType::User | OptionType::Size
+        )
+    }
 }
 
 #[derive(Deserialize)]
@@ -187,6 +247,9 @@ struct RawOption {
     /// String values refused by prefix (e.g. `container:`).
     #[serde(default)]
     forbid_prefix: Vec<String>,
+    /// The values a `choice` option accepts.
+    #[serde(default)]
+    values: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -215,53 +278,146 @@ pub struct TargetOption {
     pub max: Option<i64>,
     pub forbid: Vec<String>,
     pub forbid_prefix: Vec<String>,
+    /// The values of a `choice` option.
+    pub values: Vec<String>,
 }
 
 impl TargetOption {
-    /// Parses and range-checks a `--set` value; the error says what is accepted.
+    /// Parses and checks a `--set` value; the error says what is accepted.
     pub fn parse(&self, text: &str) -> Result<OptionValue, String> {
-        let v = OptionValue::parse(self.ty, text).ok_or_else(|| {
-            format!(
-                "option \"{}\" expects {}",
-                self.name,
-                match self.ty {
-                    OptionType::String => "a string",
-                    OptionType::Integer => "an integer",
-                    OptionType::Boolean => "true or false",
-                }
-            )
-        })?;
-        if let OptionValue::String(text) = &v {
-            let refused = self.forbid.iter().any(|f| f == text)
-                || self
-                    .forbid_prefix
-                    .iter()
-                    .any(|p| text.starts_with(p.as_str()));
-            if refused {
-                return Err(format!(
-                    "option \"{}\" refuses this value (refused: {})",
-                    self.name,
-                    self.forbid
-                        .iter()
-                        .map(|f| format!("\"{f}\""))
-                        .chain(self.forbid_prefix.iter().map(|p| format!("\"{p}...\"")))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-        }
-        if let OptionValue::Integer(i) = v {
-            if self.min.is_some_and(|m| i < m) || self.max.is_some_and(|m| i > m) {
-                return Err(format!(
-                    "option \"{}\" must be between {} and {}",
-                    self.name,
+        let bad = |why: String| format!("option \"{}\" {why}", self.name);
+        let expects = || bad(format!("expects {}", self.ty.expects()));
+        let range = |v: i64, what: &str| -> Result<(), String> {
+            if self.min.is_some_and(|m| v < m) || self.max.is_some_and(|m| v > m) {
+                return Err(bad(format!(
+                    "{what}must be between {} and {}",
                     self.min.map_or("-inf".to_owned(), |m| m.to_string()),
                     self.max.map_or("+inf".to_owned(), |m| m.to_string())
-                ));
+                )));
+            }
+            Ok(())
+        };
+        match self.ty {
+            OptionType::Boolean => match text {
+                "true" => Ok(OptionValue::Boolean(true)),
+                "false" => Ok(OptionValue::Boolean(false)),
+                _ => Err(expects()),
+            },
+            OptionType::Integer => {
+                let v = parse_decimal(text).ok_or_else(expects)?;
+                range(v, "")?;
+                Ok(OptionValue::Integer(v))
+            }
+            OptionType::String => {
+                let refused = self.forbid.iter().any(|f| f == text)
+                    || self
+                        .forbid_prefix
+                        .iter()
+                        .any(|p| text.starts_with(p.as_str()));
+                if refused {
+                    return Err(bad(format!("refuses this value ({})", self.refused())));
+                }
+                Ok(OptionValue::String(text.to_owned()))
+            }
+            OptionType::User => {
+                let (uid, gid) = text.split_once(':').ok_or_else(expects)?;
+                let id = |s: &str| parse_decimal(s).filter(|_| !s.starts_with('-'));
+                let (Some(uid), Some(gid)) = (id(uid), id(gid)) else {
+                    return Err(expects());
+                };
+                if self.min.is_some_and(|m| m > 0) && (uid == 0 || gid == 0) {
+                    return Err(bad(format!(
+                        "refuses {} 0 (root), in every spelling",
+                        if uid == 0 { "uid" } else { "gid" }
+                    )));
+                }
+                range(uid, "uid ")?;
+                range(gid, "gid ")?;
+                Ok(OptionValue::String(format!("{uid}:{gid}")))
+            }
+            OptionType::Network => {
+                // The engines split `mode:options` at the first colon.
+                let (mode, options) = match text.split_once(':') {
+                    Some((m, o)) => (m, Some(o)),
+                    None => (text, None),
+                };
+                if self.forbid.iter().any(|f| f.eq_ignore_ascii_case(mode)) {
+                    return Err(bad(format!(
+                        "refuses the network mode \"{mode}\" ({})",
+                        self.refused()
+                    )));
+                }
+                let name_ok = mode
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphanumeric())
+                    && mode
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+                if options.is_some() || !name_ok {
+                    return Err(expects());
+                }
+                Ok(OptionValue::String(mode.to_owned()))
+            }
+            OptionType::Size => {
+                let (digits, unit, mul) = match text.as_bytes().last() {
+                    Some(b'k' | b'K') => (&text[..text.len() - 1], "k", 1i64 << 10),
+                    Some(b'm' | b'M') => (&text[..text.len() - 1], "m", 1 << 20),
+                    Some(b'g' | b'G') => (&text[..text.len() - 1], "g", 1 << 30),
+                    _ => (text, "", 1),
+                };
+                let n = parse_decimal(digits)
+                    .filter(|_| !digits.starts_with('-'))
+                    .ok_or_else(expects)?;
+                let bytes = n.checked_mul(mul).ok_or_else(expects)?;
+                if bytes == 0 {
+                    return Err(bad(
+                        "refuses 0: the kernel and the engines read a size of 0 as unlimited"
+                            .to_owned(),
+                    ));
+                }
+                range(bytes, "in bytes ")?;
+                Ok(OptionValue::String(format!("{n}{unit}")))
+            }
+            OptionType::Path => {
+                if !text.starts_with('/') || text.chars().any(char::is_control) {
+                    return Err(expects());
+                }
+                Ok(OptionValue::String(text.to_owned()))
+            }
+            OptionType::Choice => {
+                if !self.values.iter().any(|v| v == text) {
+                    return Err(bad(format!(
+                        "expects one of {}",
+                        self.values
+                            .iter()
+                            .map(|v| format!("\"{v}\""))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                Ok(OptionValue::String(text.to_owned()))
             }
         }
-        Ok(v)
     }
+
+    fn refused(&self) -> String {
+        let quote = |s: &String| format!("\"{s}\"");
+        let mut out: Vec<String> = self.forbid.iter().map(quote).collect();
+        out.extend(self.forbid_prefix.iter().map(|p| format!("\"{p}...\"")));
+        format!("refused: {}", out.join(", "))
+    }
+}
+
+/// A decimal integer: an optional `-` and ASCII digits only. Leading zeros
+/// are the same number (`007` is 7); `+`, `0x`, `_` and spaces are refused
+/// so that no tool reads the text as a different number than capgate.
+fn parse_decimal(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// A typed option value.
@@ -284,22 +440,17 @@ impl std::fmt::Display for OptionValue {
 }
 
 impl OptionValue {
-    /// Parses a `--set` value according to the option's type.
-    pub fn parse(ty: OptionType, text: &str) -> Option<OptionValue> {
-        match ty {
-            OptionType::String => Some(OptionValue::String(text.to_owned())),
-            OptionType::Integer => text.parse().ok().map(OptionValue::Integer),
-            OptionType::Boolean => match text {
-                "true" => Some(OptionValue::Boolean(true)),
-                "false" => Some(OptionValue::Boolean(false)),
-                _ => None,
-            },
-        }
-    }
-
     fn from_toml(ty: OptionType, v: &toml::Value) -> Option<OptionValue> {
         match (ty, v) {
-            (OptionType::String, toml::Value::String(s)) => Some(OptionValue::String(s.clone())),
+            (
+                OptionType::String
+                | OptionType::User
+                | OptionType::Network
+                | OptionType::Size
+                | OptionType::Path
+                | OptionType::Choice,
+                toml::Value::String(s),
+            ) => Some(OptionValue::String(s.clone())),
             (OptionType::Integer, toml::Value::Integer(i)) => Some(OptionValue::Integer(*i)),
             (OptionType::Boolean, toml::Value::Boolean(b)) => Some(OptionValue::Boolean(*b)),
             _ => None,
@@ -462,13 +613,34 @@ fn parse_target(
         }
         match OptionValue::from_toml(o.ty, &o.default) {
             Some(default) => {
-                if (o.min.is_some() || o.max.is_some()) && o.ty != OptionType::Integer {
+                if (o.min.is_some() || o.max.is_some()) && !o.ty.bounded() {
                     err(
                         offset,
-                        format!("option `{oname}`: min and max apply to integer options"),
+                        format!(
+                            "option `{oname}`: min and max apply to integer, size and user options"
+                        ),
                     );
                 }
-                let option = TargetOption {
+                if !o.forbid.is_empty() && !matches!(o.ty, OptionType::String | OptionType::Network)
+                {
+                    err(
+                        offset,
+                        format!("option `{oname}`: forbid applies to string and network options"),
+                    );
+                }
+                if !o.forbid_prefix.is_empty() && o.ty != OptionType::String {
+                    err(
+                        offset,
+                        format!("option `{oname}`: forbid_prefix applies to string options (a network option's forbid list names modes, `container` refuses `container:...`)"),
+                    );
+                }
+                if o.values.is_empty() == (o.ty == OptionType::Choice) {
+                    err(
+                        offset,
+                        format!("option `{oname}`: `values` lists the values of a choice option, and only of one"),
+                    );
+                }
+                let mut option = TargetOption {
                     name: oname.clone(),
                     ty: o.ty,
                     default: default.clone(),
@@ -477,9 +649,13 @@ fn parse_target(
                     max: o.max,
                     forbid: o.forbid.clone(),
                     forbid_prefix: o.forbid_prefix.clone(),
+                    values: o.values.clone(),
                 };
-                if let Err(e) = option.parse(&default.to_string()) {
-                    err(offset, format!("default of {e}"));
+                // The default goes through the same parser as a `--set` value
+                // and is kept in its canonical spelling.
+                match option.parse(&default.to_string()) {
+                    Ok(v) => option.default = v,
+                    Err(e) => err(offset, format!("default of {e}")),
                 }
                 options.push(option);
             }
@@ -673,5 +849,196 @@ mod tests {
             "{HEAD}[[rule]]\nid = \"a\"\ndoc = \"d\"\nfact = \"disk\"\n"
         ));
         assert!(e[0].contains("unknown fact `disk`"), "{e:?}");
+    }
+}
+
+#[cfg(test)]
+mod option_tests {
+    //! `--set` values are parsed by the option's type, never compared as
+    //! text (finding F12): every spelling of a forbidden value is refused.
+    use super::*;
+
+    fn target(name: &str) -> Target {
+        Target::load(&Assets::default(), name).expect("built-in target loads")
+    }
+
+    fn option<'a>(t: &'a Target, name: &str) -> &'a TargetOption {
+        t.options.iter().find(|o| o.name == name).expect("option")
+    }
+
+    fn parsed(t: &Target, name: &str, value: &str) -> Result<String, String> {
+        option(t, name).parse(value).map(|v| v.to_string())
+    }
+
+    #[test]
+    fn docker_user_refuses_root_in_every_spelling() {
+        let t = target("docker");
+        for v in [
+            "0",
+            "00",
+            "0000",
+            "00:0",
+            "0:0",
+            "+0",
+            "0x0",
+            "-0",
+            "0:65534",
+            "65534:0",
+            "65534:00",
+            "65534:-0",
+            "root",
+            "root:root",
+            "ROOT:0",
+            "toor:1000",
+            "65534",
+            "65534:",
+            ":65534",
+            "65534:65534:0",
+            " 65534:65534",
+            "65534:65534\n",
+            "0x3e8:1000",
+            "+1000:1000",
+            "1_000:1000",
+            "4294967295:1",
+            "18446744073709551616:1",
+            "",
+        ] {
+            assert!(parsed(&t, "user", v).is_err(), "user={v:?} accepted");
+        }
+        assert_eq!(parsed(&t, "user", "1000:1000").unwrap(), "1000:1000");
+        // Leading zeros are the same number, rendered in the canonical form.
+        assert_eq!(parsed(&t, "user", "0065534:065534").unwrap(), "65534:65534");
+        let e = parsed(&t, "user", "00:0").unwrap_err();
+        assert!(e.contains("uid 0 (root)"), "{e}");
+        let e = parsed(&t, "user", "root").unwrap_err();
+        assert!(e.contains("UID:GID"), "{e}");
+    }
+
+    #[test]
+    fn docker_network_mode_is_parsed_before_the_forbid_check() {
+        let t = target("docker");
+        for v in [
+            "host",
+            "HOST",
+            "Host",
+            "bridge",
+            "bridge:ip=10.88.0.9",
+            "default",
+            "private",
+            "podman",
+            "nat",
+            "slirp4netns",
+            "slirp4netns:allow_host_loopback=true",
+            "pasta",
+            "pasta:--map-host-loopback,10.0.2.2",
+            "container",
+            "container:other",
+            "ns:/proc/1/ns/net",
+            "capgate-egress:ip=10.89.0.5",
+            "capgate egress",
+            "",
+            ":",
+            "-x",
+            ".x",
+            "a/b",
+        ] {
+            assert!(parsed(&t, "network", v).is_err(), "network={v:?} accepted");
+        }
+        for v in ["capgate-egress", "none", "egress_1.internal"] {
+            assert_eq!(parsed(&t, "network", v).unwrap(), v);
+        }
+        let e = parsed(&t, "network", "slirp4netns:allow_host_loopback=true").unwrap_err();
+        assert!(e.contains("network mode \"slirp4netns\""), "{e}");
+    }
+
+    #[test]
+    fn sizes_are_parsed_and_never_zero() {
+        let t = target("docker");
+        for (name, v) in [
+            ("memory", "0"),
+            ("memory", "0m"),
+            ("memory", "000g"),
+            ("memory", "1m"),
+            ("memory", "-1m"),
+            ("memory", "+512m"),
+            ("memory", "0x200m"),
+            ("memory", "512mb"),
+            ("memory", "1t"),
+            ("memory", "1.5g"),
+            ("memory", " 512m"),
+            ("memory", "99999999999999g"),
+            ("tmpfs_size", "0"),
+            ("shm_size", ""),
+        ] {
+            assert!(parsed(&t, name, v).is_err(), "{name}={v:?} accepted");
+        }
+        assert_eq!(parsed(&t, "memory", "512M").unwrap(), "512m");
+        assert_eq!(parsed(&t, "memory", "0064m").unwrap(), "64m");
+        assert_eq!(parsed(&t, "tmpfs_size", "1g").unwrap(), "1g");
+        assert_eq!(parsed(&t, "shm_size", "65536").unwrap(), "65536");
+        let e = parsed(&t, "tmpfs_size", "0k").unwrap_err();
+        assert!(e.contains("unlimited"), "{e}");
+    }
+
+    #[test]
+    fn choices_are_exact() {
+        let t = target("docker");
+        for v in ["Docker", "PODMAN", " docker", "crun", ""] {
+            assert!(parsed(&t, "engine", v).is_err(), "engine={v:?} accepted");
+        }
+        assert_eq!(parsed(&t, "engine", "podman").unwrap(), "podman");
+    }
+
+    #[test]
+    fn paths_are_absolute() {
+        let t = target("docker");
+        for v in ["unconfined", "profile.json", "", "/etc/x\n", "./x"] {
+            assert!(parsed(&t, "seccomp_profile", v).is_err(), "{v:?} accepted");
+        }
+        assert!(parsed(&t, "seccomp_profile", "/etc/capgate/p.json").is_ok());
+    }
+
+    #[test]
+    fn bwrap_ids_cannot_be_spelled_zero() {
+        let t = target("bwrap");
+        for name in ["uid", "gid"] {
+            for v in [
+                "0", "00", "0000", "+0", "-0", "0x0", " 0", "0 ", "1_000", "+1000", "",
+            ] {
+                assert!(parsed(&t, name, v).is_err(), "{name}={v:?} accepted");
+            }
+            assert_eq!(parsed(&t, name, "01000").unwrap(), "1000");
+        }
+    }
+
+    #[test]
+    fn option_keys_must_fit_the_type() {
+        let head = "[target]\ndescription = \"d\"\nformat = \"argv\"\nartifact = \"argv\"\n";
+        let bad = |opt: &str| -> Vec<String> {
+            match parse_target("t", "rules/t.toml", &format!("{head}{opt}"), false) {
+                Ok(_) => vec![],
+                Err(ds) => ds.into_iter().map(|d| d.message).collect(),
+            }
+        };
+        let e = bad("[options.p]\ntype = \"path\"\ndefault = \"/x\"\nmin = 1\ndoc = \"d\"\n");
+        assert!(e[0].contains("min and max apply"), "{e:?}");
+        let e = bad("[options.u]\ntype = \"user\"\ndefault = \"1:1\"\nforbid_prefix = [\"0\"]\ndoc = \"d\"\n");
+        assert!(e[0].contains("forbid_prefix applies to string"), "{e:?}");
+        let e = bad("[options.s]\ntype = \"size\"\ndefault = \"0\"\ndoc = \"d\"\n");
+        assert!(
+            e[0].starts_with("default of option \"s\" refuses 0"),
+            "{e:?}"
+        );
+        let e = bad("[options.u]\ntype = \"user\"\ndefault = \"0:0\"\nmin = 1\ndoc = \"d\"\n");
+        assert!(e[0].contains("uid 0 (root)"), "{e:?}");
+        // The default is kept in its canonical spelling.
+        let t = parse_target(
+            "t",
+            "rules/t.toml",
+            &format!("{head}[options.s]\ntype = \"size\"\ndefault = \"064M\"\ndoc = \"d\"\n"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(t.options[0].default.to_string(), "64m");
     }
 }

@@ -834,6 +834,42 @@ const DEVIATIONS: &[Deviation] = &[
         },
     },
     Deviation {
+        id: "DEV-DOCKER-RESOURCES",
+        explains: |c, d| {
+            let size = |v: &str| {
+                let digits = v.trim_end_matches(['k', 'm', 'g']);
+                !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && digits != "0"
+            };
+            let tmpfs = |v: &str| {
+                ["/tmp:size=", "/var/tmp:size=", "/run:size="]
+                    .iter()
+                    .any(|p| v.strip_prefix(p).is_some_and(size))
+            };
+            c.target == "docker"
+                && match d {
+                    Diff::ArgvAdded(g) if g.len() == 2 => {
+                        (["--memory", "--memory-swap", "--shm-size"].contains(&g[0].as_str())
+                            && size(&g[1]))
+                            || (g[0] == "--tmpfs" && tmpfs(&g[1]))
+                    }
+                    Diff::ArgvRemoved(g) if g.len() == 2 && g[0] == "--tmpfs" => c
+                        .diffs
+                        .iter()
+                        .any(|a| matches!(a, Diff::ArgvAdded(n) if n.len() == 2 && n[0] == "--tmpfs"
+                            && n[1].strip_prefix(g[1].as_str()).is_some_and(|r| r.starts_with(":size=")))),
+                    _ => false,
+                }
+        },
+    },
+    Deviation {
+        id: "DEV-DOCKER-SECCOMP",
+        explains: |c, d| {
+            c.target == "docker"
+                && matches!(d, Diff::ArgvAdded(g) if g.len() == 2 && g[0] == "--security-opt"
+                    && g[1].strip_prefix("seccomp=").is_some_and(|p| p.starts_with('/')))
+        },
+    },
+    Deviation {
         id: "DEV-DOCKER-NETWORK",
         explains: |c, d| {
             let declared = c.golden["egress"].as_array().is_some_and(|e| !e.is_empty());
@@ -850,28 +886,42 @@ const DEVIATIONS: &[Deviation] = &[
     Deviation {
         id: "DEV-DOCKER-MOUNT",
         explains: |c, d| {
-            let mount = |volume: &str| -> Option<Vec<String>> {
+            // Read-only: `readonly,bind-recursive=readonly` (fs, sockets; `engine=podman`:
+            // `readonly,bind-nonrecursive`), or `readonly` alone.
+            let mounts = |volume: &str| -> Vec<Vec<String>> {
                 let mut parts = volume.split(':');
-                let (src, dst, mode) = (parts.next()?, parts.next()?, parts.next()?);
-                let ro = match mode {
-                    "ro" => ",readonly",
-                    "rw" => "",
-                    _ => return None,
+                let (Some(src), Some(dst), Some(mode)) = (parts.next(), parts.next(), parts.next())
+                else {
+                    return vec![];
                 };
-                Some(vec![
-                    "--mount".into(),
-                    format!("type=bind,source={src},target={dst}{ro}"),
-                ])
+                let options: &[&str] = match mode {
+                    "ro" => &[
+                        ",readonly,bind-recursive=readonly",
+                        ",readonly,bind-nonrecursive",
+                        ",readonly",
+                    ],
+                    "rw" => &[""],
+                    _ => &[],
+                };
+                options
+                    .iter()
+                    .map(|o| {
+                        vec![
+                            "--mount".into(),
+                            format!("type=bind,source={src},target={dst}{o}"),
+                        ]
+                    })
+                    .collect()
             };
             c.target == "docker"
                 && match d {
-                    Diff::ArgvRemoved(g) if g.len() == 2 && g[0] == "--volume" => {
-                        mount(&g[1]).is_some_and(|m| c.has(&Diff::ArgvAdded(m)))
-                    }
+                    Diff::ArgvRemoved(g) if g.len() == 2 && g[0] == "--volume" => mounts(&g[1])
+                        .into_iter()
+                        .any(|m| c.has(&Diff::ArgvAdded(m))),
                     Diff::ArgvAdded(g) if g.len() == 2 && g[0] == "--mount" => {
                         c.diffs.iter().any(|r| {
                             matches!(r, Diff::ArgvRemoved(v) if v.len() == 2 && v[0] == "--volume"
-                            && mount(&v[1]).as_ref() == Some(g))
+                            && mounts(&v[1]).contains(g))
                         })
                     }
                     _ => false,

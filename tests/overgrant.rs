@@ -181,6 +181,9 @@ fn docker_mounts(v: &Value) -> Vec<(String, String, bool)> {
                     Some(("target", t)) => dst = t.to_owned(),
                     Some(("type", t)) => assert_eq!(t, "bind"),
                     None if part == "readonly" => ro = true,
+                    // A read-only bind is not recursive (F9): host submounts stay out.
+                    None if part == "bind-nonrecursive" => {}
+                    Some(("bind-recursive", "readonly")) => {}
                     _ => panic!("unexpected mount option {part} in {}", g[1]),
                 }
             }
@@ -594,10 +597,17 @@ fn s13_3_nested_sandbox_keeps_namespaces() {
         notes(&nested)
     );
 
-    // docker: nothing is relaxed, the host is told to decide.
+    // docker: no capability is added; the only difference is that capgate's
+    // seccomp profile (no user namespaces) gives way to the engine default.
     let d_nested = ok("docker", &[nested_cap]);
     let d_plain = ok("docker", &["exec:spawn:chromium"]);
-    assert_eq!(argv(&d_nested), argv(&d_plain));
+    let mut d_without = argv(&d_plain);
+    let i = d_without
+        .windows(2)
+        .position(|w| w[0] == "--security-opt" && w[1].starts_with("seccomp=/"))
+        .expect("non-nested docker selects capgate's seccomp profile");
+    d_without.drain(i..i + 2);
+    assert_eq!(argv(&d_nested), d_without);
     assert!(!argv(&d_nested)
         .iter()
         .any(|x| x == "--privileged" || x == "--cap-add" || x.contains("unconfined")));
@@ -2041,13 +2051,16 @@ fn s13_18_dangerous_env_names_rejected() {
 
 #[test]
 fn s13_18_no_seccomp_profile_yet() {
-    // DEV-SECCOMP-KEPT: documents that no seccomp filter is emitted; update the docs when one is.
+    // DEV-SECCOMP-KEPT: documents that no seccomp filter is emitted for bwrap; update the docs
+    // when one is. docker selects capgate's profile by absolute path (DEV-DOCKER-SECCOMP).
     let b = ok("bwrap", &["fs:read:/a"]);
     assert!(!argv(&b)
         .iter()
         .any(|a| a == "--seccomp" || a == "--add-seccomp-fd"));
-    let d = ok("docker", &["fs:read:/a"]);
-    assert!(!argv(&d).iter().any(|a| a.starts_with("seccomp=")));
+    let d = argv(&ok("docker", &["fs:read:/a"]));
+    let seccomp: Vec<&String> = d.iter().filter(|a| a.starts_with("seccomp=")).collect();
+    assert_eq!(seccomp.len(), 1, "{seccomp:?}");
+    assert!(seccomp[0].starts_with("seccomp=/"), "{seccomp:?}");
 }
 
 // ------------------------------------------------------------------ §13.19 provenance

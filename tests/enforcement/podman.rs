@@ -19,10 +19,13 @@ use std::time::Duration;
 use crate::support::*;
 
 /// Bump when the rootfs layout changes.
-const LAYOUT: &str = "v1";
+const LAYOUT: &str = "v2";
+/// The namespace probe, built with `gcc -static` into the image as
+/// /bin/nsprobe (provenance in the file).
+const NSPROBE_C: &str = include_str!("probe.c");
 const APPLETS: &[&str] = &[
     "sh", "cat", "touch", "grep", "id", "env", "ls", "echo", "sleep", "cut", "tr", "sort", "head",
-    "test", "true",
+    "test", "true", "unshare", "dd", "du", "df", "awk", "mkdir",
 ];
 const SECRET: &str = "capgate-host-secret-must-not-leak";
 const TOKEN: (&str, &str) = ("CAPGATE_TOKEN", "token-from-host");
@@ -122,6 +125,10 @@ fn containers_conf() -> &'static str {
 fn podman(args: &[&str]) -> Command {
     let mut c = cmd("podman", args);
     c.env("CONTAINERS_CONF", containers_conf());
+    // conmon writes an `oom` marker into its working directory when the
+    // memory limit kills a process (docker_memory_and_tmpfs_are_bounded):
+    // keep it out of the checkout.
+    c.current_dir(work_dir());
     c
 }
 
@@ -133,7 +140,11 @@ fn image() -> &'static str {
         let bytes = std::fs::read(&bin).unwrap();
         // FNV-1a over the binary and the layout: same content, same tag.
         let mut h: u64 = 0xcbf29ce484222325;
-        for b in bytes.iter().chain(LAYOUT.as_bytes()) {
+        for b in bytes
+            .iter()
+            .chain(LAYOUT.as_bytes())
+            .chain(NSPROBE_C.as_bytes())
+        {
             h = (h ^ u64::from(*b)).wrapping_mul(0x100000001b3);
         }
         let tag = format!("localhost/capgate-enforce:{h:016x}");
@@ -153,6 +164,8 @@ fn image() -> &'static str {
             ("sys", 0o755),
             ("dev", 0o755),
             ("tmp", 0o1777),
+            ("run", 0o755),
+            ("var/tmp", 0o1777),
             // world-writable, so only a read-only rootfs can refuse a write
             ("rwtest", 0o1777),
         ] {
@@ -161,6 +174,27 @@ fn image() -> &'static str {
             chmod(&p, mode);
         }
         std::fs::copy(&bin, root.join("bin/busybox")).unwrap();
+        let src = root.with_extension("c");
+        std::fs::write(&src, NSPROBE_C).unwrap();
+        let built = run(
+            &mut cmd(
+                "gcc",
+                &[
+                    "-static",
+                    "-O1",
+                    "-o",
+                    &s(&root.join("bin/nsprobe")),
+                    &s(&src),
+                ],
+            ),
+            Duration::from_secs(120),
+        );
+        let _ = std::fs::remove_file(&src);
+        assert!(
+            built.status.success(),
+            "gcc -static could not build the namespace probe (static libc: apt-get install libc6-dev):\n{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
         for a in APPLETS {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
         }
@@ -233,16 +267,16 @@ fn get<'a>(f: &'a BTreeMap<String, String>, k: &str) -> &'a str {
     f.get(k).map(String::as_str).unwrap_or("<missing>")
 }
 
-/// `argv` with `,readonly` dropped from the `--mount` whose source is `path`.
+/// `argv` with `readonly` dropped from the `--mount` whose source is `path`.
 fn mount_rw(argv: &[String], path: &Path) -> Vec<String> {
-    let spec = format!("type=bind,source={p},target={p},readonly", p = s(path));
+    let head = format!("type=bind,source={p},target={p},", p = s(path));
     argv.iter()
-        .map(|a| {
-            if *a == spec {
-                spec.trim_end_matches(",readonly").to_owned()
-            } else {
-                a.clone()
+        .map(|a| match a.strip_prefix(&head) {
+            Some(opts) => {
+                let kept: Vec<&str> = opts.split(',').filter(|o| *o != "readonly").collect();
+                format!("{head}{}", kept.join(","))
             }
+            None => a.clone(),
         })
         .collect()
 }
@@ -264,7 +298,9 @@ fn docker_flags_under_podman() {
     let conf = root.file("etc/app.conf", "conf\n", 0o666);
     let manifest = relocate(&fixture("fixtures/enforcement/container.json"), &root.path);
     materialize(&manifest);
-    let (argv, injections) = argv(&compile("container.json", &manifest, "docker", false, &[]));
+    let set = docker_set();
+    let set: Vec<(&str, &str)> = set.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (argv, injections) = argv(&compile("container.json", &manifest, "docker", false, &set));
     assert_eq!(injections, [TOKEN.0]);
 
     // A namespace with interfaces besides lo: what a container joined to a
@@ -489,4 +525,659 @@ fn docker_egress_network_flags() {
         || format!("{argv:?}"),
     );
     c.finish("docker_egress_network_flags");
+}
+
+// ------------------------------------------------------------------ hardening findings
+
+/// Options every compile in this suite sets: the engine (podman spells a
+/// safe read-only bind differently from Docker) and the seccomp profile
+/// capgate ships, by its path in this checkout (the documented default is
+/// where the host installs it, see docs/security.md).
+fn docker_set() -> Vec<(&'static str, String)> {
+    vec![
+        ("engine", "podman".to_owned()),
+        (
+            "seccomp_profile",
+            s(&repo().join("profiles/docker/seccomp.json")),
+        ),
+    ]
+}
+
+fn compile_docker(label: &str, manifest: &str, extra: &[(&str, &str)]) -> Vec<String> {
+    let set = docker_set();
+    let mut all: Vec<(&str, &str)> = set.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.extend_from_slice(extra);
+    argv(&compile(label, manifest, "docker", false, &all)).0
+}
+
+fn empty_manifest(caps: &[&str]) -> String {
+    serde_json::json!({
+        "name": "podman-hardening",
+        "version": "1.0.0",
+        "tools": [{"name": "t", "capabilities": caps}],
+    })
+    .to_string()
+}
+
+/// Runs `podman run ARGV IMAGE /bin/sh -c SCRIPT sh ARGS...` (the compiled
+/// flags unchanged; the harness adds only `--name`) and returns its output.
+fn sh_in(argv: &[String], script: &str, args: &[&str]) -> std::process::Output {
+    let mut guard = Container {
+        name: unique(),
+        finished: false,
+    };
+    let mut c = podman(&["run", "--name", &guard.name]);
+    c.args(argv)
+        .args([image(), "/bin/sh", "-c", script, "sh"])
+        .args(args);
+    let out = run(&mut c, Duration::from_secs(60));
+    guard.finished = true;
+    out
+}
+
+/// [`sh_in`] whose script must print `done=1`; its `key=value` lines.
+fn facts_in(argv: &[String], script: &str, args: &[&str]) -> BTreeMap<String, String> {
+    let out = sh_in(argv, &format!("{script}\necho done=1\n"), args);
+    let facts = kv(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        facts.contains_key("done"),
+        "podman probe did not finish ({}):\nargv: {argv:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    facts
+}
+
+/// Every way to a new or joined user namespace, with the result expected
+/// when they are refused (G1): clone3's flags sit behind a pointer that
+/// seccomp cannot read, so it is ENOSYS and libc falls back to clone.
+const USERNS_SPELLINGS: &[(&str, &str, &str)] = &[
+    ("unshare_user", "nsprobe unshare 0x10000000", "EPERM"),
+    // CLONE_NEWUSER | CLONE_NEWNS: the flag among others
+    ("unshare_user_mount", "nsprobe unshare 0x10020000", "EPERM"),
+    // every namespace at once, as `unshare -Upinmuc` does
+    ("unshare_all", "nsprobe unshare 0x7e020000", "EPERM"),
+    ("clone_user", "nsprobe clone 0x10000000", "EPERM"),
+    ("clone3_user", "nsprobe clone3 0x10000000", "ENOSYS"),
+    (
+        "setns_user",
+        "nsprobe setns /proc/self/ns/user 0x10000000",
+        "EPERM",
+    ),
+    // nstype 0 = any type, a user namespace included
+    ("setns_any", "nsprobe setns /proc/self/ns/user 0", "EPERM"),
+    (
+        "busybox_unshare",
+        "unshare -U true 2>/dev/null && echo OK || echo fail",
+        "fail",
+    ),
+];
+
+/// G1: podman's default seccomp profile lets any container create user
+/// namespaces (and with them a root with full capabilities over its own
+/// namespaces). Without `nestedSandbox` the compiled flags must refuse them
+/// in every spelling; with it, the engine's default profile is used.
+#[test]
+fn docker_user_namespaces_only_with_nested_sandbox() {
+    if !require(
+        "docker_user_namespaces_only_with_nested_sandbox",
+        &["podman", "runc", "tar", "gcc"],
+        true,
+    ) {
+        return;
+    }
+    let plain = compile_docker("plain.json", &empty_manifest(&[]), &[]);
+    let nested = compile_docker(
+        "nested.json",
+        &empty_manifest(&["exec:spawn:chromium?nestedSandbox=true"]),
+        &[],
+    );
+    let mut script = String::new();
+    for (key, command, _) in USERNS_SPELLINGS {
+        script.push_str(&format!("echo {key}=$({command})\n"));
+    }
+    // Ordinary processes and threads still start (clone without the flag).
+    script.push_str("echo clone_plain=$(nsprobe clone 0)\n");
+    script.push_str("echo fork=$(sh -c 'true & wait' && echo OK)\n");
+    let (p, n) = thread::scope(|sc| {
+        let a = sc.spawn(|| facts_in(&plain, &script, &[]));
+        let b = sc.spawn(|| facts_in(&nested, &script, &[]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let mut c = Checks::new();
+    for (key, _, refused) in USERNS_SPELLINGS {
+        c.eq(
+            &format!("no nestedSandbox: {key} refused"),
+            get(&p, key),
+            refused,
+        );
+    }
+    c.eq(
+        "no nestedSandbox: clone without CLONE_NEWUSER works",
+        get(&p, "clone_plain"),
+        "OK",
+    );
+    c.eq("no nestedSandbox: fork works", get(&p, "fork"), "OK");
+    // The control: under podman the engine default allows them, so the
+    // probe would see a userns if the profile let one through.
+    c.eq(
+        "nestedSandbox (engine default profile): unshare(CLONE_NEWUSER) works",
+        get(&n, "unshare_user"),
+        "OK",
+    );
+    c.eq(
+        "nestedSandbox: busybox unshare -U works",
+        get(&n, "busybox_unshare"),
+        "OK",
+    );
+    c.finish("docker_user_namespaces_only_with_nested_sandbox");
+}
+
+/// Prints every tmpfs the container user can write as `tmpfs:<dir>=<options>`
+/// (the engine's read-only masks and root-owned tmpfs are not), the memory
+/// limits of the container's cgroup (v1 or v2).
+const MEMORY_SH: &str = r#"
+while read -r dev dir type opts rest; do
+  case "$opts" in rw,*) [ "$type" = tmpfs ] && [ -w "$dir" ] && echo "tmpfs:$dir=$opts";; esac
+done < /proc/mounts
+lim() { for f in "$@"; do [ -r "$f" ] && { cat "$f"; return; }; done; echo none; }
+echo mem=$(lim /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max)
+echo memsw=$(lim /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes /sys/fs/cgroup/memory.swap.max)
+for d in /tmp /var/tmp /run /dev/shm; do echo "kb:$d=$(df -k $d | awk 'NR==2 {print $2}')"; done
+"#;
+
+/// The size in KiB a tmpfs option list declares (`size=65536k`), if any.
+fn tmpfs_size_kb(options: &str) -> Option<u64> {
+    let v = options.split(',').find_map(|o| o.strip_prefix("size="))?;
+    let (n, mul) = match v.as_bytes().last()? {
+        b'k' => (&v[..v.len() - 1], 1),
+        b'm' => (&v[..v.len() - 1], 1024),
+        b'g' => (&v[..v.len() - 1], 1024 * 1024),
+        _ => (v, 0),
+    };
+    n.parse::<u64>()
+        .ok()
+        .map(|n| if mul == 0 { n / 1024 } else { n * mul })
+}
+
+/// G2: an empty manifest's container could pin host RAM: no memory limit,
+/// and every tmpfs (`--tmpfs /tmp`, and the /run, /var/tmp podman adds in
+/// read-only mode) sized at half the host's RAM. Now every tmpfs has a size,
+/// the memory cgroup has a limit without swap, and tmpfs writes are charged
+/// to it.
+#[test]
+fn docker_memory_and_tmpfs_are_bounded() {
+    if !require(
+        "docker_memory_and_tmpfs_are_bounded",
+        &["podman", "runc", "tar", "gcc"],
+        true,
+    ) {
+        return;
+    }
+    let host_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("MemTotal");
+    let defaults = compile_docker("empty.json", &empty_manifest(&[]), &[]);
+    // Sizes chosen by the test, then read back from the kernel.
+    let set = [("memory", "64m"), ("tmpfs_size", "48m"), ("shm_size", "8m")];
+    let small = compile_docker("small.json", &empty_manifest(&[]), &set);
+    // Fill /tmp, then /var/tmp: together more than the memory limit.
+    let fill = format!(
+        "{MEMORY_SH}\ndd if=/dev/zero of=/tmp/a bs=1M count=40 2>/dev/null; echo tmp_fill=$?\n\
+         dd if=/dev/zero of=/var/tmp/b bs=1M count=40 2>/dev/null; echo var_tmp_fill=$?\n\
+         echo filled_kb=$(du -sk /tmp /var/tmp | awk '{{s += $1}} END {{print s}}')"
+    );
+    let over = "dd if=/dev/zero of=/tmp/big bs=1M count=49 2>/dev/null; echo tmp_over=$?\n\
+                echo tmp_kb=$(du -sk /tmp | awk '{print $1}')";
+    let (d, m, o) = thread::scope(|sc| {
+        let a = sc.spawn(|| facts_in(&defaults, MEMORY_SH, &[]));
+        let b = sc.spawn(|| facts_in(&small, &fill, &[]));
+        let c = sc.spawn(|| facts_in(&small, over, &[]));
+        (a.join().unwrap(), b.join().unwrap(), c.join().unwrap())
+    });
+    let mut c = Checks::new();
+    let tmpfs = |f: &BTreeMap<String, String>| -> Vec<(String, String)> {
+        f.iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("tmpfs:")?.to_owned(), v.clone())))
+            .collect()
+    };
+    let mounted = tmpfs(&d);
+    for dir in ["/tmp", "/var/tmp", "/dev/shm"] {
+        c.check(
+            &format!("defaults: {dir} is a writable tmpfs"),
+            mounted.iter().any(|(m, _)| m == dir),
+            || format!("{mounted:?}"),
+        );
+    }
+    for (dir, options) in &mounted {
+        let kb = tmpfs_size_kb(options);
+        c.check(
+            &format!("defaults: writable tmpfs {dir} has a size below a quarter of host RAM"),
+            kb.is_some_and(|kb| kb > 0 && kb < host_kb / 4),
+            || format!("{options} (host {host_kb} kB)"),
+        );
+    }
+    for dir in ["/tmp", "/var/tmp", "/run", "/dev/shm"] {
+        let kb: u64 = get(&d, &format!("kb:{dir}")).parse().unwrap_or(u64::MAX);
+        c.check(
+            &format!("defaults: {dir} (df) below a quarter of host RAM"),
+            kb < host_kb / 4,
+            || format!("{kb} kB (host {host_kb} kB)"),
+        );
+    }
+    let mem: u64 = get(&d, "mem").parse().unwrap_or(u64::MAX);
+    c.check(
+        "defaults: memory limit below host RAM",
+        mem < host_kb * 1024,
+        || get(&d, "mem").to_owned(),
+    );
+    c.eq(
+        "defaults: no swap beyond the memory limit",
+        get(&d, "memsw"),
+        get(&d, "mem"),
+    );
+
+    c.eq("set memory=64m: limit", get(&m, "mem"), "67108864");
+    c.eq("set memory=64m: no swap", get(&m, "memsw"), "67108864");
+    for dir in ["/tmp", "/var/tmp", "/run"] {
+        c.eq(
+            &format!("set tmpfs_size=48m: {dir}"),
+            get(&m, &format!("kb:{dir}")),
+            "49152",
+        );
+    }
+    c.eq("set shm_size=8m: /dev/shm", get(&m, "kb:/dev/shm"), "8192");
+    c.eq(
+        "a 49 MiB file does not fit a 48 MiB /tmp",
+        get(&o, "tmp_over"),
+        "1",
+    );
+    let tmp_kb: u64 = get(&o, "tmp_kb").parse().unwrap_or(u64::MAX);
+    c.check("/tmp holds at most its size", tmp_kb <= 49152, || {
+        tmp_kb.to_string()
+    });
+    c.eq("40 MiB in /tmp fits", get(&m, "tmp_fill"), "0");
+    let filled: u64 = get(&m, "filled_kb").parse().unwrap_or(u64::MAX);
+    c.check(
+        "tmpfs pages are charged to the container: /tmp + /var/tmp stay below memory=64m",
+        filled < 65536,
+        || format!("{filled} kB written"),
+    );
+    c.finish("docker_memory_and_tmpfs_are_bounded");
+}
+
+/// A host mount below `dir`, unmounted on drop.
+struct HostMount(PathBuf);
+
+impl HostMount {
+    fn tmpfs(dir: &Path) -> HostMount {
+        ok(&mut cmd(
+            "mount",
+            &["-t", "tmpfs", "-o", "size=1m", &unique(), &s(dir)],
+        ));
+        HostMount(dir.to_owned())
+    }
+
+    fn bind(src: &Path, dir: &Path) -> HostMount {
+        ok(&mut cmd("mount", &["--bind", &s(src), &s(dir)]));
+        HostMount(dir.to_owned())
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Writes into every submount of the read-only tree $1 and reads its top.
+const SUBMOUNT_SH: &str = r#"
+echo top=$(cat "$1/top" 2>/dev/null)
+echo x >> "$1/inner/f" 2>/dev/null && echo tmpfs_write=ok || echo tmpfs_write=fail
+touch "$1/inner/new" 2>/dev/null && echo tmpfs_create=ok || echo tmpfs_create=fail
+touch "$1/bound/new" 2>/dev/null && echo bind_create=ok || echo bind_create=fail
+touch "$1/a/b/deep/new" 2>/dev/null && echo deep_create=ok || echo deep_create=fail
+mkdir "$1/inner/d" 2>/dev/null && echo tmpfs_mkdir=ok || echo tmpfs_mkdir=fail
+"#;
+
+/// F9: `--mount type=bind,...,readonly` is read-only only at its top under
+/// podman 4.3 + runc 1.1: a host mount below an `fs:read` path stayed
+/// writable. The mount is now non-recursive: what is mounted below the
+/// declared path on the host is not in the container at all.
+#[test]
+fn docker_fs_read_submounts_not_writable() {
+    if !require(
+        "docker_fs_read_submounts_not_writable",
+        &["podman", "runc", "tar", "gcc", "mount", "umount"],
+        true,
+    ) {
+        return;
+    }
+    let root = TempDir::new("podman-subm");
+    let ro = root.dir("ro", 0o777);
+    root.file("ro/top", "top\n", 0o666);
+    let inner = root.dir("ro/inner", 0o777);
+    let bound = root.dir("ro/bound", 0o777);
+    let deep = root.dir("ro/a/b/deep", 0o777);
+    let elsewhere = root.dir("elsewhere", 0o777);
+    // Mounts drop before the temp dir (reverse order of declaration).
+    let _m1 = HostMount::tmpfs(&inner);
+    let _m2 = HostMount::bind(&elsewhere, &bound);
+    let _m3 = HostMount::tmpfs(&deep);
+    for d in [&inner, &deep] {
+        chmod(d, 0o777);
+    }
+    let f = inner.join("f");
+    std::fs::write(&f, "host\n").unwrap();
+    chmod(&f, 0o666);
+
+    let dir = s(&ro);
+    let spellings = [
+        format!("fs:read:{dir}/**"),
+        format!("fs:read:{dir}"),
+        format!("fs:read:{dir}/*"),
+        format!("fs:read:{}/**", s(&root.path)),
+    ];
+    let runs: Vec<(String, Vec<String>)> = spellings
+        .iter()
+        .map(|cap| {
+            (
+                cap.clone(),
+                compile_docker("subm.json", &empty_manifest(&[cap]), &[]),
+            )
+        })
+        .collect();
+    // Control: the old spelling (`readonly` alone) leaves the submounts writable.
+    let old: Vec<String> = runs[0]
+        .1
+        .iter()
+        .map(|a| a.replace(",bind-nonrecursive", ""))
+        .collect();
+    let facts: Vec<BTreeMap<String, String>> = thread::scope(|sc| {
+        let hs: Vec<_> = runs
+            .iter()
+            .map(|(_, a)| sc.spawn(|| facts_in(a, SUBMOUNT_SH, &[&dir])))
+            .chain([sc.spawn(|| facts_in(&old, SUBMOUNT_SH, &[&dir]))])
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut c = Checks::new();
+    for ((cap, _), f) in runs.iter().zip(&facts) {
+        c.eq(
+            &format!("{cap}: declared tree readable"),
+            get(f, "top"),
+            "top",
+        );
+        for k in [
+            "tmpfs_write",
+            "tmpfs_create",
+            "bind_create",
+            "deep_create",
+            "tmpfs_mkdir",
+        ] {
+            c.eq(&format!("{cap}: {k} refused"), get(f, k), "fail");
+        }
+    }
+    let ctl = facts.last().unwrap();
+    c.check(
+        "control: readonly alone leaves a submount writable",
+        get(ctl, "tmpfs_create") == "ok" && get(ctl, "bind_create") == "ok",
+        || format!("{ctl:?}"),
+    );
+    // The Docker spelling (engine=docker, the default) under podman 4.3:
+    // refused before the container starts, never run with writable submounts.
+    let docker_argv = compile_docker(
+        "subm.json",
+        &empty_manifest(&[&spellings[0]]),
+        &[("engine", "docker")],
+    );
+    c.check(
+        "engine=docker spells bind-recursive=readonly",
+        docker_argv
+            .iter()
+            .any(|a| a.ends_with(",readonly,bind-recursive=readonly")),
+        || format!("{docker_argv:?}"),
+    );
+    let out = sh_in(&docker_argv, "echo started", &[]);
+    c.check(
+        "engine=docker under podman 4.3: refused, the container never starts",
+        !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("started"),
+        || format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr)),
+    );
+    // Only the control may have written; nothing from the policy runs.
+    c.eq(
+        "host file in the submount unchanged by the policy runs",
+        read(&f).map(|t| t.lines().next().unwrap_or("").to_owned()),
+        Some("host".to_owned()),
+    );
+    c.finish("docker_fs_read_submounts_not_writable");
+}
+
+/// F12: option guards compared text (`--set user=00` ran as root). Every
+/// spelling of root is refused with OPTION_INVALID, every forbidden network
+/// mode with options too, and a padded spelling of a legal user is the uid
+/// the container really runs as.
+#[test]
+fn docker_user_and_network_options_are_parsed() {
+    let manifest = empty_manifest(&["net:connect:api.example.com:443"]);
+    let refused = |key: &str, value: &str| -> Option<String> {
+        let compiler =
+            capgate::compile::Compiler::new(&capgate::assets::Assets::default(), "docker")
+                .expect("docker target");
+        let settings = capgate::compile::Settings {
+            permissive: false,
+            set: vec![(key.to_owned(), value.to_owned())],
+        };
+        match compiler.compile("f12.json", manifest.as_bytes(), &settings) {
+            Ok(_) => Some(format!("--set {key}={value} accepted")),
+            Err(d) if d[0].code == capgate::diag::Code::OptionInvalid => None,
+            Err(d) => Some(format!("--set {key}={value}: {:?}", d[0].code)),
+        }
+    };
+    let mut c = Checks::new();
+    for user in [
+        "0",
+        "00",
+        "0000",
+        "00:0",
+        "+0",
+        "0x0",
+        "-0",
+        "0:0",
+        "root",
+        "root:root",
+        "ROOT",
+        "toor:1000",
+        "65534",
+        "65534:0",
+        "65534:00",
+        "65534:+0",
+        "65534:root",
+        " 65534:65534",
+        "65534:65534 ",
+        "65534:65534:0",
+        "4294967295:65534",
+        "0x3e8:1000",
+        "+1000:1000",
+        "1000:",
+        ":1000",
+        "",
+    ] {
+        let r = refused("user", user);
+        c.check(&format!("user={user:?} refused"), r.is_none(), || {
+            r.unwrap_or_default()
+        });
+    }
+    for network in [
+        "host",
+        "HOST",
+        "Host",
+        "bridge",
+        "bridge:ip=10.88.0.9",
+        "default",
+        "private",
+        "podman",
+        "slirp4netns",
+        "slirp4netns:allow_host_loopback=true",
+        "pasta",
+        "pasta:--map-host-loopback,10.0.2.2",
+        "container:other",
+        "container",
+        "ns:/proc/1/ns/net",
+        "capgate-egress:ip=10.89.0.5",
+        "capgate egress",
+        "",
+        ":",
+        "-x",
+    ] {
+        let r = refused("network", network);
+        c.check(&format!("network={network:?} refused"), r.is_none(), || {
+            r.unwrap_or_default()
+        });
+    }
+    for (key, value) in [
+        ("memory", "0"),
+        ("tmpfs_size", "0m"),
+        ("shm_size", "-1m"),
+        ("memory", "1t"),
+        ("memory", "0x100m"),
+        ("seccomp_profile", "unconfined"),
+        ("seccomp_profile", "profile.json"),
+    ] {
+        let r = refused(key, value);
+        c.check(&format!("{key}={value:?} refused"), r.is_none(), || {
+            r.unwrap_or_default()
+        });
+    }
+
+    if require(
+        "docker_user_and_network_options_are_parsed",
+        &["podman", "runc", "tar", "gcc"],
+        true,
+    ) {
+        let argv = compile_docker(
+            "user.json",
+            &empty_manifest(&[]),
+            &[("user", "0065534:065534")],
+        );
+        c.check(
+            "padded user rendered canonical",
+            argv.windows(2)
+                .any(|w| w[0] == "--user" && w[1] == "65534:65534"),
+            || format!("{argv:?}"),
+        );
+        let f = facts_in(&argv, "echo uid=$(id -u)\necho gid=$(id -g)", &[]);
+        c.eq("container uid", get(&f, "uid"), "65534");
+        c.eq("container gid", get(&f, "gid"), "65534");
+    }
+    c.finish("docker_user_and_network_options_are_parsed");
+}
+
+/// G1, without an engine: the shipped profile (profiles/docker/seccomp.json,
+/// generated by scripts/docker-seccomp.py) allows clone and unshare only
+/// without CLONE_NEWUSER, setns only to an explicit non-user namespace type,
+/// and never clone3, whatever else an entry lists.
+#[test]
+fn docker_seccomp_profile_allows_no_user_namespace() {
+    const CLONE_NEWUSER: u64 = 0x1000_0000;
+    let text = std::fs::read_to_string(repo().join("profiles/docker/seccomp.json")).unwrap();
+    let profile: serde_json::Value = serde_json::from_str(&text).expect("profile is JSON");
+    assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
+    let mut c = Checks::new();
+    let mut seen = BTreeMap::<&str, usize>::new();
+    for entry in profile["syscalls"].as_array().expect("syscalls") {
+        let names: Vec<&str> = entry["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n.as_str())
+            .collect();
+        let allow = entry["action"] == "SCMP_ACT_ALLOW";
+        let args: Vec<&serde_json::Value> = entry["args"]
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        for name in names {
+            if !["clone", "clone3", "unshare", "setns"].contains(&name) {
+                continue;
+            }
+            *seen.entry(name).or_default() += 1;
+            if !allow {
+                continue;
+            }
+            let ok = match name {
+                "clone" | "unshare" => args.iter().any(|a| {
+                    a["op"] == "SCMP_CMP_MASKED_EQ"
+                        && a["value"].as_u64().is_some_and(|m| m & CLONE_NEWUSER != 0)
+                        && a["valueTwo"].as_u64() == Some(0)
+                }),
+                "setns" => args.iter().any(|a| {
+                    a["op"] == "SCMP_CMP_EQ"
+                        && a["index"] == 1
+                        && a["value"]
+                            .as_u64()
+                            .is_some_and(|v| v != 0 && v & CLONE_NEWUSER == 0)
+                }),
+                _ => false,
+            };
+            c.check(
+                &format!("{name} allowed only without a user namespace"),
+                ok,
+                || entry.to_string(),
+            );
+        }
+    }
+    for name in ["clone", "clone3", "unshare", "setns"] {
+        c.check(
+            &format!("{name} has rules"),
+            seen.contains_key(name),
+            || format!("{seen:?}"),
+        );
+    }
+    c.finish("docker_seccomp_profile_allows_no_user_namespace");
+}
+
+/// G2 with a manifest that binds /tmp, /var/tmp or /run itself: the private
+/// tmpfs for that directory is left out (an engine refuses two mounts on one
+/// destination), the others stay sized.
+#[test]
+fn docker_private_tmpfs_yields_to_a_declared_directory() {
+    let mut c = Checks::new();
+    for dir in ["/tmp", "/var/tmp", "/run"] {
+        let argv = compile_docker(
+            "bound.json",
+            &empty_manifest(&[&format!("fs:read:{dir}/**")]),
+            &[],
+        );
+        let destinations: Vec<String> = argv
+            .windows(2)
+            .filter_map(|w| match w[0].as_str() {
+                "--tmpfs" => w[1].split(':').next().map(str::to_owned),
+                "--mount" => w[1]
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("target="))
+                    .map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        c.eq(
+            &format!("{dir} declared: one mount there"),
+            destinations.iter().filter(|d| *d == dir).count(),
+            1,
+        );
+        for other in ["/tmp", "/var/tmp", "/run"].iter().filter(|o| **o != dir) {
+            c.check(
+                &format!("{dir} declared: {other} still a sized tmpfs"),
+                argv.windows(2)
+                    .any(|w| w[0] == "--tmpfs" && w[1].starts_with(&format!("{other}:size="))),
+                || format!("{argv:?}"),
+            );
+        }
+    }
+    c.finish("docker_private_tmpfs_yields_to_a_declared_directory");
 }

@@ -264,6 +264,8 @@ const DOCKER_OPTIONS: &[(&str, usize)] = &[
     ("--user", 1),
     ("--pids-limit", 1),
     ("--memory", 1),
+    ("--memory-swap", 1),
+    ("--shm-size", 1),
     ("--cpus", 1),
     ("--tmpfs", 1),
     ("--network", 1),
@@ -385,6 +387,13 @@ pub fn check_docker(argv: &[String], declared: &Declared) -> Check {
         match *opt {
             "--network" => network = Some(args[0]),
             "--cap-drop" if args[0] != "ALL" => return Err(format!("--cap-drop {}", args[0])),
+            // Only the no-new-privileges flag and a seccomp profile by absolute
+            // path: never `seccomp=unconfined`, `apparmor=unconfined`, `label=disable`.
+            "--security-opt"
+                if args[0] != "no-new-privileges" && !args[0].starts_with("seccomp=/") =>
+            {
+                return Err(format!("--security-opt {}", args[0]))
+            }
             "--env" => match args[0].split_once('=') {
                 Some((name, _)) => {
                     if !(declared.has_net() && PROXY_VARS.contains(&name)) {
@@ -425,7 +434,26 @@ fn check_mount(spec: &str, declared: &Declared) -> Check {
         }
     }
     let keys: BTreeSet<&str> = kv.keys().copied().collect();
-    let allowed: BTreeSet<&str> = ["type", "source", "target", "readonly"].into();
+    let allowed: BTreeSet<&str> = [
+        "type",
+        "source",
+        "target",
+        "readonly",
+        "bind-nonrecursive",
+        "bind-recursive",
+    ]
+    .into();
+    if kv.get("bind-nonrecursive").is_some_and(Option::is_some) {
+        return Err(format!("--mount {spec}: bind-nonrecursive takes no value"));
+    }
+    if kv
+        .get("bind-recursive")
+        .is_some_and(|v| *v != Some("readonly"))
+    {
+        return Err(format!(
+            "--mount {spec}: bind-recursive other than readonly"
+        ));
+    }
     if !keys.is_subset(&allowed) || kv.get("type") != Some(&Some("bind")) {
         return Err(format!("--mount {spec}: unexpected keys or type"));
     }
