@@ -638,6 +638,57 @@ fn abs_path(pair: Pair<'_, Rule>, base: usize) -> Result<FsPath, CapError> {
 /// Trees the sandbox provides itself; the host's must never be bound over them.
 const SANDBOX_TREES: [&str; 3] = ["/proc", "/sys", "/dev"];
 
+/// Well-known host paths that are another name for a reserved or an engine
+/// path (symlinks on Debian, Ubuntu, Fedora and Arch alike). A bind source is
+/// resolved on the host, so every reserved-path and engine-socket check runs on
+/// the path after this mapping, for `fs:` and `ipc:` alike. Applied repeatedly
+/// (`/var/run/shm` → `/run/shm` → `/dev/shm`). docs/security.md lists this table
+/// and the aliases deliberately left out (merged-/usr links, `/usr/tmp`), which
+/// lead to nothing reserved.
+pub const HOST_ALIASES: &[(&str, &str)] = &[
+    ("/var/run", "/run"),
+    ("/var/lock", "/run/lock"),
+    ("/run/shm", "/dev/shm"),
+    ("/etc/mtab", "/proc/self/mounts"),
+];
+
+/// File names of container-engine API sockets, refused wherever they are:
+/// access to any of them is root on the host.
+pub const ENGINE_SOCKETS: &[&str] = &[
+    "docker.sock",
+    "podman.sock",
+    "containerd.sock",
+    "containerd.sock.ttrpc",
+    "crio.sock",
+    "dockershim.sock",
+    "cri-dockerd.sock",
+    "buildkitd.sock",
+];
+
+/// Where container engines keep their sockets (after [`HOST_ALIASES`]; `*` is
+/// one path segment). These paths, everything below them and every directory
+/// above them (`/run`, `/var/run`, `/run/user/1000`, ...) are refused.
+pub const ENGINE_PATHS: &[&str] = &[
+    "/run/docker.sock",
+    "/run/docker",
+    "/run/containerd",
+    "/run/podman",
+    "/run/crio",
+    "/run/buildkit",
+    "/run/k3s",
+    "/run/dockershim.sock",
+    "/run/cri-dockerd.sock",
+    "/run/user/*/docker.sock",
+    "/run/user/*/docker",
+    "/run/user/*/podman",
+    "/run/user/*/containerd",
+    "/run/user/*/containerd-rootless",
+    "/run/user/*/buildkit",
+    "/var/lib/lxd",
+    "/var/snap/lxd",
+    "/var/lib/incus",
+];
+
 /// [`AbsPath::is_ancestor_or_self`] on text, so checking every capability
 /// against [`SANDBOX_TREES`] allocates nothing.
 fn tree_holds(top: &str, path: &str) -> bool {
@@ -645,14 +696,93 @@ fn tree_holds(top: &str, path: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// The host path `path` names, after [`HOST_ALIASES`]; borrowed when no alias applies.
+pub fn host_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let mut out = std::borrow::Cow::Borrowed(path);
+    // Each step shortens nothing cyclic: the table has no loops, so a few rounds suffice.
+    for _ in 0..HOST_ALIASES.len() {
+        let Some((alias, real)) = HOST_ALIASES.iter().find(|(a, _)| tree_holds(a, &out)) else {
+            break;
+        };
+        out = std::borrow::Cow::Owned(format!("{real}{}", &out[alias.len()..]));
+    }
+    out
+}
+
+/// Whether `path` (a host path after aliases) is an engine location of
+/// [`ENGINE_PATHS`], lies below one or contains one; returns that location.
+fn engine_path(path: &str) -> Option<&'static str> {
+    let mine = || path.split('/').filter(|s| !s.is_empty());
+    ENGINE_PATHS.iter().copied().find(|pattern| {
+        let theirs = pattern.split('/').filter(|s| !s.is_empty());
+        // Compared up to the shorter of the two: equal there means one holds the other.
+        mine().zip(theirs).all(|(m, t)| t == "*" || m == t)
+    })
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or_default()
+}
+
+/// Why a host path (for `fs:`, or a unix socket for `ipc:`) can never be
+/// granted, checked on the path after [`HOST_ALIASES`].
+enum Refusal {
+    Root,
+    SandboxTree(&'static str),
+    EngineSocket,
+    EngineDir(&'static str),
+}
+
+fn refusal(declared: &str) -> Option<(Refusal, std::borrow::Cow<'_, str>)> {
+    let real = host_path(declared);
+    let p: &str = &real;
+    let why = if p == "/" {
+        Refusal::Root
+    } else if let Some(top) = SANDBOX_TREES.iter().find(|top| tree_holds(top, p)) {
+        Refusal::SandboxTree(top)
+    } else if ENGINE_SOCKETS.contains(&file_name(p))
+        || ENGINE_SOCKETS.contains(&file_name(declared))
+    {
+        Refusal::EngineSocket
+    } else if let Some(e) = engine_path(p) {
+        Refusal::EngineDir(e)
+    } else {
+        return None;
+    };
+    Some((why, real))
+}
+
+/// `"/run/shm" (the host's /dev/shm)` or just `"/dev/shm"`.
+fn named(declared: &str, real: &str) -> String {
+    if declared == real {
+        q(declared)
+    } else {
+        format!("{} (the host's {})", q(declared), printable(real))
+    }
+}
+
 fn reserved(path: &AbsPath, seg: &Segment<'_>) -> Result<(), CapError> {
     let p = path.as_str();
-    let message = if p == "/" {
-        "the host root cannot be bound: it would expose every host file".to_owned()
-    } else if let Some(top) = SANDBOX_TREES.iter().find(|top| tree_holds(top, p)) {
-        format!("{top} belongs to the sandbox; binding the host's would defeat its namespaces")
-    } else {
+    let Some((why, real)) = refusal(p) else {
         return Ok(());
+    };
+    let message = match why {
+        Refusal::Root => format!(
+            "{} is the host root: binding it would expose every host file",
+            named(p, &real)
+        ),
+        Refusal::SandboxTree(top) => format!(
+            "{} lies under {top}, which belongs to the sandbox; binding the host's would defeat its namespaces",
+            named(p, &real)
+        ),
+        Refusal::EngineSocket => format!(
+            "{} is a container-engine socket: access to it is root on the host (a read-only bind still lets a program connect)",
+            named(p, &real)
+        ),
+        Refusal::EngineDir(e) => format!(
+            "{} holds container-engine sockets ({e}): access to any of them is root on the host",
+            named(p, &real)
+        ),
     };
     Err(CapError::new(
         Code::CapFsReserved,
@@ -951,14 +1081,6 @@ fn env_from(name: &str, seg: &Segment<'_>) -> Result<Name, CapError> {
 
 // ---------------------------------------------------------------- ipc
 
-/// Sockets that are root on the host: granting one is granting the host.
-const ENGINE_SOCKETS: &[&str] = &[
-    "docker.sock",
-    "podman.sock",
-    "containerd.sock",
-    "crio.sock",
-    "dockershim.sock",
-];
 /// Top-level directories that are never a single socket.
 const SOCKET_DIR_MIN_DEPTH: usize = 2;
 
@@ -1013,38 +1135,55 @@ fn endpoint_from(
                 e
             })?;
             let path = fs.path.as_str();
-            let depth = path.split('/').filter(|s| !s.is_empty()).count();
-            let file = path.rsplit('/').next().unwrap_or_default();
+            let real = host_path(path);
+            let depth = real.split('/').filter(|s| !s.is_empty()).count();
             let span = base..seg.span.end;
             if fs.glob != Glob::None || depth < SOCKET_DIR_MIN_DEPTH {
                 return Err(CapError::new(
                     Code::CapIpcSocket,
                     format!(
                         "unix endpoint {} is directory-sized, not one socket",
-                        q(path)
+                        named(path, &real)
                     ),
                     span,
                 ));
             }
-            if let Some(top) = SANDBOX_TREES.iter().find(|top| tree_holds(top, path)) {
-                // /proc/<pid>/root/... reaches any file of any mount namespace, and
-                // /sys and /dev hold device interfaces; a server logs to stderr, not /dev/log.
-                return Err(CapError::new(
-                    Code::CapIpcSocket,
-                    format!("unix endpoint {} lies under {top}, which belongs to the sandbox", q(path)),
-                    span,
-                )
-                .help("name one socket file outside /proc, /sys and /dev, e.g. unix:/run/app/app.sock"));
-            }
-            if ENGINE_SOCKETS.contains(&file) {
-                return Err(CapError::new(
-                    Code::CapIpcSocket,
-                    format!(
-                        "{} is a container-engine socket: access to it is root on the host",
-                        q(path)
-                    ),
-                    span,
-                ));
+            match refusal(path).map(|(why, _)| why) {
+                None => {}
+                Some(Refusal::Root | Refusal::SandboxTree(_)) => {
+                    let top = SANDBOX_TREES
+                        .iter()
+                        .find(|top| tree_holds(top, &real))
+                        .unwrap_or(&"/");
+                    // /proc/<pid>/root/... reaches any file of any mount namespace, and
+                    // /sys and /dev hold device interfaces; a server logs to stderr, not /dev/log.
+                    return Err(CapError::new(
+                        Code::CapIpcSocket,
+                        format!("unix endpoint {} lies under {top}, which belongs to the sandbox", named(path, &real)),
+                        span,
+                    )
+                    .help("name one socket file outside /proc, /sys and /dev, e.g. unix:/run/app/app.sock"));
+                }
+                Some(Refusal::EngineSocket) => {
+                    return Err(CapError::new(
+                        Code::CapIpcSocket,
+                        format!(
+                            "{} is a container-engine socket: access to it is root on the host",
+                            named(path, &real)
+                        ),
+                        span,
+                    ));
+                }
+                Some(Refusal::EngineDir(e)) => {
+                    return Err(CapError::new(
+                        Code::CapIpcSocket,
+                        format!(
+                            "unix endpoint {} holds container-engine sockets ({e}): access to any of them is root on the host",
+                            named(path, &real)
+                        ),
+                        span,
+                    ));
+                }
             }
             Ok(Endpoint::Unix(fs.path))
         }

@@ -515,3 +515,125 @@ proptest::proptest! {
         agree(&parts.concat());
     }
 }
+
+/// F5/F6: every reserved-path and engine-socket check runs on the path after
+/// the host aliases (`/var/run` → `/run`, `/run/shm` → `/dev/shm`, ...), for
+/// `fs:` and `ipc:` alike, with or without a glob.
+#[test]
+fn host_aliases_of_reserved_and_engine_paths() {
+    for (raw, caret) in [
+        ("fs:write:/run/shm", "/run/shm"),
+        ("fs:read:/run/shm/**", "/run/shm/**"),
+        ("fs:read:/run/shm/*", "/run/shm/*"),
+        ("fs:read:/run/shm/key", "/run/shm/key"),
+        ("fs:write:/var/run/shm", "/var/run/shm"),
+        ("fs:read:/etc/mtab", "/etc/mtab"),
+        ("fs:read:/var/run/docker.sock", "/var/run/docker.sock"),
+        ("fs:read:/run/docker.sock", "/run/docker.sock"),
+        ("fs:write:/srv/x/podman.sock", "/srv/x/podman.sock"),
+        (
+            "fs:read:/a/containerd.sock.ttrpc",
+            "/a/containerd.sock.ttrpc",
+        ),
+        (
+            "fs:read:/run/buildkit/buildkitd.sock",
+            "/run/buildkit/buildkitd.sock",
+        ),
+        ("fs:read:/run", "/run"),
+        ("fs:read:/run/**", "/run/**"),
+        ("fs:read:/run/*", "/run/*"),
+        ("fs:read:/var/run", "/var/run"),
+        ("fs:read:/var/run/**", "/var/run/**"),
+        ("fs:read:/run/containerd/**", "/run/containerd/**"),
+        (
+            "fs:read:/run/containerd/io.containerd.runtime.v2.task",
+            "/run/containerd/io.containerd.runtime.v2.task",
+        ),
+        ("fs:read:/var/run/docker", "/var/run/docker"),
+        ("fs:read:/run/podman", "/run/podman"),
+        ("fs:read:/run/crio/*", "/run/crio/*"),
+        ("fs:read:/run/k3s", "/run/k3s"),
+        ("fs:read:/run/user", "/run/user"),
+        ("fs:read:/run/user/1000", "/run/user/1000"),
+        ("fs:read:/var/run/user/1000/**", "/var/run/user/1000/**"),
+        (
+            "fs:read:/run/user/1000/podman/podman.sock",
+            "/run/user/1000/podman/podman.sock",
+        ),
+        (
+            "fs:read:/var/lib/lxd/unix.socket",
+            "/var/lib/lxd/unix.socket",
+        ),
+        ("fs:read:/var/lib", "/var/lib"),
+        ("fs:read:/var", "/var"),
+        ("fs:read:/var/**", "/var/**"),
+    ] {
+        rejects(raw, CapFsReserved, caret);
+    }
+    for (raw, caret) in [
+        ("ipc:connect:unix:/var/run", "/var/run"),
+        ("ipc:connect:\"unix:/var/run\"", "/var/run"),
+        ("ipc:connect:unix:/run/shm/x.sock", "/run/shm/x.sock"),
+        (
+            "ipc:connect:unix:/var/run/shm/x.sock",
+            "/var/run/shm/x.sock",
+        ),
+        ("ipc:connect:unix:/run/docker", "/run/docker"),
+        ("ipc:connect:unix:/run/containerd", "/run/containerd"),
+        ("ipc:connect:unix:/run/podman", "/run/podman"),
+        ("ipc:connect:unix:/run/user/1000", "/run/user/1000"),
+        (
+            "ipc:connect:unix:/run/user/1000/docker.sock",
+            "/run/user/1000/docker.sock",
+        ),
+        (
+            "ipc:connect:unix:/var/run/crio/crio.sock",
+            "/var/run/crio/crio.sock",
+        ),
+        (
+            "ipc:connect:unix:/run/cri-dockerd.sock",
+            "/run/cri-dockerd.sock",
+        ),
+        (
+            "ipc:connect:unix:/var/snap/lxd/common/lxd/unix.socket",
+            "/var/snap/lxd/common/lxd/unix.socket",
+        ),
+    ] {
+        rejects(raw, CapIpcSocket, caret);
+    }
+    // The message names the host path an alias stands for.
+    let e = parse_capability("fs:write:/run/shm").unwrap_err();
+    assert!(e.message.contains("/dev/shm"), "{e:?}");
+    let e = parse_capability("ipc:connect:unix:/var/run").unwrap_err();
+    assert!(e.message.contains("the host's /run"), "{e:?}");
+    // Neighbours that are neither reserved nor engine paths stay accepted.
+    for raw in [
+        "fs:read:/var/lock/app",
+        "fs:read:/run/lock/app",
+        "fs:write:/var/tmp/app/**",
+        "fs:read:/run/app/**",
+        "fs:read:/run/user/1000/app",
+        "fs:read:/run/dockerish",
+        "fs:read:/var/log/app",
+        "fs:read:/var/lib/app",
+        "fs:read:/lib/x86_64-linux-gnu",
+        "fs:read:/srv/docker.sock.d",
+        "fs:read:/etc/mtab.d",
+        "ipc:connect:unix:/run/user/1000/bus",
+        "ipc:connect:unix:/var/run/app/app.sock",
+        "ipc:connect:unix:/run/dbus/system_bus_socket",
+    ] {
+        ok(raw);
+    }
+}
+
+#[test]
+fn host_path_maps_aliases_repeatedly_and_only_on_segment_boundaries() {
+    assert_eq!(host_path("/var/run/shm/x"), "/dev/shm/x");
+    assert_eq!(host_path("/var/run"), "/run");
+    assert_eq!(host_path("/var/lock"), "/run/lock");
+    assert_eq!(host_path("/etc/mtab"), "/proc/self/mounts");
+    assert_eq!(host_path("/var/running"), "/var/running");
+    assert_eq!(host_path("/run/shmem"), "/run/shmem");
+    assert!(matches!(host_path("/srv/a"), std::borrow::Cow::Borrowed(_)));
+}

@@ -90,7 +90,8 @@ impl SockServer {
             while !st.load(Ordering::Relaxed) {
                 if let Ok((mut c, _)) = l.accept() {
                     c.set_nonblocking(false).unwrap();
-                    c.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+                    c.set_read_timeout(Some(Duration::from_millis(200)))
+                        .unwrap();
                     let mut b = [0u8; 16];
                     let _ = c.read(&mut b);
                     let _ = c.write_all(reply.as_bytes());
@@ -163,7 +164,10 @@ fn paths_reserved_aliases_refused() {
     let cases: &[(&str, &str)] = &[
         ("fs:write:/run/shm", "CAP_FS_RESERVED"),
         ("fs:read:/run/shm/**", "CAP_FS_RESERVED"),
-        ("fs:read,write,create,delete:/var/run/shm", "CAP_FS_RESERVED"),
+        (
+            "fs:read,write,create,delete:/var/run/shm",
+            "CAP_FS_RESERVED",
+        ),
         ("fs:read:/run/shm/*", "CAP_FS_RESERVED"),
         ("fs:read:/etc/mtab", "CAP_FS_RESERVED"),
         ("ipc:connect:unix:/run/shm/x.sock", "CAP_IPC_SOCKET"),
@@ -256,10 +260,20 @@ fn paths_engine_sockets_refused() {
         Ok(a) => {
             let (argv, _) = argv(&a);
             let out = inside(&argv, &connect_script(&[s(&plain.path), tmp_sock.clone()]));
-            c.check("control: an ordinary socket connects", out.contains(&format!("{}=APP", s(&plain.path))), || out.clone());
-            c.check("control: only that socket is bound", out.contains(&format!("{tmp_sock}=!")), || out.clone());
+            c.check(
+                "control: an ordinary socket connects",
+                out.contains(&format!("{}=APP", s(&plain.path))),
+                || out.clone(),
+            );
+            c.check(
+                "control: only that socket is bound",
+                out.contains(&format!("{tmp_sock}=!")),
+                || out.clone(),
+            );
         }
-        Err(codes) => c.check("control: ordinary socket compiles", false, || format!("{codes:?}")),
+        Err(codes) => c.check("control: ordinary socket compiles", false, || {
+            format!("{codes:?}")
+        }),
     }
     c.finish("paths_engine_sockets_refused");
 }
@@ -269,11 +283,17 @@ fn paths_engine_sockets_refused() {
 /// siblings, and read-only stays read-only.
 #[test]
 fn paths_accepted_alias_binds_exactly_the_declared_path() {
-    if !require("paths_accepted_alias_binds_exactly_the_declared_path", &["bwrap"], true) {
+    if !require(
+        "paths_accepted_alias_binds_exactly_the_declared_path",
+        &["bwrap"],
+        true,
+    ) {
         return;
     }
     if !Path::new("/run/lock").is_dir() || std::fs::read_link("/var/lock").is_err() {
-        eprintln!("paths_accepted_alias: /var/lock is not a link to /run/lock here; nothing to test");
+        eprintln!(
+            "paths_accepted_alias: /var/lock is not a link to /run/lock here; nothing to test"
+        );
         return;
     }
     let name = unique();
@@ -289,10 +309,26 @@ fn paths_accepted_alias_binds_exactly_the_declared_path() {
     );
     let out = inside(&argv, &script);
     let mut c = Checks::new();
-    c.check("declared path readable", out.contains(&format!("/var/lock/{name}-a/f=granted")), || out.clone());
-    c.check("sibling invisible through the alias", out.contains(&format!("/var/lock/{name}-b/f=!")), || out.clone());
-    c.check("sibling invisible through the target", out.contains(&format!("/run/lock/{name}-b/f=!")), || out.clone());
-    c.check("read-only grant not writable", !out.contains("WROTE") && !granted.0.join("new").exists(), || out.clone());
+    c.check(
+        "declared path readable",
+        out.contains(&format!("/var/lock/{name}-a/f=granted")),
+        || out.clone(),
+    );
+    c.check(
+        "sibling invisible through the alias",
+        out.contains(&format!("/var/lock/{name}-b/f=!")),
+        || out.clone(),
+    );
+    c.check(
+        "sibling invisible through the target",
+        out.contains(&format!("/run/lock/{name}-b/f=!")),
+        || out.clone(),
+    );
+    c.check(
+        "read-only grant not writable",
+        !out.contains("WROTE") && !granted.0.join("new").exists(),
+        || out.clone(),
+    );
     c.finish("paths_accepted_alias_binds_exactly_the_declared_path");
 }
 
@@ -342,17 +378,27 @@ fn paths_x11_binds_one_display() {
         let a = match try_compile(&["ipc:connect:x11"], "bwrap", &opts) {
             Ok(a) => a,
             Err(e) => {
-                c.check(&format!("x11 compiles with {opts:?}"), false, || format!("{e:?}"));
+                c.check(&format!("x11 compiles with {opts:?}"), false, || {
+                    format!("{e:?}")
+                });
                 continue;
             }
         };
         let (argv, injections) = argv(&a);
-        c.eq(&format!("{opts:?}: DISPLAY injected"), injections, vec!["DISPLAY".to_owned()]);
+        c.eq(
+            &format!("{opts:?}: DISPLAY injected"),
+            injections,
+            vec!["DISPLAY".to_owned()],
+        );
         let (argv, moved) = relocate_x11(&argv, &root.path);
-        c.check(&format!("{opts:?}: x11 bind found"), moved > 0, || format!("{argv:?}"));
+        c.check(&format!("{opts:?}: x11 bind found"), moved > 0, || {
+            format!("{argv:?}")
+        });
         let out = inside(&argv, &probe);
         for d in ["X0", "X1", "X7"] {
-            let reached = out.lines().any(|l| l.starts_with(&format!("/tmp/.X11-unix/{d}=")) && !l.contains("=!"));
+            let reached = out
+                .lines()
+                .any(|l| l.starts_with(&format!("/tmp/.X11-unix/{d}=")) && !l.contains("=!"));
             c.eq(&format!("{opts:?}: {d} reachable"), reached, d == reach);
         }
     }
@@ -373,7 +419,11 @@ fn paths_x11_binds_one_display() {
 /// note says (the sandbox creates and deletes files there).
 #[test]
 fn paths_partial_write_is_noted_and_behaves_as_noted() {
-    if !require("paths_partial_write_is_noted_and_behaves_as_noted", &["bwrap"], true) {
+    if !require(
+        "paths_partial_write_is_noted_and_behaves_as_noted",
+        &["bwrap"],
+        true,
+    ) {
         return;
     }
     let root = TempDir::new("paths-partial");
@@ -386,18 +436,29 @@ fn paths_partial_write_is_noted_and_behaves_as_noted() {
         ("read,write,create,delete", &[][..]),
     ] {
         let dir = root.dir(&actions.replace(',', "-"), 0o777);
-        root.file(&format!("{}/existing", actions.replace(',', "-")), "keep\n", 0o666);
+        root.file(
+            &format!("{}/existing", actions.replace(',', "-")),
+            "keep\n",
+            0o666,
+        );
         let cap = format!("fs:{actions}:{}", s(&dir));
         for target in ["bwrap", "docker"] {
             let a = try_compile(&[&cap], target, &[]).expect("compiles");
             let n = notes(&a);
             let note = n.iter().find(|n| n.contains(&format!("\"{}\"", s(&dir))));
             if widened.is_empty() {
-                c.check(&format!("{target} {cap}: no widening note"), note.is_none(), || format!("{n:?}"));
+                c.check(
+                    &format!("{target} {cap}: no widening note"),
+                    note.is_none(),
+                    || format!("{n:?}"),
+                );
             } else {
                 c.check(
                     &format!("{target} {cap}: note names the path and the widened actions"),
-                    note.is_some_and(|n| widened.iter().all(|w| n.contains(w)) && n.contains(actions.split(',').next().unwrap())),
+                    note.is_some_and(|n| {
+                        widened.iter().all(|w| n.contains(w))
+                            && n.contains(actions.split(',').next().unwrap())
+                    }),
                     || format!("{n:?}"),
                 );
             }
@@ -410,8 +471,16 @@ fn paths_partial_write_is_noted_and_behaves_as_noted() {
             &format!("import os\ntry:\n    open('{d}/created','w').write('x'); print('CREATED')\nexcept OSError as e: print('create=!'+str(e.errno))\ntry:\n    os.remove('{d}/existing'); print('DELETED')\nexcept OSError as e: print('delete=!'+str(e.errno))\n"),
         );
         // A bind mount cannot separate the three: all of them work, as the note says.
-        c.check(&format!("bwrap {cap}: create works"), out.contains("CREATED") && dir.join("created").exists(), || out.clone());
-        c.check(&format!("bwrap {cap}: delete works"), out.contains("DELETED") && !dir.join("existing").exists(), || out.clone());
+        c.check(
+            &format!("bwrap {cap}: create works"),
+            out.contains("CREATED") && dir.join("created").exists(),
+            || out.clone(),
+        );
+        c.check(
+            &format!("bwrap {cap}: delete works"),
+            out.contains("DELETED") && !dir.join("existing").exists(),
+            || out.clone(),
+        );
     }
     c.finish("paths_partial_write_is_noted_and_behaves_as_noted");
 }
