@@ -637,3 +637,181 @@ fn host_path_maps_aliases_repeatedly_and_only_on_segment_boundaries() {
     assert_eq!(host_path("/run/shmem"), "/run/shmem");
     assert!(matches!(host_path("/srv/a"), std::borrow::Cow::Borrowed(_)));
 }
+
+/// F15: the names of the adversarial review and their families, by category;
+/// the message names the category. Written out here, not taken from the
+/// table, so a name dropped from the table fails this test.
+#[test]
+fn dangerous_env_names_by_category() {
+    let cases: &[(EnvCategory, &[&str])] = &[
+        (
+            EnvCategory::CodeLoading,
+            &[
+                "LD_PRELOAD",
+                "LD_AUDIT",
+                "DYLD_INSERT_LIBRARIES",
+                "GCONV_PATH",
+                "MALLOC_TRACE",
+                "GLIBC_TUNABLES",
+                "PYTHONPATH",
+                "PYTHONWARNINGS",
+                "PYTHONBREAKPOINT",
+                "PYTHONSTARTUP",
+                "NODE_OPTIONS",
+                "PERL5LIB",
+                "PERL5OPT",
+                "PERL5DB",
+                "RUBYOPT",
+                "RUBYLIB",
+                "GEM_PATH",
+                "JAVA_TOOL_OPTIONS",
+                "_JAVA_OPTIONS",
+                "JDK_JAVA_OPTIONS",
+                "LUA_INIT",
+                "LUA_INIT_5_4",
+                "LUA_PATH_5_3",
+                "LUA_CPATH",
+                "DOTNET_STARTUP_HOOKS",
+                "CORECLR_PROFILER_PATH",
+                "CORECLR_ENABLE_PROFILING",
+                "COR_PROFILER_PATH",
+                "ERL_AFLAGS",
+                "ERL_ZFLAGS",
+                "OPENSSL_ENGINES",
+                "OPENSSL_MODULES",
+                "GIT_EXEC_PATH",
+            ],
+        ),
+        (
+            EnvCategory::CommandHook,
+            &[
+                "PATH",
+                "BASH_ENV",
+                "ENV",
+                "PS4",
+                "PROMPT_COMMAND",
+                "GIT_ASKPASS",
+                "SSH_ASKPASS",
+                "SSH_ASKPASS_REQUIRE",
+                "SUDO_ASKPASS",
+                "GIT_SSH_COMMAND",
+                "GIT_PROXY_COMMAND",
+                "GIT_EXTERNAL_DIFF",
+                "GIT_EDITOR",
+                "GIT_PAGER",
+                "EDITOR",
+                "PAGER",
+                "BROWSER",
+                "LESSOPEN",
+                "LESSCLOSE",
+            ],
+        ),
+        (
+            EnvCategory::ConfigCode,
+            &[
+                "GIT_CONFIG_COUNT",
+                "GIT_CONFIG_KEY_0",
+                "GIT_CONFIG_VALUE_0",
+                "GIT_CONFIG_KEY_12",
+                "GIT_CONFIG_PARAMETERS",
+                "GIT_CONFIG_GLOBAL",
+                "GIT_CONFIG",
+                "GIT_DIR",
+                "GIT_TEMPLATE_DIR",
+                "OPENSSL_CONF",
+                "PHPRC",
+                "VIMINIT",
+                "EXINIT",
+                "NPM_CONFIG_SCRIPT_SHELL",
+                "NPM_CONFIG_NODE_OPTIONS",
+            ],
+        ),
+        (
+            EnvCategory::TlsTrust,
+            &[
+                "NODE_TLS_REJECT_UNAUTHORIZED",
+                "NODE_EXTRA_CA_CERTS",
+                "SSL_CERT_FILE",
+                "SSL_CERT_DIR",
+                "REQUESTS_CA_BUNDLE",
+                "CURL_CA_BUNDLE",
+                "GIT_SSL_NO_VERIFY",
+                "PYTHONHTTPSVERIFY",
+                "SSLKEYLOGFILE",
+            ],
+        ),
+        (
+            EnvCategory::Redirection,
+            &[
+                "HTTPS_PROXY",
+                "HTTP_PROXY",
+                "ALL_PROXY",
+                "NO_PROXY",
+                "RES_OPTIONS",
+                "LOCALDOMAIN",
+                "HOSTALIASES",
+                "RESOLV_HOST_CONF",
+                "TMPDIR",
+            ],
+        ),
+    ];
+    for (category, names) in cases {
+        for name in *names {
+            for action in ["read", "inject", "read,inject"] {
+                let raw = format!("env:{action}:{name}");
+                rejects(&raw, CapEnvDangerous, name);
+                let e = parse_capability(&raw).unwrap_err();
+                assert!(
+                    e.message.contains(category.as_str()),
+                    "{raw}: message does not name {:?}: {}",
+                    category,
+                    e.message
+                );
+            }
+        }
+    }
+    // Every category is exercised, and every table entry refuses its own name.
+    for category in EnvCategory::ALL {
+        assert!(cases.iter().any(|(c, _)| *c == category), "{category:?}");
+    }
+    for d in DANGEROUS_ENV {
+        let name = if d.prefix {
+            format!("{}X", d.name)
+        } else {
+            d.name.to_owned()
+        };
+        let e = parse_capability(&format!("env:read:{name}")).unwrap_err();
+        assert_eq!(e.code, CapEnvDangerous, "{name}");
+        assert!(
+            e.message.contains(d.category.as_str()) && e.message.contains(d.reason),
+            "{e:?}"
+        );
+    }
+    // Ordinary names, including neighbours of refused names and families, stay accepted.
+    for name in [
+        "GITHUB_TOKEN",
+        "LANG",
+        "LC_ALL",
+        "DISPLAY",
+        "HOME",
+        "PYTHONUNBUFFERED",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONIOENCODING",
+        "NODE_ENV",
+        "LD",
+        "LDFLAGS_X",
+        "GIT_AUTHOR_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "CORE_URL",
+        "ERLANG_COOKIE_X",
+        "SSL_MODE",
+        "PATHS",
+        "MY_PATH",
+        "LUA_VERSION",
+        "PROXY_TOKEN",
+        "PGPASSWORD",
+        "API_TOKEN",
+    ] {
+        ok(&format!("env:inject:{name}"));
+    }
+}
