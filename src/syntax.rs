@@ -1210,15 +1210,15 @@ fn env_name(seg: &Segment<'_>) -> Result<Name, CapError> {
 
 fn env_from(name: &str, seg: &Segment<'_>) -> Result<Name, CapError> {
     if let Some(d) = dangerous_env(name) {
-        let rule = if d.prefix {
-            format!(" (every {}* name)", d.name)
+        let family = if d.prefix {
+            format!("; every {}* name", d.name)
         } else {
             String::new()
         };
         return Err(CapError::new(
             Code::CapEnvDangerous,
             format!(
-                "env var {} is refused ({}{rule}): {}",
+                "env var {} is refused (category: {}{family}): {}",
                 q(name),
                 d.category.as_str(),
                 d.reason
