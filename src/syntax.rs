@@ -784,11 +784,13 @@ fn reserved(path: &AbsPath, seg: &Segment<'_>) -> Result<(), CapError> {
             named(p, &real)
         ),
     };
-    Err(CapError::new(
-        Code::CapFsReserved,
-        message,
-        seg.span.clone(),
-    ))
+    let err = CapError::new(Code::CapFsReserved, message, seg.span.clone());
+    Err(match why {
+        Refusal::EngineSocket | Refusal::EngineDir(_) => err.help(
+            "a container engine's API is root on the host; declare the server's own directories and sockets, never an engine's",
+        ),
+        Refusal::Root | Refusal::SandboxTree(_) => err,
+    })
 }
 
 // ---------------------------------------------------------------- net
