@@ -2288,3 +2288,102 @@ fn review_f19_partial_fs_write_is_noted_where_it_widens() {
         }
     }
 }
+
+fn security_doc_section(marker: &str) -> String {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/security.md"))
+            .unwrap();
+    let start = docs
+        .find(&format!("<!-- {marker}:start -->"))
+        .expect("start marker");
+    let end = docs
+        .find(&format!("<!-- {marker}:end -->"))
+        .expect("end marker");
+    docs[start..end].to_owned()
+}
+
+/// Table rows (`| a | b | c |`) of a doc section, header and rule skipped.
+fn table_rows(section: &str) -> Vec<Vec<String>> {
+    section
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().replace("\\|", "|"))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn docs_host_aliases_and_engine_sockets_are_the_checked_ones() {
+    let documented: Vec<(String, String)> = table_rows(&security_doc_section("host-aliases"))
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].trim_matches('`').to_owned(),
+                r[1].trim_matches('`').to_owned(),
+            )
+        })
+        .collect();
+    let library: Vec<(String, String)> = capgate::syntax::HOST_ALIASES
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect();
+    assert_eq!(
+        documented, library,
+        "docs/security.md host aliases differ from capgate::syntax"
+    );
+    let words: BTreeSet<String> = backticked(&security_doc_section("engine-sockets"))
+        .into_iter()
+        .collect();
+    let library: BTreeSet<String> = capgate::syntax::ENGINE_SOCKETS
+        .iter()
+        .chain(capgate::syntax::ENGINE_PATHS)
+        .map(|s| (*s).to_owned())
+        .collect();
+    assert_eq!(
+        words, library,
+        "docs/security.md engine sockets differ from capgate::syntax"
+    );
+}
+
+#[test]
+fn docs_dangerous_env_table_is_the_refused_list() {
+    let documented: Vec<(String, String, String)> =
+        table_rows(&security_doc_section("dangerous-env-table"))
+            .into_iter()
+            .map(|r| {
+                (
+                    r[0].trim_matches('`').to_owned(),
+                    r[1].clone(),
+                    r[2].clone(),
+                )
+            })
+            .collect();
+    let library: Vec<(String, String, String)> = capgate::syntax::DANGEROUS_ENV
+        .iter()
+        .map(|d| {
+            (
+                format!("{}{}", d.name, if d.prefix { "*" } else { "" }),
+                d.category.as_str().to_owned(),
+                d.reason.to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        documented, library,
+        "docs/security.md refused env names differ from capgate::syntax"
+    );
+    // docs/capabilities.md lists the same names.
+    let listed: BTreeSet<String> = backticked(&capabilities_doc_section("dangerous-env"))
+        .into_iter()
+        .collect();
+    let names: BTreeSet<String> = library.into_iter().map(|(n, _, _)| n).collect();
+    assert_eq!(
+        listed, names,
+        "docs/capabilities.md refused env names differ"
+    );
+}
