@@ -1236,6 +1236,17 @@ fn env_from(name: &str, seg: &Segment<'_>) -> Result<Name, CapError> {
 /// Top-level directories that are never a single socket.
 const SOCKET_DIR_MIN_DEPTH: usize = 2;
 
+/// Well-known directories of sockets (after [`HOST_ALIASES`]): a `unix:`
+/// endpoint naming one would reach every socket in it (every X display, every
+/// ICE session), so it is directory-sized however deep it is. `x11` reaches one
+/// display's socket instead.
+pub const SOCKET_DIRS: &[&str] = &[
+    "/tmp/.X11-unix",
+    "/tmp/.ICE-unix",
+    "/tmp/.font-unix",
+    "/run/dbus",
+];
+
 fn endpoint(seg: &Segment<'_>) -> Result<Endpoint, CapError> {
     let pair = leaf(Rule::endpoint, seg).map_err(|pos| {
         if seg.text.starts_with("unix:") {
@@ -1290,7 +1301,10 @@ fn endpoint_from(
             let real = host_path(path);
             let depth = real.split('/').filter(|s| !s.is_empty()).count();
             let span = base..seg.span.end;
-            if fs.glob != Glob::None || depth < SOCKET_DIR_MIN_DEPTH {
+            if fs.glob != Glob::None
+                || depth < SOCKET_DIR_MIN_DEPTH
+                || SOCKET_DIRS.contains(&real.as_ref())
+            {
                 return Err(CapError::new(
                     Code::CapIpcSocket,
                     format!(

@@ -815,3 +815,22 @@ fn dangerous_env_names_by_category() {
         ok(&format!("env:inject:{name}"));
     }
 }
+
+/// G3, other spellings: naming the X11 (or another well-known) socket
+/// directory as a unix endpoint would reach every display; one socket is fine.
+#[test]
+fn unix_endpoint_socket_directories_are_directory_sized() {
+    for (raw, caret) in [
+        ("ipc:connect:unix:/tmp/.X11-unix", "/tmp/.X11-unix"),
+        ("ipc:connect:\"unix:/tmp/.X11-unix\"", "/tmp/.X11-unix"),
+        ("ipc:connect:unix:/tmp/.X11-unix/*", "/tmp/.X11-unix/*"),
+        ("ipc:connect:unix:/tmp/.ICE-unix", "/tmp/.ICE-unix"),
+        ("ipc:connect:unix:/run/dbus", "/run/dbus"),
+        ("ipc:connect:unix:/var/run/dbus", "/var/run/dbus"),
+    ] {
+        rejects(raw, CapIpcSocket, caret);
+    }
+    ok("ipc:connect:unix:/tmp/.X11-unix/X1");
+    ok("ipc:connect:unix:/run/dbus/system_bus_socket");
+    ok("ipc:connect:unix:/var/run/dbus/system_bus_socket");
+}

@@ -402,6 +402,35 @@ fn paths_x11_binds_one_display() {
             c.eq(&format!("{opts:?}: {d} reachable"), reached, d == reach);
         }
     }
+    // Other spellings: the socket directory as a unix endpoint (every display)
+    // is refused; one display's socket named as a unix endpoint reaches only it.
+    for (cap, reach) in [
+        ("ipc:connect:unix:/tmp/.X11-unix", None),
+        ("ipc:connect:\"unix:/tmp/.X11-unix\"", None),
+        ("ipc:connect:unix:/tmp/.X11-unix/X1", Some("X1")),
+    ] {
+        match (try_compile(&[cap], "bwrap", &[]), reach) {
+            (Err(codes), None) => c.eq(
+                &format!("{cap} refused"),
+                codes,
+                vec!["CAP_IPC_SOCKET".to_owned()],
+            ),
+            (Err(codes), Some(_)) => {
+                c.check(&format!("{cap} compiles"), false, || format!("{codes:?}"))
+            }
+            (Ok(a), _) => {
+                let (argv, _) = argv(&a);
+                let (argv, _) = relocate_x11(&argv, &root.path);
+                let out = inside(&argv, &probe);
+                for d in ["X0", "X1", "X7"] {
+                    let reached = out.lines().any(|l| {
+                        l.starts_with(&format!("/tmp/.X11-unix/{d}=")) && !l.contains("=!")
+                    });
+                    c.eq(&format!("{cap}: {d} reachable"), reached, reach == Some(d));
+                }
+            }
+        }
+    }
     // Out-of-range display numbers are option errors, not a bind of something else.
     for bad in ["-1", "x", "0/../X1", "100000"] {
         c.check(
