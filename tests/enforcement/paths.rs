@@ -291,8 +291,10 @@ fn paths_accepted_alias_binds_exactly_the_declared_path() {
         return;
     }
     if !Path::new("/run/lock").is_dir() || std::fs::read_link("/var/lock").is_err() {
-        eprintln!(
-            "paths_accepted_alias: /var/lock is not a link to /run/lock here; nothing to test"
+        // Straight to fd 2 (libtest captures eprintln!): a skip must be seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!!!!!!! SKIPPED: paths_accepted_alias_binds_exactly_the_declared_path: /var/lock is not a link to /run/lock on this host !!!!!!!!\n"
         );
         return;
     }
