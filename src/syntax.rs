@@ -699,7 +699,7 @@ fn tree_holds(top: &str, path: &str) -> bool {
 /// The host path `path` names, after [`HOST_ALIASES`]; borrowed when no alias applies.
 pub fn host_path(path: &str) -> std::borrow::Cow<'_, str> {
     let mut out = std::borrow::Cow::Borrowed(path);
-    // Each step shortens nothing cyclic: the table has no loops, so a few rounds suffice.
+    // The table has no cycles and each round applies one alias, so one round per alias suffices.
     for _ in 0..HOST_ALIASES.len() {
         let Some((alias, real)) = HOST_ALIASES.iter().find(|(a, _)| tree_holds(a, &out)) else {
             break;
