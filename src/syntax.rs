@@ -665,9 +665,11 @@ pub const ENGINE_SOCKETS: &[&str] = &[
     "buildkitd.sock",
 ];
 
-/// Where container engines keep their sockets (after [`HOST_ALIASES`]; `*` is
-/// one path segment). These paths, everything below them and every directory
-/// above them (`/run`, `/var/run`, `/run/user/1000`, ...) are refused.
+/// Where container engines keep their sockets, and the state directories
+/// whose files are other containers' filesystems and secrets (after
+/// [`HOST_ALIASES`]; `*` is one path segment). These paths, everything below
+/// them and every directory above them (`/run`, `/var/run`, `/run/user/1000`,
+/// `/var/lib`, ...) are refused.
 pub const ENGINE_PATHS: &[&str] = &[
     "/run/docker.sock",
     "/run/docker",
@@ -687,6 +689,9 @@ pub const ENGINE_PATHS: &[&str] = &[
     "/var/lib/lxd",
     "/var/snap/lxd",
     "/var/lib/incus",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/var/lib/containers",
 ];
 
 /// [`AbsPath::is_ancestor_or_self`] on text, so checking every capability
@@ -780,7 +785,7 @@ fn reserved(path: &AbsPath, seg: &Segment<'_>) -> Result<(), CapError> {
             named(p, &real)
         ),
         Refusal::EngineDir(e) => format!(
-            "{} holds container-engine sockets ({e}): access to any of them is root on the host",
+            "{} is, holds or lies in a container-engine location ({e}): its sockets and state are root on the host",
             named(p, &real)
         ),
     };
@@ -1344,7 +1349,7 @@ fn endpoint_from(
                     return Err(CapError::new(
                         Code::CapIpcSocket,
                         format!(
-                            "unix endpoint {} holds container-engine sockets ({e}): access to any of them is root on the host",
+                            "unix endpoint {} is, holds or lies in a container-engine location ({e}): its sockets and state are root on the host",
                             named(path, &real)
                         ),
                         span,

@@ -565,6 +565,15 @@ fn host_aliases_of_reserved_and_engine_paths() {
             "/var/lib/lxd/unix.socket",
         ),
         ("fs:read:/var/lib", "/var/lib"),
+        (
+            "fs:read:/var/lib/docker/volumes/**",
+            "/var/lib/docker/volumes/**",
+        ),
+        (
+            "fs:write:/var/lib/containers/storage",
+            "/var/lib/containers/storage",
+        ),
+        ("fs:read:/var/lib/containerd", "/var/lib/containerd"),
         ("fs:read:/var", "/var"),
         ("fs:read:/var/**", "/var/**"),
     ] {
