@@ -98,7 +98,7 @@ codes! {
         "write a normalised absolute path of letters, digits and . _ - + @ ~ (no `.`/`..` segments, `//` or trailing `/`)";
     CapFsGlob => "CAP_FS_GLOB", "a glob appears somewhere other than the whole last segment",
         "globs are allowed only as the whole last segment: /dir/** (recursive) or /dir/* (children)";
-    CapFsReserved => "CAP_FS_RESERVED", "an fs path is the host root or lies under /proc, /sys or /dev",
+    CapFsReserved => "CAP_FS_RESERVED", "an fs path (after host aliases such as /var/run or /run/shm) is the host root, lies under /proc, /sys or /dev, or is, holds or lies in a container-engine socket location",
         "declare the directories the server needs; the sandbox provides its own /proc and a minimal /dev";
     CapNetHost => "CAP_NET_HOST", "a host is not a DNS name, `*.name`, an IPv4/IPv6 literal or `*`",
         "write a DNS name (api.github.com), *.example.com, 1.2.3.4, a quoted IPv6 literal or *";
@@ -106,11 +106,11 @@ codes! {
         "unspecified, multicast, broadcast and IPv4-mapped/translated IPv6 addresses cannot be granted; write the plain IPv4 address";
     CapExecName => "CAP_EXEC_NAME", "an exec binary is empty or contains characters outside the allowlist",
         "program names use letters, digits and . _ - +, starting with a letter, digit or `_`";
-    CapEnvDangerous => "CAP_ENV_DANGEROUS", "an env name changes how programs are loaded or run",
-        "variables such as LD_PRELOAD, PATH or NODE_OPTIONS let a host value take over the sandboxed program; set them in the image instead";
+    CapEnvDangerous => "CAP_ENV_DANGEROUS", "an env name loads code, names a command, points at config that runs code, weakens TLS or redirects traffic or files",
+        "a host value for such a variable takes over the sandboxed program (docs/security.md lists every refused name by category); set it in the image instead";
     CapIpcEndpoint => "CAP_IPC_ENDPOINT", "an ipc endpoint is not x11, dbus:session, dbus:system or unix:<socket path>",
         "write ipc:connect:x11, ipc:connect:\"dbus:session\", ipc:connect:\"dbus:system\" or ipc:connect:\"unix:/run/app.sock\"";
-    CapIpcSocket => "CAP_IPC_SOCKET", "a unix endpoint names a directory-sized path, a path under /proc, /sys or /dev, or a container-engine socket",
+    CapIpcSocket => "CAP_IPC_SOCKET", "a unix endpoint (after host aliases such as /var/run) names a directory-sized path, a path under /proc, /sys or /dev, or a container-engine socket or a directory holding one",
         "name one socket file below a directory (unix:/run/app/app.sock); engine sockets (docker, podman, containerd) grant root on the host";
     CapRefinement => "CAP_REFINEMENT", "a refinement is unknown, repeated, on the wrong kind or has a bad value",
         "the only refinement is nestedSandbox=true|false, on exec capabilities, at most once";

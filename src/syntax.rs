@@ -638,6 +638,62 @@ fn abs_path(pair: Pair<'_, Rule>, base: usize) -> Result<FsPath, CapError> {
 /// Trees the sandbox provides itself; the host's must never be bound over them.
 const SANDBOX_TREES: [&str; 3] = ["/proc", "/sys", "/dev"];
 
+/// Well-known host paths that are another name for a reserved or an engine
+/// path (symlinks on Debian, Ubuntu, Fedora and Arch alike). A bind source is
+/// resolved on the host, so every reserved-path and engine-socket check runs on
+/// the path after this mapping, for `fs:` and `ipc:` alike. Applied repeatedly
+/// (`/var/run/shm` → `/run/shm` → `/dev/shm`). docs/security.md lists this table
+/// and the aliases deliberately left out (merged-/usr links, `/usr/tmp`), which
+/// lead to nothing reserved.
+pub const HOST_ALIASES: &[(&str, &str)] = &[
+    ("/var/run", "/run"),
+    ("/var/lock", "/run/lock"),
+    ("/run/shm", "/dev/shm"),
+    ("/etc/mtab", "/proc/self/mounts"),
+];
+
+/// File names of container-engine API sockets, refused wherever they are:
+/// access to any of them is root on the host.
+pub const ENGINE_SOCKETS: &[&str] = &[
+    "docker.sock",
+    "podman.sock",
+    "containerd.sock",
+    "containerd.sock.ttrpc",
+    "crio.sock",
+    "dockershim.sock",
+    "cri-dockerd.sock",
+    "buildkitd.sock",
+];
+
+/// Where container engines keep their sockets, and the state directories
+/// whose files are other containers' filesystems and secrets (after
+/// [`HOST_ALIASES`]; `*` is one path segment). These paths, everything below
+/// them and every directory above them (`/run`, `/var/run`, `/run/user/1000`,
+/// `/var/lib`, ...) are refused.
+pub const ENGINE_PATHS: &[&str] = &[
+    "/run/docker.sock",
+    "/run/docker",
+    "/run/containerd",
+    "/run/podman",
+    "/run/crio",
+    "/run/buildkit",
+    "/run/k3s",
+    "/run/dockershim.sock",
+    "/run/cri-dockerd.sock",
+    "/run/user/*/docker.sock",
+    "/run/user/*/docker",
+    "/run/user/*/podman",
+    "/run/user/*/containerd",
+    "/run/user/*/containerd-rootless",
+    "/run/user/*/buildkit",
+    "/var/lib/lxd",
+    "/var/snap/lxd",
+    "/var/lib/incus",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/var/lib/containers",
+];
+
 /// [`AbsPath::is_ancestor_or_self`] on text, so checking every capability
 /// against [`SANDBOX_TREES`] allocates nothing.
 fn tree_holds(top: &str, path: &str) -> bool {
@@ -645,20 +701,101 @@ fn tree_holds(top: &str, path: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// The host path `path` names, after [`HOST_ALIASES`]; borrowed when no alias applies.
+pub fn host_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let mut out = std::borrow::Cow::Borrowed(path);
+    // The table has no cycles and each round applies one alias, so one round per alias suffices.
+    for _ in 0..HOST_ALIASES.len() {
+        let Some((alias, real)) = HOST_ALIASES.iter().find(|(a, _)| tree_holds(a, &out)) else {
+            break;
+        };
+        out = std::borrow::Cow::Owned(format!("{real}{}", &out[alias.len()..]));
+    }
+    out
+}
+
+/// Whether `path` (a host path after aliases) is an engine location of
+/// [`ENGINE_PATHS`], lies below one or contains one; returns that location.
+fn engine_path(path: &str) -> Option<&'static str> {
+    let mine = || path.split('/').filter(|s| !s.is_empty());
+    ENGINE_PATHS.iter().copied().find(|pattern| {
+        let theirs = pattern.split('/').filter(|s| !s.is_empty());
+        // Compared up to the shorter of the two: equal there means one holds the other.
+        mine().zip(theirs).all(|(m, t)| t == "*" || m == t)
+    })
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or_default()
+}
+
+/// Why a host path (for `fs:`, or a unix socket for `ipc:`) can never be
+/// granted, checked on the path after [`HOST_ALIASES`].
+enum Refusal {
+    Root,
+    SandboxTree(&'static str),
+    EngineSocket,
+    EngineDir(&'static str),
+}
+
+fn refusal(declared: &str) -> Option<(Refusal, std::borrow::Cow<'_, str>)> {
+    let real = host_path(declared);
+    let p: &str = &real;
+    let why = if p == "/" {
+        Refusal::Root
+    } else if let Some(top) = SANDBOX_TREES.iter().find(|top| tree_holds(top, p)) {
+        Refusal::SandboxTree(top)
+    } else if ENGINE_SOCKETS.contains(&file_name(p))
+        || ENGINE_SOCKETS.contains(&file_name(declared))
+    {
+        Refusal::EngineSocket
+    } else if let Some(e) = engine_path(p) {
+        Refusal::EngineDir(e)
+    } else {
+        return None;
+    };
+    Some((why, real))
+}
+
+/// `"/run/shm" (the host's /dev/shm)` or just `"/dev/shm"`.
+fn named(declared: &str, real: &str) -> String {
+    if declared == real {
+        q(declared)
+    } else {
+        format!("{} (the host's {})", q(declared), printable(real))
+    }
+}
+
 fn reserved(path: &AbsPath, seg: &Segment<'_>) -> Result<(), CapError> {
     let p = path.as_str();
-    let message = if p == "/" {
-        "the host root cannot be bound: it would expose every host file".to_owned()
-    } else if let Some(top) = SANDBOX_TREES.iter().find(|top| tree_holds(top, p)) {
-        format!("{top} belongs to the sandbox; binding the host's would defeat its namespaces")
-    } else {
+    let Some((why, real)) = refusal(p) else {
         return Ok(());
     };
-    Err(CapError::new(
-        Code::CapFsReserved,
-        message,
-        seg.span.clone(),
-    ))
+    let message = match why {
+        Refusal::Root => format!(
+            "{} is the host root: binding it would expose every host file",
+            named(p, &real)
+        ),
+        Refusal::SandboxTree(top) => format!(
+            "{} lies under {top}, which belongs to the sandbox; binding the host's would defeat its namespaces",
+            named(p, &real)
+        ),
+        Refusal::EngineSocket => format!(
+            "{} is a container-engine socket: access to it is root on the host (a read-only bind still lets a program connect)",
+            named(p, &real)
+        ),
+        Refusal::EngineDir(e) => format!(
+            "{} is, holds or lies in a container-engine location ({e}): its sockets and state are root on the host",
+            named(p, &real)
+        ),
+    };
+    let err = CapError::new(Code::CapFsReserved, message, seg.span.clone());
+    Err(match why {
+        Refusal::EngineSocket | Refusal::EngineDir(_) => err.help(
+            "a container engine's API is root on the host; declare the server's own directories and sockets, never an engine's",
+        ),
+        Refusal::Root | Refusal::SandboxTree(_) => err,
+    })
 }
 
 // ---------------------------------------------------------------- net
@@ -877,60 +1014,200 @@ fn exec_binary(seg: &Segment<'_>) -> Result<Name, CapError> {
     Ok(Name::new_unchecked(program.as_str().to_owned()))
 }
 
-/// Variables that change which code a program loads or runs. Forwarding a host
-/// value for any of them would hand the sandboxed program to whoever sets it.
-const DANGEROUS_ENV: &[&str] = &[
-    "PATH",
-    "IFS",
-    "ENV",
-    "BASH_ENV",
-    "SHELLOPTS",
-    "BASHOPTS",
-    "PS4",
-    "PROMPT_COMMAND",
-    "GCONV_PATH",
-    "GETCONF_DIR",
-    "HOSTALIASES",
-    "LOCPATH",
-    "MALLOC_TRACE",
-    "NLSPATH",
-    "RESOLV_HOST_CONF",
-    "TMPDIR",
-    "TZDIR",
-    "PYTHONPATH",
-    "PYTHONHOME",
-    "PYTHONSTARTUP",
-    "PYTHONINSPECT",
-    "PYTHONUSERBASE",
-    "NODE_OPTIONS",
-    "NODE_PATH",
-    "PERL5LIB",
-    "PERL5OPT",
-    "PERLLIB",
-    "RUBYLIB",
-    "RUBYOPT",
-    "JAVA_TOOL_OPTIONS",
-    "_JAVA_OPTIONS",
-    "JDK_JAVA_OPTIONS",
-    "CLASSPATH",
-    "GIT_EXEC_PATH",
-    "GIT_SSH",
-    "GIT_SSH_COMMAND",
-    "GIT_CONFIG_GLOBAL",
-    "GIT_CONFIG_SYSTEM",
-    "LUA_PATH",
-    "LUA_CPATH",
-    "PHPRC",
-    "PHP_INI_SCAN_DIR",
-    // Proxy settings redirect the program's traffic, and a forwarded host value
-    // would override the egress proxy a target configures.
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "FTP_PROXY",
+/// Why an env name is refused (`CAP_ENV_DANGEROUS`). The docker target
+/// forwards the launcher's own value of a declared name (`--env NAME`) and
+/// bwrap takes whatever the host sets, so a refused name is refused for every
+/// target: whoever controls the value would control the sandboxed program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EnvCategory {
+    /// The dynamic loader or an interpreter loads code from a chosen path, or
+    /// runs code or options given in the value.
+    CodeLoading,
+    /// The value names a command that programs run (askpass helpers, editors,
+    /// pagers, ssh commands, shell hooks).
+    CommandHook,
+    /// The value points a program at configuration that can run commands or load modules.
+    ConfigCode,
+    /// The value changes which TLS certificates are trusted or turns verification off.
+    TlsTrust,
+    /// The value redirects traffic, name resolution or the files a program reads and writes.
+    Redirection,
+}
+
+impl EnvCategory {
+    pub const ALL: [EnvCategory; 5] = [
+        EnvCategory::CodeLoading,
+        EnvCategory::CommandHook,
+        EnvCategory::ConfigCode,
+        EnvCategory::TlsTrust,
+        EnvCategory::Redirection,
+    ];
+
+    /// The category's name, as messages and docs/security.md write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvCategory::CodeLoading => "code loading",
+            EnvCategory::CommandHook => "command hook",
+            EnvCategory::ConfigCode => "config that runs code",
+            EnvCategory::TlsTrust => "TLS weakening",
+            EnvCategory::Redirection => "traffic or file redirection",
+        }
+    }
+}
+
+/// One refused env name, or a family of names sharing a prefix.
+#[derive(Debug, Clone, Copy)]
+pub struct DangerousEnv {
+    /// The name, or the prefix when `prefix` is set (`LD_` stands for `LD_*`).
+    pub name: &'static str,
+    pub prefix: bool,
+    pub category: EnvCategory,
+    /// What a value can do, in a few words.
+    pub reason: &'static str,
+}
+
+const fn one(name: &'static str, category: EnvCategory, reason: &'static str) -> DangerousEnv {
+    DangerousEnv {
+        name,
+        prefix: false,
+        category,
+        reason,
+    }
+}
+
+const fn family(name: &'static str, category: EnvCategory, reason: &'static str) -> DangerousEnv {
+    DangerousEnv {
+        name,
+        prefix: true,
+        category,
+        reason,
+    }
+}
+
+use EnvCategory::{
+    CodeLoading as Load, CommandHook as Hook, ConfigCode as Conf, Redirection as Redir,
+    TlsTrust as Tls,
+};
+
+/// Every refused env name, by category. docs/security.md lists each with its
+/// category and reason (a test keeps the two equal).
+pub const DANGEROUS_ENV: &[DangerousEnv] = &[
+    // ---- code loading: the loader, libc and interpreters
+    family("LD_", Load, "the dynamic loader preloads or finds libraries (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT)"),
+    family("DYLD_", Load, "the macOS loader inserts libraries"),
+    family("GCONV_", Load, "glibc loads iconv modules from GCONV_PATH"),
+    family("MALLOC_", Load, "glibc allocator hooks and trace files"),
+    family("GLIBC_", Load, "glibc tunables (GLIBC_TUNABLES) change allocator and loader behaviour"),
+    one("GETCONF_DIR", Load, "getconf executes programs from this directory"),
+    one("LOCPATH", Load, "glibc loads locale data (parsed binary files) from this path"),
+    one("NLSPATH", Load, "message catalogs with format strings are loaded from this path"),
+    one("PYTHONPATH", Load, "python imports modules from these directories first"),
+    one("PYTHONHOME", Load, "python loads its standard library from this directory"),
+    one("PYTHONSTARTUP", Load, "python runs this file at interactive startup"),
+    one("PYTHONINSPECT", Load, "python enters an interactive prompt after the script"),
+    one("PYTHONUSERBASE", Load, "python imports site-packages (and .pth files) from this base"),
+    one("PYTHONPLATLIBDIR", Load, "python loads its platform library directory from this name"),
+    one("PYTHONPYCACHEPREFIX", Load, "python reads cached bytecode from this tree"),
+    one("PYTHONWARNINGS", Load, "a warning filter's category imports any module"),
+    one("PYTHONBREAKPOINT", Load, "breakpoint() imports and calls the named callable"),
+    one("NODE_OPTIONS", Load, "node takes --require/--import/--loader from it: code run at startup"),
+    one("NODE_PATH", Load, "node resolves modules from these directories"),
+    one("NODE_REPL_EXTERNAL_MODULE", Load, "node loads this module instead of the REPL"),
+    family("PERL5", Load, "perl takes options (-M modules) and library paths from PERL5OPT, PERL5LIB, PERL5DB"),
+    one("PERLLIB", Load, "perl loads modules from these directories"),
+    one("RUBYOPT", Load, "ruby takes options (-r libraries) from it"),
+    one("RUBYLIB", Load, "ruby loads libraries from these directories"),
+    one("GEM_PATH", Load, "rubygems loads gems from these directories"),
+    one("GEM_HOME", Load, "rubygems loads and installs gems here"),
+    one("BUNDLE_GEMFILE", Load, "bundler evaluates this Gemfile, which is ruby code"),
+    one("JAVA_TOOL_OPTIONS", Load, "the JVM takes options (-javaagent) from it"),
+    one("_JAVA_OPTIONS", Load, "the JVM takes options (-javaagent) from it"),
+    one("JDK_JAVA_OPTIONS", Load, "the java launcher takes options (-javaagent) from it"),
+    one("CLASSPATH", Load, "the JVM loads classes from these paths"),
+    family("LUA_PATH", Load, "lua loads modules from these paths (also LUA_PATH_5_x)"),
+    family("LUA_CPATH", Load, "lua loads native modules from these paths (also LUA_CPATH_5_x)"),
+    family("LUA_INIT", Load, "lua runs this code or file at startup (also LUA_INIT_5_x)"),
+    one("DOTNET_STARTUP_HOOKS", Load, ".NET loads and runs these assemblies at startup"),
+    one("DOTNET_ADDITIONAL_DEPS", Load, ".NET loads extra dependency manifests"),
+    family("CORECLR_", Load, ".NET Core loads a profiler library (CORECLR_PROFILER_PATH)"),
+    family("COR_", Load, ".NET Framework loads a profiler library (COR_PROFILER_PATH)"),
+    family("ERL_", Load, "the Erlang VM takes flags (-eval, -s) and library paths from ERL_AFLAGS, ERL_ZFLAGS, ERL_LIBS"),
+    one("OPENSSL_ENGINES", Load, "OpenSSL loads engine libraries from this directory"),
+    one("OPENSSL_MODULES", Load, "OpenSSL 3 loads provider libraries from this directory"),
+    one("GIT_EXEC_PATH", Load, "git runs its subcommands from this directory"),
+    // ---- command hooks: the value is a command someone runs
+    one("PATH", Hook, "every program found by name comes from these directories"),
+    one("IFS", Hook, "changes how shells split words and commands"),
+    one("ENV", Hook, "sh and bash source this file at startup"),
+    one("BASH_ENV", Hook, "bash sources this file before every script"),
+    one("SHELLOPTS", Hook, "bash options at startup (e.g. xtrace with PS4)"),
+    one("BASHOPTS", Hook, "bash options at startup"),
+    one("PS4", Hook, "bash expands it, running command substitutions, on every traced line"),
+    one("PROMPT_COMMAND", Hook, "bash runs it before every prompt"),
+    one("GIT_SSH", Hook, "git runs this program to reach ssh remotes"),
+    one("GIT_SSH_COMMAND", Hook, "git runs this command to reach ssh remotes"),
+    one("GIT_ASKPASS", Hook, "git runs this program to ask for credentials"),
+    family("SSH_ASKPASS", Hook, "ssh runs this program to ask for passphrases (SSH_ASKPASS_REQUIRE forces it)"),
+    one("SUDO_ASKPASS", Hook, "sudo runs this program to ask for the password"),
+    one("GIT_PROXY_COMMAND", Hook, "git runs this command for git:// connections"),
+    one("GIT_EXTERNAL_DIFF", Hook, "git runs this program for every diff"),
+    one("GIT_EDITOR", Hook, "git runs this editor"),
+    one("GIT_SEQUENCE_EDITOR", Hook, "git rebase runs this editor"),
+    one("GIT_PAGER", Hook, "git pipes output through this command"),
+    one("EDITOR", Hook, "programs run this editor"),
+    one("VISUAL", Hook, "programs run this editor"),
+    one("PAGER", Hook, "programs pipe output through this command"),
+    one("MANPAGER", Hook, "man pipes pages through this command"),
+    one("BROWSER", Hook, "programs (python webbrowser, xdg-open) run this command with a URL"),
+    one("LESSOPEN", Hook, "less runs this input preprocessor on every file"),
+    one("LESSCLOSE", Hook, "less runs this postprocessor on every file"),
+    // ---- configuration that runs code
+    family("GIT_CONFIG", Conf, "git configuration (GIT_CONFIG_COUNT/KEY_n/VALUE_n, GIT_CONFIG_PARAMETERS, GIT_CONFIG_GLOBAL) sets core.sshCommand, core.fsmonitor, aliases: commands git runs"),
+    one("GIT_DIR", Conf, "git reads this repository's config and hooks, which run commands"),
+    one("GIT_TEMPLATE_DIR", Conf, "git init copies hooks from this directory"),
+    one("OPENSSL_CONF", Conf, "OpenSSL reads this config, which loads engines and providers"),
+    one("PHPRC", Conf, "php reads php.ini from here (auto_prepend_file runs code)"),
+    one("PHP_INI_SCAN_DIR", Conf, "php reads extra ini files from here (auto_prepend_file runs code)"),
+    one("VIMINIT", Conf, "vim runs these ex commands at startup"),
+    one("EXINIT", Conf, "vi/ex run these commands at startup"),
+    family("NPM_CONFIG_", Conf, "npm configuration (script-shell, node-options, registry): commands and code npm runs"),
+    one("PIP_CONFIG_FILE", Conf, "pip reads this config (index URLs: the code pip installs)"),
+    // ---- TLS weakening
+    one("NODE_TLS_REJECT_UNAUTHORIZED", Tls, "0 turns off certificate verification in node"),
+    one("NODE_EXTRA_CA_CERTS", Tls, "node trusts these extra certificate authorities"),
+    one("SSL_CERT_FILE", Tls, "OpenSSL trusts the certificate authorities in this file"),
+    one("SSL_CERT_DIR", Tls, "OpenSSL trusts the certificate authorities in this directory"),
+    one("REQUESTS_CA_BUNDLE", Tls, "python requests trusts this bundle"),
+    one("CURL_CA_BUNDLE", Tls, "curl (and requests) trust this bundle"),
+    one("PYTHONHTTPSVERIFY", Tls, "0 turns off certificate verification in python"),
+    one("GIT_SSL_NO_VERIFY", Tls, "git skips certificate verification"),
+    one("GIT_SSL_CAINFO", Tls, "git trusts this bundle"),
+    one("GIT_SSL_CAPATH", Tls, "git trusts this directory of certificates"),
+    one("SSLKEYLOGFILE", Tls, "TLS libraries write session keys to this file, so traffic can be decrypted"),
+    // ---- traffic and file redirection
+    one("HTTP_PROXY", Redir, "sends HTTP traffic to this proxy, overriding the egress proxy a target configures"),
+    one("HTTPS_PROXY", Redir, "sends HTTPS traffic to this proxy, overriding the egress proxy a target configures"),
+    one("ALL_PROXY", Redir, "sends all traffic to this proxy"),
+    one("NO_PROXY", Redir, "lets traffic bypass the egress proxy"),
+    one("FTP_PROXY", Redir, "sends FTP traffic to this proxy"),
+    one("HOSTALIASES", Redir, "the resolver maps names through this file"),
+    one("RESOLV_HOST_CONF", Redir, "the resolver reads this host.conf"),
+    one("RES_OPTIONS", Redir, "changes resolver options"),
+    one("LOCALDOMAIN", Redir, "the resolver searches these domains for short names"),
+    one("TMPDIR", Redir, "temporary files go to this directory"),
+    one("TZDIR", Redir, "time zone data is read from this directory"),
 ];
-const DANGEROUS_ENV_PREFIXES: &[&str] = &["LD_", "DYLD_", "GCONV_", "MALLOC_", "GLIBC_"];
+
+/// The entry that refuses `name`, if any.
+pub fn dangerous_env(name: &str) -> Option<&'static DangerousEnv> {
+    DANGEROUS_ENV.iter().find(|d| {
+        if d.prefix {
+            name.starts_with(d.name)
+        } else {
+            name == d.name
+        }
+    })
+}
 
 fn env_name(seg: &Segment<'_>) -> Result<Name, CapError> {
     let pair = leaf(Rule::env_name, seg).map_err(|_| {
@@ -944,10 +1221,20 @@ fn env_name(seg: &Segment<'_>) -> Result<Name, CapError> {
 }
 
 fn env_from(name: &str, seg: &Segment<'_>) -> Result<Name, CapError> {
-    if DANGEROUS_ENV.contains(&name) || DANGEROUS_ENV_PREFIXES.iter().any(|p| name.starts_with(p)) {
+    if let Some(d) = dangerous_env(name) {
+        let family = if d.prefix {
+            format!("; every {}* name", d.name)
+        } else {
+            String::new()
+        };
         return Err(CapError::new(
             Code::CapEnvDangerous,
-            format!("env var {} changes how programs are loaded or run", q(name)),
+            format!(
+                "env var {} is refused (category: {}{family}): {}",
+                q(name),
+                d.category.as_str(),
+                d.reason
+            ),
             seg.span.clone(),
         ));
     }
@@ -956,16 +1243,19 @@ fn env_from(name: &str, seg: &Segment<'_>) -> Result<Name, CapError> {
 
 // ---------------------------------------------------------------- ipc
 
-/// Sockets that are root on the host: granting one is granting the host.
-const ENGINE_SOCKETS: &[&str] = &[
-    "docker.sock",
-    "podman.sock",
-    "containerd.sock",
-    "crio.sock",
-    "dockershim.sock",
-];
 /// Top-level directories that are never a single socket.
 const SOCKET_DIR_MIN_DEPTH: usize = 2;
+
+/// Well-known directories of sockets (after [`HOST_ALIASES`]): a `unix:`
+/// endpoint naming one would reach every socket in it (every X display, every
+/// ICE session), so it is directory-sized however deep it is. `x11` reaches one
+/// display's socket instead.
+pub const SOCKET_DIRS: &[&str] = &[
+    "/tmp/.X11-unix",
+    "/tmp/.ICE-unix",
+    "/tmp/.font-unix",
+    "/run/dbus",
+];
 
 fn endpoint(seg: &Segment<'_>) -> Result<Endpoint, CapError> {
     let pair = leaf(Rule::endpoint, seg).map_err(|pos| {
@@ -1018,38 +1308,58 @@ fn endpoint_from(
                 e
             })?;
             let path = fs.path.as_str();
-            let depth = path.split('/').filter(|s| !s.is_empty()).count();
-            let file = path.rsplit('/').next().unwrap_or_default();
+            let real = host_path(path);
+            let depth = real.split('/').filter(|s| !s.is_empty()).count();
             let span = base..seg.span.end;
-            if fs.glob != Glob::None || depth < SOCKET_DIR_MIN_DEPTH {
+            if fs.glob != Glob::None
+                || depth < SOCKET_DIR_MIN_DEPTH
+                || SOCKET_DIRS.contains(&real.as_ref())
+            {
                 return Err(CapError::new(
                     Code::CapIpcSocket,
                     format!(
                         "unix endpoint {} is directory-sized, not one socket",
-                        q(path)
+                        named(path, &real)
                     ),
                     span,
                 ));
             }
-            if let Some(top) = SANDBOX_TREES.iter().find(|top| tree_holds(top, path)) {
-                // /proc/<pid>/root/... reaches any file of any mount namespace, and
-                // /sys and /dev hold device interfaces; a server logs to stderr, not /dev/log.
-                return Err(CapError::new(
-                    Code::CapIpcSocket,
-                    format!("unix endpoint {} lies under {top}, which belongs to the sandbox", q(path)),
-                    span,
-                )
-                .help("name one socket file outside /proc, /sys and /dev, e.g. unix:/run/app/app.sock"));
-            }
-            if ENGINE_SOCKETS.contains(&file) {
-                return Err(CapError::new(
-                    Code::CapIpcSocket,
-                    format!(
-                        "{} is a container-engine socket: access to it is root on the host",
-                        q(path)
-                    ),
-                    span,
-                ));
+            match refusal(path).map(|(why, _)| why) {
+                None => {}
+                Some(Refusal::Root | Refusal::SandboxTree(_)) => {
+                    let top = SANDBOX_TREES
+                        .iter()
+                        .find(|top| tree_holds(top, &real))
+                        .unwrap_or(&"/");
+                    // /proc/<pid>/root/... reaches any file of any mount namespace, and
+                    // /sys and /dev hold device interfaces; a server logs to stderr, not /dev/log.
+                    return Err(CapError::new(
+                        Code::CapIpcSocket,
+                        format!("unix endpoint {} lies under {top}, which belongs to the sandbox", named(path, &real)),
+                        span,
+                    )
+                    .help("name one socket file outside /proc, /sys and /dev, e.g. unix:/run/app/app.sock"));
+                }
+                Some(Refusal::EngineSocket) => {
+                    return Err(CapError::new(
+                        Code::CapIpcSocket,
+                        format!(
+                            "{} is a container-engine socket: access to it is root on the host",
+                            named(path, &real)
+                        ),
+                        span,
+                    ));
+                }
+                Some(Refusal::EngineDir(e)) => {
+                    return Err(CapError::new(
+                        Code::CapIpcSocket,
+                        format!(
+                            "unix endpoint {} is, holds or lies in a container-engine location ({e}): its sockets and state are root on the host",
+                            named(path, &real)
+                        ),
+                        span,
+                    ));
+                }
             }
             Ok(Endpoint::Unix(fs.path))
         }

@@ -813,14 +813,68 @@ const DEVIATIONS: &[Deviation] = &[
         explains: |c, d| {
             c.target == "bwrap"
                 && match d {
+                    // The X11 socket is also narrowed to one display (DEV-X11-ONE-DISPLAY).
                     Diff::ArgvRemoved(g) if g.len() == 3 && g[0] == "--bind-try" => {
                         c.added(&["--ro-bind-try", &g[1], &g[2]])
+                            || (g[1] == "/tmp/.X11-unix"
+                                && c.diffs.iter().any(|a| {
+                                    matches!(a, Diff::ArgvAdded(a) if a.len() == 3
+                                        && a[0] == "--ro-bind-try"
+                                        && a[1].starts_with("/tmp/.X11-unix/X"))
+                                }))
                     }
                     Diff::ArgvAdded(g) if g.len() == 3 && g[0] == "--ro-bind-try" => {
                         c.removed(&["--bind-try", &g[1], &g[2]])
+                            || (g[1].starts_with("/tmp/.X11-unix/X")
+                                && c.removed(&["--bind-try", "/tmp/.X11-unix", "/tmp/.X11-unix"]))
                     }
                     _ => false,
                 }
+        },
+    },
+    Deviation {
+        id: "DEV-X11-ONE-DISPLAY",
+        explains: |c, d| {
+            // The reference bound (bwrap) or mounted (docker) the whole X11 directory;
+            // capgate binds one display's socket, read-only, on both.
+            let one_display = |p: &str| {
+                p.strip_prefix("/tmp/.X11-unix/X")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            };
+            let ours = |g: &[String]| match (c.target, g) {
+                ("bwrap", [flag, src, dst]) => {
+                    flag == "--ro-bind-try" && one_display(src) && src == dst
+                }
+                ("docker", [flag, spec]) => {
+                    flag == "--mount"
+                        && spec
+                            .strip_prefix("type=bind,source=")
+                            .and_then(|s| s.strip_suffix(",readonly"))
+                            .and_then(|s| s.split_once(",target="))
+                            .is_some_and(|(src, dst)| one_display(src) && src == dst)
+                }
+                _ => false,
+            };
+            let reference = |g: &[String]| match (c.target, g) {
+                ("bwrap", [flag, src, dst]) => {
+                    flag == "--bind-try" && src == "/tmp/.X11-unix" && dst == "/tmp/.X11-unix"
+                }
+                ("docker", [flag, spec]) => {
+                    flag == "--volume" && spec == "/tmp/.X11-unix:/tmp/.X11-unix:ro"
+                }
+                _ => false,
+            };
+            match d {
+                Diff::ArgvRemoved(g) if reference(g) => c
+                    .diffs
+                    .iter()
+                    .any(|a| matches!(a, Diff::ArgvAdded(a) if ours(a))),
+                Diff::ArgvAdded(g) if ours(g) => c
+                    .diffs
+                    .iter()
+                    .any(|r| matches!(r, Diff::ArgvRemoved(r) if reference(r))),
+                _ => false,
+            }
         },
     },
     // -------------------------------------------------------------- docker argv
@@ -1018,6 +1072,16 @@ const DEVIATIONS: &[Deviation] = &[
             matches!(d, Diff::NoteAdded(n) if n.starts_with("fs: \"")
                 && n.contains("\" is read-write for the whole server because of ")
                 && n.ends_with("One sandbox serves every tool."))
+        },
+    },
+    Deviation {
+        id: "DEV-NOTE-PARTIAL-WRITE",
+        explains: |c, d| {
+            c.argv_target()
+                && matches!(d, Diff::NoteAdded(n) if n.starts_with("fs: \"")
+                    && n.contains("\" declares ")
+                    && (n.contains(" but is bound read-write, so the sandbox may also ")
+                        || n.contains(" but is mounted read-write, so the container may also ")))
         },
     },
     Deviation {

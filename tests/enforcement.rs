@@ -17,3 +17,6 @@ mod squid;
 
 #[path = "enforcement/podman.rs"]
 mod podman;
+
+#[path = "enforcement/paths.rs"]
+mod paths;

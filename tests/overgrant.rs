@@ -690,7 +690,7 @@ fn s13_4_sockets_are_bound_read_only() {
     let paths = [
         "/run/app/app.sock",
         "/run/dbus/system_bus_socket",
-        "/tmp/.X11-unix",
+        "/tmp/.X11-unix/X0",
     ];
     let b = ok("bwrap", &caps);
     for p in paths {
@@ -2206,4 +2206,286 @@ fn docs_dangerous_env_names_are_refused() {
         .map(|c| (c.as_str(), Code::CapEnvDangerous))
         .collect();
     assert_rejected(&cases);
+}
+
+// ------------------------------------------------------------------ adversarial review: paths, sockets, env, widening
+
+/// F5/F6: aliases of reserved paths and engine sockets (`/var/run` is `/run`,
+/// `/run/shm` is `/dev/shm`, `/etc/mtab` is /proc) are refused on every target,
+/// through `fs:` and `ipc:` alike, and so are directories holding engine sockets.
+#[test]
+fn review_f5_f6_aliases_and_engine_paths_refused_on_every_target() {
+    assert_rejected(&[
+        ("fs:write:/run/shm", Code::CapFsReserved),
+        ("fs:read:/var/run/shm/**", Code::CapFsReserved),
+        ("fs:read:/etc/mtab", Code::CapFsReserved),
+        ("fs:read:/var/run/docker.sock", Code::CapFsReserved),
+        ("fs:read,write:/srv/ci/docker.sock", Code::CapFsReserved),
+        ("fs:read:/run", Code::CapFsReserved),
+        ("fs:read:/var/run/*", Code::CapFsReserved),
+        ("fs:read:/run/containerd/**", Code::CapFsReserved),
+        ("fs:read:/run/user/1000", Code::CapFsReserved),
+        ("ipc:connect:\"unix:/var/run\"", Code::CapIpcSocket),
+        ("ipc:connect:unix:/run/shm/s.sock", Code::CapIpcSocket),
+        ("ipc:connect:unix:/run/podman", Code::CapIpcSocket),
+        (
+            "ipc:connect:unix:/run/user/1000/podman/podman.sock",
+            Code::CapIpcSocket,
+        ),
+    ]);
+    // What is accepted binds exactly the declared path, alias included.
+    let b = ok(
+        "bwrap",
+        &[
+            "fs:read:/var/lock/app",
+            "ipc:connect:unix:/var/run/app/app.sock",
+        ],
+    );
+    assert!(
+        has_group(&b, &["--ro-bind", "/var/lock/app", "/var/lock/app"]),
+        "{:?}",
+        argv(&b)
+    );
+    assert!(has_group(
+        &b,
+        &[
+            "--ro-bind-try",
+            "/var/run/app/app.sock",
+            "/var/run/app/app.sock"
+        ]
+    ));
+}
+
+/// G3: x11 binds one display's socket (option `x11_display`), never the directory.
+#[test]
+fn review_g3_x11_binds_one_display() {
+    for (set, display) in [(None, "0"), (Some("3"), "3")] {
+        let opts: Vec<(&str, &str)> = set.map(|v| ("x11_display", v)).into_iter().collect();
+        let sock = format!("/tmp/.X11-unix/X{display}");
+        let b = compile_bytes("bwrap", &manifest(&[&["ipc:connect:x11"]]), false, &opts).unwrap();
+        assert!(
+            has_group(&b, &["--ro-bind-try", &sock, &sock]),
+            "{:?}",
+            argv(&b)
+        );
+        assert!(
+            !argv(&b).iter().any(|a| a == "/tmp/.X11-unix"),
+            "{:?}",
+            argv(&b)
+        );
+        let d = compile_bytes("docker", &manifest(&[&["ipc:connect:x11"]]), false, &opts).unwrap();
+        assert_eq!(docker_mounts(&d), [(sock.clone(), sock.clone(), true)]);
+    }
+    for bad in ["-1", "65536", "1.0", ":1", "0/../X1"] {
+        for target in ["bwrap", "docker"] {
+            let e = compile_bytes(
+                target,
+                &manifest(&[&["ipc:connect:x11"]]),
+                false,
+                &[("x11_display", bad)],
+            )
+            .unwrap_err();
+            assert_eq!(e[0].code, Code::OptionInvalid, "{target} x11_display={bad}");
+        }
+    }
+}
+
+/// F15: the review's names and their families, through the binary for docker
+/// (which would forward the launcher's own value with `--env NAME`).
+#[test]
+fn review_f15_dangerous_env_refused_through_the_binary() {
+    for name in [
+        "GIT_CONFIG_COUNT",
+        "GIT_CONFIG_KEY_0",
+        "GIT_CONFIG_VALUE_0",
+        "GIT_ASKPASS",
+        "SSH_ASKPASS",
+        "GIT_PROXY_COMMAND",
+        "GIT_EXTERNAL_DIFF",
+        "OPENSSL_CONF",
+        "OPENSSL_ENGINES",
+        "LUA_INIT",
+        "LUA_INIT_5_4",
+        "DOTNET_STARTUP_HOOKS",
+        "CORECLR_PROFILER_PATH",
+        "PYTHONWARNINGS",
+        "PYTHONBREAKPOINT",
+        "ERL_AFLAGS",
+        "PERL5DB",
+        "VIMINIT",
+        "BROWSER",
+        "LESSOPEN",
+        "SSL_CERT_FILE",
+        "NODE_EXTRA_CA_CERTS",
+        "NODE_TLS_REJECT_UNAUTHORIZED",
+        "REQUESTS_CA_BUNDLE",
+        "RES_OPTIONS",
+        "LOCALDOMAIN",
+        "GEM_PATH",
+    ] {
+        let m = manifest(&[&[&format!("env:read:{name}")]]);
+        let (rc, out, err) = run(&["compile", "-", "--target", "docker"], &m, &[]);
+        assert_eq!(rc, 4, "{name}: {out}");
+        assert!(
+            out.is_empty() && err.contains("CAP_ENV_DANGEROUS") && err.contains("category: "),
+            "{name}: {err}"
+        );
+    }
+}
+
+/// F19: every target that widens a partial fs grant says so in the artifact,
+/// naming the path and what the bind allows beyond the declaration; explain's
+/// verdict agrees (superset), and a full declaration gets neither.
+#[test]
+fn review_f19_partial_fs_write_is_noted_where_it_widens() {
+    let cases: [(&str, &[&str]); 5] = [
+        ("fs:write:/srv/d", &["create", "delete"]),
+        ("fs:create:/srv/d", &["write", "delete"]),
+        ("fs:delete:/srv/d", &["create"]),
+        ("fs:write,delete:/srv/d/**", &["create"]),
+        ("fs:read,create,write,delete:/srv/d", &[]),
+    ];
+    for (cap, widened) in cases {
+        for target in ["bwrap", "docker"] {
+            let v = ok(target, &[cap]);
+            let n: Vec<String> = notes(&v)
+                .into_iter()
+                .filter(|n| n.contains("\"/srv/d\""))
+                .collect();
+            if widened.is_empty() {
+                assert!(n.is_empty(), "{target} {cap}: {n:?}");
+            } else {
+                assert_eq!(n.len(), 1, "{target} {cap}: {:?}", notes(&v));
+                let tail = n[0]
+                    .split("may also")
+                    .nth(1)
+                    .and_then(|t| t.split(" there").next())
+                    .unwrap_or_default();
+                for w in ["create", "write", "delete"] {
+                    assert_eq!(
+                        tail.contains(w),
+                        widened.contains(&w),
+                        "{target} {cap}: {}",
+                        n[0]
+                    );
+                }
+            }
+            let (rc, out, _) = run(
+                &["explain", "-", "--target", target, "--format", "json"],
+                &manifest(&[&[cap]]),
+                &[],
+            );
+            assert_eq!(rc, 0);
+            let e: Value = serde_json::from_str(&out).unwrap();
+            let verdict = e["capabilities"][0]["verdict"].as_str().unwrap().to_owned();
+            assert_eq!(
+                verdict,
+                if widened.is_empty() {
+                    "exact"
+                } else {
+                    "superset"
+                },
+                "{target} {cap}"
+            );
+        }
+    }
+}
+
+fn security_doc_section(marker: &str) -> String {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/security.md"))
+            .unwrap();
+    let start = docs
+        .find(&format!("<!-- {marker}:start -->"))
+        .expect("start marker");
+    let end = docs
+        .find(&format!("<!-- {marker}:end -->"))
+        .expect("end marker");
+    docs[start..end].to_owned()
+}
+
+/// Table rows (`| a | b | c |`) of a doc section, header and rule skipped.
+fn table_rows(section: &str) -> Vec<Vec<String>> {
+    section
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().replace("\\|", "|"))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn docs_host_aliases_and_engine_sockets_are_the_checked_ones() {
+    let documented: Vec<(String, String)> = table_rows(&security_doc_section("host-aliases"))
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].trim_matches('`').to_owned(),
+                r[1].trim_matches('`').to_owned(),
+            )
+        })
+        .collect();
+    let library: Vec<(String, String)> = capgate::syntax::HOST_ALIASES
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect();
+    assert_eq!(
+        documented, library,
+        "docs/security.md host aliases differ from capgate::syntax"
+    );
+    let words: BTreeSet<String> = backticked(&security_doc_section("engine-sockets"))
+        .into_iter()
+        .collect();
+    let library: BTreeSet<String> = capgate::syntax::ENGINE_SOCKETS
+        .iter()
+        .chain(capgate::syntax::ENGINE_PATHS)
+        .map(|s| (*s).to_owned())
+        .collect();
+    assert_eq!(
+        words, library,
+        "docs/security.md engine sockets differ from capgate::syntax"
+    );
+}
+
+#[test]
+fn docs_dangerous_env_table_is_the_refused_list() {
+    let documented: Vec<(String, String, String)> =
+        table_rows(&security_doc_section("dangerous-env-table"))
+            .into_iter()
+            .map(|r| {
+                (
+                    r[0].trim_matches('`').to_owned(),
+                    r[1].clone(),
+                    r[2].clone(),
+                )
+            })
+            .collect();
+    let library: Vec<(String, String, String)> = capgate::syntax::DANGEROUS_ENV
+        .iter()
+        .map(|d| {
+            (
+                format!("{}{}", d.name, if d.prefix { "*" } else { "" }),
+                d.category.as_str().to_owned(),
+                d.reason.to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        documented, library,
+        "docs/security.md refused env names differ from capgate::syntax"
+    );
+    // docs/capabilities.md lists the same names.
+    let listed: BTreeSet<String> = backticked(&capabilities_doc_section("dangerous-env"))
+        .into_iter()
+        .collect();
+    let names: BTreeSet<String> = library.into_iter().map(|(n, _, _)| n).collect();
+    assert_eq!(
+        listed, names,
+        "docs/capabilities.md refused env names differ"
+    );
 }

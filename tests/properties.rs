@@ -86,8 +86,13 @@ fn segment() -> impl Strategy<Value = String> {
 
 fn path() -> impl Strategy<Value = String> {
     prop::collection::vec(segment(), 1..4)
-        .prop_filter("reserved top-level directory", |s| {
-            !matches!(s[0].as_str(), "proc" | "sys" | "dev")
+        .prop_filter("reserved or engine path (docs/security.md)", |s| {
+            // /run holds engine sockets, /var/run is /run, /var/lib and /var/snap hold LXD's,
+            // /etc/mtab is /proc: all refused, with /proc, /sys and /dev.
+            let seg = |i: usize| s.get(i).map(String::as_str);
+            !(matches!(seg(0), Some("proc" | "sys" | "dev" | "run"))
+                || (seg(0) == Some("var") && matches!(seg(1), None | Some("run" | "lib" | "snap")))
+                || (seg(0) == Some("etc") && seg(1) == Some("mtab")))
         })
         .prop_map(|s| format!("/{}", s.join("/")))
 }
@@ -199,19 +204,25 @@ fn other_decl() -> impl Strategy<Value = Decl> {
             text: format!("exec:spawn:{b}{r}"),
             effect: Effect::Nothing,
         });
-    let socket =
-        ("[a-z][a-z0-9]{0,5}", "[a-z0-9]{0,5}", any::<bool>()).prop_map(|(dir, file, quoted)| {
-            let p = format!("/run/{dir}/s{file}.sock");
-            let text = if quoted {
-                format!("ipc:connect:\"unix:{p}\"")
-            } else {
-                format!("ipc:connect:unix:{p}")
-            };
-            Decl {
-                text,
-                effect: Effect::Socket(p),
-            }
-        });
+    // Not an engine's socket directory (docs/security.md), nor the user runtime root.
+    let socket_dir = "[a-z][a-z0-9]{0,5}".prop_filter("engine socket directory", |d| {
+        !matches!(
+            d.as_str(),
+            "docker" | "podman" | "crio" | "k3s" | "user" | "dbus"
+        )
+    });
+    let socket = (socket_dir, "[a-z0-9]{0,5}", any::<bool>()).prop_map(|(dir, file, quoted)| {
+        let p = format!("/run/{dir}/s{file}.sock");
+        let text = if quoted {
+            format!("ipc:connect:\"unix:{p}\"")
+        } else {
+            format!("ipc:connect:unix:{p}")
+        };
+        Decl {
+            text,
+            effect: Effect::Socket(p),
+        }
+    });
     let fixed = select(vec![
         ("ipc:connect:x11", Effect::X11),
         ("ipc:connect:\"dbus:system\"", Effect::DbusSystem),

@@ -533,3 +533,331 @@ proptest::proptest! {
         agree(&parts.concat());
     }
 }
+
+/// F5/F6: every reserved-path and engine-socket check runs on the path after
+/// the host aliases (`/var/run` → `/run`, `/run/shm` → `/dev/shm`, ...), for
+/// `fs:` and `ipc:` alike, with or without a glob.
+#[test]
+fn host_aliases_of_reserved_and_engine_paths() {
+    for (raw, caret) in [
+        ("fs:write:/run/shm", "/run/shm"),
+        ("fs:read:/run/shm/**", "/run/shm/**"),
+        ("fs:read:/run/shm/*", "/run/shm/*"),
+        ("fs:read:/run/shm/key", "/run/shm/key"),
+        ("fs:write:/var/run/shm", "/var/run/shm"),
+        ("fs:read:/etc/mtab", "/etc/mtab"),
+        ("fs:read:/var/run/docker.sock", "/var/run/docker.sock"),
+        ("fs:read:/run/docker.sock", "/run/docker.sock"),
+        ("fs:write:/srv/x/podman.sock", "/srv/x/podman.sock"),
+        (
+            "fs:read:/a/containerd.sock.ttrpc",
+            "/a/containerd.sock.ttrpc",
+        ),
+        (
+            "fs:read:/run/buildkit/buildkitd.sock",
+            "/run/buildkit/buildkitd.sock",
+        ),
+        ("fs:read:/run", "/run"),
+        ("fs:read:/run/**", "/run/**"),
+        ("fs:read:/run/*", "/run/*"),
+        ("fs:read:/var/run", "/var/run"),
+        ("fs:read:/var/run/**", "/var/run/**"),
+        ("fs:read:/run/containerd/**", "/run/containerd/**"),
+        (
+            "fs:read:/run/containerd/io.containerd.runtime.v2.task",
+            "/run/containerd/io.containerd.runtime.v2.task",
+        ),
+        ("fs:read:/var/run/docker", "/var/run/docker"),
+        ("fs:read:/run/podman", "/run/podman"),
+        ("fs:read:/run/crio/*", "/run/crio/*"),
+        ("fs:read:/run/k3s", "/run/k3s"),
+        ("fs:read:/run/user", "/run/user"),
+        ("fs:read:/run/user/1000", "/run/user/1000"),
+        ("fs:read:/var/run/user/1000/**", "/var/run/user/1000/**"),
+        (
+            "fs:read:/run/user/1000/podman/podman.sock",
+            "/run/user/1000/podman/podman.sock",
+        ),
+        (
+            "fs:read:/var/lib/lxd/unix.socket",
+            "/var/lib/lxd/unix.socket",
+        ),
+        ("fs:read:/var/lib", "/var/lib"),
+        (
+            "fs:read:/var/lib/docker/volumes/**",
+            "/var/lib/docker/volumes/**",
+        ),
+        (
+            "fs:write:/var/lib/containers/storage",
+            "/var/lib/containers/storage",
+        ),
+        ("fs:read:/var/lib/containerd", "/var/lib/containerd"),
+        ("fs:read:/var", "/var"),
+        ("fs:read:/var/**", "/var/**"),
+    ] {
+        rejects(raw, CapFsReserved, caret);
+    }
+    for (raw, caret) in [
+        ("ipc:connect:unix:/var/run", "/var/run"),
+        ("ipc:connect:\"unix:/var/run\"", "/var/run"),
+        ("ipc:connect:unix:/run/shm/x.sock", "/run/shm/x.sock"),
+        (
+            "ipc:connect:unix:/var/run/shm/x.sock",
+            "/var/run/shm/x.sock",
+        ),
+        ("ipc:connect:unix:/run/docker", "/run/docker"),
+        ("ipc:connect:unix:/run/containerd", "/run/containerd"),
+        ("ipc:connect:unix:/run/podman", "/run/podman"),
+        ("ipc:connect:unix:/run/user/1000", "/run/user/1000"),
+        (
+            "ipc:connect:unix:/run/user/1000/docker.sock",
+            "/run/user/1000/docker.sock",
+        ),
+        (
+            "ipc:connect:unix:/var/run/crio/crio.sock",
+            "/var/run/crio/crio.sock",
+        ),
+        (
+            "ipc:connect:unix:/run/cri-dockerd.sock",
+            "/run/cri-dockerd.sock",
+        ),
+        (
+            "ipc:connect:unix:/var/snap/lxd/common/lxd/unix.socket",
+            "/var/snap/lxd/common/lxd/unix.socket",
+        ),
+    ] {
+        rejects(raw, CapIpcSocket, caret);
+    }
+    // The message names the host path an alias stands for.
+    let e = parse_capability("fs:write:/run/shm").unwrap_err();
+    assert!(e.message.contains("/dev/shm"), "{e:?}");
+    let e = parse_capability("ipc:connect:unix:/var/run").unwrap_err();
+    assert!(e.message.contains("the host's /run"), "{e:?}");
+    // Neighbours that are neither reserved nor engine paths stay accepted.
+    for raw in [
+        "fs:read:/var/lock/app",
+        "fs:read:/run/lock/app",
+        "fs:write:/var/tmp/app/**",
+        "fs:read:/run/app/**",
+        "fs:read:/run/user/1000/app",
+        "fs:read:/run/dockerish",
+        "fs:read:/var/log/app",
+        "fs:read:/var/lib/app",
+        "fs:read:/lib/x86_64-linux-gnu",
+        "fs:read:/srv/docker.sock.d",
+        "fs:read:/etc/mtab.d",
+        "ipc:connect:unix:/run/user/1000/bus",
+        "ipc:connect:unix:/var/run/app/app.sock",
+        "ipc:connect:unix:/run/dbus/system_bus_socket",
+    ] {
+        ok(raw);
+    }
+}
+
+#[test]
+fn host_path_maps_aliases_repeatedly_and_only_on_segment_boundaries() {
+    assert_eq!(host_path("/var/run/shm/x"), "/dev/shm/x");
+    assert_eq!(host_path("/var/run"), "/run");
+    assert_eq!(host_path("/var/lock"), "/run/lock");
+    assert_eq!(host_path("/etc/mtab"), "/proc/self/mounts");
+    assert_eq!(host_path("/var/running"), "/var/running");
+    assert_eq!(host_path("/run/shmem"), "/run/shmem");
+    assert!(matches!(host_path("/srv/a"), std::borrow::Cow::Borrowed(_)));
+}
+
+/// F15: the names of the adversarial review and their families, by category;
+/// the message names the category. Written out here, not taken from the
+/// table, so a name dropped from the table fails this test.
+#[test]
+fn dangerous_env_names_by_category() {
+    let cases: &[(EnvCategory, &[&str])] = &[
+        (
+            EnvCategory::CodeLoading,
+            &[
+                "LD_PRELOAD",
+                "LD_AUDIT",
+                "DYLD_INSERT_LIBRARIES",
+                "GCONV_PATH",
+                "MALLOC_TRACE",
+                "GLIBC_TUNABLES",
+                "PYTHONPATH",
+                "PYTHONWARNINGS",
+                "PYTHONBREAKPOINT",
+                "PYTHONSTARTUP",
+                "NODE_OPTIONS",
+                "PERL5LIB",
+                "PERL5OPT",
+                "PERL5DB",
+                "RUBYOPT",
+                "RUBYLIB",
+                "GEM_PATH",
+                "JAVA_TOOL_OPTIONS",
+                "_JAVA_OPTIONS",
+                "JDK_JAVA_OPTIONS",
+                "LUA_INIT",
+                "LUA_INIT_5_4",
+                "LUA_PATH_5_3",
+                "LUA_CPATH",
+                "DOTNET_STARTUP_HOOKS",
+                "CORECLR_PROFILER_PATH",
+                "CORECLR_ENABLE_PROFILING",
+                "COR_PROFILER_PATH",
+                "ERL_AFLAGS",
+                "ERL_ZFLAGS",
+                "OPENSSL_ENGINES",
+                "OPENSSL_MODULES",
+                "GIT_EXEC_PATH",
+            ],
+        ),
+        (
+            EnvCategory::CommandHook,
+            &[
+                "PATH",
+                "BASH_ENV",
+                "ENV",
+                "PS4",
+                "PROMPT_COMMAND",
+                "GIT_ASKPASS",
+                "SSH_ASKPASS",
+                "SSH_ASKPASS_REQUIRE",
+                "SUDO_ASKPASS",
+                "GIT_SSH_COMMAND",
+                "GIT_PROXY_COMMAND",
+                "GIT_EXTERNAL_DIFF",
+                "GIT_EDITOR",
+                "GIT_PAGER",
+                "EDITOR",
+                "PAGER",
+                "BROWSER",
+                "LESSOPEN",
+                "LESSCLOSE",
+            ],
+        ),
+        (
+            EnvCategory::ConfigCode,
+            &[
+                "GIT_CONFIG_COUNT",
+                "GIT_CONFIG_KEY_0",
+                "GIT_CONFIG_VALUE_0",
+                "GIT_CONFIG_KEY_12",
+                "GIT_CONFIG_PARAMETERS",
+                "GIT_CONFIG_GLOBAL",
+                "GIT_CONFIG",
+                "GIT_DIR",
+                "GIT_TEMPLATE_DIR",
+                "OPENSSL_CONF",
+                "PHPRC",
+                "VIMINIT",
+                "EXINIT",
+                "NPM_CONFIG_SCRIPT_SHELL",
+                "NPM_CONFIG_NODE_OPTIONS",
+            ],
+        ),
+        (
+            EnvCategory::TlsTrust,
+            &[
+                "NODE_TLS_REJECT_UNAUTHORIZED",
+                "NODE_EXTRA_CA_CERTS",
+                "SSL_CERT_FILE",
+                "SSL_CERT_DIR",
+                "REQUESTS_CA_BUNDLE",
+                "CURL_CA_BUNDLE",
+                "GIT_SSL_NO_VERIFY",
+                "PYTHONHTTPSVERIFY",
+                "SSLKEYLOGFILE",
+            ],
+        ),
+        (
+            EnvCategory::Redirection,
+            &[
+                "HTTPS_PROXY",
+                "HTTP_PROXY",
+                "ALL_PROXY",
+                "NO_PROXY",
+                "RES_OPTIONS",
+                "LOCALDOMAIN",
+                "HOSTALIASES",
+                "RESOLV_HOST_CONF",
+                "TMPDIR",
+            ],
+        ),
+    ];
+    for (category, names) in cases {
+        for name in *names {
+            for action in ["read", "inject", "read,inject"] {
+                let raw = format!("env:{action}:{name}");
+                rejects(&raw, CapEnvDangerous, name);
+                let e = parse_capability(&raw).unwrap_err();
+                assert!(
+                    e.message.contains(category.as_str()),
+                    "{raw}: message does not name {:?}: {}",
+                    category,
+                    e.message
+                );
+            }
+        }
+    }
+    // Every category is exercised, and every table entry refuses its own name.
+    for category in EnvCategory::ALL {
+        assert!(cases.iter().any(|(c, _)| *c == category), "{category:?}");
+    }
+    for d in DANGEROUS_ENV {
+        let name = if d.prefix {
+            format!("{}X", d.name)
+        } else {
+            d.name.to_owned()
+        };
+        let e = parse_capability(&format!("env:read:{name}")).unwrap_err();
+        assert_eq!(e.code, CapEnvDangerous, "{name}");
+        assert!(
+            e.message.contains(d.category.as_str()) && e.message.contains(d.reason),
+            "{e:?}"
+        );
+    }
+    // Ordinary names, including neighbours of refused names and families, stay accepted.
+    for name in [
+        "GITHUB_TOKEN",
+        "LANG",
+        "LC_ALL",
+        "DISPLAY",
+        "HOME",
+        "PYTHONUNBUFFERED",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONIOENCODING",
+        "NODE_ENV",
+        "LD",
+        "LDFLAGS_X",
+        "GIT_AUTHOR_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "CORE_URL",
+        "ERLANG_COOKIE_X",
+        "SSL_MODE",
+        "PATHS",
+        "MY_PATH",
+        "LUA_VERSION",
+        "PROXY_TOKEN",
+        "PGPASSWORD",
+        "API_TOKEN",
+    ] {
+        ok(&format!("env:inject:{name}"));
+    }
+}
+
+/// G3, other spellings: naming the X11 (or another well-known) socket
+/// directory as a unix endpoint would reach every display; one socket is fine.
+#[test]
+fn unix_endpoint_socket_directories_are_directory_sized() {
+    for (raw, caret) in [
+        ("ipc:connect:unix:/tmp/.X11-unix", "/tmp/.X11-unix"),
+        ("ipc:connect:\"unix:/tmp/.X11-unix\"", "/tmp/.X11-unix"),
+        ("ipc:connect:unix:/tmp/.X11-unix/*", "/tmp/.X11-unix/*"),
+        ("ipc:connect:unix:/tmp/.ICE-unix", "/tmp/.ICE-unix"),
+        ("ipc:connect:unix:/run/dbus", "/run/dbus"),
+        ("ipc:connect:unix:/var/run/dbus", "/var/run/dbus"),
+    ] {
+        rejects(raw, CapIpcSocket, caret);
+    }
+    ok("ipc:connect:unix:/tmp/.X11-unix/X1");
+    ok("ipc:connect:unix:/run/dbus/system_bus_socket");
+    ok("ipc:connect:unix:/var/run/dbus/system_bus_socket");
+}

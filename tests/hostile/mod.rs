@@ -38,8 +38,16 @@ pub const BWRAP_PROC_READONLY: &[&str] = &[
 ];
 /// Bound read-only only when `clock:tzdata` is declared.
 pub const TZDATA: &[&str] = &["/usr/share/zoneinfo", "/etc/localtime"];
-/// Bound read-only only when `ipc:connect:x11` is declared.
+/// Holds the one display socket (`X<n>`) bound read-only when `ipc:connect:x11`
+/// is declared; the directory itself (every display) is never bound.
 pub const X11_DIR: &str = "/tmp/.X11-unix";
+
+/// `/tmp/.X11-unix/X<n>`: one display's socket.
+fn x11_socket(src: &str) -> bool {
+    src.strip_prefix(X11_DIR)
+        .and_then(|r| r.strip_prefix("/X"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
 /// Bound read-only only when `ipc:connect:"dbus:system"` is declared.
 pub const DBUS_SYSTEM: &str = "/run/dbus/system_bus_socket";
 /// The proxy variables the docker target sets when net is declared.
@@ -366,7 +374,7 @@ fn bind_allowed(src: &str, writable: bool, d: &Declared, bwrap_baseline: bool) -
         };
     }
     let conditional = (d.tzdata && TZDATA.contains(&src))
-        || (d.x11 && src == X11_DIR)
+        || (d.x11 && x11_socket(src))
         || (d.dbus_system && src == DBUS_SYSTEM)
         || d.sockets.contains(src);
     let baseline =
