@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -19,12 +19,14 @@ use capgate::compile::{Compiler, Settings};
 
 use crate::support::*;
 
-/// The ONE place this module launches bwrap: `bwrap ARGV -- PROGRAM ARGS`
-/// with an empty environment. When the bwrap artifact gains a launcher
-/// (privilege drop), it goes here.
+/// The ONE place this module launches bwrap, as docs/cli.md documents it:
+/// `LAUNCHER bwrap ARGV -- PROGRAM ARGS`, the launcher being the default bwrap
+/// artifact's (env -i, setpriv drop to 65534, no groups or capabilities). The
+/// launcher depends only on the launcher options, which these tests never set.
 fn launch(argv: &[String], program: &[&str]) -> Output {
-    let mut c = Command::new("bwrap");
-    c.args(argv).arg("--").args(program).env_clear();
+    let default = try_compile(&[], "bwrap", &[]).expect("an empty manifest compiles");
+    let mut c = bwrap_command(&launcher(&default), argv);
+    c.arg("--").args(program).env_clear();
     run(&mut c, Duration::from_secs(30))
 }
 
