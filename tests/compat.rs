@@ -849,7 +849,15 @@ const DEVIATIONS: &[Deviation] = &[
                     flag == "--mount"
                         && spec
                             .strip_prefix("type=bind,source=")
-                            .and_then(|s| s.strip_suffix(",readonly"))
+                            .and_then(|s| {
+                                // Read-only spelled per engine, as every read-only mount.
+                                [
+                                    ",readonly,bind-recursive=readonly",
+                                    ",readonly,bind-nonrecursive",
+                                ]
+                                .iter()
+                                .find_map(|ro| s.strip_suffix(ro))
+                            })
                             .and_then(|s| s.split_once(",target="))
                             .is_some_and(|(src, dst)| one_display(src) && src == dst)
                 }
