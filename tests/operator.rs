@@ -348,3 +348,324 @@ fn init_refuses_to_overwrite_and_targets_lists_operator_targets() {
         .iter()
         .any(|o| o["name"] == "rootfs" && o["default"] == "rootfs"));
 }
+
+// ------------------------------------------------- escaping cannot be turned off
+//
+// F10/F11 of the first adversarial review: operator templates could print a
+// value past the per-format check with minijinja's `|e` (a "safe" string) or
+// from an `{% include %}`d file without the `.<format>.j2` suffix. Each case
+// below is one spelling of "print this value unchecked"; the real tool shows
+// the injected output would have been accepted, and capgate must refuse it.
+
+#[path = "enforcement/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+/// One operator template that prints `{{ VALUE }}` some way, plus the helper
+/// files it pulls in. `VALUE` is replaced by the expression naming the value.
+struct Spelling {
+    name: &'static str,
+    main: &'static str,
+    helpers: &'static [(&'static str, &'static str)],
+    /// The code capgate must refuse it with.
+    code: &'static str,
+}
+
+const UNSAFE: &str = "TEMPLATE_UNSAFE_VALUE";
+const INVALID: &str = "TEMPLATE_INVALID";
+
+fn spellings() -> Vec<Spelling> {
+    vec![
+        Spelling { name: "|e", main: "{{ VALUE | e }}", helpers: &[], code: UNSAFE },
+        Spelling { name: "|escape", main: "{{ VALUE | escape }}", helpers: &[], code: UNSAFE },
+        Spelling { name: "|e|e", main: "{{ VALUE | e | e }}", helpers: &[], code: UNSAFE },
+        // Removed or never present: unknown filters.
+        Spelling { name: "|safe", main: "{{ VALUE | safe }}", helpers: &[], code: INVALID },
+        Spelling { name: "|string|safe", main: "{{ VALUE | string | safe }}", helpers: &[], code: INVALID },
+        Spelling { name: "|forceescape", main: "{{ VALUE | forceescape }}", helpers: &[], code: INVALID },
+        Spelling { name: "|string", main: "{{ VALUE | string }}", helpers: &[], code: UNSAFE },
+        Spelling { name: "|indent", main: "{{ VALUE | indent(2) }}", helpers: &[], code: UNSAFE },
+        Spelling { name: "|format", main: "{{ \"%s\" | format(VALUE) }}", helpers: &[], code: UNSAFE },
+        Spelling { name: "~ concatenation", main: "{{ \"\" ~ VALUE ~ \"\" }}", helpers: &[], code: UNSAFE },
+        Spelling { name: "autoescape false", main: "{% autoescape false %}{{ VALUE }}{% endautoescape %}", helpers: &[], code: UNSAFE },
+        Spelling { name: "autoescape false + |e", main: "{% autoescape false %}{{ VALUE | e }}{% endautoescape %}", helpers: &[], code: UNSAFE },
+        Spelling {
+            name: "macro",
+            main: "{% macro m(v) %}{{ v }}{% endmacro %}{{ m(VALUE) }}",
+            helpers: &[],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "macro + |e",
+            main: "{% macro m(v) %}{{ v | e }}{% endmacro %}{{ m(VALUE) }}",
+            helpers: &[],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "caller()",
+            main: "{% macro m() %}{{ caller() }}{% endmacro %}{% call m() %}{{ VALUE | e }}{% endcall %}",
+            helpers: &[],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "set block",
+            main: "{% set x %}{{ VALUE | e }}{% endset %}{{ x }}",
+            helpers: &[],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "filter block",
+            main: "{% filter lower %}{{ VALUE | e }}{% endfilter %}",
+            helpers: &[],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "include of a file without the format suffix",
+            main: "{% include \"HELPERDIR/line.j2\" %}",
+            helpers: &[("line.j2", "{{ VALUE }}")],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "include of a .txt.j2 file",
+            main: "{% include \"HELPERDIR/line.txt.j2\" %}",
+            helpers: &[("line.txt.j2", "{{ VALUE }}")],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "macro imported from a file without the format suffix",
+            main: "{% from \"HELPERDIR/m.j2\" import m %}{{ m(VALUE) }}",
+            helpers: &[("m.j2", "{% macro m(v) %}{{ v }}{% endmacro %}")],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "module import from a file without the format suffix",
+            main: "{% import \"HELPERDIR/m.j2\" as h %}{{ h.m(VALUE) }}",
+            helpers: &[("m.j2", "{% macro m(v) %}{{ v | e }}{% endmacro %}")],
+            code: UNSAFE,
+        },
+    ]
+}
+
+/// Runs the capgate binary; returns (exit code, stdout, stderr).
+fn capgate(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_capgate"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes the spelling's template as `templates/<target>/<file>`, with the
+/// line around it, and its helpers beside it.
+fn write_spelling(
+    dir: &support::TempDir,
+    target: &str,
+    file: &str,
+    line: &str,
+    value: &str,
+    sp: &Spelling,
+) {
+    let body = sp.main.replace("VALUE", value).replace("HELPERDIR", target);
+    dir.file(
+        &format!("templates/{target}/{file}"),
+        // A space after the body, so `trim_blocks` after a closing block tag
+        // cannot eat the newline (output lines are trimmed at the end).
+        &line.replace("BODY", &format!("{body} ")),
+        0o644,
+    );
+    for (name, text) in sp.helpers {
+        dir.file(
+            &format!("templates/{target}/{name}"),
+            &text.replace("VALUE", value),
+            0o644,
+        );
+    }
+}
+
+/// Whether the attack output was refused: exit 4, nothing on stdout, the
+/// spelling's code on stderr. Returns what went wrong otherwise.
+fn refused(
+    what: &str,
+    sp: &Spelling,
+    (code, out, err): (i32, String, String),
+) -> Result<(), String> {
+    if code == 4 && out.is_empty() && err.contains(&format!("capgate: {}:", sp.code)) {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} [{}]: expected exit 4 with {} and no output, got exit {code}\nstdout: {}\nstderr: {err}",
+        sp.name,
+        sp.code,
+        out.chars().take(2000).collect::<String>()
+    ))
+}
+
+/// F10: a manifest `assert:` description printed by an operator nftables
+/// template in the `private` slot (before the special-range drop) cannot
+/// become a second nft statement, however the template prints it.
+#[test]
+fn manifest_values_cannot_inject_nft_rules_through_operator_templates() {
+    if !support::require(
+        "manifest_values_cannot_inject_nft_rules_through_operator_templates",
+        &["nft", "unshare"],
+        true,
+    ) {
+        return;
+    }
+    let builtin = Assets::default().rules("nftables").unwrap().unwrap().text;
+    // An operator's overlay that records each assertion as a rule in the
+    // private slot (security-review.md F10, templates/include-nft/rules).
+    let rules = format!(
+        "{builtin}\n[[rule]]\nid = \"nftables.assert-comment\"\ndoc = \"operator: record each assertion\"\nfact = \"assert\"\nverdict = \"host-enforced\"\nslot = \"private\"\ntemplate = \"assert.nft.j2\"\n"
+    );
+    let control =
+        r#"{"name":"t","version":"1","tools":[{"name":"a","capabilities":["assert:x:drop"]}]}"#;
+    let injected = "drop; ip daddr 169.254.169.254 accept";
+    let attack = format!(
+        r#"{{"name":"t","version":"1","tools":[{{"name":"a","capabilities":["assert:x:{injected}"]}}]}}"#
+    );
+    let line = "    ip daddr 192.0.2.1 tcp dport 1 BODY\n";
+    let mut failures = Vec::new();
+    for sp in spellings() {
+        let dir = support::TempDir::new("f10");
+        dir.file("rules/nftables.toml", &rules, 0o644);
+        write_spelling(
+            &dir,
+            "nftables",
+            "assert.nft.j2",
+            line,
+            "fact.description",
+            &sp,
+        );
+        let m_control = dir.file("control.json", control, 0o644);
+        let m_attack = dir.file("attack.json", &attack, 0o644);
+        let (r, t) = (
+            support::s(&dir.join("rules")),
+            support::s(&dir.join("templates")),
+        );
+        let args = |m: &Path| {
+            vec![
+                "compile".to_owned(),
+                support::s(m),
+                "--target".into(),
+                "nftables".into(),
+                "--rules".into(),
+                r.clone(),
+                "--templates".into(),
+                t.clone(),
+            ]
+        };
+        let run = |m: &Path| capgate(&args(m).iter().map(String::as_str).collect::<Vec<_>>());
+        let result = run(&m_attack);
+        if sp.code == UNSAFE {
+            // The spelling works as a template: the harmless value compiles
+            // into the private slot, before the special-range drop.
+            let (code, out, err) = run(&m_control);
+            assert_eq!(code, 0, "[{}] control: {err}", sp.name);
+            let config = serde_json::from_str::<serde_json::Value>(&out).unwrap()["config"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let ours = "ip daddr 192.0.2.1 tcp dport 1 drop\n";
+            let at = config
+                .find(ours)
+                .unwrap_or_else(|| panic!("[{}] {config}", sp.name));
+            assert!(at < config.find("} drop").unwrap(), "{config}");
+            // What the attack would have written: nft accepts it, with an
+            // accept for the metadata address before the special-range drop.
+            let forged = config.replacen(
+                ours,
+                &format!("ip daddr 192.0.2.1 tcp dport 1 {injected}\n"),
+                1,
+            );
+            let file = dir.file("forged.nft", &forged, 0o644);
+            support::ok(&mut support::cmd(
+                "unshare",
+                &["-n", "nft", "-c", "-f", &support::s(&file)],
+            ));
+        }
+        failures.extend(refused("nft", &sp, result).err());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// F11: an operator option with a newline cannot add a squid directive
+/// through an operator template, however the template prints it.
+#[test]
+fn options_cannot_inject_squid_directives_through_operator_templates() {
+    if !support::require(
+        "options_cannot_inject_squid_directives_through_operator_templates",
+        &["squid"],
+        true,
+    ) {
+        return;
+    }
+    let header = Assets::default()
+        .template("squid/header.squid.j2")
+        .unwrap()
+        .unwrap()
+        .0;
+    assert!(
+        header.contains("http_port {{ options.listen }}\n"),
+        "{header}"
+    );
+    let manifest = r#"{"name":"t","version":"1","tools":[{"name":"a","capabilities":["net:connect:api.example.com:443"]}]}"#;
+    let injected = "http_access allow all";
+    let mut failures = Vec::new();
+    for sp in spellings() {
+        let dir = support::TempDir::new("f11");
+        write_spelling(
+            &dir,
+            "squid",
+            "header.squid.j2",
+            &header.replace("http_port {{ options.listen }}\n", "http_port BODY\n"),
+            "options.listen",
+            &sp,
+        );
+        let m = dir.file("m.json", manifest, 0o644);
+        let (m, t) = (support::s(&m), support::s(&dir.join("templates")));
+        let base = [
+            "compile",
+            &m,
+            "--target",
+            "squid",
+            "--templates",
+            &t,
+            "--set",
+        ];
+        let attack = format!("listen=127.0.0.1:3128\n{injected}");
+        let result = capgate(&[&base[..], &[attack.as_str()]].concat());
+        if sp.code == UNSAFE {
+            let (code, out, err) = capgate(&[&base[..], &["listen=127.0.0.1:3128"]].concat());
+            assert_eq!(code, 0, "[{}] control: {err}", sp.name);
+            let config = serde_json::from_str::<serde_json::Value>(&out).unwrap()["config"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                config.contains("\nhttp_port 127.0.0.1:3128\n"),
+                "[{}] {config}",
+                sp.name
+            );
+            assert!(!config.contains(injected));
+            // What the attack would have written: squid parses it, and the
+            // directive allows every request.
+            let forged = config.replacen(
+                "\nhttp_port 127.0.0.1:3128\n",
+                &format!("\nhttp_port 127.0.0.1:3128\n{injected}\n"),
+                1,
+            );
+            let file = dir.file("forged.conf", &forged, 0o644);
+            support::ok(&mut support::cmd(
+                "squid",
+                &["-k", "parse", "-f", &support::s(&file)],
+            ));
+        }
+        failures.extend(refused("squid", &sp, result).err());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
