@@ -350,7 +350,7 @@ fn compile_one(
     pretty: bool,
 ) -> Result<PathBuf, Failure> {
     let name = input.display().to_string();
-    let bytes = fs::read(input).map_err(|e| {
+    let bytes = crate::manifest::read_file_bounded(input).map_err(|e| {
         Failure::Compile(vec![Diagnostic::new(
             Code::InputUnreadable,
             format!("failed to read manifest {}: {e}", diag::quote(&name)),
