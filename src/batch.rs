@@ -375,7 +375,7 @@ fn compile_one(
 /// another name is tried) under a name that is hard to guess. The rename
 /// then replaces whatever is at the final name, a symlink included, without
 /// following it: nothing outside the artifact file is ever written.
-fn write_whole(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write as _;
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let name = path

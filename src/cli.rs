@@ -116,6 +116,19 @@ impl AssetArgs {
             templates_dir: self.templates.clone(),
         }
     }
+
+    /// The assets, after refusing operator directories that hold symlinks
+    /// leading outside them or special files (`OPERATOR_PATH_UNSAFE`).
+    pub fn checked(&self) -> Result<Assets, Vec<Diagnostic>> {
+        let assets = self.assets();
+        assets.check_operator_dirs().map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|p| Diagnostic::new(Code::OperatorPathUnsafe, p))
+                .collect::<Vec<_>>()
+        })?;
+        Ok(assets)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -232,7 +245,10 @@ pub fn read_input(path: &str) -> Result<Vec<u8>, Diagnostic> {
 }
 
 fn compile(args: &CompileArgs) -> ExitCode {
-    let assets = args.target.assets.assets();
+    let assets = match args.target.assets.checked() {
+        Ok(a) => a,
+        Err(d) => return report(&d, args.error_format),
+    };
     let compiler = match Compiler::new(&assets, args.target.target_name()) {
         Ok(c) => c,
         Err(d) => return report(&d, args.error_format),
@@ -354,7 +370,10 @@ fn compile_batch(
 }
 
 fn explain(args: &ExplainArgs) -> ExitCode {
-    let assets = args.target.assets.assets();
+    let assets = match args.target.assets.checked() {
+        Ok(a) => a,
+        Err(d) => return report(&d, args.error_format),
+    };
     if let Some(id) = &args.rule {
         return explain_rule(&assets, id, &args.target, args.format);
     }
@@ -443,7 +462,10 @@ fn explain_rule(assets: &Assets, id: &str, target: &TargetArgs, format: OutputFo
 }
 
 fn targets(args: &TargetsArgs) -> ExitCode {
-    let assets = args.assets.assets();
+    let assets = match args.assets.checked() {
+        Ok(a) => a,
+        Err(d) => return report(&d, ErrorFormat::Text),
+    };
     let names = match assets.target_names() {
         Ok(n) => n,
         Err(e) => {
@@ -531,7 +553,8 @@ fn init(args: &InitArgs) -> ExitCode {
         let existing: Vec<String> = Assets::embedded_paths()
             .into_iter()
             .map(|p| args.eject.join(p))
-            .filter(|p| p.exists())
+            // A dangling symlink exists too: it would be refused below.
+            .filter(|p| p.symlink_metadata().is_ok())
             .map(|p| p.display().to_string())
             .collect();
         if !existing.is_empty() {
@@ -558,10 +581,15 @@ fn init(args: &InitArgs) -> ExitCode {
             ExitCode::from(exit::OK)
         }
         Err(e) => report(
-            &[Diagnostic::new(
-                Code::InputUnreadable,
-                format!("cannot write to {}: {e}", args.eject.display()),
-            )],
+            &[match crate::assets::UnsafePath::of(&e) {
+                Some(unsafe_path) => {
+                    Diagnostic::new(Code::OperatorPathUnsafe, unsafe_path.to_string())
+                }
+                None => Diagnostic::new(
+                    Code::InputUnreadable,
+                    format!("cannot write to {}: {e}", args.eject.display()),
+                ),
+            }],
             ErrorFormat::Text,
         ),
     }

@@ -130,6 +130,8 @@ codes! {
         "see docs/templates.md; undefined variables are errors";
     TemplateUnsafeValue => "TEMPLATE_UNSAFE_VALUE", "a value cannot be written safely in the target's output format",
         "the value contains characters the output format would interpret; it is refused rather than repaired";
+    OperatorPathUnsafe => "OPERATOR_PATH_UNSAFE", "an operator rules, templates or eject directory holds a symlink that leads outside it (or, for init --eject, any symlink) or something that is not a regular file or directory",
+        "replace the symlink with a copy of the file inside the directory, or point --rules/--templates/--eject at the real directory";
     TemplateFragments => "TEMPLATE_FRAGMENTS", "a main template dropped, duplicated or altered a fragment its rules emitted",
         "render every fragment exactly once with {{ f }} inside `for f in slots.<name>`";
 }

@@ -43,6 +43,7 @@ const SEP_BYTE: u8 = SEP as u8;
 const END_BYTE: u8 = END as u8;
 const _: () = assert!(START_BYTE < b'\n' && SEP_BYTE < b'\n' && END_BYTE < b'\n');
 const UNSAFE: &str = "unsafe value: ";
+const UNSAFE_PATH: &str = "unsafe operator path: ";
 
 thread_local! {
     /// The escaper of the render running on this thread, set by
@@ -134,11 +135,15 @@ impl Renderer {
             loader_assets
                 .template(name)
                 .map(|t| t.map(|(text, _)| text))
-                .map_err(|e| {
-                    Error::new(
+                .map_err(|e| match crate::assets::UnsafePath::of(&e) {
+                    Some(unsafe_path) => Error::new(
+                        ErrorKind::TemplateNotFound,
+                        format!("{UNSAFE_PATH}{unsafe_path}"),
+                    ),
+                    None => Error::new(
                         ErrorKind::TemplateNotFound,
                         format!("cannot read {name}: {e}"),
-                    )
+                    ),
                 })
         });
 
@@ -189,7 +194,10 @@ impl Renderer {
             if let Err(e) = renderer.env.get_template(name) {
                 let d = match (e.kind(), rule) {
                     // A missing template is the rule's mistake: point at the rule.
-                    (ErrorKind::TemplateNotFound, Some(rule)) => Diagnostic::new(
+                    (ErrorKind::TemplateNotFound, Some(rule))
+                        if !e.detail().unwrap_or_default().starts_with(UNSAFE_PATH) =>
+                    {
+                        Diagnostic::new(
                         Code::TemplateInvalid,
                         format!(
                             "rule `{}` uses template `{}`, which exists neither in the operator's templates nor built in",
@@ -197,11 +205,12 @@ impl Renderer {
                             name.rsplit('/').next().unwrap_or(name)
                         ),
                     )
-                    .at(Location {
-                        file: target.source.clone(),
-                        line: rule.line,
-                        column: 1,
-                    }),
+                        .at(Location {
+                            file: target.source.clone(),
+                            line: rule.line,
+                            column: 1,
+                        })
+                    }
                     _ => renderer.error(&e),
                 };
                 if !errors.contains(&d) {
@@ -337,6 +346,8 @@ impl Renderer {
         let detail = e.detail().unwrap_or_default();
         let code = if detail.starts_with(UNSAFE) {
             Code::TemplateUnsafeValue
+        } else if detail.starts_with(UNSAFE_PATH) {
+            Code::OperatorPathUnsafe
         } else {
             Code::TemplateInvalid
         };
@@ -346,7 +357,10 @@ impl Renderer {
             let _ = write!(
                 message,
                 ": {}",
-                detail.strip_prefix(UNSAFE).unwrap_or(detail)
+                detail
+                    .strip_prefix(UNSAFE)
+                    .or_else(|| detail.strip_prefix(UNSAFE_PATH))
+                    .unwrap_or(detail)
             );
         }
         let location = match self.inline.iter().find(|(n, _)| n == name) {

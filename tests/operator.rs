@@ -669,3 +669,187 @@ fn options_cannot_inject_squid_directives_through_operator_templates() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+// ------------------------------------------------- operator paths are not followed out
+
+/// F14 of the first adversarial review: `init --eject DIR` wrote through a
+/// symlink planted in DIR (a `rules -> /elsewhere` directory link, and with
+/// `--force` file links), and `--templates`/`--rules` read files through
+/// symlinks leading out of their directory. Every spelling is refused with
+/// OPERATOR_PATH_UNSAFE, nothing on stdout, and nothing outside is touched.
+#[test]
+fn eject_and_operator_dirs_refuse_symlinks_leading_out() {
+    use std::os::unix::fs::symlink;
+    let victim_text = "VICTIM-UNCHANGED\n";
+    // (what, setup(dir, outside), extra init args)
+    type Setup = fn(&Path, &Path);
+    let eject_cases: [(&str, Setup, &[&str]); 5] = [
+        (
+            "rules -> outside dir",
+            |d, o| symlink(o, d.join("rules")).unwrap(),
+            &[],
+        ),
+        (
+            "templates/squid -> outside dir",
+            |d, o| {
+                fs::create_dir_all(d.join("templates")).unwrap();
+                symlink(o, d.join("templates/squid")).unwrap()
+            },
+            &[],
+        ),
+        (
+            "--force over a file symlink",
+            |d, o| {
+                fs::create_dir_all(d.join("rules")).unwrap();
+                symlink(o.join("victim.txt"), d.join("rules/bwrap.toml")).unwrap()
+            },
+            &["--force"],
+        ),
+        (
+            "--force over a dangling file symlink",
+            |d, o| {
+                fs::create_dir_all(d.join("rules")).unwrap();
+                symlink(o.join("created.toml"), d.join("rules/squid.toml")).unwrap()
+            },
+            &["--force"],
+        ),
+        (
+            "--force over a symlinked template dir",
+            |d, o| {
+                fs::create_dir_all(d.join("templates")).unwrap();
+                symlink(o, d.join("templates/nftables")).unwrap()
+            },
+            &["--force"],
+        ),
+    ];
+    for (what, setup, extra) in eject_cases {
+        let dir = TempDir::new("eject-link");
+        let (ej, outside) = (dir.0.join("ej"), dir.0.join("outside"));
+        fs::create_dir_all(&ej).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("victim.txt"), victim_text).unwrap();
+        setup(&ej, &outside);
+        let mut args = vec!["init", "--eject", ej.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (code, out, err) = capgate(&args);
+        assert_eq!(code, 4, "{what}: {err}");
+        assert!(out.is_empty(), "{what}: {out}");
+        assert!(
+            err.starts_with("capgate: OPERATOR_PATH_UNSAFE:"),
+            "{what}: {err}"
+        );
+        let left: Vec<_> = fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["victim.txt"], "{what}: wrote outside");
+        assert_eq!(
+            fs::read_to_string(outside.join("victim.txt")).unwrap(),
+            victim_text
+        );
+    }
+    // Without planted links, --force overwrites the real files it finds.
+    let dir = TempDir::new("eject-force");
+    let ej = dir.0.join("ej");
+    assert_eq!(capgate(&["init", "--eject", ej.to_str().unwrap()]).0, 0);
+    fs::write(ej.join("rules/bwrap.toml"), "changed").unwrap();
+    let (code, out, err) = capgate(&["init", "--eject", ej.to_str().unwrap(), "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("wrote "), "{out}");
+    assert_eq!(
+        fs::read_to_string(ej.join("rules/bwrap.toml")).unwrap(),
+        Assets::default().rules("bwrap").unwrap().unwrap().text
+    );
+
+    // --templates and --rules: links out of the directory, and special files.
+    let manifest = r#"{"name":"t","version":"1","tools":[{"name":"a","capabilities":["net:connect:api.example.com:443"]}]}"#;
+    let dir_cases: [(&str, &str, Setup); 6] = [
+        ("template file -> outside", "templates", |d, o| {
+            fs::create_dir_all(d.join("squid")).unwrap();
+            symlink(o.join("victim.txt"), d.join("squid/header.squid.j2")).unwrap()
+        }),
+        ("template dir -> outside", "templates", |d, o| {
+            fs::write(o.join("header.squid.j2"), "SECRET {{ options.listen }}\n").unwrap();
+            symlink(o, d.join("squid")).unwrap()
+        }),
+        ("dangling template link", "templates", |d, o| {
+            fs::create_dir_all(d.join("squid")).unwrap();
+            symlink(o.join("nothing"), d.join("squid/header.squid.j2")).unwrap()
+        }),
+        ("template FIFO", "templates", |d, _| {
+            fs::create_dir_all(d.join("squid")).unwrap();
+            let ok = Command::new("mkfifo")
+                .arg(d.join("squid/header.squid.j2"))
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }),
+        ("rules file -> outside", "rules", |d, o| {
+            fs::write(
+                o.join("squid.toml"),
+                Assets::default().rules("squid").unwrap().unwrap().text,
+            )
+            .unwrap();
+            symlink(o.join("squid.toml"), d.join("squid.toml")).unwrap()
+        }),
+        ("rules file -> /dev/zero", "rules", |d, _| {
+            symlink("/dev/zero", d.join("squid.toml")).unwrap()
+        }),
+    ];
+    for (what, kind, setup) in dir_cases {
+        let dir = TempDir::new("dir-link");
+        let (op, outside) = (dir.0.join(kind), dir.0.join("outside"));
+        fs::create_dir_all(&op).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("victim.txt"), victim_text).unwrap();
+        setup(&op, &outside);
+        let m = dir.0.join("m.json");
+        fs::write(&m, manifest).unwrap();
+        let flag = format!("--{kind}");
+        let (m, op) = (m.to_str().unwrap(), op.to_str().unwrap());
+        for args in [
+            vec!["compile", m, "--target", "squid", &flag, op],
+            vec!["explain", m, "--target", "squid", &flag, op],
+            vec!["targets", &flag, op],
+        ] {
+            let (code, out, err) = capgate(&args);
+            assert_eq!(code, 4, "{what} {args:?}: {err}");
+            assert!(out.is_empty(), "{what} {args:?}: {out}");
+            assert!(
+                err.starts_with("capgate: OPERATOR_PATH_UNSAFE:"),
+                "{what} {args:?}: {err}"
+            );
+        }
+    }
+    // Through the library too (no command-line pre-check): refused, not read.
+    let dir = TempDir::new("lib-link");
+    let (tpl, outside) = (dir.0.join("templates"), dir.0.join("outside"));
+    fs::create_dir_all(tpl.join("squid")).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("s.j2"), "SECRET-OUTSIDE\n").unwrap();
+    symlink(outside.join("s.j2"), tpl.join("squid/header.squid.j2")).unwrap();
+    let assets = Assets {
+        rules_dir: None,
+        templates_dir: Some(tpl.clone()),
+    };
+    let err = assets.template("squid/header.squid.j2").unwrap_err();
+    assert!(capgate::assets::UnsafePath::of(&err).is_some(), "{err}");
+    let compiler = Compiler::new(&assets, "squid");
+    let d = compiler.err().expect("refused");
+    assert_eq!(d[0].code, capgate::diag::Code::OperatorPathUnsafe, "{d:?}");
+    // A symlink that stays inside the directory is fine.
+    fs::remove_file(tpl.join("squid/header.squid.j2")).unwrap();
+    fs::write(
+        tpl.join("common.squid.j2"),
+        Assets::default()
+            .template("squid/header.squid.j2")
+            .unwrap()
+            .unwrap()
+            .0,
+    )
+    .unwrap();
+    symlink("../common.squid.j2", tpl.join("squid/header.squid.j2")).unwrap();
+    assert!(Compiler::new(&assets, "squid").is_ok());
+    let (code, _, err) = capgate(&["targets", "--templates", tpl.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}
