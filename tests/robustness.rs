@@ -621,3 +621,93 @@ fn oversized_input_is_not_read_past_the_limit() {
         "FIFO: capgate read {fed} bytes of an endless input (limit {limit})"
     );
 }
+
+/// F20 of the first adversarial review: a long tool name was repeated in
+/// every note (and diagnostic, `unenforceable[]` entry and explain line)
+/// naming one of its capabilities, so output and memory grew with
+/// (capabilities x name length): a 557 KB manifest gave 750 MB of stdout, a
+/// 1.1 MB one aborted on allocation. Output must stay within a constant
+/// factor of the input, for a short and a long name alike, under a 2 GiB
+/// address-space limit, for every command that names tools.
+#[test]
+fn output_grows_linearly_with_a_long_tool_name() {
+    let _serial = heavy();
+    let manifest = |name_bytes: usize, paths: usize| -> Vec<u8> {
+        let mut caps = Vec::new();
+        for i in 0..paths {
+            // A widening (write beside read), a children glob, nestedSandbox.
+            caps.push(format!("fs:write:/srv/p{i}/**"));
+            caps.push(format!("fs:read:/srv/p{i}/sub"));
+            caps.push(format!("exec:spawn:prog{i}?nestedSandbox=true"));
+            caps.push(format!("fs:read:/srv/q{i}/*"));
+        }
+        serde_json::to_vec(&serde_json::json!({
+            "name": "m", "version": "1",
+            "tools": [{"name": "T".repeat(name_bytes), "capabilities": caps}]
+        }))
+        .unwrap()
+    };
+    let commands: Vec<Vec<&str>> = {
+        let mut v = Vec::new();
+        for t in TARGETS {
+            v.push(vec!["compile", "FILE", "--target", t]);
+            v.push(vec!["compile", "FILE", "--target", t, "--permissive"]);
+        }
+        // squid refuses fs and exec: one diagnostic per capability.
+        v.push(vec![
+            "compile",
+            "FILE",
+            "--target",
+            "squid",
+            "--error-format",
+            "json",
+        ]);
+        for t in ["bwrap", "squid"] {
+            v.push(vec!["explain", "FILE", "--target", t]);
+            v.push(vec!["explain", "FILE", "--target", t, "--format", "json"]);
+        }
+        v
+    };
+    let mut worst: Vec<(f64, String)> = Vec::new();
+    for name_bytes in [100, 1_000_000] {
+        let bytes = manifest(name_bytes, 1000);
+        let f = TempFile::new("amplify", &bytes);
+        for args in &commands {
+            let args: Vec<&str> = args
+                .iter()
+                .map(|a| {
+                    if *a == "FILE" {
+                        f.0.to_str().unwrap()
+                    } else {
+                        a
+                    }
+                })
+                .collect();
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(format!("ulimit -v {}; exec \"$0\" \"$@\"", 2 << 20))
+                .arg(env!("CARGO_BIN_EXE_capgate"))
+                .args(&args)
+                .output()
+                .unwrap();
+            let what = format!("{args:?} with a {name_bytes}-byte tool name");
+            assert!(
+                matches!(out.status.code(), Some(0 | 4)),
+                "{what}: {:?} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr[..out.stderr.len().min(500)])
+            );
+            let ratio = (out.stdout.len() + out.stderr.len()) as f64 / bytes.len() as f64;
+            worst.push((ratio, what));
+        }
+    }
+    worst.sort_by(|a, b| b.0.total_cmp(&a.0));
+    // Measured after the fix: at most ~16x (explain JSON of a short name,
+    // where the fixed text dominates); before it, x1350 and growing.
+    assert!(
+        worst[0].0 < 40.0,
+        "output/input ratio {:.0} for {}",
+        worst[0].0,
+        worst[0].1
+    );
+}
