@@ -130,6 +130,8 @@ codes! {
         "see docs/templates.md; undefined variables are errors";
     TemplateUnsafeValue => "TEMPLATE_UNSAFE_VALUE", "a value cannot be written safely in the target's output format",
         "the value contains characters the output format would interpret; it is refused rather than repaired";
+    TemplateFuel => "TEMPLATE_FUEL", "a render of a target with operator rules or templates took more than 10,000,000 template engine steps",
+        "operator templates and inline notes are limited to 10,000,000 steps per render (docs/templates.md): loop over less, or leave the template to the built-in one, which has no limit";
     OperatorPathUnsafe => "OPERATOR_PATH_UNSAFE", "an operator rules, templates or eject directory holds a symlink that leads outside it (or, for init --eject, any symlink) or something that is not a regular file or directory",
         "replace the symlink with a copy of the file inside the directory, or point --rules/--templates/--eject at the real directory";
     TemplateFragments => "TEMPLATE_FRAGMENTS", "a main template dropped, duplicated or altered a fragment its rules emitted",

@@ -45,6 +45,10 @@ const _: () = assert!(START_BYTE < b'\n' && SEP_BYTE < b'\n' && END_BYTE < b'\n'
 const UNSAFE: &str = "unsafe value: ";
 const UNSAFE_PATH: &str = "unsafe operator path: ";
 
+/// Steps (minijinja fuel) one render may take when a target uses operator
+/// rules or templates: `TEMPLATE_FUEL` beyond it.
+pub const OPERATOR_FUEL: u64 = 10_000_000;
+
 thread_local! {
     /// The escaper of the render running on this thread, set by
     /// [`Renderer::render_with`] for the whole render: the root template's,
@@ -126,7 +130,13 @@ impl Renderer {
                 .expect("default delimiters are valid"),
         );
         env.remove_filter("safe");
-        env.set_fuel(Some(10_000_000));
+        // Fuel bounds what operator-written text can make the engine do (an
+        // endless loop, a huge range). Built-in templates are capgate's own
+        // and loop only over the manifest's facts, so they get none: a valid
+        // manifest within the size limit never runs a built-in target out of
+        // fuel, however many facts it has.
+        let operator_text = !target.builtin || assets.templates_dir.is_some();
+        env.set_fuel(operator_text.then_some(OPERATOR_FUEL));
         env.set_debug(false);
         env.set_formatter(format_value);
         env.add_filter("join_tokens", join_tokens);
@@ -344,7 +354,9 @@ impl Renderer {
             e = inner;
         }
         let detail = e.detail().unwrap_or_default();
-        let code = if detail.starts_with(UNSAFE) {
+        let code = if e.kind() == ErrorKind::OutOfFuel {
+            Code::TemplateFuel
+        } else if detail.starts_with(UNSAFE) {
             Code::TemplateUnsafeValue
         } else if detail.starts_with(UNSAFE_PATH) {
             Code::OperatorPathUnsafe
@@ -622,6 +634,24 @@ mod tests {
             .unwrap()
             .0
             .clone()
+    }
+
+    /// F18: built-in targets render without fuel (a valid manifest within
+    /// the size limit cannot exhaust it); operator rules or templates get it.
+    #[test]
+    fn only_operator_text_runs_on_fuel() {
+        for name in ["bwrap", "docker", "squid", "nftables"] {
+            let builtin = Assets::default();
+            let target = Target::load(&builtin, name).unwrap();
+            let r = Renderer::new(&builtin, &target).unwrap();
+            assert_eq!(r.env.fuel(), None, "{name}");
+            let overlay = Assets {
+                rules_dir: None,
+                templates_dir: Some(std::env::temp_dir().join("capgate-no-such-dir")),
+            };
+            let r = Renderer::new(&overlay, &target).unwrap();
+            assert_eq!(r.env.fuel(), Some(OPERATOR_FUEL), "{name}");
+        }
     }
 
     #[test]

@@ -853,3 +853,50 @@ fn eject_and_operator_dirs_refuse_symlinks_leading_out() {
     let (code, _, err) = capgate(&["targets", "--templates", tpl.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// F18: an operator template that loops too long fails with its own code
+/// (TEMPLATE_FUEL, documented limit), not TEMPLATE_INVALID's "undefined
+/// variables" help; the same manifest compiles with the built-in template.
+#[test]
+fn operator_templates_have_a_documented_fuel_limit() {
+    let dir = TempDir::new("fuel");
+    let manifest = dir.0.join("m.json");
+    fs::write(&manifest, r#"{"name":"t","version":"1","tools":[{"name":"a","capabilities":["net:connect:api.example.com:443"]}]}"#).unwrap();
+    let header = Assets::default()
+        .template("squid/header.squid.j2")
+        .unwrap()
+        .unwrap()
+        .0;
+    // Spellings of "too much work": nested loops, a loop in a macro, a loop in an include.
+    let spellings = [
+        "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+        "{% macro m() %}{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}{% endmacro %}{{ m() }}",
+        "{% include \"squid/loop.j2\" %}",
+    ];
+    for body in spellings {
+        fs::create_dir_all(dir.0.join("templates/squid")).unwrap();
+        fs::write(
+            dir.0.join("templates/squid/header.squid.j2"),
+            format!("{body}{header}"),
+        )
+        .unwrap();
+        fs::write(
+            dir.0.join("templates/squid/loop.j2"),
+            "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+        )
+        .unwrap();
+        let (code, out, err) = capgate(&[
+            "compile",
+            manifest.to_str().unwrap(),
+            "--target",
+            "squid",
+            "--templates",
+            dir.0.join("templates").to_str().unwrap(),
+        ]);
+        assert_eq!(code, 4, "{body}: {err}");
+        assert!(out.is_empty());
+        assert!(err.starts_with("capgate: TEMPLATE_FUEL:"), "{body}: {err}");
+    }
+    let (code, _, err) = capgate(&["compile", manifest.to_str().unwrap(), "--target", "squid"]);
+    assert_eq!(code, 0, "{err}");
+}
