@@ -111,7 +111,7 @@ fn resolved_inside(dir: &Path, path: &Path) -> io::Result<PathBuf> {
 /// Every problem [`operator_file`] would report for some file of `dir`:
 /// walked once before a command uses the directory, so a bad file fails the
 /// command whether or not this run would have read it.
-fn check_tree(dir: &Path, at: &Path, problems: &mut Vec<String>) -> io::Result<()> {
+fn check_tree(dir: &Path, at: &Path, problems: &mut Vec<(PathBuf, String)>) -> io::Result<()> {
     for entry in fs::read_dir(at)? {
         let entry = entry?;
         let path = entry.path();
@@ -119,7 +119,7 @@ fn check_tree(dir: &Path, at: &Path, problems: &mut Vec<String>) -> io::Result<(
         let real = match resolved_inside(dir, &path) {
             Ok(real) => real,
             Err(e) => {
-                problems.push(e.to_string());
+                problems.push((path, e.to_string()));
                 continue;
             }
         };
@@ -131,7 +131,10 @@ fn check_tree(dir: &Path, at: &Path, problems: &mut Vec<String>) -> io::Result<(
                 check_tree(dir, &path, problems)?;
             }
         } else if !meta.is_file() {
-            problems.push(format!("{} is not a regular file", path.display()));
+            problems.push((
+                path.clone(),
+                format!("{} is not a regular file", path.display()),
+            ));
         }
     }
     Ok(())
@@ -161,12 +164,12 @@ impl Assets {
 
     /// Refuses an operator directory holding a symlink that leads outside it
     /// (or nowhere) or anything that is not a regular file or directory;
-    /// returns one message per problem.
-    pub fn check_operator_dirs(&self) -> Result<(), Vec<String>> {
+    /// returns one (path, message) per problem.
+    pub fn check_operator_dirs(&self) -> Result<(), Vec<(PathBuf, String)>> {
         let mut problems = Vec::new();
         for dir in [&self.rules_dir, &self.templates_dir].into_iter().flatten() {
             if let Err(e) = check_tree(dir, dir, &mut problems) {
-                problems.push(format!("cannot list {}: {e}", dir.display()));
+                problems.push((dir.clone(), format!("cannot list {}: {e}", dir.display())));
             }
         }
         if problems.is_empty() {

@@ -124,7 +124,13 @@ impl AssetArgs {
         assets.check_operator_dirs().map_err(|problems| {
             problems
                 .into_iter()
-                .map(|p| Diagnostic::new(Code::OperatorPathUnsafe, p))
+                .map(|(path, message)| {
+                    Diagnostic::new(Code::OperatorPathUnsafe, message).at(crate::diag::Location {
+                        file: path.display().to_string(),
+                        line: 1,
+                        column: 1,
+                    })
+                })
                 .collect::<Vec<_>>()
         })?;
         Ok(assets)

@@ -252,6 +252,34 @@ fn broken_operator_files_give_located_errors() {
                 "template = \"deny-all.nft.j2\"",
             )
         }),
+        ("template-include-without-suffix", "nftables", |d| {
+            write(
+                d,
+                "templates/nftables/table.nft.j2",
+                "{% include \"nftables/table.j2\" %}\n",
+            );
+            write(
+                d,
+                "templates/nftables/table.j2",
+                "table inet {{ \"x; flush ruleset\" }}\n",
+            )
+        }),
+        ("template-fuel", "squid", |d| {
+            write(
+                d,
+                "templates/squid/header.squid.j2",
+                "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}\n",
+            )
+        }),
+        ("template-symlink-out", "squid", |d| {
+            write(d, "outside.squid.j2", "http_port 1\n");
+            fs::remove_file(d.join("templates/squid/header.squid.j2")).unwrap();
+            std::os::unix::fs::symlink(
+                d.join("outside.squid.j2"),
+                d.join("templates/squid/header.squid.j2"),
+            )
+            .unwrap()
+        }),
     ];
     let mut report = String::new();
     for (name, target, breaker) in cases {
