@@ -8,7 +8,7 @@
 //!   imported file writes into its includer's output, whatever its name, and
 //!   `{% autoescape false %}` changes nothing;
 //! - a value is checked whether or not minijinja calls it safe: `|e`,
-//!   `|escape`, `|tojson`, macro and `{% set %}` block results are safe
+//!   `|escape`, macro, `caller()` and `{% set %}` block results are safe
 //!   strings, and none of them may skip the check. The `safe` filter is
 //!   removed too. Only values of the private [`Trusted`] type, which this
 //!   module creates for fragments it has already rendered and for items it
@@ -297,7 +297,9 @@ impl Renderer {
     /// for everything else (fragments and the entry template, whose names
     /// the rules loader requires to end in `.<format>.j2`).
     fn render_with<T>(&self, name: &str, render: impl FnOnce() -> T) -> T {
-        let escaper = if self.inline.iter().any(|(n, _)| n == name) {
+        // Inline note and reason names (`<rules file>#<rule>.note`) are the
+        // only ones with a `#`: most renders skip the list.
+        let escaper = if name.contains('#') && self.inline.iter().any(|(n, _)| n == name) {
             Escaper::Text
         } else {
             Escaper::Output(self.format)
