@@ -350,7 +350,7 @@ fn compile_one(
     pretty: bool,
 ) -> Result<PathBuf, Failure> {
     let name = input.display().to_string();
-    let bytes = fs::read(input).map_err(|e| {
+    let bytes = crate::manifest::read_file_bounded(input).map_err(|e| {
         Failure::Compile(vec![Diagnostic::new(
             Code::InputUnreadable,
             format!("failed to read manifest {}: {e}", diag::quote(&name)),
@@ -369,13 +369,42 @@ fn compile_one(
 
 /// Writes through a temporary file in the same directory and renames it, so
 /// a reader never sees half an artifact.
-fn write_whole(path: &Path, bytes: &[u8]) -> io::Result<()> {
+///
+/// The temporary file is created exclusively (`O_CREAT|O_EXCL`, which never
+/// follows a symlink: a link planted at its name makes the open fail, and
+/// another name is tried) under a name that is hard to guess. The rename
+/// then replaces whatever is at the final name, a symlink included, without
+/// following it: nothing outside the artifact file is ever written.
+pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let result = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    let mut attempts = 0;
+    let (tmp, mut file) = loop {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tmp = path.with_file_name(format!(
+            ".{name}.{}.{}.{nanos:08x}.tmp",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(file) => break (tmp, file),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 100 => {
+                attempts += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let result = file.write_all(bytes).and_then(|()| fs::rename(&tmp, path));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }

@@ -4,7 +4,7 @@
 //! Exit codes match the reference tool: 0 ok, 2 usage, 3 unreadable input or
 //! invalid JSON, 4 compile error. Nothing is written to stdout on failure.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -116,6 +116,25 @@ impl AssetArgs {
             templates_dir: self.templates.clone(),
         }
     }
+
+    /// The assets, after refusing operator directories that hold symlinks
+    /// leading outside them or special files (`OPERATOR_PATH_UNSAFE`).
+    pub fn checked(&self) -> Result<Assets, Vec<Diagnostic>> {
+        let assets = self.assets();
+        assets.check_operator_dirs().map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|(path, message)| {
+                    Diagnostic::new(Code::OperatorPathUnsafe, message).at(crate::diag::Location {
+                        file: path.display().to_string(),
+                        line: 1,
+                        column: 1,
+                    })
+                })
+                .collect::<Vec<_>>()
+        })?;
+        Ok(assets)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -217,11 +236,11 @@ pub fn report(diags: &[Diagnostic], format: ErrorFormat) -> ExitCode {
 
 /// Reads a manifest file, or stdin for `-`.
 pub fn read_input(path: &str) -> Result<Vec<u8>, Diagnostic> {
+    // Bounded: an oversized input is refused after limit + 1 bytes.
     let result = if path == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+        crate::manifest::read_bounded(std::io::stdin().lock(), 0)
     } else {
-        std::fs::read(path)
+        crate::manifest::read_file_bounded(std::path::Path::new(path))
     };
     result.map_err(|e| {
         Diagnostic::new(
@@ -232,7 +251,10 @@ pub fn read_input(path: &str) -> Result<Vec<u8>, Diagnostic> {
 }
 
 fn compile(args: &CompileArgs) -> ExitCode {
-    let assets = args.target.assets.assets();
+    let assets = match args.target.assets.checked() {
+        Ok(a) => a,
+        Err(d) => return report(&d, args.error_format),
+    };
     let compiler = match Compiler::new(&assets, args.target.target_name()) {
         Ok(c) => c,
         Err(d) => return report(&d, args.error_format),
@@ -332,21 +354,32 @@ fn compile_batch(
     if terminal {
         let _ = writeln!(err);
     }
+    // Written artifacts are listed on stdout when every manifest compiled.
+    // After a failure stdout stays empty, as for every failed command: the
+    // diagnostics come first on stderr, then what was written, then the summary.
+    let failed = result.exit_code() != exit::OK;
+    for (_, failure) in result.failures() {
+        let _ = err.write_all(failure.render().as_bytes());
+    }
     let mut stdout = std::io::stdout().lock();
     for item in &result.items {
         if let Ok(written) = &item.result {
-            let _ = writeln!(stdout, "{}", written.display());
+            let _ = if failed {
+                writeln!(err, "capgate: batch: wrote {}", written.display())
+            } else {
+                writeln!(stdout, "{}", written.display())
+            };
         }
-    }
-    for (_, failure) in result.failures() {
-        let _ = err.write_all(failure.render().as_bytes());
     }
     let _ = err.write_all(result.summary().as_bytes());
     ExitCode::from(result.exit_code())
 }
 
 fn explain(args: &ExplainArgs) -> ExitCode {
-    let assets = args.target.assets.assets();
+    let assets = match args.target.assets.checked() {
+        Ok(a) => a,
+        Err(d) => return report(&d, args.error_format),
+    };
     if let Some(id) = &args.rule {
         return explain_rule(&assets, id, &args.target, args.format);
     }
@@ -395,9 +428,14 @@ fn explain_rule(assets: &Assets, id: &str, target: &TargetArgs, format: OutputFo
     }
     let mut found = String::new();
     let mut json = Vec::new();
+    let mut errors = Vec::new();
     for name in names {
-        let Ok(t) = crate::rules::Target::load(assets, &name) else {
-            continue;
+        let t = match crate::rules::Target::load(assets, &name) {
+            Ok(t) => t,
+            Err(d) => {
+                errors.extend(d);
+                continue;
+            }
         };
         if let Some(rule) = t.rule(id) {
             if !found.is_empty() {
@@ -409,6 +447,11 @@ fn explain_rule(assets: &Assets, id: &str, target: &TargetArgs, format: OutputFo
     }
     if format == OutputFormat::Json && !json.is_empty() {
         found = serde_json::to_string_pretty(&json).expect("serialises") + "\n";
+    }
+    // A broken rules file may hold the rule, or another rule with the same
+    // id: refuse rather than answer from the files that loaded.
+    if !errors.is_empty() {
+        return report(&errors, ErrorFormat::Text);
     }
     if found.is_empty() {
         return report(
@@ -425,7 +468,10 @@ fn explain_rule(assets: &Assets, id: &str, target: &TargetArgs, format: OutputFo
 }
 
 fn targets(args: &TargetsArgs) -> ExitCode {
-    let assets = args.assets.assets();
+    let assets = match args.assets.checked() {
+        Ok(a) => a,
+        Err(d) => return report(&d, ErrorFormat::Text),
+    };
     let names = match assets.target_names() {
         Ok(n) => n,
         Err(e) => {
@@ -499,12 +545,13 @@ fn targets(args: &TargetsArgs) -> ExitCode {
             s
         }
     };
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    if errors.is_empty() {
-        ExitCode::from(exit::OK)
-    } else {
-        report(&errors, ErrorFormat::Text)
+    // A failed command prints nothing on stdout: a listing without the broken
+    // target would read as complete.
+    if !errors.is_empty() {
+        return report(&errors, ErrorFormat::Text);
     }
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    ExitCode::from(exit::OK)
 }
 
 fn init(args: &InitArgs) -> ExitCode {
@@ -512,7 +559,8 @@ fn init(args: &InitArgs) -> ExitCode {
         let existing: Vec<String> = Assets::embedded_paths()
             .into_iter()
             .map(|p| args.eject.join(p))
-            .filter(|p| p.exists())
+            // A dangling symlink exists too: it would be refused below.
+            .filter(|p| p.symlink_metadata().is_ok())
             .map(|p| p.display().to_string())
             .collect();
         if !existing.is_empty() {
@@ -539,10 +587,15 @@ fn init(args: &InitArgs) -> ExitCode {
             ExitCode::from(exit::OK)
         }
         Err(e) => report(
-            &[Diagnostic::new(
-                Code::InputUnreadable,
-                format!("cannot write to {}: {e}", args.eject.display()),
-            )],
+            &[match crate::assets::UnsafePath::of(&e) {
+                Some(unsafe_path) => {
+                    Diagnostic::new(Code::OperatorPathUnsafe, unsafe_path.to_string())
+                }
+                None => Diagnostic::new(
+                    Code::InputUnreadable,
+                    format!("cannot write to {}: {e}", args.eject.display()),
+                ),
+            }],
             ErrorFormat::Text,
         ),
     }

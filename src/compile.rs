@@ -176,8 +176,8 @@ impl Compiler {
                     let text = &raw_cap(&manifest, info).text;
                     match info.tool {
                         Some(t) => format!(
-                            "{text} (tool {})",
-                            crate::diag::quote(&manifest.tools[t].name)
+                            "{text} (tool \"{}\")",
+                            crate::diag::tool_label(&manifest.tools[t].name)
                         ),
                         None => format!("{text} (serverCapabilities)"),
                     }
@@ -380,7 +380,9 @@ impl Compiler {
                 )
                 .at(cap_locations[c as usize].clone());
                 d.cap = Some(CapContext {
-                    tool: info.tool.map(|t| manifest.tools[t].name.clone()),
+                    tool: info
+                        .tool
+                        .map(|t| crate::diag::tool_label(&manifest.tools[t].name)),
                     index: info.index,
                     capability: raw.text.clone(),
                     span: 0..raw.text.len(),
@@ -412,7 +414,10 @@ fn unenforceable(policy: &Policy, lowered: &Lowered, manifest: &Manifest) -> Vec
                 .map(|&c| {
                     let info = &policy.caps[c as usize];
                     CapabilityRef {
-                        tool: info.tool.map(|t| manifest.tools[t].name.clone()),
+                        // The display form, as in notes: escaped, long names cut.
+                        tool: info
+                            .tool
+                            .map(|t| crate::diag::tool_label(&manifest.tools[t].name)),
                         capability: raw_cap(manifest, info).text.clone(),
                     }
                 })
@@ -486,7 +491,7 @@ fn parse_capabilities(
                     let mut d = Diagnostic::new(e.code, e.message);
                     d.help = e.help;
                     d.cap = Some(CapContext {
-                        tool: tool.map(|t| manifest.tools[t].name.clone()),
+                        tool: tool.map(|t| crate::diag::tool_label(&manifest.tools[t].name)),
                         index,
                         capability: raw.text.clone(),
                         span: e.span,

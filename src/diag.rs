@@ -130,6 +130,10 @@ codes! {
         "see docs/templates.md; undefined variables are errors";
     TemplateUnsafeValue => "TEMPLATE_UNSAFE_VALUE", "a value cannot be written safely in the target's output format",
         "the value contains characters the output format would interpret; it is refused rather than repaired";
+    TemplateFuel => "TEMPLATE_FUEL", "a render of a target with operator rules or templates took more than 10,000,000 template engine steps",
+        "operator templates and inline notes are limited to 10,000,000 steps per render (docs/templates.md): loop over less, or leave the template to the built-in one, which has no limit";
+    OperatorPathUnsafe => "OPERATOR_PATH_UNSAFE", "an operator rules, templates or eject directory holds a symlink that leads outside it (or, for init --eject, any symlink) or something that is not a regular file or directory",
+        "replace the symlink with a copy of the file inside the directory, or point --rules/--templates/--eject at the real directory";
     TemplateFragments => "TEMPLATE_FRAGMENTS", "a main template dropped, duplicated or altered a fragment its rules emitted",
         "render every fragment exactly once with {{ f }} inside `for f in slots.<name>`";
 }
@@ -164,7 +168,9 @@ pub struct Location {
 /// The capability a diagnostic is about, with the offending byte range of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CapContext {
-    /// `None` for server-level capabilities.
+    /// `None` for server-level capabilities. The tool's name in display
+    /// form ([`tool_label`]): escaped, and cut when long, so thousands of
+    /// diagnostics about one tool do not each carry a copy of a huge name.
     pub tool: Option<String>,
     /// Index within the tool's (or the server's) capability list.
     pub index: usize,
@@ -217,7 +223,7 @@ impl Diagnostic {
             if let Some(cap) = &self.cap {
                 match &cap.tool {
                     Some(t) => {
-                        let _ = write!(out, ": tool {}, capability {}", quote(t), cap.index);
+                        let _ = write!(out, ": tool \"{t}\", capability {}", cap.index);
                     }
                     None => {
                         let _ = write!(out, ": serverCapabilities[{}]", cap.index);
@@ -291,6 +297,27 @@ fn shown(capability: &str) -> String {
         end -= 1;
     }
     format!("{}... ({} bytes)", &capability[..end], capability.len())
+}
+
+/// Longest tool name shown in full in output (notes, `unenforceable[]`,
+/// `explain`, JSON diagnostics). A longer one is shown by its start and its
+/// length: output that names a tool once per capability then grows with the
+/// number of capabilities, not with the product of that and the name's length.
+pub const MAX_TOOL_SHOWN: usize = 128;
+
+/// A tool name as every output shows it (text and JSON alike): control,
+/// bidi and zero-width characters as `\u{..}` (see [`printable`]), and a
+/// name longer than [`MAX_TOOL_SHOWN`] bytes cut to its first 64 bytes plus
+/// `... (N bytes)`.
+pub fn tool_label(name: &str) -> String {
+    if name.len() <= MAX_TOOL_SHOWN {
+        return printable(name);
+    }
+    let mut end = 64;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", printable(&name[..end]), name.len())
 }
 
 /// Quotes a name for a message, escaping what would make the message ambiguous.

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::compile::Trace;
-use crate::diag::{quote, Location};
+use crate::diag::Location;
 use crate::ir::CapId;
 use crate::lower::{fact_caps, kinded_fact_json};
 use crate::rules::{Rule, Target, Verdict};
@@ -104,7 +104,8 @@ fn rule_source(target: &Target, rule: &Rule) -> String {
 
 fn cap_ref(trace: &Trace, id: CapId) -> CapRef {
     CapRef {
-        tool: trace.cap_tool(id).map(str::to_owned),
+        // The display form (escaped, long names cut), in text and JSON alike.
+        tool: trace.cap_tool(id).map(crate::diag::tool_label),
         capability: trace.cap_text(id).to_owned(),
         location: loc(trace.cap_location(id)),
     }
@@ -232,7 +233,8 @@ pub fn explain(
 
 fn show_cap(c: &CapRef) -> String {
     match &c.tool {
-        Some(t) => format!("{}  (tool {}, {})", c.capability, quote(t), c.location),
+        // `t` is already in display form: quoting it again would double `\\`.
+        Some(t) => format!("{}  (tool \"{t}\", {})", c.capability, c.location),
         None => format!("{}  (serverCapabilities, {})", c.capability, c.location),
     }
 }

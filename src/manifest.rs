@@ -8,6 +8,7 @@
 //! JSON parsers disagree on which duplicate wins.
 
 use std::fmt::Display;
+use std::io::Read;
 
 use crate::diag::{Code, Diagnostic, Location};
 use crate::json::{self, LineIndex, Member, Node, Value};
@@ -112,15 +113,41 @@ impl Source {
     }
 }
 
+/// Reads a manifest, but never more than [`MAX_MANIFEST_BYTES`] + 1 bytes:
+/// one byte over the limit is enough for [`load`] to refuse it with
+/// `MANIFEST_TOO_LARGE`, so `/dev/zero`, an endless pipe or a huge file cost
+/// at most the limit in memory and time.
+pub fn read_bounded(mut reader: impl Read, size_hint: u64) -> std::io::Result<Vec<u8>> {
+    // The whole limit is reserved when the size is unknown (stdin, FIFOs,
+    // devices): untouched pages cost nothing, and the buffer never doubles
+    // past the limit while the last byte is read.
+    let limit = MAX_MANIFEST_BYTES as u64 + 1;
+    let cap = if size_hint == 0 {
+        limit
+    } else {
+        limit.min(size_hint + 1)
+    };
+    let mut buf = Vec::with_capacity(cap as usize);
+    reader.by_ref().take(limit).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// [`read_bounded`] of a file path (FIFOs and character devices included).
+pub fn read_file_bounded(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let hint = file.metadata().map(|m| m.len()).unwrap_or(0);
+    read_bounded(file, hint)
+}
+
 /// Parses and shape-checks a manifest.
 pub fn load(source: &Source, bytes: &[u8]) -> Result<Manifest, Vec<Diagnostic>> {
     if bytes.len() > MAX_MANIFEST_BYTES {
         return Err(vec![Diagnostic::new(
             Code::ManifestTooLarge,
             format!(
-                "manifest is {} bytes; the limit is {} MiB",
-                bytes.len(),
-                MAX_MANIFEST_BYTES >> 20
+                "manifest is larger than the limit of {} MiB ({} bytes); reading stopped there",
+                MAX_MANIFEST_BYTES >> 20,
+                MAX_MANIFEST_BYTES
             ),
         )]);
     }

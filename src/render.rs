@@ -1,11 +1,18 @@
 //! Stage 4b: fragments and the entry template → output lines, escaped per format.
 //!
 //! The template environment is locked down for policy output:
-//! - every printed value goes through the formatter, which picks the escaper
-//!   from the *template's name* (`<name>.<format>.j2`), never from the
-//!   autoescape state, so `{% autoescape false %}` changes nothing;
-//! - the `safe` filter is removed: only this module creates safe strings, for
-//!   fragments it has already rendered;
+//! - every printed value goes through the formatter, which checks it with the
+//!   escaper of what capgate is rendering (the target's format for fragments
+//!   and the entry template, plain text for notes and reasons), never with
+//!   one chosen by the template that prints it: an `{% include %}`d or
+//!   imported file writes into its includer's output, whatever its name, and
+//!   `{% autoescape false %}` changes nothing;
+//! - a value is checked whether or not minijinja calls it safe: `|e`,
+//!   `|escape`, macro, `caller()` and `{% set %}` block results are safe
+//!   strings, and none of them may skip the check. The `safe` filter is
+//!   removed too. Only values of the private [`Trusted`] type, which this
+//!   module creates for fragments it has already rendered and for items it
+//!   has already checked, are written as they are;
 //! - undefined and none values are errors.
 //!
 //! Each rendered fragment is wrapped in invisible markers before the entry
@@ -15,9 +22,11 @@
 //! control characters.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use minijinja::value::{Value, ValueKind};
+use minijinja::value::{Object, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
 
 use crate::assets::Assets;
@@ -34,6 +43,35 @@ const SEP_BYTE: u8 = SEP as u8;
 const END_BYTE: u8 = END as u8;
 const _: () = assert!(START_BYTE < b'\n' && SEP_BYTE < b'\n' && END_BYTE < b'\n');
 const UNSAFE: &str = "unsafe value: ";
+const UNSAFE_PATH: &str = "unsafe operator path: ";
+
+/// Steps (minijinja fuel) one render may take when a target uses operator
+/// rules or templates: `TEMPLATE_FUEL` beyond it.
+pub const OPERATOR_FUEL: u64 = 10_000_000;
+
+thread_local! {
+    /// The escaper of the render running on this thread, set by
+    /// [`Renderer::render_with`] for the whole render: the root template's,
+    /// so included and imported templates cannot pick a weaker one.
+    static ESCAPER: Cell<Escaper> = const { Cell::new(Escaper::Output(Format::Argv)) };
+}
+
+/// Text this module produced and already checked: a marked fragment, or
+/// items joined by `join_tokens`. The formatter writes it unchanged; any
+/// filter or operator applied to it yields an ordinary (checked) string.
+#[derive(Debug)]
+struct Trusted(String);
+
+impl Object for Trusted {
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The escaper of the render running on this thread.
+fn escaper() -> Escaper {
+    ESCAPER.with(Cell::get)
+}
 
 /// A target's template environment.
 pub struct Renderer {
@@ -92,7 +130,13 @@ impl Renderer {
                 .expect("default delimiters are valid"),
         );
         env.remove_filter("safe");
-        env.set_fuel(Some(10_000_000));
+        // Fuel bounds what operator-written text can make the engine do (an
+        // endless loop, a huge range). Built-in templates are capgate's own
+        // and loop only over the manifest's facts, so they get none: a valid
+        // manifest within the size limit never runs a built-in target out of
+        // fuel, however many facts it has.
+        let operator_text = !target.builtin || assets.templates_dir.is_some();
+        env.set_fuel(operator_text.then_some(OPERATOR_FUEL));
         env.set_debug(false);
         env.set_formatter(format_value);
         env.add_filter("join_tokens", join_tokens);
@@ -101,11 +145,15 @@ impl Renderer {
             loader_assets
                 .template(name)
                 .map(|t| t.map(|(text, _)| text))
-                .map_err(|e| {
-                    Error::new(
+                .map_err(|e| match crate::assets::UnsafePath::of(&e) {
+                    Some(unsafe_path) => Error::new(
+                        ErrorKind::TemplateNotFound,
+                        format!("{UNSAFE_PATH}{unsafe_path}"),
+                    ),
+                    None => Error::new(
                         ErrorKind::TemplateNotFound,
                         format!("cannot read {name}: {e}"),
-                    )
+                    ),
                 })
         });
 
@@ -156,7 +204,10 @@ impl Renderer {
             if let Err(e) = renderer.env.get_template(name) {
                 let d = match (e.kind(), rule) {
                     // A missing template is the rule's mistake: point at the rule.
-                    (ErrorKind::TemplateNotFound, Some(rule)) => Diagnostic::new(
+                    (ErrorKind::TemplateNotFound, Some(rule))
+                        if !e.detail().unwrap_or_default().starts_with(UNSAFE_PATH) =>
+                    {
+                        Diagnostic::new(
                         Code::TemplateInvalid,
                         format!(
                             "rule `{}` uses template `{}`, which exists neither in the operator's templates nor built in",
@@ -164,11 +215,12 @@ impl Renderer {
                             name.rsplit('/').next().unwrap_or(name)
                         ),
                     )
-                    .at(Location {
-                        file: target.source.clone(),
-                        line: rule.line,
-                        column: 1,
-                    }),
+                        .at(Location {
+                            file: target.source.clone(),
+                            line: rule.line,
+                            column: 1,
+                        })
+                    }
                     _ => renderer.error(&e),
                 };
                 if !errors.contains(&d) {
@@ -224,17 +276,38 @@ impl Renderer {
 
     fn render_of(&self, template: &Template<'_>, ctx: &Value) -> Result<String, Diagnostic> {
         match &template.compiled {
-            Some(t) => t.render(ctx).map_err(|e| self.error(&e)),
+            Some(t) => self
+                .render_with(&template.name, || t.render(ctx))
+                .map_err(|e| self.error(&e)),
             // Looking it up again yields the error to report.
             None => self.render(&template.name, ctx),
         }
     }
 
     fn render(&self, name: &str, ctx: &Value) -> Result<String, Diagnostic> {
-        self.env
-            .get_template(name)
-            .and_then(|t| t.render(ctx))
-            .map_err(|e| self.error(&e))
+        self.render_with(name, || {
+            self.env.get_template(name).and_then(|t| t.render(ctx))
+        })
+        .map_err(|e| self.error(&e))
+    }
+
+    /// Runs one render of the root template `name` with the escaper every
+    /// value it prints must pass, wherever in the template tree it is
+    /// printed: plain text for an inline note or reason, the target's format
+    /// for everything else (fragments and the entry template, whose names
+    /// the rules loader requires to end in `.<format>.j2`).
+    fn render_with<T>(&self, name: &str, render: impl FnOnce() -> T) -> T {
+        // Inline note and reason names (`<rules file>#<rule>.note`) are the
+        // only ones with a `#`: most renders skip the list.
+        let escaper = if name.contains('#') && self.inline.iter().any(|(n, _)| n == name) {
+            Escaper::Text
+        } else {
+            Escaper::Output(self.format)
+        };
+        let previous = ESCAPER.with(|e| e.replace(escaper));
+        let result = render();
+        ESCAPER.with(|e| e.set(previous));
+        result
     }
 
     /// Renders the entry template with the fragments placed by slot, and
@@ -275,9 +348,20 @@ impl Renderer {
     }
 
     fn error(&self, e: &Error) -> Diagnostic {
+        // An error inside an included or imported template comes wrapped in
+        // "could not render include"; the innermost one says what and where.
+        let mut e = e;
+        while let Some(inner) = std::error::Error::source(e).and_then(|s| s.downcast_ref::<Error>())
+        {
+            e = inner;
+        }
         let detail = e.detail().unwrap_or_default();
-        let code = if detail.starts_with(UNSAFE) {
+        let code = if e.kind() == ErrorKind::OutOfFuel {
+            Code::TemplateFuel
+        } else if detail.starts_with(UNSAFE) {
             Code::TemplateUnsafeValue
+        } else if detail.starts_with(UNSAFE_PATH) {
+            Code::OperatorPathUnsafe
         } else {
             Code::TemplateInvalid
         };
@@ -287,7 +371,10 @@ impl Renderer {
             let _ = write!(
                 message,
                 ": {}",
-                detail.strip_prefix(UNSAFE).unwrap_or(detail)
+                detail
+                    .strip_prefix(UNSAFE)
+                    .or_else(|| detail.strip_prefix(UNSAFE_PATH))
+                    .unwrap_or(detail)
             );
         }
         let location = match self.inline.iter().find(|(n, _)| n == name) {
@@ -310,20 +397,22 @@ impl Renderer {
 
 /// Wraps a rendered fragment in the markers [`Renderer::main`] reads back.
 pub fn mark(index: usize, text: &str) -> Value {
-    Value::from_safe_string(format!("{START}{index}{SEP}{text}{END}"))
+    Value::from_object(Trusted(format!("{START}{index}{SEP}{text}{END}")))
 }
 
 /// Every printed value passes through here.
 fn format_value(
     out: &mut minijinja::Output<'_>,
-    state: &mut minijinja::State<'_, '_>,
+    _state: &mut minijinja::State<'_, '_>,
     value: &Value,
 ) -> Result<(), Error> {
-    if value.is_safe() {
+    if let Some(trusted) = value.downcast_object_ref::<Trusted>() {
         return out
-            .write_str(value.as_str().unwrap_or_default())
+            .write_str(&trusted.0)
             .map_err(|_| Error::new(ErrorKind::WriteFailure, "write failed"));
     }
+    // Safe strings (`|e`, `|tojson`, macro and block results) are checked
+    // like any other: minijinja's notion of safe is HTML's, not the format's.
     let number;
     let mut digits = Digits::default();
     let text = match value.kind() {
@@ -354,14 +443,12 @@ fn format_value(
             ))
         }
     };
-    Escaper::for_template(state.name())
-        .check(text)
-        .map_err(|r| {
-            Error::new(
-                ErrorKind::InvalidOperation,
-                format!("{UNSAFE}{} {}", crate::diag::quote(text), r.0),
-            )
-        })?;
+    escaper().check(text).map_err(|r| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{UNSAFE}{} {}", crate::diag::quote(text), r.0),
+        )
+    })?;
     out.write_str(text)
         .map_err(|_| Error::new(ErrorKind::WriteFailure, "write failed"))
 }
@@ -395,12 +482,25 @@ impl Digits {
 /// `{{ list | join_tokens(", ") }}`: escapes every item for the template's
 /// format, then joins them. The built-in `join` would produce one string whose
 /// separators the escaper must refuse; this filter checks the items instead.
-fn join_tokens(
-    state: &minijinja::State<'_, '_>,
-    items: Value,
-    sep: Option<String>,
-) -> Result<Value, Error> {
-    let escaper = Escaper::for_template(state.name());
+fn join_tokens(items: Value, sep: Option<String>) -> Result<Value, Error> {
+    let escaper = escaper();
+    let sep = sep.as_deref().unwrap_or(" ");
+    // The separator is written unchecked between checked items, so it may
+    // only be list punctuation: spaces and commas (and newlines, which end an
+    // element, for argv and JSON).
+    let newline_ok = matches!(escaper, Escaper::Output(Format::Argv | Format::Json));
+    if !sep
+        .chars()
+        .all(|c| c == ' ' || c == ',' || (c == '\n' && newline_ok))
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "{UNSAFE}separator {} of join_tokens may contain only spaces and commas",
+                crate::diag::quote(sep)
+            ),
+        ));
+    }
     let mut out = String::new();
     for (i, item) in items.try_iter()?.enumerate() {
         if !matches!(item.kind(), ValueKind::String | ValueKind::Number) {
@@ -417,11 +517,11 @@ fn join_tokens(
             )
         })?;
         if i > 0 {
-            out.push_str(sep.as_deref().unwrap_or(" "));
+            out.push_str(sep);
         }
         out.push_str(&text);
     }
-    Ok(Value::from_safe_string(out))
+    Ok(Value::from_object(Trusted(out)))
 }
 
 /// An output line and the fragment it came from.
@@ -531,7 +631,29 @@ mod tests {
     use super::*;
 
     fn m(i: usize, t: &str) -> String {
-        mark(i, t).as_str().unwrap().to_owned()
+        mark(i, t)
+            .downcast_object_ref::<Trusted>()
+            .unwrap()
+            .0
+            .clone()
+    }
+
+    /// F18: built-in targets render without fuel (a valid manifest within
+    /// the size limit cannot exhaust it); operator rules or templates get it.
+    #[test]
+    fn only_operator_text_runs_on_fuel() {
+        for name in ["bwrap", "docker", "squid", "nftables"] {
+            let builtin = Assets::default();
+            let target = Target::load(&builtin, name).unwrap();
+            let r = Renderer::new(&builtin, &target).unwrap();
+            assert_eq!(r.env.fuel(), None, "{name}");
+            let overlay = Assets {
+                rules_dir: None,
+                templates_dir: Some(std::env::temp_dir().join("capgate-no-such-dir")),
+            };
+            let r = Renderer::new(&overlay, &target).unwrap();
+            assert_eq!(r.env.fuel(), Some(OPERATOR_FUEL), "{name}");
+        }
     }
 
     #[test]

@@ -328,3 +328,88 @@ fn directories_expand_to_their_json_files_sorted_once() {
     );
     assert!(expand_inputs(&[]).unwrap().is_empty());
 }
+
+/// F13 of the first adversarial review: someone who can write to the `--out`
+/// directory plants links where capgate (often root) writes. The artifact
+/// must replace whatever is at its name and nothing else may be written:
+/// the victims stay untouched, and the artifact is a regular file.
+#[test]
+fn batch_output_never_writes_through_planted_links() {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    use std::process::Command;
+    let dir = TempDir::new("links");
+    let input = dir.path().join("in/x.json");
+    fs::create_dir_all(input.parent().unwrap()).unwrap();
+    fs::write(&input, r#"{"name":"t","version":"1","tools":[]}"#).unwrap();
+    let victim = dir.path().join("victim.txt");
+    let original = "ORIGINAL VICTIM CONTENT\n";
+    // Each case plants something in the out dir before capgate runs; `$$` is
+    // the pid capgate will have (the shell execs it).
+    let cases: [(&str, String); 6] = [
+        // The old predictable temp name, as in the review's repro.
+        ("symlink at the temp name", "ln -s \"$V\" \"$O/.x.bwrap.json.$$.tmp\"".into()),
+        // Likely temp names of several pids around ours.
+        (
+            "symlinks at nearby temp names",
+            "for p in $(seq $(($$-5)) $(($$+5))); do ln -s \"$V\" \"$O/.x.bwrap.json.$p.tmp\"; done".into(),
+        ),
+        ("symlink at the final name", "ln -s \"$V\" \"$O/x.bwrap.json\"".into()),
+        (
+            "dangling symlink at the final name",
+            "ln -s \"$D/created-by-capgate\" \"$O/x.bwrap.json\"".into(),
+        ),
+        ("hard link at the final name", "ln \"$V\" \"$O/x.bwrap.json\"".into()),
+        ("FIFO at the final name", "mkfifo \"$O/x.bwrap.json\"".into()),
+    ];
+    for (what, plant) in cases {
+        let out = dir.path().join("out");
+        let _ = fs::remove_dir_all(&out);
+        fs::create_dir_all(&out).unwrap();
+        fs::write(&victim, original).unwrap();
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{plant}; exec \"$B\" compile \"$I\" --target bwrap --out \"$O\" >/dev/null"
+            ))
+            .env("B", env!("CARGO_BIN_EXE_capgate"))
+            .env("V", &victim)
+            .env("O", &out)
+            .env("D", dir.path())
+            .env("I", &input)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{what}: capgate failed");
+        assert_eq!(
+            fs::read_to_string(&victim).unwrap(),
+            original,
+            "{what}: victim written"
+        );
+        assert_eq!(
+            fs::metadata(&victim).unwrap().nlink(),
+            1,
+            "{what}: victim still linked from out"
+        );
+        assert!(
+            !dir.path().join("created-by-capgate").exists(),
+            "{what}: dangling link followed"
+        );
+        let artifact = out.join("x.bwrap.json");
+        let meta = fs::symlink_metadata(&artifact).unwrap();
+        assert!(
+            meta.file_type().is_file() && !meta.file_type().is_fifo(),
+            "{what}: artifact is {:?}",
+            meta.file_type()
+        );
+        let text = fs::read_to_string(&artifact).unwrap();
+        assert!(text.starts_with("{\"argv\""), "{what}: {text}");
+        // No temporary file left behind other than the planted ones.
+        for e in fs::read_dir(&out).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(
+                name == "x.bwrap.json" || e.file_type().unwrap().is_symlink(),
+                "{what}: left {name}"
+            );
+        }
+    }
+}

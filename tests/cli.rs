@@ -646,8 +646,16 @@ fn batch_compiles_every_manifest_and_summarises_failures() {
         run.stderr
     );
     assert!(run.stderr.contains("capgate: batch: "), "{}", run.stderr);
-    // Every good manifest was written, byte-identical to a single compile.
-    let written: Vec<&str> = run.stdout.lines().collect();
+    // A failed batch prints nothing on stdout; the files it wrote are listed
+    // on stderr. Every good manifest was written, byte-identical to a single
+    // compile.
+    assert_eq!(run.stdout, "", "stdout on a failed batch");
+    let written: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("capgate: batch: wrote "))
+        .collect();
+    assert!(written.iter().all(|w| w.starts_with(&out_s)), "{written:?}");
     let good = std::fs::read_dir(root().join("fixtures/manifests"))
         .unwrap()
         .count();
@@ -669,4 +677,67 @@ fn batch_compiles_every_manifest_and_summarises_failures() {
     assert_fails(&two, 2, Some("USAGE"), "two manifests without --out");
     let stdin = capgate(&["compile", "-", "--out", &out_s], Some(b"{}"));
     assert_fails(&stdin, 2, Some("USAGE"), "stdin with --out");
+}
+
+/// G6 of the second adversarial review: a failed command prints nothing on
+/// stdout, whatever the command. A broken operator rules file beside working
+/// ones used to leave `targets` printing a complete-looking listing.
+#[test]
+fn failed_commands_print_nothing_on_stdout() {
+    let dir = std::env::temp_dir().join(format!("capgate-cli-g6-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("rules")).unwrap();
+    struct Rm(std::path::PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _rm = Rm(dir.clone());
+    let rules = dir.join("rules").display().to_string();
+    let github = fixture("github.json");
+    let out_dir = dir.join("out").display().to_string();
+    // Three ways for a rules file to be broken: bad TOML, a bad template
+    // path, a rule without its required fields.
+    for (i, broken) in [
+        "[target\n",
+        "[target]\ndescription = \"d\"\nformat = \"argv\"\nartifact = \"argv\"\n[[rule]]\nid = \"x\"\ndoc = \"d\"\nfact = \"fs\"\nslot = \"s\"\ntemplate = \"../../../../etc/passwd\"\n",
+        "[target]\ndescription = \"d\"\n[[rule]]\nid = \"bwrap.cap-drop\"\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let _ = std::fs::remove_dir_all(dir.join("rules"));
+        std::fs::create_dir_all(dir.join("rules")).unwrap();
+        std::fs::write(dir.join("rules/broken.toml"), broken).unwrap();
+        let runs = [
+            ("targets", vec!["targets", "--rules", &rules]),
+            ("targets json", vec!["targets", "--rules", &rules, "--format", "json"]),
+            ("explain --rule", vec!["explain", "--rule", "bwrap.cap-drop", "--rules", &rules]),
+            (
+                "explain --rule json",
+                vec!["explain", "--rule", "bwrap.cap-drop", "--rules", &rules, "--format", "json"],
+            ),
+            ("explain", vec!["explain", &github, "--target", "broken", "--rules", &rules]),
+            ("compile", vec!["compile", &github, "--target", "broken", "--rules", &rules]),
+            (
+                "batch",
+                vec!["compile", &github, "--target", "broken", "--rules", &rules, "--out", &out_dir],
+            ),
+        ];
+        for (what, args) in runs {
+            let run = capgate(&args, None);
+            assert_eq!(run.code, 4, "{what} [{i}]: {}", run.stderr);
+            assert_eq!(run.stdout, "", "{what} [{i}]: stdout of a failed command");
+            assert!(run.stderr.starts_with("capgate: RULES_INVALID:") || run.stderr.starts_with("capgate: TEMPLATE_INVALID:"), "{what} [{i}]: {}", run.stderr);
+        }
+    }
+    // init into a directory where writing fails part-way: nothing on stdout.
+    std::fs::write(dir.join("file"), "x").unwrap();
+    let run = capgate(
+        &["init", "--eject", &dir.join("file").display().to_string()],
+        None,
+    );
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "", "init: stdout of a failed command");
 }

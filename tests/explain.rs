@@ -106,3 +106,110 @@ fn explain_rule_prints_its_doc_and_source() {
     let (code, _) = run(&["explain", "--rule", "no.such.rule"]);
     assert_eq!(code, Some(2));
 }
+
+/// F21 of the first adversarial review: JSON output carried tool names raw,
+/// so a consumer that decodes them (`jq -r`) printed live control and bidi
+/// characters, forging e.g. an `exact  fs:read:/x` line. Every JSON string
+/// that carries manifest text now holds the same `\u{..}` display form as the
+/// text diagnostics: no decoded string has a control, bidi or zero-width
+/// character, in compile (--permissive), explain --format json and
+/// --error-format json.
+#[test]
+fn json_output_escapes_control_bidi_and_zero_width_characters_from_manifests() {
+    // Spellings: ESC + newline forging a line (the review's), RLO, an
+    // isolate, zero-width space, BOM, a C1 control, tab, DEL.
+    let names = [
+        "a\u{202e}\u{1b}[2J\n  exact  fs:read:/x",
+        "b\u{2066}x\u{2069}",
+        "c\u{200b}d",
+        "\u{feff}e",
+        "f\u{85}g",
+        "h\ti",
+        "j\u{7f}",
+    ];
+    let tools: Vec<_> = names
+        .iter()
+        .map(|n| {
+            serde_json::json!({"name": n, "capabilities": [
+                "exec:spawn:chromium?nestedSandbox=true", "fs:write:/w/**", "fs:read:/w/sub",
+                "net:connect:api.example.com:443"
+            ]})
+        })
+        .collect();
+    let manifest = serde_json::json!({"name": "m\u{202e}", "version": "1", "tools": tools});
+    let file = std::env::temp_dir().join(format!("capgate-f21-{}.json", std::process::id()));
+    std::fs::write(&file, manifest.to_string()).unwrap();
+    struct Rm(std::path::PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _rm = Rm(file.clone());
+    let path = file.to_str().unwrap();
+    let bad = |c: char| capgate::diag::is_invisible(c);
+    fn strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            // The squid/nftables config is capgate's multi-line text; what
+            // it quotes from manifests passed the format's own check.
+            serde_json::Value::Object(o) => {
+                o.iter().filter(|(k, _)| *k != "config").for_each(|(k, x)| {
+                    out.push(k);
+                    strings(x, out)
+                })
+            }
+            _ => {}
+        }
+    }
+    let mut tool_fields = 0;
+    for target in common::TARGETS {
+        for args in [
+            vec!["compile", path, "--target", target, "--permissive"],
+            vec!["explain", path, "--target", target, "--format", "json"],
+            vec![
+                "compile",
+                path,
+                "--target",
+                target,
+                "--error-format",
+                "json",
+            ],
+        ] {
+            let out = Command::new(env!("CARGO_BIN_EXE_capgate"))
+                .args(&args)
+                .output()
+                .unwrap();
+            let text = if out.status.success() {
+                &out.stdout
+            } else {
+                &out.stderr
+            };
+            let text = String::from_utf8(text.clone()).unwrap();
+            let json: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"));
+            let mut all = Vec::new();
+            strings(&json, &mut all);
+            for s in &all {
+                assert!(!s.chars().any(bad), "{args:?}: decoded string {s:?}");
+            }
+            // The tool fields hold the display form of the names.
+            for name in names {
+                let shown = capgate::diag::printable(name);
+                if all.iter().any(|s| *s == shown) {
+                    tool_fields += 1;
+                }
+            }
+            // The raw text never appears, even JSON-escaped.
+            assert!(
+                !text.contains("\\u001b") && !text.contains('\u{202e}'),
+                "{args:?}"
+            );
+        }
+    }
+    assert!(
+        tool_fields > 0,
+        "no tool field found: the test checks nothing"
+    );
+}

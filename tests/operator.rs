@@ -252,6 +252,34 @@ fn broken_operator_files_give_located_errors() {
                 "template = \"deny-all.nft.j2\"",
             )
         }),
+        ("template-include-without-suffix", "nftables", |d| {
+            write(
+                d,
+                "templates/nftables/table.nft.j2",
+                "{% include \"nftables/table.j2\" %}\n",
+            );
+            write(
+                d,
+                "templates/nftables/table.j2",
+                "table inet {{ \"x; flush ruleset\" }}\n",
+            )
+        }),
+        ("template-fuel", "squid", |d| {
+            write(
+                d,
+                "templates/squid/header.squid.j2",
+                "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}\n",
+            )
+        }),
+        ("template-symlink-out", "squid", |d| {
+            write(d, "outside.squid.j2", "http_port 1\n");
+            fs::remove_file(d.join("templates/squid/header.squid.j2")).unwrap();
+            std::os::unix::fs::symlink(
+                d.join("outside.squid.j2"),
+                d.join("templates/squid/header.squid.j2"),
+            )
+            .unwrap()
+        }),
     ];
     let mut report = String::new();
     for (name, target, breaker) in cases {
@@ -347,4 +375,556 @@ fn init_refuses_to_overwrite_and_targets_lists_operator_targets() {
         .unwrap()
         .iter()
         .any(|o| o["name"] == "rootfs" && o["default"] == "rootfs"));
+}
+
+// ------------------------------------------------- escaping cannot be turned off
+//
+// F10/F11 of the first adversarial review: operator templates could print a
+// value past the per-format check with minijinja's `|e` (a "safe" string) or
+// from an `{% include %}`d file without the `.<format>.j2` suffix. Each case
+// below is one spelling of "print this value unchecked"; the real tool shows
+// the injected output would have been accepted, and capgate must refuse it.
+
+#[path = "enforcement/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+/// One operator template that prints `{{ VALUE }}` some way, plus the helper
+/// files it pulls in. `VALUE` is replaced by the expression naming the value.
+struct Spelling {
+    name: &'static str,
+    main: &'static str,
+    helpers: &'static [(&'static str, &'static str)],
+    /// The code capgate must refuse it with.
+    code: &'static str,
+}
+
+const UNSAFE: &str = "TEMPLATE_UNSAFE_VALUE";
+const INVALID: &str = "TEMPLATE_INVALID";
+
+fn spellings() -> Vec<Spelling> {
+    vec![
+        Spelling { name: "|e", main: "{{ VALUE | e }}", helpers: &[], code: UNSAFE },
+        Spelling { name: "|escape", main: "{{ VALUE | escape }}", helpers: &[], code: UNSAFE },
+        Spelling { name: "|e|e", main: "{{ VALUE | e | e }}", helpers: &[], code: UNSAFE },
+        // Removed or never present: unknown filters.
+        Spelling { name: "|safe", main: "{{ VALUE | safe }}", helpers: &[], code: INVALID },
+        Spelling { name: "|string|safe", main: "{{ VALUE | string | safe }}", helpers: &[], code: INVALID },
+        Spelling { name: "|forceescape", main: "{{ VALUE | forceescape }}", helpers: &[], code: INVALID },
+        Spelling { name: "|string", main: "{{ VALUE | string }}", helpers: &[], code: UNSAFE },
+        Spelling { name: "|indent", main: "{{ VALUE | indent(2) }}", helpers: &[], code: UNSAFE },
+        Spelling { name: "|format", main: "{{ \"%s\" | format(VALUE) }}", helpers: &[], code: UNSAFE },
+        Spelling { name: "~ concatenation", main: "{{ \"\" ~ VALUE ~ \"\" }}", helpers: &[], code: UNSAFE },
+        Spelling { name: "autoescape false", main: "{% autoescape false %}{{ VALUE }}{% endautoescape %}", helpers: &[], code: UNSAFE },
+        Spelling { name: "autoescape false + |e", main: "{% autoescape false %}{{ VALUE | e }}{% endautoescape %}", helpers: &[], code: UNSAFE },
+        Spelling {
+            name: "macro",
+            main: "{% macro m(v) %}{{ v }}{% endmacro %}{{ m(VALUE) }}",
+            helpers: &[],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "macro + |e",
+            main: "{% macro m(v) %}{{ v | e }}{% endmacro %}{{ m(VALUE) }}",
+            helpers: &[],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "caller()",
+            main: "{% macro m() %}{{ caller() }}{% endmacro %}{% call m() %}{{ VALUE | e }}{% endcall %}",
+            helpers: &[],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "set block",
+            main: "{% set x %}{{ VALUE | e }}{% endset %}{{ x }}",
+            helpers: &[],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "filter block",
+            main: "{% filter lower %}{{ VALUE | e }}{% endfilter %}",
+            helpers: &[],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "include of a file without the format suffix",
+            main: "{% include \"HELPERDIR/line.j2\" %}",
+            helpers: &[("line.j2", "{{ VALUE }}")],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "include of a .txt.j2 file",
+            main: "{% include \"HELPERDIR/line.txt.j2\" %}",
+            helpers: &[("line.txt.j2", "{{ VALUE }}")],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "macro imported from a file without the format suffix",
+            main: "{% from \"HELPERDIR/m.j2\" import m %}{{ m(VALUE) }}",
+            helpers: &[("m.j2", "{% macro m(v) %}{{ v }}{% endmacro %}")],
+            code: UNSAFE,
+        },
+        Spelling {
+            name: "module import from a file without the format suffix",
+            main: "{% import \"HELPERDIR/m.j2\" as h %}{{ h.m(VALUE) }}",
+            helpers: &[("m.j2", "{% macro m(v) %}{{ v | e }}{% endmacro %}")],
+            code: UNSAFE,
+        },
+    ]
+}
+
+/// Runs the capgate binary; returns (exit code, stdout, stderr).
+fn capgate(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_capgate"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes the spelling's template as `templates/<target>/<file>`, with the
+/// line around it, and its helpers beside it.
+fn write_spelling(
+    dir: &support::TempDir,
+    target: &str,
+    file: &str,
+    line: &str,
+    value: &str,
+    sp: &Spelling,
+) {
+    let body = sp.main.replace("VALUE", value).replace("HELPERDIR", target);
+    dir.file(
+        &format!("templates/{target}/{file}"),
+        // A space after the body, so `trim_blocks` after a closing block tag
+        // cannot eat the newline (output lines are trimmed at the end).
+        &line.replace("BODY", &format!("{body} ")),
+        0o644,
+    );
+    for (name, text) in sp.helpers {
+        dir.file(
+            &format!("templates/{target}/{name}"),
+            &text.replace("VALUE", value),
+            0o644,
+        );
+    }
+}
+
+/// Whether the attack output was refused: exit 4, nothing on stdout, the
+/// spelling's code on stderr. Returns what went wrong otherwise.
+fn refused(
+    what: &str,
+    sp: &Spelling,
+    (code, out, err): (i32, String, String),
+) -> Result<(), String> {
+    if code == 4 && out.is_empty() && err.contains(&format!("capgate: {}:", sp.code)) {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} [{}]: expected exit 4 with {} and no output, got exit {code}\nstdout: {}\nstderr: {err}",
+        sp.name,
+        sp.code,
+        out.chars().take(2000).collect::<String>()
+    ))
+}
+
+/// F10: a manifest `assert:` description printed by an operator nftables
+/// template in the `private` slot (before the special-range drop) cannot
+/// become a second nft statement, however the template prints it.
+#[test]
+fn manifest_values_cannot_inject_nft_rules_through_operator_templates() {
+    if !support::require(
+        "manifest_values_cannot_inject_nft_rules_through_operator_templates",
+        &["nft", "unshare"],
+        true,
+    ) {
+        return;
+    }
+    let builtin = Assets::default().rules("nftables").unwrap().unwrap().text;
+    // An operator's overlay that records each assertion as a rule in the
+    // private slot (security-review.md F10, templates/include-nft/rules).
+    let rules = format!(
+        "{builtin}\n[[rule]]\nid = \"nftables.assert-comment\"\ndoc = \"operator: record each assertion\"\nfact = \"assert\"\nverdict = \"host-enforced\"\nslot = \"private\"\ntemplate = \"assert.nft.j2\"\n"
+    );
+    let control =
+        r#"{"name":"t","version":"1","tools":[{"name":"a","capabilities":["assert:x:drop"]}]}"#;
+    let injected = "drop; ip daddr 169.254.169.254 accept";
+    let attack = format!(
+        r#"{{"name":"t","version":"1","tools":[{{"name":"a","capabilities":["assert:x:{injected}"]}}]}}"#
+    );
+    let line = "    ip daddr 192.0.2.1 tcp dport 1 BODY\n";
+    let mut failures = Vec::new();
+    for sp in spellings() {
+        let dir = support::TempDir::new("f10");
+        dir.file("rules/nftables.toml", &rules, 0o644);
+        write_spelling(
+            &dir,
+            "nftables",
+            "assert.nft.j2",
+            line,
+            "fact.description",
+            &sp,
+        );
+        let m_control = dir.file("control.json", control, 0o644);
+        let m_attack = dir.file("attack.json", &attack, 0o644);
+        let (r, t) = (
+            support::s(&dir.join("rules")),
+            support::s(&dir.join("templates")),
+        );
+        let args = |m: &Path| {
+            vec![
+                "compile".to_owned(),
+                support::s(m),
+                "--target".into(),
+                "nftables".into(),
+                "--rules".into(),
+                r.clone(),
+                "--templates".into(),
+                t.clone(),
+            ]
+        };
+        let run = |m: &Path| capgate(&args(m).iter().map(String::as_str).collect::<Vec<_>>());
+        let result = run(&m_attack);
+        if sp.code == UNSAFE {
+            // The spelling works as a template: the harmless value compiles
+            // into the private slot, before the special-range drop.
+            let (code, out, err) = run(&m_control);
+            assert_eq!(code, 0, "[{}] control: {err}", sp.name);
+            let config = serde_json::from_str::<serde_json::Value>(&out).unwrap()["config"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let ours = "ip daddr 192.0.2.1 tcp dport 1 drop\n";
+            let at = config
+                .find(ours)
+                .unwrap_or_else(|| panic!("[{}] {config}", sp.name));
+            assert!(at < config.find("} drop").unwrap(), "{config}");
+            // What the attack would have written: nft accepts it, with an
+            // accept for the metadata address before the special-range drop.
+            let forged = config.replacen(
+                ours,
+                &format!("ip daddr 192.0.2.1 tcp dport 1 {injected}\n"),
+                1,
+            );
+            let file = dir.file("forged.nft", &forged, 0o644);
+            support::ok(&mut support::cmd(
+                "unshare",
+                &["-n", "nft", "-c", "-f", &support::s(&file)],
+            ));
+        }
+        failures.extend(refused("nft", &sp, result).err());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// F11: an operator option with a newline cannot add a squid directive
+/// through an operator template, however the template prints it.
+#[test]
+fn options_cannot_inject_squid_directives_through_operator_templates() {
+    if !support::require(
+        "options_cannot_inject_squid_directives_through_operator_templates",
+        &["squid"],
+        true,
+    ) {
+        return;
+    }
+    let header = Assets::default()
+        .template("squid/header.squid.j2")
+        .unwrap()
+        .unwrap()
+        .0;
+    assert!(
+        header.contains("http_port {{ options.listen }}\n"),
+        "{header}"
+    );
+    let manifest = r#"{"name":"t","version":"1","tools":[{"name":"a","capabilities":["net:connect:api.example.com:443"]}]}"#;
+    let injected = "http_access allow all";
+    let mut failures = Vec::new();
+    for sp in spellings() {
+        let dir = support::TempDir::new("f11");
+        write_spelling(
+            &dir,
+            "squid",
+            "header.squid.j2",
+            &header.replace("http_port {{ options.listen }}\n", "http_port BODY\n"),
+            "options.listen",
+            &sp,
+        );
+        let m = dir.file("m.json", manifest, 0o644);
+        let (m, t) = (support::s(&m), support::s(&dir.join("templates")));
+        let base = [
+            "compile",
+            &m,
+            "--target",
+            "squid",
+            "--templates",
+            &t,
+            "--set",
+        ];
+        let attack = format!("listen=127.0.0.1:3128\n{injected}");
+        let result = capgate(&[&base[..], &[attack.as_str()]].concat());
+        if sp.code == UNSAFE {
+            let (code, out, err) = capgate(&[&base[..], &["listen=127.0.0.1:3128"]].concat());
+            assert_eq!(code, 0, "[{}] control: {err}", sp.name);
+            let config = serde_json::from_str::<serde_json::Value>(&out).unwrap()["config"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                config.contains("\nhttp_port 127.0.0.1:3128\n"),
+                "[{}] {config}",
+                sp.name
+            );
+            assert!(!config.contains(injected));
+            // What the attack would have written: squid parses it, and the
+            // directive allows every request.
+            let forged = config.replacen(
+                "\nhttp_port 127.0.0.1:3128\n",
+                &format!("\nhttp_port 127.0.0.1:3128\n{injected}\n"),
+                1,
+            );
+            let file = dir.file("forged.conf", &forged, 0o644);
+            support::ok(&mut support::cmd(
+                "squid",
+                &["-k", "parse", "-f", &support::s(&file)],
+            ));
+        }
+        failures.extend(refused("squid", &sp, result).err());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+// ------------------------------------------------- operator paths are not followed out
+
+/// F14 of the first adversarial review: `init --eject DIR` wrote through a
+/// symlink planted in DIR (a `rules -> /elsewhere` directory link, and with
+/// `--force` file links), and `--templates`/`--rules` read files through
+/// symlinks leading out of their directory. Every spelling is refused with
+/// OPERATOR_PATH_UNSAFE, nothing on stdout, and nothing outside is touched.
+#[test]
+fn eject_and_operator_dirs_refuse_symlinks_leading_out() {
+    use std::os::unix::fs::symlink;
+    let victim_text = "VICTIM-UNCHANGED\n";
+    // (what, setup(dir, outside), extra init args)
+    type Setup = fn(&Path, &Path);
+    let eject_cases: [(&str, Setup, &[&str]); 5] = [
+        (
+            "rules -> outside dir",
+            |d, o| symlink(o, d.join("rules")).unwrap(),
+            &[],
+        ),
+        (
+            "templates/squid -> outside dir",
+            |d, o| {
+                fs::create_dir_all(d.join("templates")).unwrap();
+                symlink(o, d.join("templates/squid")).unwrap()
+            },
+            &[],
+        ),
+        (
+            "--force over a file symlink",
+            |d, o| {
+                fs::create_dir_all(d.join("rules")).unwrap();
+                symlink(o.join("victim.txt"), d.join("rules/bwrap.toml")).unwrap()
+            },
+            &["--force"],
+        ),
+        (
+            "--force over a dangling file symlink",
+            |d, o| {
+                fs::create_dir_all(d.join("rules")).unwrap();
+                symlink(o.join("created.toml"), d.join("rules/squid.toml")).unwrap()
+            },
+            &["--force"],
+        ),
+        (
+            "--force over a symlinked template dir",
+            |d, o| {
+                fs::create_dir_all(d.join("templates")).unwrap();
+                symlink(o, d.join("templates/nftables")).unwrap()
+            },
+            &["--force"],
+        ),
+    ];
+    for (what, setup, extra) in eject_cases {
+        let dir = TempDir::new("eject-link");
+        let (ej, outside) = (dir.0.join("ej"), dir.0.join("outside"));
+        fs::create_dir_all(&ej).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("victim.txt"), victim_text).unwrap();
+        setup(&ej, &outside);
+        let mut args = vec!["init", "--eject", ej.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (code, out, err) = capgate(&args);
+        assert_eq!(code, 4, "{what}: {err}");
+        assert!(out.is_empty(), "{what}: {out}");
+        assert!(
+            err.starts_with("capgate: OPERATOR_PATH_UNSAFE:"),
+            "{what}: {err}"
+        );
+        let left: Vec<_> = fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["victim.txt"], "{what}: wrote outside");
+        assert_eq!(
+            fs::read_to_string(outside.join("victim.txt")).unwrap(),
+            victim_text
+        );
+    }
+    // Without planted links, --force overwrites the real files it finds.
+    let dir = TempDir::new("eject-force");
+    let ej = dir.0.join("ej");
+    assert_eq!(capgate(&["init", "--eject", ej.to_str().unwrap()]).0, 0);
+    fs::write(ej.join("rules/bwrap.toml"), "changed").unwrap();
+    let (code, out, err) = capgate(&["init", "--eject", ej.to_str().unwrap(), "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("wrote "), "{out}");
+    assert_eq!(
+        fs::read_to_string(ej.join("rules/bwrap.toml")).unwrap(),
+        Assets::default().rules("bwrap").unwrap().unwrap().text
+    );
+
+    // --templates and --rules: links out of the directory, and special files.
+    let manifest = r#"{"name":"t","version":"1","tools":[{"name":"a","capabilities":["net:connect:api.example.com:443"]}]}"#;
+    let dir_cases: [(&str, &str, Setup); 6] = [
+        ("template file -> outside", "templates", |d, o| {
+            fs::create_dir_all(d.join("squid")).unwrap();
+            symlink(o.join("victim.txt"), d.join("squid/header.squid.j2")).unwrap()
+        }),
+        ("template dir -> outside", "templates", |d, o| {
+            fs::write(o.join("header.squid.j2"), "SECRET {{ options.listen }}\n").unwrap();
+            symlink(o, d.join("squid")).unwrap()
+        }),
+        ("dangling template link", "templates", |d, o| {
+            fs::create_dir_all(d.join("squid")).unwrap();
+            symlink(o.join("nothing"), d.join("squid/header.squid.j2")).unwrap()
+        }),
+        ("template FIFO", "templates", |d, _| {
+            fs::create_dir_all(d.join("squid")).unwrap();
+            let ok = Command::new("mkfifo")
+                .arg(d.join("squid/header.squid.j2"))
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }),
+        ("rules file -> outside", "rules", |d, o| {
+            fs::write(
+                o.join("squid.toml"),
+                Assets::default().rules("squid").unwrap().unwrap().text,
+            )
+            .unwrap();
+            symlink(o.join("squid.toml"), d.join("squid.toml")).unwrap()
+        }),
+        ("rules file -> /dev/zero", "rules", |d, _| {
+            symlink("/dev/zero", d.join("squid.toml")).unwrap()
+        }),
+    ];
+    for (what, kind, setup) in dir_cases {
+        let dir = TempDir::new("dir-link");
+        let (op, outside) = (dir.0.join(kind), dir.0.join("outside"));
+        fs::create_dir_all(&op).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("victim.txt"), victim_text).unwrap();
+        setup(&op, &outside);
+        let m = dir.0.join("m.json");
+        fs::write(&m, manifest).unwrap();
+        let flag = format!("--{kind}");
+        let (m, op) = (m.to_str().unwrap(), op.to_str().unwrap());
+        for args in [
+            vec!["compile", m, "--target", "squid", &flag, op],
+            vec!["explain", m, "--target", "squid", &flag, op],
+            vec!["targets", &flag, op],
+        ] {
+            let (code, out, err) = capgate(&args);
+            assert_eq!(code, 4, "{what} {args:?}: {err}");
+            assert!(out.is_empty(), "{what} {args:?}: {out}");
+            assert!(
+                err.starts_with("capgate: OPERATOR_PATH_UNSAFE:"),
+                "{what} {args:?}: {err}"
+            );
+        }
+    }
+    // Through the library too (no command-line pre-check): refused, not read.
+    let dir = TempDir::new("lib-link");
+    let (tpl, outside) = (dir.0.join("templates"), dir.0.join("outside"));
+    fs::create_dir_all(tpl.join("squid")).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("s.j2"), "SECRET-OUTSIDE\n").unwrap();
+    symlink(outside.join("s.j2"), tpl.join("squid/header.squid.j2")).unwrap();
+    let assets = Assets {
+        rules_dir: None,
+        templates_dir: Some(tpl.clone()),
+    };
+    let err = assets.template("squid/header.squid.j2").unwrap_err();
+    assert!(capgate::assets::UnsafePath::of(&err).is_some(), "{err}");
+    let compiler = Compiler::new(&assets, "squid");
+    let d = compiler.err().expect("refused");
+    assert_eq!(d[0].code, capgate::diag::Code::OperatorPathUnsafe, "{d:?}");
+    // A symlink that stays inside the directory is fine.
+    fs::remove_file(tpl.join("squid/header.squid.j2")).unwrap();
+    fs::write(
+        tpl.join("common.squid.j2"),
+        Assets::default()
+            .template("squid/header.squid.j2")
+            .unwrap()
+            .unwrap()
+            .0,
+    )
+    .unwrap();
+    symlink("../common.squid.j2", tpl.join("squid/header.squid.j2")).unwrap();
+    assert!(Compiler::new(&assets, "squid").is_ok());
+    let (code, _, err) = capgate(&["targets", "--templates", tpl.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// F18: an operator template that loops too long fails with its own code
+/// (TEMPLATE_FUEL, documented limit), not TEMPLATE_INVALID's "undefined
+/// variables" help; the same manifest compiles with the built-in template.
+#[test]
+fn operator_templates_have_a_documented_fuel_limit() {
+    let dir = TempDir::new("fuel");
+    let manifest = dir.0.join("m.json");
+    fs::write(&manifest, r#"{"name":"t","version":"1","tools":[{"name":"a","capabilities":["net:connect:api.example.com:443"]}]}"#).unwrap();
+    let header = Assets::default()
+        .template("squid/header.squid.j2")
+        .unwrap()
+        .unwrap()
+        .0;
+    // Spellings of "too much work": nested loops, a loop in a macro, a loop in an include.
+    let spellings = [
+        "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+        "{% macro m() %}{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}{% endmacro %}{{ m() }}",
+        "{% include \"squid/loop.j2\" %}",
+    ];
+    for body in spellings {
+        fs::create_dir_all(dir.0.join("templates/squid")).unwrap();
+        fs::write(
+            dir.0.join("templates/squid/header.squid.j2"),
+            format!("{body}{header}"),
+        )
+        .unwrap();
+        fs::write(
+            dir.0.join("templates/squid/loop.j2"),
+            "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+        )
+        .unwrap();
+        let (code, out, err) = capgate(&[
+            "compile",
+            manifest.to_str().unwrap(),
+            "--target",
+            "squid",
+            "--templates",
+            dir.0.join("templates").to_str().unwrap(),
+        ]);
+        assert_eq!(code, 4, "{body}: {err}");
+        assert!(out.is_empty());
+        assert!(err.starts_with("capgate: TEMPLATE_FUEL:"), "{body}: {err}");
+    }
+    let (code, _, err) = capgate(&["compile", manifest.to_str().unwrap(), "--target", "squid"]);
+    assert_eq!(code, 0, "{err}");
 }

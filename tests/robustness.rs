@@ -514,3 +514,200 @@ fn every_error_is_reported_located_with_caret_and_help() {
         assert!(codes.contains(&code), "{code} missing from {codes:?}");
     }
 }
+
+/// F17 of the first adversarial review: input is read through a bounded
+/// reader, so an endless or huge input is refused with MANIFEST_TOO_LARGE
+/// after the limit + 1 byte, in bounded memory, whatever it comes from.
+#[test]
+fn oversized_input_is_not_read_past_the_limit() {
+    let _serial = heavy();
+    let limit = capgate::manifest::MAX_MANIFEST_BYTES as u64;
+    let bin = env!("CARGO_BIN_EXE_capgate");
+    // 512 MiB of address space: the whole input never fits, the limit does.
+    let limited = |script: &str, args: &[&str]| {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(format!("ulimit -v {}; {script}", 512 << 10))
+            .arg(bin)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let check = |what: &str, out: &Output| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{what}: {stderr}");
+        assert!(out.stdout.is_empty(), "{what}: stdout on failure");
+        assert!(
+            stderr.contains("capgate: MANIFEST_TOO_LARGE:"),
+            "{what}: {stderr}"
+        );
+    };
+    // A character device that never ends, as a file argument and in a batch.
+    let out = limited("exec \"$0\" compile /dev/zero --target bwrap", &[])
+        .output()
+        .unwrap();
+    check("/dev/zero", &out);
+    let dir = std::env::temp_dir().join(format!("capgate-f17-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    struct Rm(std::path::PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _rm = Rm(dir.clone());
+    let out_dir = dir.join("out");
+    let out = limited(
+        "exec \"$0\" compile /dev/zero \"$1\" --target squid --out \"$2\"",
+        &[
+            dir.join("missing.json").to_str().unwrap(),
+            out_dir.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "batch: {stderr}");
+    assert!(out.stdout.is_empty(), "batch: stdout on failure");
+    assert!(stderr.contains("MANIFEST_TOO_LARGE"), "batch: {stderr}");
+
+    // An endless writer on stdin and on a FIFO: capgate stops reading at the
+    // limit, so the writer is cut off (EPIPE) soon after it.
+    let feed = |mut sink: Box<dyn std::io::Write + Send>| {
+        std::thread::spawn(move || {
+            let chunk = vec![b' '; 1 << 20];
+            let mut written: u64 = 0;
+            while written < 4 << 30 {
+                match sink.write(&chunk) {
+                    Ok(n) => written += n as u64,
+                    Err(_) => break,
+                }
+            }
+            written
+        })
+    };
+    let mut child = limited("exec \"$0\" compile - --target nftables", &[])
+        .spawn()
+        .unwrap();
+    let writer = feed(Box::new(child.stdin.take().unwrap()));
+    let out = child.wait_with_output().unwrap();
+    check("stdin", &out);
+    let fed = writer.join().unwrap();
+    assert!(
+        fed <= limit + (8 << 20),
+        "stdin: capgate read {fed} bytes of an endless input (limit {limit})"
+    );
+
+    let fifo = dir.join("m.json");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let child = limited(
+        "exec \"$0\" compile \"$1\" --target docker",
+        &[fifo.to_str().unwrap()],
+    )
+    .spawn()
+    .unwrap();
+    // Opening a FIFO for writing waits for the reader.
+    let sink = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let writer = feed(Box::new(sink));
+    let out = child.wait_with_output().unwrap();
+    check("FIFO", &out);
+    let fed = writer.join().unwrap();
+    assert!(
+        fed <= limit + (8 << 20),
+        "FIFO: capgate read {fed} bytes of an endless input (limit {limit})"
+    );
+}
+
+/// F20 of the first adversarial review: a long tool name was repeated in
+/// every note (and diagnostic, `unenforceable[]` entry and explain line)
+/// naming one of its capabilities, so output and memory grew with
+/// (capabilities x name length): a 557 KB manifest gave 750 MB of stdout, a
+/// 1.1 MB one aborted on allocation. Output must stay within a constant
+/// factor of the input, for a short and a long name alike, under a 2 GiB
+/// address-space limit, for every command that names tools.
+#[test]
+fn output_grows_linearly_with_a_long_tool_name() {
+    let _serial = heavy();
+    let manifest = |name_bytes: usize, paths: usize| -> Vec<u8> {
+        let mut caps = Vec::new();
+        for i in 0..paths {
+            // A widening (write beside read), a children glob, nestedSandbox.
+            caps.push(format!("fs:write:/srv/p{i}/**"));
+            caps.push(format!("fs:read:/srv/p{i}/sub"));
+            caps.push(format!("exec:spawn:prog{i}?nestedSandbox=true"));
+            caps.push(format!("fs:read:/srv/q{i}/*"));
+        }
+        serde_json::to_vec(&serde_json::json!({
+            "name": "m", "version": "1",
+            "tools": [{"name": "T".repeat(name_bytes), "capabilities": caps}]
+        }))
+        .unwrap()
+    };
+    let commands: Vec<Vec<&str>> = {
+        let mut v = Vec::new();
+        for t in TARGETS {
+            v.push(vec!["compile", "FILE", "--target", t]);
+            v.push(vec!["compile", "FILE", "--target", t, "--permissive"]);
+        }
+        // squid refuses fs and exec: one diagnostic per capability.
+        v.push(vec![
+            "compile",
+            "FILE",
+            "--target",
+            "squid",
+            "--error-format",
+            "json",
+        ]);
+        for t in ["bwrap", "squid"] {
+            v.push(vec!["explain", "FILE", "--target", t]);
+            v.push(vec!["explain", "FILE", "--target", t, "--format", "json"]);
+        }
+        v
+    };
+    let mut worst: Vec<(f64, String)> = Vec::new();
+    for name_bytes in [100, 1_000_000] {
+        let bytes = manifest(name_bytes, 1000);
+        let f = TempFile::new("amplify", &bytes);
+        for args in &commands {
+            let args: Vec<&str> = args
+                .iter()
+                .map(|a| {
+                    if *a == "FILE" {
+                        f.0.to_str().unwrap()
+                    } else {
+                        a
+                    }
+                })
+                .collect();
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(format!("ulimit -v {}; exec \"$0\" \"$@\"", 2 << 20))
+                .arg(env!("CARGO_BIN_EXE_capgate"))
+                .args(&args)
+                .output()
+                .unwrap();
+            let what = format!("{args:?} with a {name_bytes}-byte tool name");
+            assert!(
+                matches!(out.status.code(), Some(0 | 4)),
+                "{what}: {:?} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr[..out.stderr.len().min(500)])
+            );
+            let ratio = (out.stdout.len() + out.stderr.len()) as f64 / bytes.len() as f64;
+            worst.push((ratio, what));
+        }
+    }
+    worst.sort_by(|a, b| b.0.total_cmp(&a.0));
+    // Measured after the fix: at most ~16x (explain JSON of a short name,
+    // where the fixed text dominates); before it, x1350 and growing.
+    assert!(
+        worst[0].0 < 40.0,
+        "output/input ratio {:.0} for {}",
+        worst[0].0,
+        worst[0].1
+    );
+}
