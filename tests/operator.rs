@@ -602,7 +602,8 @@ fn manifest_values_cannot_inject_nft_rules_through_operator_templates() {
             let at = config
                 .find(ours)
                 .unwrap_or_else(|| panic!("[{}] {config}", sp.name));
-            assert!(at < config.find("} drop").unwrap(), "{config}");
+            // Before the special-range drop (the ND-typed drop above it is not it).
+            assert!(at < config.find("ip daddr { ").unwrap(), "{config}");
             // What the attack would have written: nft accepts it, with an
             // accept for the metadata address before the special-range drop.
             let forged = config.replacen(
