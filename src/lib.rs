@@ -19,6 +19,7 @@ pub mod capability;
 pub mod cli;
 pub mod compile;
 pub mod diag;
+pub mod diff;
 pub mod escape;
 pub mod explain;
 pub mod generate;
