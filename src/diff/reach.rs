@@ -431,13 +431,31 @@ fn exec(old: &Policy, new: &Policy, other: &str, out: &mut Vec<Reach>) {
     }
 }
 
+/// Whether a variable is injected: declared `inject`, or DISPLAY for an x11
+/// connection (the fact's own flag depends on declaration order there).
+fn injected(p: &Policy, f: &crate::ir::EnvFact) -> bool {
+    f.inject
+        || f.caps.iter().any(|&c| {
+            matches!(
+                p.caps[c as usize].capability,
+                Capability::Ipc {
+                    endpoint: crate::capability::Endpoint::X11
+                } | Capability::Env {
+                    actions: crate::capability::EnvActions { inject: true, .. },
+                    ..
+                }
+            )
+        })
+}
+
 fn env(old: &Policy, new: &Policy, other: &str, out: &mut Vec<Reach>) {
     for f in &new.env {
         let before = old.env.iter().find(|o| o.name == f.name);
+        let inject = injected(new, f);
         let access = match before {
-            None if f.inject => "inject",
+            None if inject => "inject",
             None => "read",
-            Some(o) if f.inject && !o.inject => "inject",
+            Some(o) if inject && !injected(old, o) => "inject",
             Some(_) => continue,
         };
         out.push(Reach {

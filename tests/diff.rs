@@ -1,0 +1,664 @@
+//! `capgate diff`: exit codes and witnesses through the binary, and the
+//! subsumption decision checked against a brute-force model on small random
+//! manifests (the model enumerates a finite universe of paths, hosts and
+//! ports and knows nothing of capgate's code).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Output};
+
+use proptest::prelude::*;
+
+use capgate::assets::Assets;
+use capgate::diff::{diff, DiffReport, Input};
+
+fn capgate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_capgate"))
+        .current_dir(common::root())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn witnesses(v: &serde_json::Value, list: &str) -> Vec<(String, String)> {
+    v[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap().to_owned(),
+                c["witness"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- CLI
+
+#[test]
+fn widening_fs_glob_names_a_sibling_path() {
+    let o = capgate(&[
+        "diff",
+        "fixtures/diff/base.json",
+        "fixtures/diff/widen-fs.json",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&o);
+    assert_eq!(v["widens"], true);
+    assert_eq!(witnesses(&v, "added"), [("fs".into(), "/data/b".into())]);
+    let cap = &v["added"][0]["capabilities"][0];
+    assert_eq!(cap["capability"], "fs:read:/data/**");
+    assert_eq!(cap["tool"], "read_file");
+    assert_eq!(cap["location"], "fixtures/diff/widen-fs.json:6:45");
+}
+
+#[test]
+fn widening_net_wildcard_names_a_subdomain() {
+    let o = capgate(&[
+        "diff",
+        "fixtures/diff/base.json",
+        "fixtures/diff/widen-net.json",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        witnesses(&json(&o), "added"),
+        [("net".into(), "x.example.com:443".into())]
+    );
+}
+
+#[test]
+fn narrowing_reordering_and_renaming_exit_0() {
+    for new in ["narrow", "renamed", "base"] {
+        let o = capgate(&[
+            "diff",
+            "fixtures/diff/base.json",
+            &format!("fixtures/diff/{new}.json"),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{new}: {}", stdout(&o));
+        let v = json(&o);
+        assert_eq!(v["widens"], false);
+        assert!(v["added"].as_array().unwrap().is_empty(), "{new}");
+    }
+    // The renamed manifest grants the same: nothing removed either.
+    let v = json(&capgate(&[
+        "diff",
+        "fixtures/diff/base.json",
+        "fixtures/diff/renamed.json",
+        "--format",
+        "json",
+    ]));
+    assert!(v["removed"].as_array().unwrap().is_empty(), "{v}");
+    // Narrowing the other way round is a widening.
+    let o = capgate(&["diff", "fixtures/diff/narrow.json", "fixtures/diff/base.json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    assert!(text.contains("+ fs /data/a/a  [read]"), "{text}");
+    assert!(text.contains("+ env LANG  [read]"), "{text}");
+    // base drops the `audit` assertion narrow.json promised.
+    assert!(text.contains("+ assert audit  [dropped]"), "{text}");
+}
+
+#[test]
+fn bad_input_on_either_side_is_the_compile_error() {
+    for (old, new, code, marker) in [
+        ("bad-cap", "base", 4, "CAP_FS_PATH"),
+        ("base", "bad-cap", 4, "CAP_FS_PATH"),
+        ("base", "bad-json", 3, "INPUT_JSON"),
+        ("bad-json", "base", 3, "INPUT_JSON"),
+        ("base", "missing", 3, "INPUT_UNREADABLE"),
+    ] {
+        let old_path = format!("fixtures/diff/{old}.json");
+        let new_path = format!("fixtures/diff/{new}.json");
+        let o = capgate(&["diff", &old_path, &new_path]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{old} {new}: {err}");
+        assert!(o.stdout.is_empty(), "stdout must be empty on failure");
+        assert!(err.starts_with(&format!("capgate: {marker}:")), "{err}");
+        // Located in the file that is wrong, as compile locates it.
+        let bad = if old.starts_with("bad") || old == "missing" {
+            &old_path
+        } else {
+            &new_path
+        };
+        assert!(err.contains(bad.as_str()), "{err}");
+        let compiled = capgate(&["compile", bad, "--target", "bwrap"]);
+        assert_eq!(compiled.status.code(), Some(code));
+        assert_eq!(String::from_utf8_lossy(&compiled.stderr), err);
+    }
+    for args in [
+        vec!["diff", "fixtures/diff/base.json"],
+        vec!["diff", "-", "-"],
+        vec!["diff", "a", "b", "--format", "yaml"],
+    ] {
+        let o = capgate(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(o.stdout.is_empty());
+    }
+    let o = capgate(&[
+        "diff",
+        "fixtures/diff/base.json",
+        "fixtures/diff/base.json",
+        "--target",
+        "nosuch",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn target_output_lines_carry_rule_and_capability() {
+    let o = capgate(&[
+        "diff",
+        "fixtures/diff/base.json",
+        "fixtures/diff/widen-fs.json",
+        "--target",
+        "bwrap",
+        "--target",
+        "squid",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    let bwrap = &v["targets"][0];
+    assert_eq!(bwrap["target"], "bwrap");
+    let added: Vec<&str> = bwrap["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(added, ["--ro-bind /data /data"]);
+    assert_eq!(bwrap["added"][0]["rule"], "bwrap.fs.ro-bind");
+    assert_eq!(
+        bwrap["added"][0]["capabilities"][0]["capability"],
+        "fs:read:/data/**"
+    );
+    assert_eq!(
+        bwrap["removed"][0]["capabilities"][0]["location"],
+        "fixtures/diff/base.json:6:45"
+    );
+    // squid: the fs change does not touch the proxy config.
+    assert_eq!(v["targets"][1]["target"], "squid");
+    assert!(v["targets"][1]["added"].as_array().unwrap().is_empty());
+    assert!(v["targets"][1]["removed"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn text_report_snapshot() {
+    let o = capgate(&[
+        "diff",
+        "fixtures/diff/narrow.json",
+        "fixtures/diff/widen-net.json",
+        "--target",
+        "squid",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    insta::assert_snapshot!("diff_text_narrow_to_widen_net", stdout(&o));
+}
+
+// ---------------------------------------------------------------- brute-force model
+
+/// A capability of the random manifests, in a form the model reads directly.
+#[derive(Debug, Clone)]
+enum Cap {
+    Fs {
+        segs: Vec<&'static str>,
+        glob: &'static str,
+        actions: Vec<&'static str>,
+    },
+    Net {
+        host: &'static str,
+        port: Option<u16>,
+    },
+    Exec {
+        bin: &'static str,
+        nested: bool,
+    },
+    Env {
+        name: &'static str,
+        inject: bool,
+    },
+    Ipc(&'static str),
+    Clock(&'static str),
+    Assert {
+        id: &'static str,
+        desc: &'static str,
+    },
+}
+
+impl Cap {
+    fn text(&self) -> String {
+        match self {
+            Cap::Fs {
+                segs,
+                glob,
+                actions,
+            } => format!("fs:{}:/r/{}{glob}", actions.join(","), segs.join("/")),
+            Cap::Net { host, port } => match port {
+                Some(p) => format!("net:connect:{host}:{p}"),
+                None => format!("net:connect:{host}"),
+            },
+            Cap::Exec { bin, nested } => {
+                if *nested {
+                    format!("exec:spawn:{bin}?nestedSandbox=true")
+                } else {
+                    format!("exec:spawn:{bin}")
+                }
+            }
+            Cap::Env { name, inject } => {
+                format!("env:{}:{name}", if *inject { "inject" } else { "read" })
+            }
+            Cap::Ipc(e) if e.contains(':') => format!("ipc:connect:\"{e}\""),
+            Cap::Ipc(e) => format!("ipc:connect:{e}"),
+            Cap::Clock(s) => format!("clock:{s}"),
+            Cap::Assert { id, desc } => format!("assert:{id}:\"{desc}\""),
+        }
+    }
+}
+
+const SEGS: [&str; 2] = ["a", "b"];
+const HOSTS: [&str; 10] = [
+    "a.com",
+    "b.a.com",
+    "c.b.a.com",
+    "*.a.com",
+    "*.b.a.com",
+    "*.com",
+    "*",
+    "1.2.3.4",
+    "10.0.0.1",
+    "b.com",
+];
+const ACTIONS: [&str; 4] = ["read", "create", "write", "delete"];
+
+fn cap() -> impl Strategy<Value = Cap> {
+    prop_oneof![
+        4 => (
+            prop::collection::vec(prop::sample::select(SEGS.to_vec()), 1..=2),
+            prop::sample::select(vec!["", "/*", "/**"]),
+            prop::sample::subsequence(ACTIONS.to_vec(), 1..=2),
+        )
+            .prop_map(|(segs, glob, actions)| Cap::Fs { segs, glob, actions }),
+        4 => (
+            prop::sample::select(HOSTS.to_vec()),
+            prop::sample::select(vec![None, Some(80), Some(443)]),
+        )
+            .prop_map(|(host, port)| Cap::Net { host, port }),
+        1 => (prop::sample::select(vec!["git", "node"]), any::<bool>())
+            .prop_map(|(bin, nested)| Cap::Exec { bin, nested }),
+        1 => (prop::sample::select(vec!["A", "DISPLAY"]), any::<bool>())
+            .prop_map(|(name, inject)| Cap::Env { name, inject }),
+        1 => prop::sample::select(vec!["x11", "dbus:system", "unix:/run/a/s.sock"]).prop_map(Cap::Ipc),
+        1 => prop::sample::select(vec!["system", "tzdata"]).prop_map(Cap::Clock),
+        1 => (prop::sample::select(vec!["p", "q"]), prop::sample::select(vec!["d1", "d2"]))
+            .prop_map(|(id, desc)| Cap::Assert { id, desc }),
+    ]
+}
+
+/// Capabilities split over the tools in contiguous runs, so declaration order is list order.
+fn manifest(caps: &[Cap], tool_names: &[&str]) -> String {
+    let n = tool_names.len().max(1);
+    let per = caps.len().div_ceil(n).max(1);
+    let mut tools: Vec<Vec<String>> = vec![Vec::new(); n];
+    for (i, c) in caps.iter().enumerate() {
+        tools[i / per].push(c.text());
+    }
+    let tools: Vec<serde_json::Value> = tools
+        .into_iter()
+        .enumerate()
+        .map(|(i, caps)| {
+            serde_json::json!({ "name": tool_names.get(i).copied().unwrap_or("t"), "capabilities": caps })
+        })
+        .collect();
+    serde_json::json!({ "name": "m", "version": "1", "tools": tools }).to_string()
+}
+
+fn run(old: &str, new: &str) -> DiffReport {
+    diff(
+        Input {
+            name: "old.json",
+            bytes: old.as_bytes(),
+        },
+        Input {
+            name: "new.json",
+            bytes: new.as_bytes(),
+        },
+        &[],
+        &Assets::default(),
+    )
+    .expect("generated manifests are valid")
+}
+
+/// The model: what a list of capabilities reaches, evaluated point by point.
+struct Model<'a>(&'a [Cap]);
+
+fn closure(actions: &[&str]) -> BTreeSet<&'static str> {
+    let mut s: BTreeSet<&'static str> = actions
+        .iter()
+        .map(|a| *ACTIONS.iter().find(|b| *b == a).unwrap())
+        .collect();
+    if s.contains("delete") {
+        s.insert("write");
+    }
+    if s.iter().any(|a| *a != "read") {
+        s.insert("read");
+    }
+    s
+}
+
+fn is_public_ip(h: &str) -> bool {
+    h == "1.2.3.4" || h == "5.6.7.8"
+}
+
+fn is_ip(h: &str) -> bool {
+    h.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
+impl Model<'_> {
+    fn fs(&self, x: &str) -> BTreeSet<&'static str> {
+        let mut out = BTreeSet::new();
+        for c in self.0 {
+            if let Cap::Fs {
+                segs,
+                glob,
+                actions,
+            } = c
+            {
+                let p = format!("/r/{}", segs.join("/"));
+                let below = x.starts_with(&format!("{p}/"));
+                let hit = match *glob {
+                    "/*" => below,
+                    _ => below || x == p,
+                };
+                if hit {
+                    out.extend(closure(actions));
+                }
+            }
+        }
+        out
+    }
+
+    fn net(&self, host: &str, port: u16) -> bool {
+        self.0.iter().any(|c| match c {
+            Cap::Net { host: h, port: p } => {
+                let host_ok = match *h {
+                    "*" => !is_ip(host) || is_public_ip(host),
+                    h if h.starts_with("*.") => {
+                        !is_ip(host) && host.ends_with(&h[1..]) && host.len() > h.len() - 1
+                    }
+                    h => h == host,
+                };
+                host_ok && p.is_none_or(|p| p == port)
+            }
+            _ => false,
+        })
+    }
+
+    fn exec(&self) -> BTreeMap<&'static str, bool> {
+        let mut m = BTreeMap::new();
+        for c in self.0 {
+            if let Cap::Exec { bin, nested } = c {
+                *m.entry(*bin).or_insert(false) |= nested;
+            }
+        }
+        m
+    }
+
+    /// Variable → 1 read, 2 inject (x11 passes DISPLAY).
+    fn env(&self) -> BTreeMap<&'static str, u8> {
+        let mut m = BTreeMap::new();
+        for c in self.0 {
+            let (name, level) = match c {
+                Cap::Env { name, inject } => (*name, if *inject { 2 } else { 1 }),
+                Cap::Ipc("x11") => ("DISPLAY", 2),
+                _ => continue,
+            };
+            let e = m.entry(name).or_insert(0);
+            *e = (*e).max(level);
+        }
+        m
+    }
+
+    fn ipc(&self) -> BTreeSet<&'static str> {
+        self.0
+            .iter()
+            .filter_map(|c| match c {
+                Cap::Ipc(e) => Some(*e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn clock(&self) -> u8 {
+        self.0
+            .iter()
+            .map(|c| match c {
+                Cap::Clock("tzdata") => 2,
+                Cap::Clock(_) => 1,
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn asserts(&self) -> BTreeMap<&'static str, &'static str> {
+        let mut m = BTreeMap::new();
+        for c in self.0 {
+            if let Cap::Assert { id, desc } = c {
+                m.insert(*id, *desc);
+            }
+        }
+        m
+    }
+}
+
+fn fs_points() -> Vec<String> {
+    let segs = ["a", "b", "c", "z"];
+    let mut out = vec!["/r".to_owned()];
+    let mut frontier = vec!["/r".to_owned()];
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for p in &frontier {
+            for s in segs {
+                next.push(format!("{p}/{s}"));
+            }
+        }
+        out.extend(next.iter().cloned());
+        frontier = next;
+    }
+    out
+}
+
+const NET_POINTS: [&str; 12] = [
+    "a.com", "b.com", "b.a.com", "c.b.a.com", "z.a.com", "z.b.a.com", "z.com", "com", "zz.org", "1.2.3.4",
+    "10.0.0.1", "5.6.7.8",
+];
+
+/// Whether the model finds anything `new` reaches that `old` does not.
+fn model_widens(old: &[Cap], new: &[Cap]) -> Vec<String> {
+    let (o, n) = (Model(old), Model(new));
+    let mut found = Vec::new();
+    for x in fs_points() {
+        if !n.fs(&x).is_subset(&o.fs(&x)) {
+            found.push(format!("fs {x}"));
+        }
+    }
+    for h in NET_POINTS {
+        for p in [80, 443, 22] {
+            if n.net(h, p) && !o.net(h, p) {
+                found.push(format!("net {h}:{p}"));
+            }
+        }
+    }
+    let (oe, ne) = (o.exec(), n.exec());
+    for (b, nested) in &ne {
+        match oe.get(b) {
+            None => found.push(format!("exec {b}")),
+            Some(false) if *nested => found.push(format!("nested {b}")),
+            _ => {}
+        }
+    }
+    let (oe, ne) = (o.env(), n.env());
+    for (v, level) in &ne {
+        if oe.get(v).copied().unwrap_or(0) < *level {
+            found.push(format!("env {v}"));
+        }
+    }
+    if !n.ipc().is_subset(&o.ipc()) {
+        found.push("ipc".into());
+    }
+    if n.clock() > o.clock() {
+        found.push("clock".into());
+    }
+    let na = n.asserts();
+    for (id, desc) in o.asserts() {
+        if na.get(id) != Some(&desc) {
+            found.push(format!("assert {id}"));
+        }
+    }
+    found
+}
+
+/// Every witness capgate names is one in the model: NEW has the access there, OLD does not.
+fn check_witnesses(report: &DiffReport, old: &[Cap], new: &[Cap]) {
+    let (o, n) = (Model(old), Model(new));
+    for c in &report.added {
+        let w = c.witness.as_str();
+        match c.kind {
+            "fs" => {
+                let (nf, of) = (n.fs(w), o.fs(w));
+                for a in &c.access {
+                    assert!(
+                        nf.contains(a.as_str()) && !of.contains(a.as_str()),
+                        "fs witness {w} {a}: new {nf:?} old {of:?}"
+                    );
+                }
+            }
+            "net" => {
+                let (h, p) = w.rsplit_once(':').unwrap();
+                let p: u16 = p.parse().unwrap();
+                assert!(n.net(h, p) && !o.net(h, p), "net witness {w}");
+            }
+            "exec" => assert!(n.exec().contains_key(w) && !o.exec().contains_key(w)),
+            "nestedSandbox" => {
+                assert_eq!(n.exec().get(w), Some(&true));
+                assert_ne!(o.exec().get(w), Some(&true));
+            }
+            "env" => assert!(n.env()[w] > o.env().get(w).copied().unwrap_or(0), "env {w}"),
+            "ipc" => {
+                let e = w.trim_start_matches("unix:");
+                let in_set = |s: BTreeSet<&str>| s.iter().any(|x| x.trim_start_matches("unix:") == e);
+                assert!(in_set(n.ipc()) && !in_set(o.ipc()), "ipc {w}");
+            }
+            "clock" => assert!(n.clock() > o.clock()),
+            "assert" => assert_ne!(n.asserts().get(w), o.asserts().get(w)),
+            k => panic!("unknown kind {k}"),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn diff_agrees_with_the_brute_force_model(
+        old in prop::collection::vec(cap(), 0..6),
+        new in prop::collection::vec(cap(), 0..6),
+    ) {
+        let report = run(&manifest(&old, &["t1", "t2"]), &manifest(&new, &["u1"]));
+        let model = model_widens(&old, &new);
+        prop_assert_eq!(report.widens, !model.is_empty(), "model found {:?}; capgate {:?}", model, report.added);
+        check_witnesses(&report, &old, &new);
+        // `removed` is `added` with the roles swapped (assertions aside).
+        let back = run(&manifest(&new, &["u1"]), &manifest(&old, &["t1", "t2"]));
+        let strip = |l: &[capgate::diff::Change]| -> Vec<(String, String)> {
+            l.iter().filter(|c| c.kind != "assert").map(|c| (c.kind.to_owned(), c.witness.clone())).collect()
+        };
+        prop_assert_eq!(strip(&report.removed), strip(&back.added));
+    }
+
+    #[test]
+    fn a_subset_of_grants_never_widens(
+        caps in prop::collection::vec(cap(), 1..8),
+        keep in prop::collection::vec(any::<bool>(), 8),
+    ) {
+        // Dropping grants never widens, except dropping an assertion (a promise).
+        let kept: Vec<Cap> = caps
+            .iter()
+            .zip(&keep)
+            .filter(|(c, k)| **k || matches!(c, Cap::Assert { .. }))
+            .map(|(c, _)| c.clone())
+            .collect();
+        let report = run(&manifest(&caps, &["t"]), &manifest(&kept, &["t"]));
+        prop_assert!(!report.widens, "{:?}", report.added);
+    }
+
+    #[test]
+    fn reordering_and_renaming_tools_changes_nothing(
+        caps in prop::collection::vec(cap(), 0..8),
+        seed in any::<u64>(),
+    ) {
+        // One description per id: with several, the last declared wins, so order would matter.
+        let caps: Vec<Cap> = caps
+            .into_iter()
+            .map(|c| match c {
+                Cap::Assert { id, .. } => Cap::Assert { id, desc: "d1" },
+                c => c,
+            })
+            .collect();
+        let mut shuffled = caps.clone();
+        let mut s = seed;
+        for i in (1..shuffled.len()).rev() {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let j = (s >> 33) as usize % (i + 1);
+            shuffled.swap(i, j);
+        }
+        let report = run(&manifest(&caps, &["a", "b"]), &manifest(&shuffled, &["renamed", "x", "y"]));
+        prop_assert!(!report.widens, "{:?}", report.added);
+        prop_assert!(report.removed.is_empty(), "{:?}", report.removed);
+    }
+}
+
+#[test]
+fn model_finds_the_brief_examples() {
+    // The model itself is not vacuous: it sees the two documented widenings.
+    let old = [Cap::Fs {
+        segs: vec!["a", "a"],
+        glob: "/**",
+        actions: vec!["read"],
+    }];
+    let new = [Cap::Fs {
+        segs: vec!["a"],
+        glob: "/**",
+        actions: vec!["read"],
+    }];
+    assert!(model_widens(&old, &new).contains(&"fs /r/a/z".to_owned()));
+    let old = [Cap::Net {
+        host: "b.a.com",
+        port: Some(443),
+    }];
+    let new = [Cap::Net {
+        host: "*.a.com",
+        port: Some(443),
+    }];
+    let found = model_widens(&old, &new);
+    assert!(found.contains(&"net z.a.com:443".to_owned()), "{found:?}");
+    assert!(!found.contains(&"net b.a.com:443".to_owned()), "{found:?}");
+}
