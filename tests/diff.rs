@@ -575,7 +575,7 @@ fn check_witnesses(report: &DiffReport, old: &[Cap], new: &[Cap]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
 
     #[test]
     fn diff_agrees_with_the_brute_force_model(
@@ -661,4 +661,83 @@ fn model_finds_the_brief_examples() {
     let found = model_widens(&old, &new);
     assert!(found.contains(&"net z.a.com:443".to_owned()), "{found:?}");
     assert!(!found.contains(&"net b.a.com:443".to_owned()), "{found:?}");
+}
+
+/// Boundary cases the random search hits rarely, each checked against the model too.
+#[test]
+fn boundary_cases() {
+    let fs = |segs: &[&'static str], glob: &'static str, actions: &[&'static str]| Cap::Fs {
+        segs: segs.to_vec(),
+        glob,
+        actions: actions.to_vec(),
+    };
+    let net = |host: &'static str, port: Option<u16>| Cap::Net { host, port };
+    let cases: Vec<(Vec<Cap>, Vec<Cap>, Option<(&str, &str)>)> = vec![
+        // `/a/*` does not reach `/a` itself; `/a` and `/a/**` do.
+        (vec![fs(&["a"], "/*", &["read"])], vec![fs(&["a"], "", &["read"])], Some(("fs", "/r/a"))),
+        (vec![fs(&["a"], "", &["read"])], vec![fs(&["a"], "/**", &["read"])], None),
+        (vec![fs(&["a"], "/**", &["read"])], vec![fs(&["a"], "/*", &["read"])], None),
+        (vec![fs(&["a"], "/*", &["read"])], vec![fs(&["a", "b"], "/**", &["read"])], None),
+        // Actions: delete implies write and read; create is its own.
+        (vec![fs(&["a"], "", &["write"])], vec![fs(&["a"], "", &["create"])], Some(("fs", "/r/a/a"))),
+        (vec![fs(&["a"], "", &["delete"])], vec![fs(&["a", "b"], "", &["read", "write"])], None),
+        // Read from one grant and write from another cover a read-write grant.
+        (
+            vec![fs(&["a"], "/**", &["read"]), fs(&["a", "b"], "/**", &["write"])],
+            vec![fs(&["a", "b"], "", &["read", "write"])],
+            None,
+        ),
+        // Hosts: `*.d` is not `d`; `*` is not a private address; ports.
+        (vec![net("*.a.com", None)], vec![net("a.com", Some(443))], Some(("net", "a.com:443"))),
+        (vec![net("*.com", None)], vec![net("*.a.com", Some(80))], None),
+        (vec![net("*", None)], vec![net("10.0.0.1", Some(80))], Some(("net", "10.0.0.1:80"))),
+        (vec![net("*", None)], vec![net("1.2.3.4", Some(80))], None),
+        (vec![net("a.com", Some(443))], vec![net("a.com", None)], Some(("net", "a.com:80"))),
+        (
+            vec![net("*.a.com", Some(443)), net("b.a.com", None)],
+            vec![net("*.a.com", None)],
+            Some(("net", "x.a.com:80")),
+        ),
+        (vec![net("*.a.com", Some(443))], vec![net("*", Some(443))], Some(("net", "example.net:443"))),
+        // DISPLAY comes with x11, whatever the order.
+        (
+            vec![Cap::Ipc("x11")],
+            vec![Cap::Env { name: "DISPLAY", inject: false }, Cap::Ipc("x11")],
+            None,
+        ),
+        (
+            vec![Cap::Env { name: "DISPLAY", inject: false }],
+            vec![Cap::Env { name: "DISPLAY", inject: true }],
+            Some(("env", "DISPLAY")),
+        ),
+        (
+            vec![Cap::Exec { bin: "git", nested: false }],
+            vec![Cap::Exec { bin: "git", nested: true }],
+            Some(("nestedSandbox", "git")),
+        ),
+        (vec![Cap::Clock("tzdata")], vec![Cap::Clock("system")], None),
+        (
+            vec![Cap::Assert { id: "p", desc: "d1" }],
+            vec![Cap::Assert { id: "p", desc: "d2" }],
+            Some(("assert", "p")),
+        ),
+    ];
+    for (old, new, expect) in cases {
+        let report = run(&manifest(&old, &["t"]), &manifest(&new, &["t"]));
+        let got: Vec<(&str, &str)> = report
+            .added
+            .iter()
+            .map(|c| (c.kind, c.witness.as_str()))
+            .collect();
+        match expect {
+            Some(w) => assert_eq!(got, [w], "{old:?} -> {new:?}"),
+            None => assert!(got.is_empty(), "{old:?} -> {new:?}: {got:?}"),
+        }
+        assert_eq!(
+            report.widens,
+            !model_widens(&old, &new).is_empty(),
+            "model disagrees on {old:?} -> {new:?}"
+        );
+        check_witnesses(&report, &old, &new);
+    }
 }
