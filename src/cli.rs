@@ -60,6 +60,11 @@ pub enum Command {
 Exit codes: 0 NEW reaches nothing OLD could not, 1 it does (each witness is listed),
 2/3/4 as compile (usage, unreadable input or invalid JSON, invalid manifest).")]
     Diff(DiffArgs),
+    /// Print a JSON Schema (2020-12) of the manifest, for editors and CI checks.
+    #[command(after_help = "Examples:
+  capgate schema > capgate-manifest.schema.json
+  (then in VS Code settings.json: \"json.schemas\": [{\"fileMatch\": [\"*.capgate.json\"], \"url\": \"./capgate-manifest.schema.json\"}])")]
+    Schema,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -227,6 +232,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Targets(args) => targets(&args),
         Command::Init(args) => init(&args),
         Command::Diff(args) => diff(&args),
+        Command::Schema => schema(),
     }
 }
 
@@ -642,5 +648,22 @@ fn diff(args: &DiffArgs) -> ExitCode {
             ExitCode::from(if r.widens { 1 } else { exit::OK })
         }
         Err(d) => report(&d, args.error_format),
+    }
+}
+
+/// `capgate schema`: the manifest's JSON Schema on stdout.
+fn schema() -> ExitCode {
+    match std::io::stdout()
+        .lock()
+        .write_all(crate::schema::to_string().as_bytes())
+    {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => report(
+            &[Diagnostic::new(
+                Code::OutputUnwritable,
+                format!("failed to write the schema to stdout: {e}"),
+            )],
+            ErrorFormat::Text,
+        ),
     }
 }

@@ -31,4 +31,5 @@ pub mod par;
 pub mod provenance;
 pub mod render;
 pub mod rules;
+pub mod schema;
 pub mod syntax;

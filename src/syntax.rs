@@ -211,7 +211,11 @@ fn slow(raw: &str) -> Result<Capability, CapError> {
     // A `?` inside quotes is text only in an assertion's description (the
     // segments after the id); anywhere else it is refused as before, ahead of
     // every other check.
-    let description_from = if kind_pair.as_str() == "assert" { 1 } else { usize::MAX };
+    let description_from = if kind_pair.as_str() == "assert" {
+        1
+    } else {
+        usize::MAX
+    };
     for (i, s) in segments.iter().enumerate() {
         if s.quoted && i < description_from {
             if let Some(at) = s.text.find('?') {
@@ -891,7 +895,7 @@ fn exec_binary(seg: &Segment<'_>) -> Result<Name, CapError> {
 
 /// Variables that change which code a program loads or runs. Forwarding a host
 /// value for any of them would hand the sandboxed program to whoever sets it.
-const DANGEROUS_ENV: &[&str] = &[
+pub(crate) const DANGEROUS_ENV: &[&str] = &[
     "PATH",
     "IFS",
     "ENV",
@@ -942,7 +946,7 @@ const DANGEROUS_ENV: &[&str] = &[
     "NO_PROXY",
     "FTP_PROXY",
 ];
-const DANGEROUS_ENV_PREFIXES: &[&str] = &["LD_", "DYLD_", "GCONV_", "MALLOC_", "GLIBC_"];
+pub(crate) const DANGEROUS_ENV_PREFIXES: &[&str] = &["LD_", "DYLD_", "GCONV_", "MALLOC_", "GLIBC_"];
 
 fn env_name(seg: &Segment<'_>) -> Result<Name, CapError> {
     let pair = leaf(Rule::env_name, seg).map_err(|_| {
@@ -969,7 +973,7 @@ fn env_from(name: &str, seg: &Segment<'_>) -> Result<Name, CapError> {
 // ---------------------------------------------------------------- ipc
 
 /// Sockets that are root on the host: granting one is granting the host.
-const ENGINE_SOCKETS: &[&str] = &[
+pub(crate) const ENGINE_SOCKETS: &[&str] = &[
     "docker.sock",
     "podman.sock",
     "containerd.sock",

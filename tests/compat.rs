@@ -1659,7 +1659,11 @@ fn quoted_question_mark_stays_in_the_assertion_description() {
             "tools": [{ "name": "t", "capabilities": [cap] }]
         });
         let err = compiler
-            .compile("m.json", manifest.to_string().as_bytes(), &Settings::default())
+            .compile(
+                "m.json",
+                manifest.to_string().as_bytes(),
+                &Settings::default(),
+            )
             .err()
             .unwrap_or_else(|| panic!("{cap} accepted"));
         assert_eq!(err[0].code, code, "{cap}");

@@ -54,7 +54,12 @@ fn widening_fs_glob_names_a_sibling_path() {
         "--format",
         "json",
     ]);
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v = json(&o);
     assert_eq!(v["widens"], true);
     assert_eq!(witnesses(&v, "added"), [("fs".into(), "/data/b".into())]);
@@ -105,7 +110,11 @@ fn narrowing_reordering_and_renaming_exit_0() {
     ]));
     assert!(v["removed"].as_array().unwrap().is_empty(), "{v}");
     // Narrowing the other way round is a widening.
-    let o = capgate(&["diff", "fixtures/diff/narrow.json", "fixtures/diff/base.json"]);
+    let o = capgate(&[
+        "diff",
+        "fixtures/diff/narrow.json",
+        "fixtures/diff/base.json",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let text = stdout(&o);
     assert!(text.contains("+ fs /data/a/a  [read]"), "{text}");
@@ -487,8 +496,18 @@ fn fs_points() -> Vec<String> {
 }
 
 const NET_POINTS: [&str; 12] = [
-    "a.com", "b.com", "b.a.com", "c.b.a.com", "z.a.com", "z.b.a.com", "z.com", "com", "zz.org", "1.2.3.4",
-    "10.0.0.1", "5.6.7.8",
+    "a.com",
+    "b.com",
+    "b.a.com",
+    "c.b.a.com",
+    "z.a.com",
+    "z.b.a.com",
+    "z.com",
+    "com",
+    "zz.org",
+    "1.2.3.4",
+    "10.0.0.1",
+    "5.6.7.8",
 ];
 
 /// Whether the model finds anything `new` reaches that `old` does not.
@@ -564,7 +583,8 @@ fn check_witnesses(report: &DiffReport, old: &[Cap], new: &[Cap]) {
             "env" => assert!(n.env()[w] > o.env().get(w).copied().unwrap_or(0), "env {w}"),
             "ipc" => {
                 let e = w.trim_start_matches("unix:");
-                let in_set = |s: BTreeSet<&str>| s.iter().any(|x| x.trim_start_matches("unix:") == e);
+                let in_set =
+                    |s: BTreeSet<&str>| s.iter().any(|x| x.trim_start_matches("unix:") == e);
                 assert!(in_set(n.ipc()) && !in_set(o.ipc()), "ipc {w}");
             }
             "clock" => assert!(n.clock() > o.clock()),
@@ -674,51 +694,122 @@ fn boundary_cases() {
     let net = |host: &'static str, port: Option<u16>| Cap::Net { host, port };
     let cases: Vec<(Vec<Cap>, Vec<Cap>, Option<(&str, &str)>)> = vec![
         // `/a/*` does not reach `/a` itself; `/a` and `/a/**` do.
-        (vec![fs(&["a"], "/*", &["read"])], vec![fs(&["a"], "", &["read"])], Some(("fs", "/r/a"))),
-        (vec![fs(&["a"], "", &["read"])], vec![fs(&["a"], "/**", &["read"])], None),
-        (vec![fs(&["a"], "/**", &["read"])], vec![fs(&["a"], "/*", &["read"])], None),
-        (vec![fs(&["a"], "/*", &["read"])], vec![fs(&["a", "b"], "/**", &["read"])], None),
+        (
+            vec![fs(&["a"], "/*", &["read"])],
+            vec![fs(&["a"], "", &["read"])],
+            Some(("fs", "/r/a")),
+        ),
+        (
+            vec![fs(&["a"], "", &["read"])],
+            vec![fs(&["a"], "/**", &["read"])],
+            None,
+        ),
+        (
+            vec![fs(&["a"], "/**", &["read"])],
+            vec![fs(&["a"], "/*", &["read"])],
+            None,
+        ),
+        (
+            vec![fs(&["a"], "/*", &["read"])],
+            vec![fs(&["a", "b"], "/**", &["read"])],
+            None,
+        ),
         // Actions: delete implies write and read; create is its own.
-        (vec![fs(&["a"], "", &["write"])], vec![fs(&["a"], "", &["create"])], Some(("fs", "/r/a/a"))),
-        (vec![fs(&["a"], "", &["delete"])], vec![fs(&["a", "b"], "", &["read", "write"])], None),
+        (
+            vec![fs(&["a"], "", &["write"])],
+            vec![fs(&["a"], "", &["create"])],
+            Some(("fs", "/r/a/a")),
+        ),
+        (
+            vec![fs(&["a"], "", &["delete"])],
+            vec![fs(&["a", "b"], "", &["read", "write"])],
+            None,
+        ),
         // Read from one grant and write from another cover a read-write grant.
         (
-            vec![fs(&["a"], "/**", &["read"]), fs(&["a", "b"], "/**", &["write"])],
+            vec![
+                fs(&["a"], "/**", &["read"]),
+                fs(&["a", "b"], "/**", &["write"]),
+            ],
             vec![fs(&["a", "b"], "", &["read", "write"])],
             None,
         ),
         // Hosts: `*.d` is not `d`; `*` is not a private address; ports.
-        (vec![net("*.a.com", None)], vec![net("a.com", Some(443))], Some(("net", "a.com:443"))),
-        (vec![net("*.com", None)], vec![net("*.a.com", Some(80))], None),
-        (vec![net("*", None)], vec![net("10.0.0.1", Some(80))], Some(("net", "10.0.0.1:80"))),
+        (
+            vec![net("*.a.com", None)],
+            vec![net("a.com", Some(443))],
+            Some(("net", "a.com:443")),
+        ),
+        (
+            vec![net("*.com", None)],
+            vec![net("*.a.com", Some(80))],
+            None,
+        ),
+        (
+            vec![net("*", None)],
+            vec![net("10.0.0.1", Some(80))],
+            Some(("net", "10.0.0.1:80")),
+        ),
         (vec![net("*", None)], vec![net("1.2.3.4", Some(80))], None),
-        (vec![net("a.com", Some(443))], vec![net("a.com", None)], Some(("net", "a.com:80"))),
+        (
+            vec![net("a.com", Some(443))],
+            vec![net("a.com", None)],
+            Some(("net", "a.com:80")),
+        ),
         (
             vec![net("*.a.com", Some(443)), net("b.a.com", None)],
             vec![net("*.a.com", None)],
             Some(("net", "x.a.com:80")),
         ),
-        (vec![net("*.a.com", Some(443))], vec![net("*", Some(443))], Some(("net", "example.net:443"))),
+        (
+            vec![net("*.a.com", Some(443))],
+            vec![net("*", Some(443))],
+            Some(("net", "example.net:443")),
+        ),
         // DISPLAY comes with x11, whatever the order.
         (
             vec![Cap::Ipc("x11")],
-            vec![Cap::Env { name: "DISPLAY", inject: false }, Cap::Ipc("x11")],
+            vec![
+                Cap::Env {
+                    name: "DISPLAY",
+                    inject: false,
+                },
+                Cap::Ipc("x11"),
+            ],
             None,
         ),
         (
-            vec![Cap::Env { name: "DISPLAY", inject: false }],
-            vec![Cap::Env { name: "DISPLAY", inject: true }],
+            vec![Cap::Env {
+                name: "DISPLAY",
+                inject: false,
+            }],
+            vec![Cap::Env {
+                name: "DISPLAY",
+                inject: true,
+            }],
             Some(("env", "DISPLAY")),
         ),
         (
-            vec![Cap::Exec { bin: "git", nested: false }],
-            vec![Cap::Exec { bin: "git", nested: true }],
+            vec![Cap::Exec {
+                bin: "git",
+                nested: false,
+            }],
+            vec![Cap::Exec {
+                bin: "git",
+                nested: true,
+            }],
             Some(("nestedSandbox", "git")),
         ),
         (vec![Cap::Clock("tzdata")], vec![Cap::Clock("system")], None),
         (
-            vec![Cap::Assert { id: "p", desc: "d1" }],
-            vec![Cap::Assert { id: "p", desc: "d2" }],
+            vec![Cap::Assert {
+                id: "p",
+                desc: "d1",
+            }],
+            vec![Cap::Assert {
+                id: "p",
+                desc: "d2",
+            }],
             Some(("assert", "p")),
         ),
     ];
