@@ -5,6 +5,11 @@
 
 mod common;
 
+// The enforcement suite's helpers (temp dirs, compile, the bwrap launch, the probe).
+#[allow(dead_code)]
+#[path = "enforcement/support.rs"]
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output};
 
@@ -830,5 +835,135 @@ fn boundary_cases() {
             "model disagrees on {old:?} -> {new:?}"
         );
         check_witnesses(&report, &old, &new);
+    }
+}
+
+// ---------------------------------------------------------------- under the real tool
+
+/// Runs the probe in the compiled bwrap sandbox of `manifest` and returns its facts.
+fn probe_bwrap(manifest: &str, req: &serde_json::Value) -> serde_json::Value {
+    let artifact = support::compile("m.json", manifest, "bwrap", false, &[]);
+    let (argv, _) = support::argv(&artifact);
+    let launch = support::launcher(&artifact);
+    let mut c = support::bwrap_command(&launch, &argv);
+    c.args(["--", "/usr/bin/python3", "-c", support::PROBE_PY, "facts"]);
+    c.arg(req.to_string());
+    let out = support::run(&mut c, std::time::Duration::from_secs(30));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "no facts: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Every fs witness `capgate diff` names is reachable in NEW's bwrap sandbox
+/// and not in OLD's: the witness is real, not an artefact of the model.
+/// Four spellings of a widening: a parent glob, a mode, `*` over a file, a
+/// writable tree over a read-only one with a writable child.
+#[test]
+fn fs_witnesses_are_reachable_under_bwrap_only_with_new() {
+    if !support::require(
+        "fs_witnesses_are_reachable_under_bwrap_only_with_new",
+        &["bwrap", "setpriv"],
+        true,
+    ) {
+        return;
+    }
+    let root = support::TempDir::new("diff");
+    let r = support::s(&root.path);
+    root.file("data/a/in-old", "old\n", 0o644);
+    root.dir("w", 0o777);
+    root.file("f/a.txt", "a\n", 0o644);
+    root.dir("g/sub", 0o777);
+    chmod_tree(&root.join("g"));
+    let cases: [(&[String], &[String]); 4] = [
+        (
+            &[format!("fs:read:{r}/data/a/**")],
+            &[format!("fs:read:{r}/data/**")],
+        ),
+        (
+            &[format!("fs:read:{r}/w/**")],
+            &[format!("fs:read,write:{r}/w/**")],
+        ),
+        (
+            &[format!("fs:read:{r}/f/a.txt")],
+            &[format!("fs:read:{r}/f/*")],
+        ),
+        (
+            &[
+                format!("fs:read:{r}/g/**"),
+                format!("fs:write:{r}/g/sub/**"),
+            ],
+            &[format!("fs:write:{r}/g/**")],
+        ),
+    ];
+    let dir = support::TempDir::new("diff-manifests");
+    for (i, (old, new)) in cases.iter().enumerate() {
+        let m = |caps: &[String]| {
+            serde_json::json!({"name": "m", "version": "1", "tools": [{"name": "t", "capabilities": caps}]})
+                .to_string()
+        };
+        let (old_m, new_m) = (m(old), m(new));
+        support::materialize(&old_m);
+        support::materialize(&new_m);
+        let old_path = dir.file(&format!("old{i}.json"), &old_m, 0o644);
+        let new_path = dir.file(&format!("new{i}.json"), &new_m, 0o644);
+        let o = capgate(&[
+            "diff",
+            &support::s(&old_path),
+            &support::s(&new_path),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "case {i}: {}", stdout(&o));
+        let v = json(&o);
+        let added = v["added"].as_array().unwrap();
+        assert!(!added.is_empty(), "case {i}");
+        for w in added {
+            assert_eq!(w["kind"], "fs", "case {i}: {w}");
+            let path = w["witness"].as_str().unwrap().to_owned();
+            let write = w["access"].as_array().unwrap().iter().any(|a| a != "read");
+            let req = if write {
+                let _ = std::fs::remove_file(&path);
+                serde_json::json!({ "write": [[path, "from-sandbox\n"]] })
+            } else {
+                std::fs::write(&path, "witness\n").unwrap();
+                support::chmod(std::path::Path::new(&path), 0o644);
+                serde_json::json!({ "read": [path] })
+            };
+            let field = if write { "write" } else { "read" };
+            let before = probe_bwrap(&old_m, &req);
+            assert_eq!(
+                before[field][&path]["ok"], false,
+                "case {i}: OLD already reaches the witness {path}: {}",
+                before[field]
+            );
+            let after = probe_bwrap(&new_m, &req);
+            assert_eq!(
+                after[field][&path]["ok"], true,
+                "case {i}: NEW does not reach the witness {path}: {}",
+                after[field]
+            );
+            if write {
+                assert_eq!(
+                    std::fs::read_to_string(&path).unwrap(),
+                    "from-sandbox\n",
+                    "case {i}: the host sees NEW's write"
+                );
+            }
+        }
+    }
+}
+
+/// Directories the sandbox user may write into.
+fn chmod_tree(p: &std::path::Path) {
+    support::chmod(p, 0o777);
+    for e in std::fs::read_dir(p).unwrap() {
+        let e = e.unwrap().path();
+        if e.is_dir() {
+            chmod_tree(&e);
+        }
     }
 }
