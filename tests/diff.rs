@@ -227,6 +227,27 @@ fn text_report_snapshot() {
     insta::assert_snapshot!("diff_text_narrow_to_widen_net", stdout(&o));
 }
 
+/// The examples in docs/cli.md and docs/review.md are what the binary prints.
+#[test]
+fn documented_examples_are_current() {
+    for (doc, old, new) in [
+        ("docs/cli.md", "base", "widen-fs"),
+        ("docs/review.md", "base", "widen-net"),
+    ] {
+        let text = std::fs::read_to_string(common::root().join(doc)).unwrap();
+        let o = capgate(&[
+            "diff",
+            &format!("fixtures/diff/{old}.json"),
+            &format!("fixtures/diff/{new}.json"),
+        ]);
+        let out = stdout(&o);
+        assert!(
+            text.contains(&out),
+            "{doc} shows an outdated example; now:\n{out}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- brute-force model
 
 /// A capability of the random manifests, in a form the model reads directly.

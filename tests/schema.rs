@@ -276,3 +276,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn every_gap_is_documented() {
+    let doc = std::fs::read_to_string(common::root().join("docs/schema.md")).unwrap();
+    for (code, _) in capgate::schema::LOOSER {
+        assert!(
+            doc.contains(&format!("| `{code}` |")),
+            "docs/schema.md lacks {code}"
+        );
+    }
+}
