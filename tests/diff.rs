@@ -718,7 +718,9 @@ fn boundary_cases() {
         actions: actions.to_vec(),
     };
     let net = |host: &'static str, port: Option<u16>| Cap::Net { host, port };
-    let cases: Vec<(Vec<Cap>, Vec<Cap>, Option<(&str, &str)>)> = vec![
+    // (OLD, NEW, the one expected witness or none)
+    type Case = (Vec<Cap>, Vec<Cap>, Option<(&'static str, &'static str)>);
+    let cases: Vec<Case> = vec![
         // `/a/*` does not reach `/a` itself; `/a` and `/a/**` do.
         (
             vec![fs(&["a"], "/*", &["read"])],

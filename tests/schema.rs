@@ -176,7 +176,7 @@ fn patterns_follow_the_grammar_on_examples() {
         "assert:why:\"why? because\"",
         "assert:x",
     ] {
-        assert!(cap_valid(&v, ok), "{ok} should validate");
+        assert!(cap_valid(v, ok), "{ok} should validate");
         capgate::syntax::parse_capability(ok).unwrap_or_else(|e| panic!("{ok}: {e:?}"));
     }
     for bad in [
@@ -203,7 +203,7 @@ fn patterns_follow_the_grammar_on_examples() {
         "assert:a:line\u{2028}break",
         "assert:\"a?\":d",
     ] {
-        assert!(!cap_valid(&v, bad), "{bad} should fail validation");
+        assert!(!cap_valid(v, bad), "{bad} should fail validation");
         assert!(capgate::syntax::parse_capability(bad).is_err(), "{bad}");
     }
 }
@@ -272,7 +272,7 @@ proptest! {
     fn the_schema_never_refuses_what_capgate_accepts(raw in capability_like()) {
         let v = validator();
         if capgate::syntax::parse_capability(&raw).is_ok() {
-            prop_assert!(cap_valid(&v, &raw), "capgate accepts {:?}, the schema refuses it", raw);
+            prop_assert!(cap_valid(v, &raw), "capgate accepts {:?}, the schema refuses it", raw);
         }
     }
 }
