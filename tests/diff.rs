@@ -248,6 +248,38 @@ fn documented_examples_are_current() {
     }
 }
 
+/// A large manifest (60 000 capabilities) is compared in time linear in its
+/// size: grants are indexed by path and host, never compared pairwise (the
+/// pairwise version took minutes here).
+#[test]
+fn large_manifests_compare_quickly() {
+    let mut caps = Vec::new();
+    for i in 0..20_000 {
+        caps.push(format!("fs:read:/data/d{i}/**"));
+        caps.push(format!("net:connect:h{i}.example.com:443"));
+        caps.push(format!("env:read:V{i}"));
+    }
+    let m = |caps: &[String]| {
+        serde_json::json!({"name": "big", "version": "1", "tools": [{"name": "t", "capabilities": caps}]})
+            .to_string()
+    };
+    let old = m(&caps);
+    caps.push("fs:read:/data/**".into());
+    caps.push("net:connect:*.example.com:443".into());
+    let new = m(&caps);
+    let started = std::time::Instant::now();
+    let report = run(&old, &new);
+    let took = started.elapsed();
+    let got: Vec<(&str, &str)> = report
+        .added
+        .iter()
+        .map(|c| (c.kind, c.witness.as_str()))
+        .collect();
+    assert_eq!(got, [("fs", "/data/a"), ("net", "x.example.com:443")]);
+    assert!(report.removed.is_empty());
+    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
+}
+
 // ---------------------------------------------------------------- brute-force model
 
 /// A capability of the random manifests, in a form the model reads directly.

@@ -30,9 +30,10 @@
 //! The same argument gives the net witness: a fresh label below `d` is covered
 //! only by grants that cover all of `*.d`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use crate::capability::{Capability, ClockSource, FsActions, Glob, Host};
+use crate::capability::{Capability, ClockSource, FsActions, Glob, Host, Port};
 use crate::ir::{is_special, CapId, Policy};
 
 /// What a grant newly reaches.
@@ -80,8 +81,9 @@ pub fn narrowed(old: &Policy, new: &Policy) -> Vec<Reach> {
     for r in &mut out {
         r.in_new = false;
     }
+    let old_ids: HashSet<&str> = old.assertions.iter().map(|o| o.id.as_str()).collect();
     for a in &new.assertions {
-        if !old.assertions.iter().any(|o| o.id == a.id) {
+        if !old_ids.contains(a.id.as_str()) {
             out.push(Reach {
                 kind: "assert",
                 witness: a.id.to_string(),
@@ -97,12 +99,11 @@ pub fn narrowed(old: &Policy, new: &Policy) -> Vec<Reach> {
 
 fn merge(list: Vec<Reach>) -> Vec<Reach> {
     let mut merged: Vec<Reach> = Vec::new();
+    let mut index: HashMap<(&'static str, String), usize> = HashMap::new();
     for r in list {
-        match merged
-            .iter_mut()
-            .find(|m| m.kind == r.kind && m.witness == r.witness)
-        {
-            Some(m) => {
+        match index.entry((r.kind, r.witness.clone())) {
+            Entry::Occupied(e) => {
+                let m = &mut merged[*e.get()];
                 for a in r.access {
                     if !m.access.contains(&a) {
                         m.access.push(a);
@@ -112,7 +113,10 @@ fn merge(list: Vec<Reach>) -> Vec<Reach> {
                 m.caps.sort_unstable();
                 m.caps.dedup();
             }
-            None => merged.push(r),
+            Entry::Vacant(e) => {
+                e.insert(merged.len());
+                merged.push(r);
+            }
         }
     }
     merged
@@ -128,41 +132,72 @@ struct FsGrant<'p> {
     cap: CapId,
 }
 
-fn fs_grants(p: &Policy) -> Vec<FsGrant<'_>> {
-    p.caps
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| match &c.capability {
-            Capability::Fs { actions, path } => Some(FsGrant {
-                path: path.path.as_str(),
-                glob: path.glob,
-                actions: actions.closure(),
-                cap: i as CapId,
-            }),
-            _ => None,
+/// A policy's fs grants indexed by path. The grants whose region contains a
+/// point are at the point's own path or at one of its ancestors, so a lookup
+/// walks the point's ancestors (linear in its depth, not in the policy).
+struct FsIndex<'p> {
+    grants: Vec<FsGrant<'p>>,
+    /// Per path: the actions of its `P`/`P/**` grants, of its `P/*` grants,
+    /// and the grants themselves.
+    by_path: HashMap<&'p str, (FsActions, FsActions, Vec<usize>)>,
+}
+
+impl<'p> FsIndex<'p> {
+    fn new(p: &'p Policy) -> FsIndex<'p> {
+        let grants: Vec<FsGrant<'p>> = p
+            .caps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match &c.capability {
+                Capability::Fs { actions, path } => Some(FsGrant {
+                    path: path.path.as_str(),
+                    glob: path.glob,
+                    actions: actions.closure(),
+                    cap: i as CapId,
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut by_path: HashMap<&'p str, (FsActions, FsActions, Vec<usize>)> = HashMap::new();
+        for (i, g) in grants.iter().enumerate() {
+            let e = by_path.entry(g.path).or_default();
+            if g.glob == Glob::Children {
+                e.1 = e.1.union(g.actions);
+            } else {
+                e.0 = e.0.union(g.actions);
+            }
+            e.2.push(i);
+        }
+        FsIndex { grants, by_path }
+    }
+
+    /// Actions granted on the point `x`.
+    fn actions_at(&self, x: &str) -> FsActions {
+        ancestors_or_self(x).fold(FsActions::default(), |acc, a| match self.by_path.get(a) {
+            // `x/*` does not contain `x` itself.
+            Some((tree, _, _)) if a == x => acc.union(*tree),
+            Some((tree, below, _)) => acc.union(*tree).union(*below),
+            None => acc,
         })
-        .collect()
-}
+    }
 
-/// `a` is `b` or an ancestor directory of `b`.
-fn ancestor_or_self(a: &str, b: &str) -> bool {
-    b == a || (b.len() > a.len() && b.starts_with(a) && b.as_bytes()[a.len()] == b'/')
-}
-
-/// Whether the grant's region contains the point `x` (a normalised path).
-fn fs_contains(g: &FsGrant<'_>, x: &str) -> bool {
-    match g.glob {
-        Glob::Children => x != g.path && ancestor_or_self(g.path, x),
-        Glob::None | Glob::Recursive => ancestor_or_self(g.path, x),
+    /// The grants whose region contains `x`.
+    fn grants_at<'a>(&'a self, x: &'a str) -> impl Iterator<Item = &'a FsGrant<'p>> + 'a {
+        ancestors_or_self(x).flat_map(move |a| {
+            self.by_path
+                .get(a)
+                .into_iter()
+                .flat_map(|(_, _, ids)| ids.iter().map(|&i| &self.grants[i]))
+                .filter(move |g| !(g.glob == Glob::Children && a == x))
+        })
     }
 }
 
-/// Actions a policy grants on one point.
-fn fs_actions_at(grants: &[FsGrant<'_>], x: &str) -> FsActions {
-    grants
-        .iter()
-        .filter(|g| fs_contains(g, x))
-        .fold(FsActions::default(), |a, g| a.union(g.actions))
+/// `x`, then each ancestor directory of `x` (not `/`).
+fn ancestors_or_self(x: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(Some(x), |p| {
+        p.rfind('/').filter(|&i| i > 0).map(|i| &p[..i])
+    })
 }
 
 /// Fresh names, shortest first: `a`..`z`, then `a0`.. . Single letters come first so
@@ -173,36 +208,42 @@ fn fresh_names() -> impl Iterator<Item = String> {
     letters.chain(longer)
 }
 
-/// A child name of `dir` that no path of either policy uses directly below `dir`.
-fn fresh_child(dir: &str, used: &[&str]) -> String {
-    let taken: BTreeSet<&str> = used
-        .iter()
-        .filter_map(|p| {
-            let rest = p.strip_prefix(dir)?.strip_prefix('/')?;
-            Some(rest.split('/').next().unwrap_or(rest))
-        })
-        .collect();
-    fresh_names()
-        .find(|n| !taken.contains(n.as_str()))
-        .expect("an unbounded supply of names")
+/// Child names used directly below each directory by any grant of either policy.
+fn used_children<'p>(indexes: [&FsIndex<'p>; 2]) -> HashMap<&'p str, HashSet<&'p str>> {
+    let mut used: HashMap<&'p str, HashSet<&'p str>> = HashMap::new();
+    for idx in indexes {
+        for path in idx.by_path.keys() {
+            let mut p: &'p str = path;
+            while let Some(i) = p.rfind('/').filter(|&i| i > 0) {
+                used.entry(&p[..i]).or_default().insert(&p[i + 1..]);
+                p = &p[..i];
+            }
+        }
+    }
+    used
 }
 
 fn fs(old: &Policy, new: &Policy, other: &str, out: &mut Vec<Reach>) {
-    let old_grants = fs_grants(old);
-    let new_grants = fs_grants(new);
-    let used: Vec<&str> = old_grants
-        .iter()
-        .chain(&new_grants)
-        .map(|g| g.path)
-        .collect();
-    for g in &new_grants {
-        let child = format!("{}/{}", g.path, fresh_child(g.path, &used));
-        let mut points = vec![child];
+    let old_index = FsIndex::new(old);
+    let new_index = FsIndex::new(new);
+    let used = used_children([&old_index, &new_index]);
+    let none = HashSet::new();
+    // Grants with the same path, glob and actions have the same witness: decide once.
+    let mut seen: HashSet<(&str, Glob, FsActions)> = HashSet::new();
+    for g in &new_index.grants {
+        if !seen.insert((g.path, g.glob, g.actions)) {
+            continue;
+        }
+        let taken = used.get(g.path).unwrap_or(&none);
+        let fresh = fresh_names()
+            .find(|n| !taken.contains(n.as_str()))
+            .expect("an unbounded supply of names");
+        let mut points = vec![format!("{}/{fresh}", g.path)];
         if g.glob != Glob::Children {
             points.push(g.path.to_owned());
         }
         for x in points {
-            let before = fs_actions_at(&old_grants, &x);
+            let before = old_index.actions_at(&x);
             let missing: Vec<&str> = g
                 .actions
                 .names()
@@ -212,16 +253,16 @@ fn fs(old: &Policy, new: &Policy, other: &str, out: &mut Vec<Reach>) {
             if missing.is_empty() {
                 continue;
             }
-            let caps = new_grants
-                .iter()
+            let mut caps: Vec<CapId> = new_index
+                .grants_at(&x)
                 .filter(|h| {
-                    fs_contains(h, &x)
-                        && missing
-                            .iter()
-                            .any(|a| h.actions.contains(FsActions::from_name(a).expect("known")))
+                    missing
+                        .iter()
+                        .any(|a| h.actions.contains(FsActions::from_name(a).expect("known")))
                 })
                 .map(|h| h.cap)
                 .collect();
+            caps.sort_unstable();
             let had = if before.is_empty() {
                 "no access".to_owned()
             } else {
@@ -243,33 +284,84 @@ fn fs(old: &Policy, new: &Policy, other: &str, out: &mut Vec<Reach>) {
 // ---------------------------------------------------------------- net
 
 /// A concrete destination host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Point {
     Name(String),
     Ip(std::net::IpAddr),
 }
 
-fn net_contains(h: &Host, x: &Point) -> bool {
-    match (h, x) {
-        (Host::Any, Point::Name(_)) => true,
-        (Host::Any, Point::Ip(a)) => !is_special(*a),
-        (Host::Wildcard(d), Point::Name(n)) => n
-            .strip_suffix(d.as_str())
-            .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
-        (Host::Name(m), Point::Name(n)) => m.as_str() == n,
-        (Host::V4(a), Point::Ip(b)) => std::net::IpAddr::V4(*a) == *b,
-        (Host::V6(a), Point::Ip(b)) => std::net::IpAddr::V6(*a) == *b,
-        _ => false,
+/// A policy's net facts indexed by host, so that the facts containing a
+/// point are found by looking up the point and its parent domains.
+struct NetIndex<'p> {
+    exact: HashMap<Point, Vec<Option<Port>>>,
+    wild: HashMap<&'p str, Vec<Option<Port>>>,
+    any: Vec<Option<Port>>,
+}
+
+impl<'p> NetIndex<'p> {
+    fn new(p: &'p Policy) -> NetIndex<'p> {
+        let mut idx = NetIndex {
+            exact: HashMap::new(),
+            wild: HashMap::new(),
+            any: Vec::new(),
+        };
+        for f in &p.net {
+            let ports = match &f.host {
+                Host::Any => &mut idx.any,
+                Host::Wildcard(d) => idx.wild.entry(d.as_str()).or_default(),
+                Host::Name(n) => idx
+                    .exact
+                    .entry(Point::Name(n.as_str().to_owned()))
+                    .or_default(),
+                Host::V4(a) => idx.exact.entry(Point::Ip((*a).into())).or_default(),
+                Host::V6(a) => idx.exact.entry(Point::Ip((*a).into())).or_default(),
+            };
+            ports.push(f.port);
+        }
+        idx
+    }
+
+    /// Ports of the grants that contain `x` other than `*`.
+    fn specific<'a>(&'a self, x: &'a Point) -> impl Iterator<Item = Option<Port>> + 'a {
+        let parents: Vec<&str> = match x {
+            // `*.d` contains every name strictly below `d`.
+            Point::Name(n) => n
+                .match_indices('.')
+                .filter(|(i, _)| *i > 0)
+                .map(|(i, _)| &n[i + 1..])
+                .collect(),
+            Point::Ip(_) => Vec::new(),
+        };
+        let wild = parents
+            .into_iter()
+            .filter_map(|d| self.wild.get(d))
+            .flatten()
+            .copied();
+        self.exact.get(x).into_iter().flatten().copied().chain(wild)
+    }
+
+    /// Ports open to `x`: `None` is every port.
+    fn open_ports(&self, x: &Point) -> Option<BTreeSet<u16>> {
+        let any_applies = match x {
+            Point::Name(_) => true,
+            Point::Ip(a) => !is_special(*a),
+        };
+        let from_any = self.any.iter().copied().filter(|_| any_applies);
+        let mut open = BTreeSet::new();
+        for p in self.specific(x).chain(from_any) {
+            open.insert(p?.get());
+        }
+        Some(open)
     }
 }
 
 /// Every DNS label either policy writes (for choosing fresh ones).
-fn labels(policies: [&Policy; 2]) -> BTreeSet<String> {
-    let mut set = BTreeSet::new();
+fn labels(policies: [&Policy; 2]) -> HashSet<&str> {
+    let mut set = HashSet::new();
     for p in policies {
         for n in &p.net {
             if let Host::Name(d) | Host::Wildcard(d) = &n.host {
-                set.extend(d.as_str().split('.').map(str::to_owned));
+                set.extend(d.as_str().split('.'));
             }
         }
     }
@@ -277,14 +369,14 @@ fn labels(policies: [&Policy; 2]) -> BTreeSet<String> {
 }
 
 /// A host of `h` that only grants containing all of `h` contain.
-fn net_witness(h: &Host, old: &Policy, taken: &BTreeSet<String>) -> Option<Point> {
+fn net_witness(h: &Host, old: &NetIndex<'_>, taken: &HashSet<&str>) -> Option<Point> {
     // `x`, `y`, `z`, then the rest: `x.example.com` reads as "any subdomain".
     let fresh = || {
         fresh_names()
             .skip(23)
             .take(3)
             .chain(fresh_names())
-            .find(|n| !taken.contains(n))
+            .find(|n| !taken.contains(n.as_str()))
     };
     match h {
         Host::Name(n) => Some(Point::Name(n.as_str().to_owned())),
@@ -304,13 +396,20 @@ fn net_witness(h: &Host, old: &Policy, taken: &BTreeSet<String>) -> Option<Point
                 .into_iter()
                 .map(str::to_owned)
                 .chain(fresh().map(|l| format!("{l}.{l}")));
-            candidates.map(Point::Name).find(|x| {
-                !old.net
-                    .iter()
-                    .any(|o| o.host != Host::Any && net_contains(&o.host, x))
-            })
+            candidates
+                .map(Point::Name)
+                .find(|x| old.specific(x).next().is_none())
         }
     }
+}
+
+/// At most ten ports, for a sentence.
+fn show_ports(open: &BTreeSet<u16>) -> String {
+    let mut s: Vec<String> = open.iter().take(10).map(u16::to_string).collect();
+    if open.len() > 10 {
+        s.push(format!("... ({} in all)", open.len()));
+    }
+    s.join(",")
 }
 
 fn show_point(x: &Point, port: u16) -> String {
@@ -323,21 +422,13 @@ fn show_point(x: &Point, port: u16) -> String {
 
 fn net(old: &Policy, new: &Policy, other: &str, out: &mut Vec<Reach>) {
     let taken = labels([old, new]);
+    let index = NetIndex::new(old);
     for f in &new.net {
-        let Some(x) = net_witness(&f.host, old, &taken) else {
+        let Some(x) = net_witness(&f.host, &index, &taken) else {
             continue;
         };
         // Ports the old policy opens to x: None = every port.
-        let mut open: Option<BTreeSet<u16>> = Some(BTreeSet::new());
-        for o in old.net.iter().filter(|o| net_contains(&o.host, &x)) {
-            match (o.port, open.as_mut()) {
-                (None, _) => open = None,
-                (Some(p), Some(set)) => {
-                    set.insert(p.get());
-                }
-                (Some(_), None) => {}
-            }
-        }
+        let open = index.open_ports(&x);
         let Some(open) = open else { continue };
         let (port, detail) = match f.port {
             Some(p) if open.contains(&p.get()) => continue,
@@ -346,10 +437,7 @@ fn net(old: &Policy, new: &Policy, other: &str, out: &mut Vec<Reach>) {
                 p.get(),
                 format!(
                     "{other} opens only port(s) {} to this host",
-                    open.iter()
-                        .map(u16::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
+                    show_ports(&open)
                 ),
             ),
             None => {
@@ -365,10 +453,7 @@ fn net(old: &Policy, new: &Policy, other: &str, out: &mut Vec<Reach>) {
                 } else {
                     format!(
                         "every port; {other} opens only port(s) {} to this host",
-                        open.iter()
-                            .map(u16::to_string)
-                            .collect::<Vec<_>>()
-                            .join(",")
+                        show_ports(&open)
                     )
                 };
                 (p, detail)
@@ -389,8 +474,10 @@ fn net(old: &Policy, new: &Policy, other: &str, out: &mut Vec<Reach>) {
 // ---------------------------------------------------------------- exec, env, ipc, clock
 
 fn exec(old: &Policy, new: &Policy, other: &str, out: &mut Vec<Reach>) {
+    let by_name: HashMap<&str, &crate::ir::ExecFact> =
+        old.exec.iter().map(|o| (o.binary.as_str(), o)).collect();
     for f in &new.exec {
-        let before = old.exec.iter().find(|o| o.binary == f.binary);
+        let before = by_name.get(f.binary.as_str()).copied();
         if before.is_none() {
             out.push(Reach {
                 kind: "exec",
@@ -449,8 +536,10 @@ fn injected(p: &Policy, f: &crate::ir::EnvFact) -> bool {
 }
 
 fn env(old: &Policy, new: &Policy, other: &str, out: &mut Vec<Reach>) {
+    let by_name: HashMap<&str, &crate::ir::EnvFact> =
+        old.env.iter().map(|o| (o.name.as_str(), o)).collect();
     for f in &new.env {
-        let before = old.env.iter().find(|o| o.name == f.name);
+        let before = by_name.get(f.name.as_str()).copied();
         let inject = injected(new, f);
         let access = match before {
             None if inject => "inject",
@@ -473,8 +562,10 @@ fn env(old: &Policy, new: &Policy, other: &str, out: &mut Vec<Reach>) {
 }
 
 fn ipc(old: &Policy, new: &Policy, other: &str, out: &mut Vec<Reach>) {
+    let endpoints: HashSet<&crate::capability::Endpoint> =
+        old.ipc.iter().map(|o| &o.endpoint).collect();
     for f in &new.ipc {
-        if !old.ipc.iter().any(|o| o.endpoint == f.endpoint) {
+        if !endpoints.contains(&f.endpoint) {
             out.push(Reach {
                 kind: "ipc",
                 witness: f.endpoint.to_string(),
