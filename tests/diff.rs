@@ -778,7 +778,7 @@ fn boundary_cases() {
         (
             vec![fs(&["a"], "", &["write"])],
             vec![fs(&["a"], "", &["create"])],
-            Some(("fs", "/r/a/a")),
+            Some(("fs", "/r/a")),
         ),
         (
             vec![fs(&["a"], "", &["delete"])],

@@ -238,10 +238,15 @@ fn fs(old: &Policy, new: &Policy, other: &str, out: &mut Vec<Reach>) {
         let fresh = fresh_names()
             .find(|n| !taken.contains(n.as_str()))
             .expect("an unbounded supply of names");
-        let mut points = vec![format!("{}/{fresh}", g.path)];
-        if g.glob != Glob::Children {
-            points.push(g.path.to_owned());
-        }
+        // Both points are always checked; the order only picks the nicer
+        // witness: a child of a declared tree, the path itself for a plain
+        // path (which may name a file).
+        let child = format!("{}/{fresh}", g.path);
+        let points = match g.glob {
+            Glob::Children => vec![child],
+            Glob::Recursive => vec![child, g.path.to_owned()],
+            Glob::None => vec![g.path.to_owned(), child],
+        };
         for x in points {
             let before = old_index.actions_at(&x);
             let missing: Vec<&str> = g
