@@ -1022,3 +1022,134 @@ fn chmod_tree(p: &std::path::Path) {
         }
     }
 }
+
+/// Two namespaces joined by a veth: the client (where the ruleset is loaded)
+/// and the server (listeners on `ports`). No default route: nothing leaves.
+fn veth_pair(ports: &[u16], log: &std::path::Path) -> (support::Netns, support::Netns) {
+    let client = support::Netns::new();
+    let mut server = support::Netns::new();
+    let id = support::short();
+    let (ci, si) = (format!("dc{id}"), format!("ds{id}"));
+    support::ok(&mut support::cmd(
+        "ip",
+        &[
+            "link",
+            "add",
+            &ci,
+            "netns",
+            &client.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &si,
+            "netns",
+            &server.name,
+        ],
+    ));
+    for (ns, dev, addrs) in [
+        (&client, &ci, ["11.0.0.1/24", "10.0.0.1/24"]),
+        (&server, &si, ["11.0.0.2/24", "10.0.0.5/24"]),
+    ] {
+        for a in addrs {
+            ns.ip(&["addr", "add", a, "dev", dev]);
+        }
+        ns.ip(&["link", "set", dev, "up"]);
+    }
+    let endpoints: Vec<String> = ports.iter().map(|p| format!("tcp:0.0.0.0:{p}")).collect();
+    let proc = support::serve("diff servers", &server.exec_prefix(), log, &endpoints);
+    server.adopt(proc);
+    (client, server)
+}
+
+/// Whether a TCP connection from the client namespace to `host:port` is answered.
+fn connects(client: &support::Netns, host: &str, port: u16, token: &str) -> bool {
+    let list = serde_json::json!([["tcp", host, port, token]]);
+    let out = support::ok(&mut client.exec(
+        &support::python(),
+        &["-c", support::PROBE_PY, "connect", "2.0", &list.to_string()],
+    ));
+    let results: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    results[0]["ok"] == true
+        && results[0]["reply"]
+            .as_str()
+            .is_some_and(|r| r.contains(&format!("UPSTREAM {host} {port}")))
+}
+
+/// Every net witness `capgate diff` names for IP grants is reachable through
+/// NEW's nftables ruleset and dropped by OLD's. Three spellings: a port
+/// widened to every port, a declared private address widened likewise, and a
+/// private address next to `*` (which never covers special ranges).
+#[test]
+fn net_witnesses_are_reachable_under_nftables_only_with_new() {
+    if !support::require(
+        "net_witnesses_are_reachable_under_nftables_only_with_new",
+        &["nft", "ip", "python3"],
+        true,
+    ) {
+        return;
+    }
+    let dir = support::TempDir::new("diff-nft");
+    let log = dir.file("server.log", "", 0o666);
+    let (client, _server) = veth_pair(&[80, 443, 5432], &log);
+    let cases: [(&[&str], &[&str], &str); 3] = [
+        (
+            &["net:connect:11.0.0.2:443"],
+            &["net:connect:11.0.0.2"],
+            "11.0.0.2:80",
+        ),
+        (
+            &["net:connect:10.0.0.5:5432"],
+            &["net:connect:10.0.0.5"],
+            "10.0.0.5:443",
+        ),
+        (
+            &["net:connect:*", "net:connect:11.0.0.2:443"],
+            &["net:connect:11.0.0.2:443", "net:connect:10.0.0.5:443"],
+            "10.0.0.5:443",
+        ),
+    ];
+    // Control: without a ruleset every listener answers.
+    assert!(connects(&client, "11.0.0.2", 80, "control"));
+    assert!(connects(&client, "10.0.0.5", 443, "control"));
+    for (i, (old, new, want)) in cases.iter().enumerate() {
+        let m = |caps: &[&str]| {
+            serde_json::json!({"name": "m", "version": "1", "tools": [{"name": "t", "capabilities": caps}]})
+                .to_string()
+        };
+        let (old_m, new_m) = (m(old), m(new));
+        let old_path = dir.file(&format!("old{i}.json"), &old_m, 0o644);
+        let new_path = dir.file(&format!("new{i}.json"), &new_m, 0o644);
+        let o = capgate(&[
+            "diff",
+            &support::s(&old_path),
+            &support::s(&new_path),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "case {i}: {}", stdout(&o));
+        let v = json(&o);
+        assert_eq!(
+            witnesses(&v, "added"),
+            [("net".to_owned(), (*want).to_owned())],
+            "case {i}"
+        );
+        let (host, port) = want.rsplit_once(':').unwrap();
+        let port: u16 = port.parse().unwrap();
+        for (label, manifest, reach) in [("OLD", &old_m, false), ("NEW", &new_m, true)] {
+            // `*` has no nftables form: it is unenforceable (dropped), as `compile --permissive` says.
+            let artifact = support::compile(label, manifest, "nftables", true, &[]);
+            let rules = dir.file(
+                &format!("{label}{i}.nft"),
+                &support::config(&artifact),
+                0o644,
+            );
+            support::ok(&mut client.exec("nft", &["-f", &support::s(&rules)]));
+            assert_eq!(
+                connects(&client, host, port, &format!("case{i}-{label}")),
+                reach,
+                "case {i}: {label} and the witness {want}"
+            );
+        }
+    }
+}
