@@ -1,7 +1,9 @@
-//! `capgate diff`: exit codes and witnesses through the binary, and the
+//! `capgate diff`: exit codes and witnesses through the binary; the
 //! subsumption decision checked against a brute-force model on small random
 //! manifests (the model enumerates a finite universe of paths, hosts and
-//! ports and knows nothing of capgate's code).
+//! ports and knows nothing of capgate's code); and witnesses checked under
+//! the real tools (bwrap for paths, nftables for addresses), which skip
+//! loudly without root or the tool, and fail under `CI=true`.
 
 mod common;
 
