@@ -51,6 +51,42 @@ pub enum Command {
   capgate init --eject ./policy
   capgate compile manifest.json --rules ./policy/rules --templates ./policy/templates --target bwrap")]
     Init(InitArgs),
+    /// Compare what two manifests let the server reach; exit 1 if NEW reaches more.
+    #[command(after_help = "Examples:
+  capgate diff old.json new.json
+  capgate diff old.json new.json --target bwrap --target squid
+  git show origin/main:mcp/manifest.json > /tmp/base.json && capgate diff /tmp/base.json mcp/manifest.json --format json
+
+Exit codes: 0 NEW reaches nothing OLD could not, 1 it does (each witness is listed),
+2/3/4 as compile (usage, unreadable input or invalid JSON, invalid manifest).")]
+    Diff(DiffArgs),
+    /// Print a JSON Schema (2020-12) of the manifest, for editors and CI checks.
+    #[command(after_help = "Examples:
+  capgate schema > capgate-manifest.schema.json
+  (then in VS Code settings.json: \"json.schemas\": [{\"fileMatch\": [\"*.capgate.json\"], \"url\": \"./capgate-manifest.schema.json\"}])")]
+    Schema,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// The manifest before the change (file, or `-` for stdin). Example: base.json
+    #[arg(value_name = "OLD")]
+    pub old: String,
+    /// The manifest after the change (file, or `-` for stdin). Example: manifest.json
+    #[arg(value_name = "NEW")]
+    pub new: String,
+    /// Also compare the compiled output for this target (repeatable): lines added and
+    /// removed, each with its rule and capabilities. Example: --target bwrap
+    #[arg(long, short = 't', value_name = "TARGET")]
+    pub target: Vec<String>,
+    #[command(flatten)]
+    pub assets: AssetArgs,
+    /// Output format; the JSON form is stable (docs/cli.md). Example: --format json
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub format: OutputFormat,
+    /// How errors are printed on stderr. Example: --error-format json
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub error_format: ErrorFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -214,6 +250,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Explain(args) => explain(&args),
         Command::Targets(args) => targets(&args),
         Command::Init(args) => init(&args),
+        Command::Diff(args) => diff(&args),
+        Command::Schema => schema(),
     }
 }
 
@@ -596,6 +634,88 @@ fn init(args: &InitArgs) -> ExitCode {
                     format!("cannot write to {}: {e}", args.eject.display()),
                 ),
             }],
+            ErrorFormat::Text,
+        ),
+    }
+}
+
+/// `capgate diff`: exit 1 when NEW reaches anything OLD could not.
+fn diff(args: &DiffArgs) -> ExitCode {
+    if args.old == "-" && args.new == "-" {
+        return report(
+            &[Diagnostic::new(
+                Code::Usage,
+                "OLD and NEW cannot both be `-` (stdin)",
+            )],
+            args.error_format,
+        );
+    }
+    let read = |path: &str| read_input(path).map_err(|d| vec![d]);
+    let (old, new) = match (read(&args.old), read(&args.new)) {
+        (Ok(o), Ok(n)) => (o, n),
+        (o, n) => {
+            let mut errors = o.err().unwrap_or_default();
+            errors.extend(n.err().unwrap_or_default());
+            return report(&errors, args.error_format);
+        }
+    };
+    let name = |p: &str| {
+        if p == "-" {
+            "<stdin>".to_owned()
+        } else {
+            p.to_owned()
+        }
+    };
+    let (old_name, new_name) = (name(&args.old), name(&args.new));
+    let result = crate::diff::diff(
+        crate::diff::Input {
+            name: &old_name,
+            bytes: &old,
+        },
+        crate::diff::Input {
+            name: &new_name,
+            bytes: &new,
+        },
+        &args.target,
+        &args.assets.assets(),
+    );
+    match result {
+        Ok(r) => {
+            let text = match args.format {
+                OutputFormat::Text => r.to_text(),
+                OutputFormat::Json => {
+                    let mut s = serde_json::to_string_pretty(&r).expect("report serialises");
+                    s.push('\n');
+                    s
+                }
+            };
+            if let Err(e) = std::io::stdout().lock().write_all(text.as_bytes()) {
+                return report(
+                    &[Diagnostic::new(
+                        Code::OutputUnwritable,
+                        format!("failed to write the diff to stdout: {e}"),
+                    )],
+                    args.error_format,
+                );
+            }
+            ExitCode::from(if r.widens { 1 } else { exit::OK })
+        }
+        Err(d) => report(&d, args.error_format),
+    }
+}
+
+/// `capgate schema`: the manifest's JSON Schema on stdout.
+fn schema() -> ExitCode {
+    match std::io::stdout()
+        .lock()
+        .write_all(crate::schema::to_string().as_bytes())
+    {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => report(
+            &[Diagnostic::new(
+                Code::OutputUnwritable,
+                format!("failed to write the schema to stdout: {e}"),
+            )],
             ErrorFormat::Text,
         ),
     }

@@ -83,6 +83,34 @@ impl Trace {
     }
 }
 
+/// A manifest loaded, parsed and normalised without a target (`capgate diff`):
+/// the same stages and the same located errors as [`Compiler::compile`].
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub policy: Policy,
+    pub source: Source,
+}
+
+impl Loaded {
+    /// The capability string as written and its manifest location.
+    pub fn cap(&self, id: CapId) -> (&RawCap, Location) {
+        let raw = raw_cap(&self.manifest, &self.policy.caps[id as usize]);
+        (raw, self.source.location(raw.offset))
+    }
+}
+
+/// Loads a manifest up to the normalised policy (no target, no rendering).
+pub fn load_policy(name: &str, bytes: &[u8]) -> Result<Loaded, Vec<Diagnostic>> {
+    let source = Source::new(name, bytes);
+    let manifest = manifest::load(&source, bytes)?;
+    let policy = ir::normalise(parse_capabilities(&manifest, &source)?);
+    Ok(Loaded {
+        manifest,
+        policy,
+        source,
+    })
+}
+
 fn raw_cap<'m>(manifest: &'m Manifest, info: &CapInfo) -> &'m RawCap {
     match info.tool {
         Some(t) => &manifest.tools[t].capabilities[info.index],

@@ -208,6 +208,22 @@ fn slow(raw: &str) -> Result<Capability, CapError> {
     }
     let kind_pair = kind_pair.expect("capability always has a kind");
     let kind_span = kind_pair.as_span().start()..kind_pair.as_span().end();
+    // A `?` inside quotes is text only in an assertion's description (the
+    // segments after the id); anywhere else it is refused as before, ahead of
+    // every other check.
+    let description_from = if kind_pair.as_str() == "assert" {
+        1
+    } else {
+        usize::MAX
+    };
+    for (i, s) in segments.iter().enumerate() {
+        if s.quoted && i < description_from {
+            if let Some(at) = s.text.find('?') {
+                let pos = s.span.start + at;
+                return Err(structure_error(raw, pos));
+            }
+        }
+    }
 
     // Reference order: part count, then kind, then refinements, then kind-specific checks.
     if segments.is_empty() {

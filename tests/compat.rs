@@ -1679,7 +1679,7 @@ fn deviation_ids_are_documented() {
 
     // Every DEV- id the document mentions is checked by a test: this table, or a test file that names it.
     let tests_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
-    let test_text: String = ["overgrant.rs", "cli.rs", "validators.rs"]
+    let test_text: String = ["overgrant.rs", "cli.rs", "validators.rs", "compat.rs"]
         .iter()
         .filter_map(|f| std::fs::read_to_string(tests_dir.join(f)).ok())
         .collect();
@@ -1698,4 +1698,46 @@ fn deviation_ids_are_documented() {
         unchecked.is_empty(),
         "documented deviations no test names: {unchecked:?}"
     );
+}
+
+#[test]
+fn quoted_question_mark_stays_in_the_assertion_description() {
+    // DEV-ASSERT-QUOTED-QMARK: the reference cut at the first `?` and kept "why".
+    let compiler = Compiler::new(&Assets::default(), "bwrap").unwrap();
+    let manifest = serde_json::json!({
+        "name": "m", "version": "1",
+        "tools": [{ "name": "t", "capabilities": ["assert:why:\"why? because\""] }]
+    });
+    let out = compiler
+        .compile(
+            "m.json",
+            manifest.to_string().as_bytes(),
+            &Settings::default(),
+        )
+        .unwrap();
+    let v: Value = serde_json::from_str(&out.artifact.to_json(false)).unwrap();
+    assert_eq!(
+        v["assertions"],
+        serde_json::json!([{ "id": "why", "description": "why? because" }])
+    );
+    // Everywhere else the reference's meaning of `?` stands.
+    for (cap, code) in [
+        ("assert:why:why? because", Code::CapRefinement),
+        ("fs:read:\"/a?b\"", Code::CapSyntax),
+        ("assert:\"why?\":because", Code::CapSyntax),
+    ] {
+        let manifest = serde_json::json!({
+            "name": "m", "version": "1",
+            "tools": [{ "name": "t", "capabilities": [cap] }]
+        });
+        let err = compiler
+            .compile(
+                "m.json",
+                manifest.to_string().as_bytes(),
+                &Settings::default(),
+            )
+            .err()
+            .unwrap_or_else(|| panic!("{cap} accepted"));
+        assert_eq!(err[0].code, code, "{cap}");
+    }
 }

@@ -305,6 +305,32 @@ fn exec_env_clock_assert() {
     rejects("assert::desc", CapAssertShape, "");
     rejects("assert:a b:desc", CapAssertShape, "a b");
     rejects("assert:x:is it? yes", CapRefinement, " yes");
+    // Inside quotes, a `?` of the description is text (the reference cut it off).
+    for (raw, description) in [
+        ("assert:x:\"why? because\"", "why? because"),
+        ("assert:x:\"?\"", "?"),
+        ("assert:x:\"a?b=c&d\"", "a?b=c&d"),
+        ("assert:x:\"why?\":\"really?\"", "why?:really?"),
+        ("assert:x:\"a:b?\":c", "a:b?:c"),
+    ] {
+        assert_eq!(
+            ok(raw),
+            Capability::Assert {
+                id: Name::new_unchecked("x".into()),
+                description: description.into()
+            },
+            "{raw}"
+        );
+    }
+    // ... but not in the id, not after the closing quote, and not in any other kind.
+    rejects("assert:\"x?\":d", CapSyntax, "?");
+    rejects("assert:x:\"why\"? because", CapRefinement, " because");
+    rejects("assert:x:\"why? because", CapSyntax, "");
+    rejects("fs:read:\"/a?b\"", CapSyntax, "?");
+    rejects("net:connect:\"a.example?x\":443", CapSyntax, "?");
+    rejects("ipc:connect:\"unix:/run/a?/s.sock\"", CapSyntax, "?");
+    rejects("FS:read:\"/a?b\"", CapSyntax, "?");
+    rejects("exec:spawn:\"git?nestedSandbox=true\"", CapSyntax, "?");
 }
 
 #[test]
