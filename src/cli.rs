@@ -51,6 +51,12 @@ pub enum Command {
   capgate init --eject ./policy
   capgate compile manifest.json --rules ./policy/rules --templates ./policy/templates --target bwrap")]
     Init(InitArgs),
+    /// Write capgate manifests from ToolHive, Docker MCP catalog or server.json permission data.
+    #[command(after_help = "Examples:
+  capgate import toolhive registry.json --server github
+  capgate import docker servers/filesystem/server.yaml --param filesystem.paths=/srv/data
+  capgate import server-json servers/*.json --out imported/ --assume-no-network")]
+    Import(crate::import::cli::ImportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -195,6 +201,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Explain(args) => explain(&args),
         Command::Targets(args) => targets(&args),
         Command::Init(args) => init(&args),
+        Command::Import(args) => crate::import::cli::run(&args),
     }
 }
 

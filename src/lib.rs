@@ -22,6 +22,7 @@ pub mod diag;
 pub mod escape;
 pub mod explain;
 pub mod generate;
+pub mod import;
 pub mod ir;
 pub mod json;
 pub mod lower;
