@@ -102,6 +102,16 @@ fn eval(doc: &Doc, node: &Node, path: &str, expr: &str, ctx: &mut Ctx) -> Result
     if key.is_empty() {
         return Err(doc.error(Code::ImportTemplate, node, path, format!("empty parameter name in {{{{{expr}}}}}")));
     }
+    if let Some(other) = filters.iter().find(|f| {
+        !matches!(**f, "volume" | "volume-target" | "into" | "safe" | "first" | "last") && !f.starts_with("or:")
+    }) {
+        return Err(doc.error(
+            Code::ImportTemplate,
+            node,
+            path,
+            format!("unsupported template filter {} in {{{{{expr}}}}}", quote(other)),
+        ));
+    }
     let mut value: Vec<String> = match ctx.params.get(&key) {
         Some(v) => {
             ctx.used.insert(key.clone());
@@ -130,15 +140,7 @@ fn eval(doc: &Doc, node: &Node, path: &str, expr: &str, ctx: &mut Ctx) -> Result
                     value = vec![l];
                 }
             }
-            f if f.starts_with("or:") => {}
-            other => {
-                return Err(doc.error(
-                    Code::ImportTemplate,
-                    node,
-                    path,
-                    format!("unsupported template filter {} in {{{{{expr}}}}}", quote(other)),
-                ))
-            }
+            _ => {}
         }
     }
     Ok((key, value))
