@@ -257,6 +257,7 @@ pub fn file_stem(name: &str) -> Result<String, Diagnostic> {
         && stem.len() <= 128
         && stem.as_bytes()[0].is_ascii_alphanumeric()
         && stem.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !stem.contains("..")
         && stem != "import-report";
     if ok {
         Ok(stem)
@@ -265,7 +266,7 @@ pub fn file_stem(name: &str) -> Result<String, Diagnostic> {
             Code::ImportServerName,
             format!("server name {} cannot be used as a file name", quote(name)),
         )
-        .with_help("with --out each manifest is written to DIR/<name>.json: names are letters, digits, `.`, `_`, `-` (and `/` for server.json namespaces), start with a letter or digit, at most 128 bytes"))
+        .with_help("with --out each manifest is written to DIR/<name>.json: names are letters, digits, `.`, `_`, `-` (and `/` for server.json namespaces), start with a letter or digit, no `..`, at most 128 bytes"))
     }
 }
 
