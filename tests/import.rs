@@ -244,8 +244,8 @@ fn check_compiles(outcome: &Outcome) -> usize {
 }
 
 fn snapshot(name: &str, outcome: &Outcome) {
-    insta::with_settings!({ snapshot_path => "snapshots/import", prepend_module_to_snapshot => false }, {
-        insta::assert_json_snapshot!(name, outcome.report());
+    insta::with_settings!({ prepend_module_to_snapshot => false }, {
+        insta::assert_json_snapshot!(format!("import-{name}"), outcome.report());
     });
 }
 
@@ -839,4 +839,51 @@ fn cli_missing_param_names_the_parameter() {
     assert!(out.status.success());
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(m["serverCapabilities"], serde_json::json!(["fs:read,write:/srv/data"]));
+}
+
+/// Every import error code, rendered as a user sees it (also what
+/// tests/registry.rs looks for to know each code is exercised).
+#[test]
+fn error_messages() {
+    let mut text = String::new();
+    let mut add = |d: &[capgate::diag::Diagnostic]| {
+        for d in d {
+            text.push_str(&d.render());
+        }
+    };
+    let own = |f: &str| fixtures().join(format!("own/{f}"));
+    for (format, path) in [
+        (Format::Docker, own("docker/bad-yaml/server.yaml")),
+        (Format::Docker, own("docker/bad-allow-host/server.yaml")),
+        (Format::Docker, own("docker/bad-template/server.yaml")),
+        (Format::Docker, fixtures().join("docker/filesystem/server.yaml")),
+        (Format::ServerJson, own("server-json/bad-shape.json")),
+    ] {
+        add(&run_err(format, &[path], &Options::default()));
+    }
+    add(&run_err(
+        Format::Docker,
+        &[fixtures().join("docker/filesystem/server.yaml")],
+        &Options {
+            params: vec![("filesystem.paths".into(), "relative/dir".into())],
+            ..Options::default()
+        },
+    ));
+    add(&run_err(
+        Format::Toolhive,
+        &[fixtures().join("toolhive/registry.json")],
+        &Options {
+            servers: vec!["no-such-server".into()],
+            ..Options::default()
+        },
+    ));
+    add(&[import::file_stem("../../escape").unwrap_err()]);
+    let out = capgate(&["import", "server-json", "fixtures/import/server-json/toolhive-vercel.json"]);
+    for line in String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with("capgate:")) {
+        text.push_str(line);
+        text.push('\n');
+    }
+    insta::with_settings!({ prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("import-errors", text);
+    });
 }
