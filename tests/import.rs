@@ -97,11 +97,18 @@ fn docker_params() -> Vec<(String, String)> {
 }
 
 fn server<'a>(o: &'a Outcome, name: &str) -> &'a Server {
-    o.servers.iter().find(|s| s.name() == name).unwrap_or_else(|| panic!("no server {name}"))
+    o.servers
+        .iter()
+        .find(|s| s.name() == name)
+        .unwrap_or_else(|| panic!("no server {name}"))
 }
 
 fn caps(s: &Server) -> Vec<String> {
-    s.report.capabilities.iter().map(|c| c.capability.clone()).collect()
+    s.report
+        .capabilities
+        .iter()
+        .map(|c| c.capability.clone())
+        .collect()
 }
 
 fn manifest_caps(s: &Server) -> Vec<String> {
@@ -125,7 +132,12 @@ fn not_carried<'a>(r: &'a ServerReport, source: &str) -> &'a str {
     &r.not_carried_over
         .iter()
         .find(|n| n.source == source)
-        .unwrap_or_else(|| panic!("{}: {source} is not listed: {:?}", r.server, r.not_carried_over))
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: {source} is not listed: {:?}",
+                r.server, r.not_carried_over
+            )
+        })
         .reason
 }
 
@@ -147,7 +159,9 @@ fn resolve<'a>(root: &'a Node, path: &str) -> Option<&'a Node> {
         } else if let Some(r) = rest.strip_prefix('[') {
             let end = r.find(']').unwrap();
             let i: usize = r[..end].parse().unwrap();
-            let Value::Array(items) = &node.value else { return None };
+            let Value::Array(items) = &node.value else {
+                return None;
+            };
             node = items.get(i)?;
             rest = &r[end + 1..];
         } else {
@@ -175,7 +189,12 @@ fn check_traceable(format: Format, outcome: &Outcome) {
         let root = load(format, &common::root().join(&s.report.input));
         let mut all: Vec<&String> = Vec::new();
         for c in &s.report.capabilities {
-            assert!(!c.sources.is_empty(), "{}: {} has no source", s.name(), c.capability);
+            assert!(
+                !c.sources.is_empty(),
+                "{}: {} has no source",
+                s.name(),
+                c.capability
+            );
             all.extend(&c.sources);
         }
         for d in &s.report.dropped {
@@ -184,11 +203,23 @@ fn check_traceable(format: Format, outcome: &Outcome) {
         all.extend(s.report.not_carried_over.iter().map(|n| &n.source));
         for src in all {
             if let Some(p) = src.strip_prefix("--param ") {
-                assert!(outcome.params.contains_key(p), "{}: {src} was not given", s.name());
+                assert!(
+                    outcome.params.contains_key(p),
+                    "{}: {src} was not given",
+                    s.name()
+                );
             } else if let Some(p) = src.strip_suffix(" (absent)") {
-                assert!(resolve(&root, p).is_none(), "{}: {p} is said to be absent", s.name());
+                assert!(
+                    resolve(&root, p).is_none(),
+                    "{}: {p} is said to be absent",
+                    s.name()
+                );
             } else {
-                assert!(resolve(&root, src).is_some(), "{}: source {src} does not resolve", s.name());
+                assert!(
+                    resolve(&root, src).is_some(),
+                    "{}: source {src} does not resolve",
+                    s.name()
+                );
             }
         }
     }
@@ -204,7 +235,10 @@ fn check_consistent(outcome: &Outcome) {
             continue;
         };
         assert_eq!(manifest_caps(s), caps(s), "{}", s.name());
-        let net: Vec<String> = caps(s).into_iter().filter(|c| c.starts_with("net:")).collect();
+        let net: Vec<String> = caps(s)
+            .into_iter()
+            .filter(|c| c.starts_with("net:"))
+            .collect();
         match s.report.network {
             "none" => assert!(net.is_empty(), "{}: network none but {net:?}", s.name()),
             "allow-list" => assert!(
@@ -235,7 +269,11 @@ fn check_compiles(outcome: &Outcome) -> usize {
                 set: vec![],
             };
             if let Err(d) = compiler.compile(s.name(), &bytes, &settings) {
-                panic!("{} does not compile:\n{}", s.name(), common::render_errors(&d));
+                panic!(
+                    "{} does not compile:\n{}",
+                    s.name(),
+                    common::render_errors(&d)
+                );
             }
         }
         n += 1;
@@ -275,7 +313,11 @@ fn imports_all_328_docker_entries() {
     let kinds = |k: &str| {
         files
             .iter()
-            .filter(|f| std::fs::read_to_string(f).unwrap().contains(&format!("\ntype: {k}\n")))
+            .filter(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .contains(&format!("\ntype: {k}\n"))
+            })
             .count()
     };
     let sandboxed = o.servers.iter().filter(|s| s.manifest.is_some()).count();
@@ -300,7 +342,11 @@ fn imports_every_server_json() {
 
 #[test]
 fn imports_own_shapes() {
-    let th = run(Format::Toolhive, &[fixtures().join("own/toolhive-edge.json")], &Options::default());
+    let th = run(
+        Format::Toolhive,
+        &[fixtures().join("own/toolhive-edge.json")],
+        &Options::default(),
+    );
     let own_docker: Vec<PathBuf> = ["fixed-mounts", "both-network", "no-network-info"]
         .iter()
         .map(|d| fixtures().join(format!("own/docker/{d}/server.yaml")))
@@ -326,7 +372,11 @@ fn imports_own_shapes() {
 // ------------------------------------------------- README edge cases (ToolHive)
 
 fn toolhive(options: &Options) -> Outcome {
-    run(Format::Toolhive, &[fixtures().join("toolhive/registry.json")], options)
+    run(
+        Format::Toolhive,
+        &[fixtures().join("toolhive/registry.json")],
+        options,
+    )
 }
 
 #[test]
@@ -336,7 +386,11 @@ fn toolhive_netbird_insecure_allow_all_with_hosts_is_called_out() {
     assert_eq!(s.report.network, "all");
     assert!(caps(s).contains(&"net:connect:*".to_owned()));
     assert!(!caps(s).iter().any(|c| c.contains("netbird.io")));
-    assert!(not_carried(&s.report, "servers.netbird.permissions.network.outbound.allow_host[0]").contains("contradictory"));
+    assert!(not_carried(
+        &s.report,
+        "servers.netbird.permissions.network.outbound.allow_host[0]"
+    )
+    .contains("contradictory"));
     assert!(s.report.notes.iter().any(|n| n.contains("contradicts")));
 }
 
@@ -344,7 +398,10 @@ fn toolhive_netbird_insecure_allow_all_with_hosts_is_called_out() {
 fn toolhive_memory_ports_without_hosts_is_any_host_on_those_ports() {
     let o = toolhive(&Options::default());
     let s = server(&o, "memory");
-    let net: Vec<String> = caps(s).into_iter().filter(|c| c.starts_with("net:")).collect();
+    let net: Vec<String> = caps(s)
+        .into_iter()
+        .filter(|c| c.starts_with("net:"))
+        .collect();
     assert_eq!(net, ["net:connect:*:443"]);
     assert_eq!(
         sources_of(&s.report, "net:connect:*:443"),
@@ -357,7 +414,10 @@ fn toolhive_insecure_allow_all_ignores_the_port_list() {
     let o = toolhive(&Options::default());
     for name in ["fetch", "grafana", "playwright", "mongodb"] {
         let s = server(&o, name);
-        let net: Vec<String> = caps(s).into_iter().filter(|c| c.starts_with("net:")).collect();
+        let net: Vec<String> = caps(s)
+            .into_iter()
+            .filter(|c| c.starts_with("net:"))
+            .collect();
         assert_eq!(net, ["net:connect:*"], "{name}");
         let p = format!("servers.{name}.permissions.network.outbound.allow_port[0]");
         assert!(not_carried(&s.report, &p).contains("every port"), "{name}");
@@ -370,10 +430,24 @@ fn toolhive_localhost_is_the_sandbox_and_dropped() {
     for name in ["dolt", "mcp-neo4j-cypher"] {
         let s = server(&o, name);
         assert!(!caps(s).iter().any(|c| c.contains("localhost")), "{name}");
-        assert!(s.report.dropped.iter().any(|d| d.capability == "net:connect:localhost"), "{name}");
-        assert!(s.report.notes.iter().any(|n| n.contains("localhost")), "{name}");
+        assert!(
+            s.report
+                .dropped
+                .iter()
+                .any(|d| d.capability == "net:connect:localhost"),
+            "{name}"
+        );
+        assert!(
+            s.report.notes.iter().any(|n| n.contains("localhost")),
+            "{name}"
+        );
         // The other hosts keep their ports: AND of hosts and ports.
-        assert!(caps(s).iter().any(|c| c.ends_with(":443") && !c.contains('*') || c.contains("*.")), "{name}");
+        assert!(
+            caps(s)
+                .iter()
+                .any(|c| c.ends_with(":443") && !c.contains('*') || c.contains("*.")),
+            "{name}"
+        );
     }
     let dolt = server(&o, "dolt");
     for port in [3306, 443, 80, 8080] {
@@ -384,10 +458,18 @@ fn toolhive_localhost_is_the_sandbox_and_dropped() {
 
 #[test]
 fn toolhive_localhost_only_list_is_deny_all_not_any_host() {
-    let o = run(Format::Toolhive, &[fixtures().join("own/toolhive-edge.json")], &Options::default());
+    let o = run(
+        Format::Toolhive,
+        &[fixtures().join("own/toolhive-edge.json")],
+        &Options::default(),
+    );
     let s = server(&o, "localhost-only");
     assert_eq!(s.report.network, "none");
-    assert!(!caps(s).iter().any(|c| c.starts_with("net:")), "{:?}", caps(s));
+    assert!(
+        !caps(s).iter().any(|c| c.starts_with("net:")),
+        "{:?}",
+        caps(s)
+    );
 }
 
 #[test]
@@ -400,8 +482,15 @@ fn toolhive_leading_dot_is_the_apex_and_every_subdomain() {
         ("azure", "blob.core.windows.net"),
     ] {
         let s = server(&o, name);
-        assert!(caps(s).contains(&format!("net:connect:{apex}:443")), "{name}: {:?}", caps(s));
-        assert!(caps(s).contains(&format!("net:connect:*.{apex}:443")), "{name}");
+        assert!(
+            caps(s).contains(&format!("net:connect:{apex}:443")),
+            "{name}: {:?}",
+            caps(s)
+        );
+        assert!(
+            caps(s).contains(&format!("net:connect:*.{apex}:443")),
+            "{name}"
+        );
     }
     // A bare host is exact: no wildcard for it.
     let s = server(&o, "notion");
@@ -430,12 +519,18 @@ fn toolhive_empty_outbound_is_deny_all() {
 #[test]
 fn toolhive_without_network_section_defaults_to_all_or_none() {
     let path = fixtures().join("own/toolhive-edge.json");
-    let o = run(Format::Toolhive, &[path.clone()], &Options::default());
+    let o = run(Format::Toolhive, std::slice::from_ref(&path), &Options::default());
     for name in ["no-permissions", "network-without-outbound"] {
         let s = server(&o, name);
         assert_eq!(s.report.network, "unknown");
         assert!(caps(s).contains(&"net:connect:*".to_owned()), "{name}");
-        assert!(s.report.notes.iter().any(|n| n.contains("--assume-no-network")), "{name}");
+        assert!(
+            s.report
+                .notes
+                .iter()
+                .any(|n| n.contains("--assume-no-network")),
+            "{name}"
+        );
     }
     let o = run(
         Format::Toolhive,
@@ -446,19 +541,37 @@ fn toolhive_without_network_section_defaults_to_all_or_none() {
         },
     );
     for name in ["no-permissions", "network-without-outbound"] {
-        assert!(!caps(server(&o, name)).iter().any(|c| c.starts_with("net:")), "{name}");
+        assert!(
+            !caps(server(&o, name)).iter().any(|c| c.starts_with("net:")),
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn toolhive_refused_capabilities_are_dropped_with_their_code() {
-    let o = run(Format::Toolhive, &[fixtures().join("own/toolhive-edge.json")], &Options::default());
+    let o = run(
+        Format::Toolhive,
+        &[fixtures().join("own/toolhive-edge.json")],
+        &Options::default(),
+    );
     let r = &server(&o, "refused").report;
     use capgate::import::report::dropped_code;
-    assert_eq!(dropped_code(r, "net:connect:0.0.0.0:443"), Some(Code::CapNetHostSpecial));
-    assert_eq!(dropped_code(r, "env:read:LD_PRELOAD"), Some(Code::CapEnvDangerous));
-    assert_eq!(dropped_code(r, "env:read:lower_case"), Some(Code::CapEnvName));
-    assert!(!manifest_caps(server(&o, "refused")).iter().any(|c| c.contains("LD_PRELOAD")));
+    assert_eq!(
+        dropped_code(r, "net:connect:0.0.0.0:443"),
+        Some(Code::CapNetHostSpecial)
+    );
+    assert_eq!(
+        dropped_code(r, "env:read:LD_PRELOAD"),
+        Some(Code::CapEnvDangerous)
+    );
+    assert_eq!(
+        dropped_code(r, "env:read:lower_case"),
+        Some(Code::CapEnvName)
+    );
+    assert!(!manifest_caps(server(&o, "refused"))
+        .iter()
+        .any(|c| c.contains("LD_PRELOAD")));
 }
 
 // --------------------------------------------------- README edge cases (Docker)
@@ -476,7 +589,10 @@ fn docker(names: &[&str], params: &[(&str, &str)]) -> Outcome {
         })
         .collect();
     let options = Options {
-        params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..Options::default()
     };
     run(Format::Docker, &files, &options)
@@ -486,9 +602,15 @@ fn docker(names: &[&str], params: &[(&str, &str)]) -> Outcome {
 fn docker_kafka_wildcard_host_is_any_host_on_the_port() {
     let o = docker(&["kafka-schema-reg-mcp"], &[]);
     let s = server(&o, "kafka-schema-reg-mcp");
-    let net: Vec<String> = caps(s).into_iter().filter(|c| c.starts_with("net:")).collect();
+    let net: Vec<String> = caps(s)
+        .into_iter()
+        .filter(|c| c.starts_with("net:"))
+        .collect();
     assert_eq!(net, ["net:connect:*:8081", "net:connect:*:443"]);
-    assert_eq!(sources_of(&s.report, "net:connect:*:8081"), ["run.allowHosts[0]"]);
+    assert_eq!(
+        sources_of(&s.report, "net:connect:*:8081"),
+        ["run.allowHosts[0]"]
+    );
 }
 
 #[test]
@@ -498,7 +620,11 @@ fn docker_obsidian_host_access_through_env_is_not_a_network_grant() {
     assert!(caps(s).contains(&"env:read:OBSIDIAN_HOST".to_owned()));
     assert!(caps(s).contains(&"env:inject:OBSIDIAN_API_KEY".to_owned()));
     assert!(!caps(s).iter().any(|c| c.contains("host.docker.internal")));
-    assert!(s.report.notes.iter().any(|n| n.contains("host.docker.internal")));
+    assert!(s
+        .report
+        .notes
+        .iter()
+        .any(|n| n.contains("host.docker.internal")));
 }
 
 #[test]
@@ -506,8 +632,16 @@ fn docker_sentry_secret_in_argv_is_reported() {
     let o = docker(&["sentry"], &[]);
     let s = server(&o, "sentry");
     assert!(caps(s).contains(&"env:inject:SENTRY_AUTH_TOKEN".to_owned()));
-    assert!(s.report.notes.iter().any(|n| n.contains("SENTRY_AUTH_TOKEN") && n.contains("argv")));
-    assert!(s.report.not_carried_over.iter().any(|n| n.source.starts_with("run.command")));
+    assert!(s
+        .report
+        .notes
+        .iter()
+        .any(|n| n.contains("SENTRY_AUTH_TOKEN") && n.contains("argv")));
+    assert!(s
+        .report
+        .not_carried_over
+        .iter()
+        .any(|n| n.source.starts_with("run.command")));
 }
 
 #[test]
@@ -534,7 +668,11 @@ fn docker_disable_network_with_parameterised_volumes() {
     );
     let ag = server(&o, "ast-grep");
     assert_eq!(caps(ag), ["fs:read,write:/srv/code"]);
-    assert!(ag.report.capabilities[0].note.as_deref().unwrap().contains("/src"));
+    assert!(ag.report.capabilities[0]
+        .note
+        .as_deref()
+        .unwrap()
+        .contains("/src"));
 }
 
 #[test]
@@ -545,7 +683,10 @@ fn docker_credential_mounts_are_flagged() {
             ("arm-mcp.workspace_path", "/srv/ws"),
             ("arm-mcp.ssh_private_key_path", "/home/u/.ssh/id_ed25519"),
             ("arm-mcp.ssh_known_hosts_path", "/home/u/.ssh/known_hosts"),
-            ("cloud-run-mcp.credentials_path", "/home/u/.config/gcloud/adc.json"),
+            (
+                "cloud-run-mcp.credentials_path",
+                "/home/u/.config/gcloud/adc.json",
+            ),
             ("kubernetes.config_path", "/home/u/.kube/config"),
         ],
     );
@@ -555,7 +696,11 @@ fn docker_credential_mounts_are_flagged() {
     assert!(caps(arm).contains(&"fs:read,write:/srv/ws".to_owned()));
     for name in ["arm-mcp", "cloud-run-mcp", "kubernetes"] {
         assert!(
-            server(&o, name).report.notes.iter().any(|n| n.contains("credential")),
+            server(&o, name)
+                .report
+                .notes
+                .iter()
+                .any(|n| n.contains("credential")),
             "{name}"
         );
     }
@@ -566,7 +711,11 @@ fn docker_missing_parameter_is_an_error_naming_it() {
     let files = [fixtures().join("docker/filesystem/server.yaml")];
     let d = run_err(Format::Docker, &files, &Options::default());
     assert_eq!(d[0].code, Code::ImportParamMissing);
-    assert!(d[0].message.contains("filesystem.paths"), "{}", d[0].message);
+    assert!(
+        d[0].message.contains("filesystem.paths"),
+        "{}",
+        d[0].message
+    );
     assert!(d[0].location.is_some());
 }
 
@@ -590,7 +739,10 @@ fn docker_parameter_values_must_be_absolute_paths() {
         ],
         ..Options::default()
     };
-    assert_eq!(run_err(Format::Docker, &files, &options)[0].code, Code::ImportParamInvalid);
+    assert_eq!(
+        run_err(Format::Docker, &files, &options)[0].code,
+        Code::ImportParamInvalid
+    );
 }
 
 #[test]
@@ -665,7 +817,13 @@ fn server_json_stacklok_permissions_read_as_toolhive() {
     let s = &o.servers[0];
     let mut got = caps(s);
     got.sort();
-    assert_eq!(got, ["env:inject:CONTEXT7_API_KEY", "net:connect:context7.com:443"]);
+    assert_eq!(
+        got,
+        [
+            "env:inject:CONTEXT7_API_KEY",
+            "net:connect:context7.com:443"
+        ]
+    );
     assert!(sources_of(&s.report, "net:connect:context7.com:443")[0].starts_with(
         "_meta[\"io.modelcontextprotocol.registry/publisher-provided\"][\"io.github.stacklok\"]"
     ));
@@ -676,13 +834,21 @@ fn server_json_npm_pypi_nuget_and_multiple_packages() {
     let own = |f: &str| fixtures().join(format!("own/server-json/{f}.json"));
     let o = run(
         Format::ServerJson,
-        &[own("npm"), own("pypi"), own("nuget-snake-case"), own("multi-package")],
+        &[
+            own("npm"),
+            own("pypi"),
+            own("nuget-snake-case"),
+            own("multi-package"),
+        ],
         &Options::default(),
     );
     let npm = server(&o, "io.example/weather-npm");
     assert!(caps(npm).contains(&"env:inject:WEATHER_API_KEY".to_owned()));
     assert!(caps(npm).contains(&"env:read:WEATHER_UNITS".to_owned()));
-    assert!(caps(npm).contains(&"net:connect:*".to_owned()), "no permission data: the default");
+    assert!(
+        caps(npm).contains(&"net:connect:*".to_owned()),
+        "no permission data: the default"
+    );
     assert!(npm.report.notes.iter().any(|n| n.contains("npm package")));
     let nuget = server(&o, "io.example/sample-nuget");
     assert!(caps(nuget).contains(&"env:inject:SAMPLE_TOKEN".to_owned()));
@@ -703,13 +869,29 @@ fn server_json_npm_pypi_nuget_and_multiple_packages() {
 fn bad_inputs_are_coded_located_errors() {
     let own = |f: &str| fixtures().join(format!("own/{f}"));
     let cases = [
-        (Format::Docker, own("docker/bad-yaml/server.yaml"), Code::ImportYaml),
-        (Format::Docker, own("docker/bad-allow-host/server.yaml"), Code::ImportShape),
-        (Format::Docker, own("docker/bad-template/server.yaml"), Code::ImportTemplate),
-        (Format::ServerJson, own("server-json/bad-shape.json"), Code::ImportShape),
+        (
+            Format::Docker,
+            own("docker/bad-yaml/server.yaml"),
+            Code::ImportYaml,
+        ),
+        (
+            Format::Docker,
+            own("docker/bad-allow-host/server.yaml"),
+            Code::ImportShape,
+        ),
+        (
+            Format::Docker,
+            own("docker/bad-template/server.yaml"),
+            Code::ImportTemplate,
+        ),
+        (
+            Format::ServerJson,
+            own("server-json/bad-shape.json"),
+            Code::ImportShape,
+        ),
     ];
     for (format, path, code) in cases {
-        let d = run_err(format, &[path.clone()], &Options::default());
+        let d = run_err(format, std::slice::from_ref(&path), &Options::default());
         assert_eq!(d[0].code, code, "{}", path.display());
         assert!(d[0].location.is_some(), "{}", path.display());
     }
@@ -748,10 +930,26 @@ fn unknown_server_is_an_error() {
 
 #[test]
 fn server_names_must_be_file_names() {
-    for bad in ["../../escape", "..", ".hidden", "a/../../b", "a\\b", "a b", "import-report", ""] {
-        assert_eq!(import::file_stem(bad).unwrap_err().code, Code::ImportServerName, "{bad:?}");
+    for bad in [
+        "../../escape",
+        "..",
+        ".hidden",
+        "a/../../b",
+        "a\\b",
+        "a b",
+        "import-report",
+        "",
+    ] {
+        assert_eq!(
+            import::file_stem(bad).unwrap_err().code,
+            Code::ImportServerName,
+            "{bad:?}"
+        );
     }
-    assert_eq!(import::file_stem("io.github.stacklok/context7").unwrap(), "io.github.stacklok.context7");
+    assert_eq!(
+        import::file_stem("io.github.stacklok/context7").unwrap(),
+        "io.github.stacklok.context7"
+    );
 }
 
 // --------------------------------------------------------------------- CLI
@@ -773,18 +971,36 @@ fn capgate(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn cli_one_server_manifest_on_stdout_report_on_stderr() {
-    let out = capgate(&["import", "toolhive", "fixtures/import/toolhive/registry.json", "--server", "github"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = capgate(&[
+        "import",
+        "toolhive",
+        "fixtures/import/toolhive/registry.json",
+        "--server",
+        "github",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(manifest["name"], "github");
     let report: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(report["servers"][0]["server"], "github");
     // Several servers without --out is a usage error, and nothing goes to stdout.
-    let out = capgate(&["import", "toolhive", "fixtures/import/toolhive/registry.json"]);
+    let out = capgate(&[
+        "import",
+        "toolhive",
+        "fixtures/import/toolhive/registry.json",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     // A remote server alone: the report, and a coded error.
-    let out = capgate(&["import", "server-json", "fixtures/import/server-json/toolhive-vercel.json"]);
+    let out = capgate(&[
+        "import",
+        "server-json",
+        "fixtures/import/server-json/toolhive-vercel.json",
+    ]);
     assert_eq!(out.status.code(), Some(4));
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("IMPORT_NOTHING_TO_SANDBOX"));
@@ -794,15 +1010,40 @@ fn cli_one_server_manifest_on_stdout_report_on_stderr() {
 fn cli_out_writes_every_manifest_and_the_report() {
     let dir = tempdir("out");
     let d = dir.to_str().unwrap();
-    let out = capgate(&["import", "server-json", "fixtures/import/server-json/toolhive-context7.json", "fixtures/import/server-json/toolhive-vercel.json", "--out", d]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("io.github.stacklok.context7.json")).unwrap()).unwrap();
+    let out = capgate(&[
+        "import",
+        "server-json",
+        "fixtures/import/server-json/toolhive-context7.json",
+        "fixtures/import/server-json/toolhive-vercel.json",
+        "--out",
+        d,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("io.github.stacklok.context7.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(m["name"], "io.github.stacklok/context7");
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("import-report.json")).unwrap()).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("import-report.json")).unwrap()).unwrap();
     assert_eq!(r["servers"].as_array().unwrap().len(), 2);
-    assert_eq!(r["servers"][0]["manifestFile"], "io.github.stacklok.context7.json");
-    let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    assert_eq!(names.len(), 2, "{names:?}: no manifest for the remote, no temp files");
+    assert_eq!(
+        r["servers"][0]["manifestFile"],
+        "io.github.stacklok.context7.json"
+    );
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "{names:?}: no manifest for the remote, no temp files"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -810,7 +1051,13 @@ fn cli_out_writes_every_manifest_and_the_report() {
 fn cli_out_refuses_traversal_and_does_not_follow_symlinks() {
     let dir = tempdir("traversal");
     let d = dir.join("out");
-    let out = capgate(&["import", "server-json", "fixtures/import/own/server-json/bad-name.json", "--out", d.to_str().unwrap()]);
+    let out = capgate(&[
+        "import",
+        "server-json",
+        "fixtures/import/own/server-json/bad-name.json",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("IMPORT_SERVER_NAME"));
     assert!(!d.exists(), "nothing is written when a name is refused");
@@ -821,24 +1068,53 @@ fn cli_out_refuses_traversal_and_does_not_follow_symlinks() {
     std::fs::write(&victim, "keep").unwrap();
     std::os::unix::fs::symlink(&victim, d.join("io.github.stacklok.context7.json")).unwrap();
     std::os::unix::fs::symlink(&victim, d.join("import-report.json")).unwrap();
-    let out = capgate(&["import", "server-json", "fixtures/import/server-json/toolhive-context7.json", "--out", d.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = capgate(&[
+        "import",
+        "server-json",
+        "fixtures/import/server-json/toolhive-context7.json",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
-    assert!(!std::fs::symlink_metadata(d.join("import-report.json")).unwrap().file_type().is_symlink());
+    assert!(!std::fs::symlink_metadata(d.join("import-report.json"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn cli_missing_param_names_the_parameter() {
-    let out = capgate(&["import", "docker", "fixtures/import/docker/filesystem/server.yaml"]);
+    let out = capgate(&[
+        "import",
+        "docker",
+        "fixtures/import/docker/filesystem/server.yaml",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("IMPORT_PARAM_MISSING") && err.contains("filesystem.paths"), "{err}");
+    assert!(
+        err.contains("IMPORT_PARAM_MISSING") && err.contains("filesystem.paths"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty());
-    let out = capgate(&["import", "docker", "fixtures/import/docker/filesystem/server.yaml", "--param", "filesystem.paths=/srv/data"]);
+    let out = capgate(&[
+        "import",
+        "docker",
+        "fixtures/import/docker/filesystem/server.yaml",
+        "--param",
+        "filesystem.paths=/srv/data",
+    ]);
     assert!(out.status.success());
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(m["serverCapabilities"], serde_json::json!(["fs:read,write:/srv/data"]));
+    assert_eq!(
+        m["serverCapabilities"],
+        serde_json::json!(["fs:read,write:/srv/data"])
+    );
 }
 
 /// Every import error code, rendered as a user sees it (also what
@@ -856,7 +1132,10 @@ fn error_messages() {
         (Format::Docker, own("docker/bad-yaml/server.yaml")),
         (Format::Docker, own("docker/bad-allow-host/server.yaml")),
         (Format::Docker, own("docker/bad-template/server.yaml")),
-        (Format::Docker, fixtures().join("docker/filesystem/server.yaml")),
+        (
+            Format::Docker,
+            fixtures().join("docker/filesystem/server.yaml"),
+        ),
         (Format::ServerJson, own("server-json/bad-shape.json")),
     ] {
         add(&run_err(format, &[path], &Options::default()));
@@ -878,8 +1157,15 @@ fn error_messages() {
         },
     ));
     add(&[import::file_stem("../../escape").unwrap_err()]);
-    let out = capgate(&["import", "server-json", "fixtures/import/server-json/toolhive-vercel.json"]);
-    for line in String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with("capgate:")) {
+    let out = capgate(&[
+        "import",
+        "server-json",
+        "fixtures/import/server-json/toolhive-vercel.json",
+    ]);
+    for line in String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("capgate:"))
+    {
         text.push_str(line);
         text.push('\n');
     }

@@ -69,7 +69,13 @@ pub fn run(args: &ImportArgs) -> ExitCode {
     let mut inputs = Vec::new();
     for f in &args.files {
         if f == "-" {
-            return report(&[Diagnostic::new(Code::Usage, "import reads files, not stdin (`-`)")], args.error_format);
+            return report(
+                &[Diagnostic::new(
+                    Code::Usage,
+                    "import reads files, not stdin (`-`)",
+                )],
+                args.error_format,
+            );
         }
         match read_input(f) {
             Ok(b) => inputs.push((f.clone(), b)),
@@ -111,15 +117,25 @@ fn to_stdout(outcome: Outcome, error_format: ErrorFormat) -> ExitCode {
         return report(
             &[Diagnostic::new(
                 Code::ImportNothingToSandbox,
-                format!("server {}: {}", crate::diag::quote(server.name()), server.report.notes.join("; ")),
+                format!(
+                    "server {}: {}",
+                    crate::diag::quote(server.name()),
+                    server.report.notes.join("; ")
+                ),
             )],
             error_format,
         );
     };
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(pretty(manifest).as_bytes()).and_then(|()| out.flush()) {
+    if let Err(e) = out
+        .write_all(pretty(manifest).as_bytes())
+        .and_then(|()| out.flush())
+    {
         return report(
-            &[Diagnostic::new(Code::OutputUnwritable, format!("failed to write the manifest to stdout: {e}"))],
+            &[Diagnostic::new(
+                Code::OutputUnwritable,
+                format!("failed to write the manifest to stdout: {e}"),
+            )],
             error_format,
         );
     }
@@ -139,7 +155,11 @@ fn write_out(dir: &std::path::Path, mut outcome: Outcome, error_format: ErrorFor
                 if let Some(other) = taken.insert(file.to_ascii_lowercase(), s.name().to_owned()) {
                     errors.push(Diagnostic::new(
                         Code::ImportServerName,
-                        format!("servers {} and {} would both be written to {file}", crate::diag::quote(&other), crate::diag::quote(s.name())),
+                        format!(
+                            "servers {} and {} would both be written to {file}",
+                            crate::diag::quote(&other),
+                            crate::diag::quote(s.name())
+                        ),
                     ));
                 }
                 s.report.manifest_file = Some(file.clone());
@@ -154,7 +174,10 @@ fn write_out(dir: &std::path::Path, mut outcome: Outcome, error_format: ErrorFor
     files.push(("import-report.json".to_owned(), pretty(&outcome.report())));
     let fail = |e: std::io::Error, what: &str| {
         report(
-            &[Diagnostic::new(Code::OutputUnwritable, format!("cannot write {what} in {}: {e}", dir.display()))],
+            &[Diagnostic::new(
+                Code::OutputUnwritable,
+                format!("cannot write {what} in {}: {e}", dir.display()),
+            )],
             error_format,
         )
     };
@@ -170,7 +193,11 @@ fn write_out(dir: &std::path::Path, mut outcome: Outcome, error_format: ErrorFor
             Err(e) => return fail(e, name),
         }
     }
-    let imported = outcome.servers.iter().filter(|s| s.manifest.is_some()).count();
+    let imported = outcome
+        .servers
+        .iter()
+        .filter(|s| s.manifest.is_some())
+        .count();
     let _ = writeln!(
         std::io::stderr(),
         "capgate: imported {imported} of {} servers ({} with nothing to sandbox); see {}",

@@ -16,7 +16,12 @@ use crate::diag::{quote, Code, Diagnostic};
 pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Diagnostic> {
     doc.object(root, "")?;
     let Some(name_node) = root.get("name") else {
-        return Err(doc.error(Code::ImportShape, root, "name", "a server.yaml needs a `name`"));
+        return Err(doc.error(
+            Code::ImportShape,
+            root,
+            "name",
+            "a server.yaml needs a `name`",
+        ));
     };
     let name = doc.name(name_node, "name")?.to_owned();
     if !ctx.wanted(&name) {
@@ -38,7 +43,11 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
             other => format!("type {}: not a local server, nothing to sandbox", quote(other)),
         });
         rep.sweep(root, "", &super::reason);
-        return Ok(vec![Imported { report: rep, manifest: None, node_line: root.line }]);
+        return Ok(vec![Imported {
+            report: rep,
+            manifest: None,
+            node_line: root.line,
+        }]);
     }
     let run = root.get("run").filter(|r| !r.is_null());
     if let Some(run) = run {
@@ -76,18 +85,31 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
                 let sp = index("config.secrets", i);
                 doc.object(s, &sp)?;
                 let Some(env) = s.get("env") else {
-                    return Err(doc.error(Code::ImportShape, s, &sp, "a secret needs an `env` name"));
+                    return Err(doc.error(
+                        Code::ImportShape,
+                        s,
+                        &sp,
+                        "a secret needs an `env` name",
+                    ));
                 };
                 let env = doc.name(env, &join(&sp, "env"))?;
                 super::env_cap(&mut rep, env, true, vec![join(&sp, "env")]);
             }
         }
-        if let Some(env) = config.get("env").filter(|e| matches!(e.value, super::tree::Value::Array(_))) {
+        if let Some(env) = config
+            .get("env")
+            .filter(|e| matches!(e.value, super::tree::Value::Array(_)))
+        {
             for (i, e) in doc.array(env, "config.env")?.iter().enumerate() {
                 let ep = index("config.env", i);
                 doc.object(e, &ep)?;
                 let Some(n) = e.get("name") else {
-                    return Err(doc.error(Code::ImportShape, e, &ep, "an env entry needs a `name`"));
+                    return Err(doc.error(
+                        Code::ImportShape,
+                        e,
+                        &ep,
+                        "an env entry needs a `name`",
+                    ));
                 };
                 let n = doc.name(n, &join(&ep, "name"))?;
                 super::env_cap(&mut rep, n, false, vec![join(&ep, "name")]);
@@ -102,7 +124,9 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
             let mut names = Vec::new();
             for (i, tool) in doc.array(t, "tools")?.iter().enumerate() {
                 let tp = index("tools", i);
-                let n = tool.get("name").ok_or_else(|| doc.error(Code::ImportShape, tool, &tp, "a tool needs a `name`"))?;
+                let n = tool.get("name").ok_or_else(|| {
+                    doc.error(Code::ImportShape, tool, &tp, "a tool needs a `name`")
+                })?;
                 names.push(doc.name(n, &join(&tp, "name"))?.to_owned());
                 rep.consume(&join(&tp, "name"));
             }
@@ -125,7 +149,11 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
 
 fn secret_envs(root: &Node) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(super::tree::Value::Array(list)) = root.get("config").and_then(|c| c.get("secrets")).map(|s| &s.value) {
+    if let Some(super::tree::Value::Array(list)) = root
+        .get("config")
+        .and_then(|c| c.get("secrets"))
+        .map(|s| &s.value)
+    {
         for s in list {
             if let Some(e) = s.get("env").and_then(Node::as_str) {
                 out.push(e.to_owned());
@@ -146,7 +174,13 @@ fn host_in_value(rep: &mut ServerReport, name: &str, value: &str) {
     }
 }
 
-fn network(doc: &Doc, run: Option<&Node>, _name: &str, rep: &mut ServerReport, ctx: &Ctx) -> Result<(), Diagnostic> {
+fn network(
+    doc: &Doc,
+    run: Option<&Node>,
+    _name: &str,
+    rep: &mut ServerReport,
+    ctx: &Ctx,
+) -> Result<(), Diagnostic> {
     let disable = match run.and_then(|r| r.get("disableNetwork")) {
         Some(n) => {
             rep.consume("run.disableNetwork");
@@ -154,14 +188,21 @@ fn network(doc: &Doc, run: Option<&Node>, _name: &str, rep: &mut ServerReport, c
         }
         None => false,
     };
-    let hosts = run.and_then(|r| r.get("allowHosts")).filter(|h| !h.is_null());
+    let hosts = run
+        .and_then(|r| r.get("allowHosts"))
+        .filter(|h| !h.is_null());
     if disable {
         rep.network = "none";
-        rep.note("run.disableNetwork: the server gets no network, so the manifest has no net capability");
+        rep.note(
+            "run.disableNetwork: the server gets no network, so the manifest has no net capability",
+        );
         if let Some(h) = hosts {
             rep.note("run.disableNetwork contradicts run.allowHosts: disableNetwork wins");
             for i in 0..doc.array(h, "run.allowHosts")?.len() {
-                rep.not_carried(&index("run.allowHosts", i), "ignored: run.disableNetwork removes the network");
+                rep.not_carried(
+                    &index("run.allowHosts", i),
+                    "ignored: run.disableNetwork removes the network",
+                );
             }
         }
         return Ok(());
@@ -195,7 +236,7 @@ fn network(doc: &Doc, run: Option<&Node>, _name: &str, rep: &mut ServerReport, c
             }
         }
         let parsed = if let Some(rest) = hostport.strip_prefix('[') {
-            rest.split_once("]:").map(|(h, p)| (h, p))
+            rest.split_once("]:")
         } else {
             hostport.rsplit_once(':')
         };
@@ -214,7 +255,11 @@ fn network(doc: &Doc, run: Option<&Node>, _name: &str, rep: &mut ServerReport, c
                     Code::ImportShape,
                     h,
                     &hp,
-                    format!("{}: port {} is not an integer from 1 to 65535", quote(spec), quote(port)),
+                    format!(
+                        "{}: port {} is not an integer from 1 to 65535",
+                        quote(spec),
+                        quote(port)
+                    ),
                 ))
             }
         };
@@ -229,7 +274,9 @@ fn network(doc: &Doc, run: Option<&Node>, _name: &str, rep: &mut ServerReport, c
         }
         let note = match (host.as_str(), proto) {
             ("*", _) => Some(format!("{spec}: any host on port {port}")),
-            (_, Some(p)) => Some(format!("/{p}: capgate grants the TCP connection; the protocol is not enforced")),
+            (_, Some(p)) => Some(format!(
+                "/{p}: capgate grants the TCP connection; the protocol is not enforced"
+            )),
             _ => None,
         };
         rep.grant(net_cap(&host, Some(port)), vec![hp], note);
@@ -238,7 +285,9 @@ fn network(doc: &Doc, run: Option<&Node>, _name: &str, rep: &mut ServerReport, c
 }
 
 fn volumes(doc: &Doc, run: &Node, rep: &mut ServerReport, ctx: &mut Ctx) -> Result<(), Diagnostic> {
-    let Some(list) = run.get("volumes") else { return Ok(()) };
+    let Some(list) = run.get("volumes") else {
+        return Ok(());
+    };
     for (i, v) in doc.array(list, "run.volumes")?.iter().enumerate() {
         let vp = index("run.volumes", i);
         let template = doc.name(v, &vp)?;
@@ -253,11 +302,20 @@ fn volumes(doc: &Doc, run: &Node, rep: &mut ServerReport, ctx: &mut Ctx) -> Resu
     Ok(())
 }
 
-fn volume(doc: &Doc, node: &Node, vp: &str, spec: &super::template::Expanded, rep: &mut ServerReport) -> Result<(), Diagnostic> {
+fn volume(
+    doc: &Doc,
+    node: &Node,
+    vp: &str,
+    spec: &super::template::Expanded,
+    rep: &mut ServerReport,
+) -> Result<(), Diagnostic> {
     let parts: Vec<&str> = spec.text.split(':').collect();
     let (src, dst, opts) = match parts.as_slice() {
         [dst] => {
-            rep.not_carried(vp, format!("anonymous volume at {dst}: engine-managed storage, not a host path"));
+            rep.not_carried(
+                vp,
+                format!("anonymous volume at {dst}: engine-managed storage, not a host path"),
+            );
             return Ok(());
         }
         [src, dst] => (*src, *dst, ""),
@@ -267,7 +325,10 @@ fn volume(doc: &Doc, node: &Node, vp: &str, spec: &super::template::Expanded, re
                 Code::ImportShape,
                 node,
                 vp,
-                format!("volume {} is not SOURCE:TARGET[:OPTIONS]", quote(&spec.text)),
+                format!(
+                    "volume {} is not SOURCE:TARGET[:OPTIONS]",
+                    quote(&spec.text)
+                ),
             ))
         }
     };
@@ -285,7 +346,13 @@ fn volume(doc: &Doc, node: &Node, vp: &str, spec: &super::template::Expanded, re
             )
             .at(doc.location(node)));
         }
-        rep.not_carried(vp, format!("named volume {}: engine-managed storage, not a host path", quote(src)));
+        rep.not_carried(
+            vp,
+            format!(
+                "named volume {}: engine-managed storage, not a host path",
+                quote(src)
+            ),
+        );
         return Ok(());
     }
     let host = trim_path(src);
@@ -298,20 +365,41 @@ fn volume(doc: &Doc, node: &Node, vp: &str, spec: &super::template::Expanded, re
         ));
     }
     let lower = format!("{dst} {}", spec.params.join(" ")).to_ascii_lowercase();
-    if ["ssh", "key", "credential", "kube", ".azure", "gcloud", "token", "secret", "keyring"]
-        .iter()
-        .any(|w| lower.contains(w))
+    if [
+        "ssh",
+        "key",
+        "credential",
+        "kube",
+        ".azure",
+        "gcloud",
+        "token",
+        "secret",
+        "keyring",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
     {
         notes.push("a credential mounted as a file: the sandbox can read it".to_owned());
         rep.note(format!("{vp} mounts a credential file or directory ({dst}): review whether the server needs it"));
     }
     let cap = format!("fs:{actions}:{host}");
-    let granted = rep.grant(cap.clone(), sources, (!notes.is_empty()).then(|| notes.join("; ")));
+    let granted = rep.grant(
+        cap.clone(),
+        sources,
+        (!notes.is_empty()).then(|| notes.join("; ")),
+    );
     if !granted && spec.src_from_param {
-        let e = rep.dropped.last().map(|d| d.reason.clone()).unwrap_or_default();
+        let e = rep
+            .dropped
+            .last()
+            .map(|d| d.reason.clone())
+            .unwrap_or_default();
         return Err(Diagnostic::new(
             Code::ImportParamInvalid,
-            format!("--param {}: {cap} for {vp}: {e}", spec.params.join(", --param ")),
+            format!(
+                "--param {}: {cap} for {vp}: {e}",
+                spec.params.join(", --param ")
+            ),
         )
         .at(doc.location(node)));
     }

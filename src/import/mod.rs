@@ -122,7 +122,11 @@ pub struct Outcome {
 
 /// Imports `inputs` (file name, bytes). All or nothing: any error, and
 /// nothing is returned but the diagnostics.
-pub fn import(format: Format, inputs: &[(String, Vec<u8>)], options: &Options) -> Result<Outcome, Vec<Diagnostic>> {
+pub fn import(
+    format: Format,
+    inputs: &[(String, Vec<u8>)],
+    options: &Options,
+) -> Result<Outcome, Vec<Diagnostic>> {
     let mut params: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut errors = Vec::new();
     for (k, v) in &options.params {
@@ -191,7 +195,10 @@ pub fn import(format: Format, inputs: &[(String, Vec<u8>)], options: &Options) -
     }
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut servers = Vec::new();
-    for Imported { report, manifest, .. } in imported {
+    for Imported {
+        report, manifest, ..
+    } in imported
+    {
         if let Some(first) = seen.insert(report.server.clone(), report.input.clone()) {
             errors.push(Diagnostic::new(
                 Code::ImportServerName,
@@ -256,7 +263,9 @@ pub fn file_stem(name: &str) -> Result<String, Diagnostic> {
     let ok = !stem.is_empty()
         && stem.len() <= 128
         && stem.as_bytes()[0].is_ascii_alphanumeric()
-        && stem.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         && !stem.contains("..")
         && stem != "import-report";
     if ok {
@@ -278,7 +287,8 @@ pub fn loopback(host: &str) -> bool {
     h == "localhost"
         || h.ends_with(".localhost")
         || h == "::1"
-        || h.parse::<std::net::Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+        || h.parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| a.is_loopback())
 }
 
 /// `net:connect:HOST[:PORT]`, quoting IPv6 literals.

@@ -85,7 +85,12 @@ impl ServerReport {
     /// Adds `capability` after checking it against the capability grammar;
     /// a capability capgate refuses is recorded as dropped with its code.
     /// Returns whether it was granted.
-    pub fn grant(&mut self, capability: String, sources: Vec<String>, note: Option<String>) -> bool {
+    pub fn grant(
+        &mut self,
+        capability: String,
+        sources: Vec<String>,
+        note: Option<String>,
+    ) -> bool {
         for s in &sources {
             if !s.starts_with("--param ") {
                 self.consumed.insert(s.clone());
@@ -100,7 +105,11 @@ impl ServerReport {
             });
             return false;
         }
-        if let Some(g) = self.capabilities.iter_mut().find(|g| g.capability == capability) {
+        if let Some(g) = self
+            .capabilities
+            .iter_mut()
+            .find(|g| g.capability == capability)
+        {
             for s in sources {
                 if !g.sources.contains(&s) {
                     g.sources.push(s);
@@ -119,7 +128,12 @@ impl ServerReport {
         true
     }
 
-    pub fn drop_cap(&mut self, capability: String, sources: Vec<String>, reason: impl Into<String>) {
+    pub fn drop_cap(
+        &mut self,
+        capability: String,
+        sources: Vec<String>,
+        reason: impl Into<String>,
+    ) {
         for s in &sources {
             self.consumed.insert(s.clone());
         }
@@ -152,15 +166,20 @@ impl ServerReport {
         if self.consumed.contains(path) {
             return;
         }
-        let below = self
-            .consumed
-            .iter()
-            .any(|c| c.len() > path.len() && c.starts_with(path) && matches!(c.as_bytes()[path.len()], b'.' | b'['));
+        let below = self.consumed.iter().any(|c| {
+            c.len() > path.len()
+                && c.starts_with(path)
+                && matches!(c.as_bytes()[path.len()], b'.' | b'[')
+        });
         let children: Vec<(String, &Node)> = match &node.value {
             Value::Object(m) if below || path.is_empty() => {
                 m.iter().map(|(k, v)| (join(path, k), v)).collect()
             }
-            Value::Array(a) if below => a.iter().enumerate().map(|(i, v)| (index(path, i), v)).collect(),
+            Value::Array(a) if below => a
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (index(path, i), v))
+                .collect(),
             _ => {
                 if !matches!(node.value, Value::Null) {
                     let r = reason(path);
@@ -181,5 +200,8 @@ impl ServerReport {
 /// The reason attached to a capability refused by the grammar, for tests.
 pub fn dropped_code(r: &ServerReport, cap: &str) -> Option<Code> {
     let d = r.dropped.iter().find(|d| d.capability == cap)?;
-    Code::ALL.iter().copied().find(|c| Some(c.as_str()) == d.code.as_deref())
+    Code::ALL
+        .iter()
+        .copied()
+        .find(|c| Some(c.as_str()) == d.code.as_deref())
 }

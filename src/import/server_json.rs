@@ -15,7 +15,11 @@ const PUBLISHER: &str = "io.modelcontextprotocol.registry/publisher-provided";
 const STACKLOK: &str = "io.github.stacklok";
 
 /// A member under its current (camelCase) or 2025-07-09 (snake_case) name.
-fn get2<'n>(node: &'n Node, camel: &'static str, snake: &'static str) -> Option<(&'n Node, &'static str)> {
+fn get2<'n>(
+    node: &'n Node,
+    camel: &'static str,
+    snake: &'static str,
+) -> Option<(&'n Node, &'static str)> {
     match node.get(camel) {
         Some(n) => Some((n, camel)),
         None => node.get(snake).map(|n| (n, snake)),
@@ -25,7 +29,12 @@ fn get2<'n>(node: &'n Node, camel: &'static str, snake: &'static str) -> Option<
 pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Diagnostic> {
     doc.object(root, "")?;
     let Some(name) = root.get("name") else {
-        return Err(doc.error(Code::ImportShape, root, "name", "a server.json needs a `name`"));
+        return Err(doc.error(
+            Code::ImportShape,
+            root,
+            "name",
+            "a server.json needs a `name`",
+        ));
     };
     let name = doc.name(name, "name")?.to_owned();
     if !ctx.wanted(&name) {
@@ -34,7 +43,10 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
     let mut rep = ServerReport::new(&name, doc.file, "");
     rep.consume("name");
     let ext_path = join(&join("_meta", PUBLISHER), STACKLOK);
-    let ext = root.get("_meta").and_then(|m| m.get(PUBLISHER)).and_then(|p| p.get(STACKLOK));
+    let ext = root
+        .get("_meta")
+        .and_then(|m| m.get(PUBLISHER))
+        .and_then(|p| p.get(STACKLOK));
     let packages = match root.get("packages") {
         Some(p) => doc.array(p, "packages")?,
         None => &[],
@@ -51,11 +63,22 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
             "no packages: nothing runs locally to sandbox"
         });
         rep.sweep(root, "", &super::reason);
-        return Ok(vec![Imported { report: rep, manifest: None, node_line: root.line }]);
+        return Ok(vec![Imported {
+            report: rep,
+            manifest: None,
+            node_line: root.line,
+        }]);
     }
     // The package with publisher permissions, else the first.
-    let identifier = |p: &Node| p.get("identifier").and_then(Node::as_str).map(str::to_owned);
-    let perms_of = |id: &str| ext.and_then(|e| e.get(id)).and_then(|x| x.get("permissions"));
+    let identifier = |p: &Node| {
+        p.get("identifier")
+            .and_then(Node::as_str)
+            .map(str::to_owned)
+    };
+    let perms_of = |id: &str| {
+        ext.and_then(|e| e.get(id))
+            .and_then(|x| x.get("permissions"))
+    };
     let chosen = packages
         .iter()
         .position(|p| identifier(p).is_some_and(|id| perms_of(&id).is_some()))
@@ -74,7 +97,14 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
     let pp = index("packages", chosen);
     let id = match pkg.get("identifier") {
         Some(i) => doc.name(i, &join(&pp, "identifier"))?.to_owned(),
-        None => return Err(doc.error(Code::ImportShape, pkg, &pp, "a package needs an `identifier`")),
+        None => {
+            return Err(doc.error(
+                Code::ImportShape,
+                pkg,
+                &pp,
+                "a package needs an `identifier`",
+            ))
+        }
     };
     let registry_type = get2(pkg, "registryType", "registry_type")
         .and_then(|(n, _)| n.as_str())
@@ -92,7 +122,12 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
             let vp = index(&lp, i);
             doc.object(v, &vp)?;
             let Some(n) = v.get("name") else {
-                return Err(doc.error(Code::ImportShape, v, &vp, "an environment variable needs a `name`"));
+                return Err(doc.error(
+                    Code::ImportShape,
+                    v,
+                    &vp,
+                    "an environment variable needs a `name`",
+                ));
             };
             let n = doc.name(n, &join(&vp, "name"))?;
             let mut sources = vec![join(&vp, "name")];
@@ -106,8 +141,13 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
             super::env_cap(&mut rep, n, secret, sources);
         }
     }
-    for (camel, snake) in [("runtimeArguments", "runtime_arguments"), ("packageArguments", "package_arguments")] {
-        let Some((args, key)) = get2(pkg, camel, snake) else { continue };
+    for (camel, snake) in [
+        ("runtimeArguments", "runtime_arguments"),
+        ("packageArguments", "package_arguments"),
+    ] {
+        let Some((args, key)) = get2(pkg, camel, snake) else {
+            continue;
+        };
         let ap = join(&pp, key);
         for (i, a) in doc.array(args, &ap)?.iter().enumerate() {
             let flag = a.get("name").and_then(Node::as_str).unwrap_or_default();
@@ -128,9 +168,17 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
     let ep = join(&ext_path, &id);
     let perms = entry.and_then(|e| e.get("permissions"));
     toolhive::permissions(doc, perms, &join(&ep, "permissions"), &mut rep, ctx)?;
-    let tools = toolhive::tool_names(doc, entry.and_then(|e| e.get("tools")), &join(&ep, "tools"), &mut rep)?;
+    let tools = toolhive::tool_names(
+        doc,
+        entry.and_then(|e| e.get("tools")),
+        &join(&ep, "tools"),
+        &mut rep,
+    )?;
     if has_remotes {
-        rep.not_carried("remotes", "hosted endpoints of the same server: nothing runs locally for them");
+        rep.not_carried(
+            "remotes",
+            "hosted endpoints of the same server: nothing runs locally for them",
+        );
     }
     let version = match root.get("version") {
         Some(v) => {

@@ -23,7 +23,13 @@ enum Term<'a> {
     Expr(&'a str),
 }
 
-pub fn expand(doc: &Doc, node: &Node, path: &str, template: &str, ctx: &mut Ctx) -> Result<Vec<Expanded>, Diagnostic> {
+pub fn expand(
+    doc: &Doc,
+    node: &Node,
+    path: &str,
+    template: &str,
+    ctx: &mut Ctx,
+) -> Result<Vec<Expanded>, Diagnostic> {
     let bad = |msg: String| doc.error(Code::ImportTemplate, node, path, msg);
     let mut terms = Vec::new();
     let mut rest = template;
@@ -95,21 +101,38 @@ pub fn expand(doc: &Doc, node: &Node, path: &str, template: &str, ctx: &mut Ctx)
     }])
 }
 
-fn eval(doc: &Doc, node: &Node, path: &str, expr: &str, ctx: &mut Ctx) -> Result<(String, Vec<String>), Diagnostic> {
+fn eval(
+    doc: &Doc,
+    node: &Node,
+    path: &str,
+    expr: &str,
+    ctx: &mut Ctx,
+) -> Result<(String, Vec<String>), Diagnostic> {
     let mut parts = expr.split('|');
     let key = parts.next().unwrap_or_default().trim().to_owned();
     let filters: Vec<&str> = parts.map(str::trim).collect();
     if key.is_empty() {
-        return Err(doc.error(Code::ImportTemplate, node, path, format!("empty parameter name in {{{{{expr}}}}}")));
+        return Err(doc.error(
+            Code::ImportTemplate,
+            node,
+            path,
+            format!("empty parameter name in {{{{{expr}}}}}"),
+        ));
     }
     if let Some(other) = filters.iter().find(|f| {
-        !matches!(**f, "volume" | "volume-target" | "into" | "safe" | "first" | "last") && !f.starts_with("or:")
+        !matches!(
+            **f,
+            "volume" | "volume-target" | "into" | "safe" | "first" | "last"
+        ) && !f.starts_with("or:")
     }) {
         return Err(doc.error(
             Code::ImportTemplate,
             node,
             path,
-            format!("unsupported template filter {} in {{{{{expr}}}}}", quote(other)),
+            format!(
+                "unsupported template filter {} in {{{{{expr}}}}}",
+                quote(other)
+            ),
         ));
     }
     let mut value: Vec<String> = match ctx.params.get(&key) {

@@ -43,7 +43,11 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
                     rep.network = "none";
                     rep.note("a remote server (a URL): nothing runs locally, so there is nothing to sandbox");
                     rep.sweep(entry, &path, &super::reason);
-                    out.push(Imported { report: rep, manifest: None, node_line: entry.line });
+                    out.push(Imported {
+                        report: rep,
+                        manifest: None,
+                        node_line: entry.line,
+                    });
                 }
             }
             _ => {}
@@ -60,7 +64,13 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
     Ok(out)
 }
 
-fn import_entry(doc: &Doc, name: &str, entry: &Node, path: &str, ctx: &mut Ctx) -> Result<Imported, Diagnostic> {
+fn import_entry(
+    doc: &Doc,
+    name: &str,
+    entry: &Node,
+    path: &str,
+    ctx: &mut Ctx,
+) -> Result<Imported, Diagnostic> {
     doc.object(entry, path)?;
     let mut rep = ServerReport::new(name, doc.file, path);
     let perms_path = join(path, "permissions");
@@ -81,7 +91,9 @@ fn import_entry(doc: &Doc, name: &str, entry: &Node, path: &str, ctx: &mut Ctx) 
 
 /// `env_vars[{name, secret}]`: secrets become `env:inject`, others `env:read`.
 fn env_vars(doc: &Doc, entry: &Node, path: &str, rep: &mut ServerReport) -> Result<(), Diagnostic> {
-    let Some(list) = entry.get("env_vars") else { return Ok(()) };
+    let Some(list) = entry.get("env_vars") else {
+        return Ok(());
+    };
     let lp = join(path, "env_vars");
     for (i, var) in doc.array(list, &lp)?.iter().enumerate() {
         let vp = index(&lp, i);
@@ -104,8 +116,15 @@ fn env_vars(doc: &Doc, entry: &Node, path: &str, rep: &mut ServerReport) -> Resu
 }
 
 /// A list of tool names (strings).
-pub fn tool_names(doc: &Doc, node: Option<&Node>, path: &str, rep: &mut ServerReport) -> Result<Vec<String>, Diagnostic> {
-    let Some(node) = node else { return Ok(Vec::new()) };
+pub fn tool_names(
+    doc: &Doc,
+    node: Option<&Node>,
+    path: &str,
+    rep: &mut ServerReport,
+) -> Result<Vec<String>, Diagnostic> {
+    let Some(node) = node else {
+        return Ok(Vec::new());
+    };
     let mut tools: Vec<String> = Vec::new();
     for (i, t) in doc.array(node, path)?.iter().enumerate() {
         let t = doc.name(t, &index(path, i))?;
@@ -163,14 +182,23 @@ fn mount(rep: &mut ServerReport, spec: &str, writable: bool, source: &str) {
     };
     let host = super::trim_path(host);
     let actions = if writable { "read,write" } else { "read" };
-    let note = container
-        .filter(|c| *c != host)
-        .map(|c| format!("mounted at {c} in the publisher's container; capgate binds {host} at {host}"));
-    rep.grant(format!("fs:{actions}:{host}"), vec![source.to_owned()], note);
+    let note = container.filter(|c| *c != host).map(|c| {
+        format!("mounted at {c} in the publisher's container; capgate binds {host} at {host}")
+    });
+    rep.grant(
+        format!("fs:{actions}:{host}"),
+        vec![source.to_owned()],
+        note,
+    );
 }
 
 /// `network.outbound{allow_host, allow_port, insecure_allow_all}`.
-fn outbound_rules(doc: &Doc, o: &Node, path: &str, rep: &mut ServerReport) -> Result<(), Diagnostic> {
+fn outbound_rules(
+    doc: &Doc,
+    o: &Node,
+    path: &str,
+    rep: &mut ServerReport,
+) -> Result<(), Diagnostic> {
     doc.object(o, path)?;
     let hp = join(path, "allow_host");
     let pp = join(path, "allow_port");
@@ -180,7 +208,10 @@ fn outbound_rules(doc: &Doc, o: &Node, path: &str, rep: &mut ServerReport) -> Re
             .array(n, &hp)?
             .iter()
             .enumerate()
-            .map(|(i, h)| doc.name(h, &index(&hp, i)).map(|s| (s.to_owned(), index(&hp, i))))
+            .map(|(i, h)| {
+                doc.name(h, &index(&hp, i))
+                    .map(|s| (s.to_owned(), index(&hp, i)))
+            })
             .collect::<Result<_, _>>()?,
         None => Vec::new(),
     };
@@ -209,10 +240,16 @@ fn outbound_rules(doc: &Doc, o: &Node, path: &str, rep: &mut ServerReport) -> Re
             rep.note("insecure_allow_all contradicts the allow_host list: ToolHive allows everything, so the host list is not carried over");
         }
         for (_, p) in &hosts {
-            rep.not_carried(p, "ignored: insecure_allow_all already allows every host (contradictory grant)");
+            rep.not_carried(
+                p,
+                "ignored: insecure_allow_all already allows every host (contradictory grant)",
+            );
         }
         for (_, p) in &ports {
-            rep.not_carried(p, "ignored: with insecure_allow_all ToolHive allows every port");
+            rep.not_carried(
+                p,
+                "ignored: with insecure_allow_all ToolHive allows every port",
+            );
         }
         return Ok(());
     }
@@ -245,7 +282,9 @@ fn outbound_rules(doc: &Doc, o: &Node, path: &str, rep: &mut ServerReport) -> Re
                 vec![hs.clone()],
                 "localhost is the sandbox itself (ToolHive: the container), not a destination to grant",
             );
-            rep.note(format!("{raw} in allow_host means the server's own sandbox: dropped"));
+            rep.note(format!(
+                "{raw} in allow_host means the server's own sandbox: dropped"
+            ));
             continue;
         };
         for (host, note) in names {
@@ -253,7 +292,11 @@ fn outbound_rules(doc: &Doc, o: &Node, path: &str, rep: &mut ServerReport) -> Re
                 granted_any |= rep.grant(net_cap(&host, None), vec![hs.clone()], note.clone());
             }
             for (p, ps) in &ports {
-                granted_any |= rep.grant(net_cap(&host, Some(*p)), vec![hs.clone(), ps.clone()], note.clone());
+                granted_any |= rep.grant(
+                    net_cap(&host, Some(*p)),
+                    vec![hs.clone(), ps.clone()],
+                    note.clone(),
+                );
             }
         }
     }
@@ -262,7 +305,10 @@ fn outbound_rules(doc: &Doc, o: &Node, path: &str, rep: &mut ServerReport) -> Re
         // deny-all, never "any host on these ports".
         rep.network = "none";
         for (_, ps) in &ports {
-            rep.not_carried(ps, "every host of allow_host was dropped, so no destination is left for this port");
+            rep.not_carried(
+                ps,
+                "every host of allow_host was dropped, so no destination is left for this port",
+            );
         }
     }
     Ok(())

@@ -101,7 +101,13 @@ impl Doc<'_> {
     }
 
     /// A located diagnostic about `node` at source path `path`.
-    pub fn error(&self, code: Code, node: &Node, path: &str, message: impl AsRef<str>) -> Diagnostic {
+    pub fn error(
+        &self,
+        code: Code,
+        node: &Node,
+        path: &str,
+        message: impl AsRef<str>,
+    ) -> Diagnostic {
         Diagnostic::new(code, format!("{path}: {}", message.as_ref())).at(self.location(node))
     }
 
@@ -115,7 +121,11 @@ impl Doc<'_> {
     }
 
     /// The members of an object.
-    pub fn object<'n>(&self, node: &'n Node, path: &str) -> Result<&'n [(String, Node)], Diagnostic> {
+    pub fn object<'n>(
+        &self,
+        node: &'n Node,
+        path: &str,
+    ) -> Result<&'n [(String, Node)], Diagnostic> {
         match &node.value {
             Value::Object(m) => Ok(m),
             _ => Err(self.wrong_type(node, path, "an object")),
@@ -178,7 +188,11 @@ pub fn from_json(file: &str, bytes: &[u8]) -> Result<Node, Diagnostic> {
     if bytes.len() > MAX_INPUT {
         return Err(Diagnostic::new(
             Code::ManifestTooLarge,
-            format!("{}: {} bytes; the import limit is {MAX_INPUT}", quote(file), bytes.len()),
+            format!(
+                "{}: {} bytes; the import limit is {MAX_INPUT}",
+                quote(file),
+                bytes.len()
+            ),
         ));
     }
     let text = String::from_utf8_lossy(bytes);

@@ -39,15 +39,21 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Node, Diagnostic> {
     if bytes.len() > MAX_INPUT {
         return Err(Diagnostic::new(
             Code::ManifestTooLarge,
-            format!("{}: {} bytes; the import limit is {MAX_INPUT}", quote(file), bytes.len()),
+            format!(
+                "{}: {} bytes; the import limit is {MAX_INPUT}",
+                quote(file),
+                bytes.len()
+            ),
         ));
     }
     if bytes.starts_with(b"\xEF\xBB\xBF") {
-        return Err(err(None, "input starts with a byte order mark; save it as UTF-8 without BOM".into()));
+        return Err(err(
+            None,
+            "input starts with a byte order mark; save it as UTF-8 without BOM".into(),
+        ));
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        err(None, format!("invalid UTF-8 at byte {}", e.valid_up_to()))
-    })?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| err(None, format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
     let mut parser = Parser::new_from_str(text);
     // Open containers: (node under construction, pending key for mappings).
     enum Open {
@@ -72,7 +78,10 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Node, Diagnostic> {
             Event::DocumentStart => {
                 documents += 1;
                 if documents > 1 {
-                    return Err(err(Some(mark), "more than one YAML document in the file".into()));
+                    return Err(err(
+                        Some(mark),
+                        "more than one YAML document in the file".into(),
+                    ));
                 }
                 None
             }
@@ -96,14 +105,20 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Node, Diagnostic> {
             }
             Event::SequenceStart(..) => {
                 if stack.len() >= MAX_DEPTH {
-                    return Err(err(Some(mark), format!("nesting deeper than {MAX_DEPTH} levels")));
+                    return Err(err(
+                        Some(mark),
+                        format!("nesting deeper than {MAX_DEPTH} levels"),
+                    ));
                 }
                 stack.push(Open::Seq(at(Value::Array(Vec::new()))));
                 None
             }
             Event::MappingStart(..) => {
                 if stack.len() >= MAX_DEPTH {
-                    return Err(err(Some(mark), format!("nesting deeper than {MAX_DEPTH} levels")));
+                    return Err(err(
+                        Some(mark),
+                        format!("nesting deeper than {MAX_DEPTH} levels"),
+                    ));
                 }
                 stack.push(Open::Map(at(Value::Object(Vec::new())), None));
                 None
@@ -203,6 +218,9 @@ mod tests {
     #[test]
     fn depth_is_bounded() {
         let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
-        assert_eq!(parse("f", deep.as_bytes()).unwrap_err().code, Code::ImportYaml);
+        assert_eq!(
+            parse("f", deep.as_bytes()).unwrap_err().code,
+            Code::ImportYaml
+        );
     }
 }
