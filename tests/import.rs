@@ -519,7 +519,11 @@ fn toolhive_empty_outbound_is_deny_all() {
 #[test]
 fn toolhive_without_network_section_defaults_to_all_or_none() {
     let path = fixtures().join("own/toolhive-edge.json");
-    let o = run(Format::Toolhive, std::slice::from_ref(&path), &Options::default());
+    let o = run(
+        Format::Toolhive,
+        std::slice::from_ref(&path),
+        &Options::default(),
+    );
     for name in ["no-permissions", "network-without-outbound"] {
         let s = server(&o, name);
         assert_eq!(s.report.network, "unknown");
@@ -1172,4 +1176,163 @@ fn error_messages() {
     insta::with_settings!({ prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!("import-errors", text);
     });
+}
+
+// ------------------------------------------------------- under the real tools
+
+#[path = "enforcement/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+/// An imported Docker catalog entry (arm-mcp: a writable workspace and an SSH
+/// key and known_hosts mounted `:ro`) run under the real bwrap: the workspace
+/// is writable, the key readable but not writable, and what lies next to the
+/// key (not declared) is not there at all.
+#[test]
+fn imported_mounts_enforced_by_bwrap() {
+    use support::{argv, bwrap_command, compile, launcher, require, s, Checks, TempDir};
+    if !require(
+        "imported_mounts_enforced_by_bwrap",
+        &["bwrap", "setpriv"],
+        true,
+    ) {
+        return;
+    }
+    let root = TempDir::new("import-bwrap");
+    let ws = root.dir("ws", 0o777);
+    let keys = root.dir("keys", 0o755);
+    let key = root.file("keys/id_ed25519", "private-key\n", 0o644);
+    let known = root.file("keys/known_hosts", "host key\n", 0o644);
+    let sibling = root.file("keys/id_rsa", "other key, not declared\n", 0o644);
+    let options = Options {
+        params: vec![
+            ("arm-mcp.workspace_path".into(), s(&ws)),
+            ("arm-mcp.ssh_private_key_path".into(), s(&key)),
+            ("arm-mcp.ssh_known_hosts_path".into(), s(&known)),
+        ],
+        assume_no_network: true,
+        ..Options::default()
+    };
+    let o = run(
+        Format::Docker,
+        &[fixtures().join("docker/arm-mcp/server.yaml")],
+        &options,
+    );
+    let manifest = serde_json::to_string(o.servers[0].manifest.as_ref().unwrap()).unwrap();
+    let artifact = compile("arm-mcp", &manifest, "bwrap", false, &[]);
+    let (argv, _) = argv(&artifact);
+    let launch = launcher(&artifact);
+    let mut c = bwrap_command(&launch, &argv);
+    let script = format!(
+        "import json, os\n\
+         out = {{}}\n\
+         def tryit(name, f):\n\
+         \x20   try:\n\
+         \x20       f(); out[name] = True\n\
+         \x20   except OSError:\n\
+         \x20       out[name] = False\n\
+         tryit('ws_write', lambda: open({ws:?} + '/from-sandbox', 'w').write('x'))\n\
+         tryit('key_read', lambda: open({key:?}).read())\n\
+         tryit('key_write', lambda: open({key:?}, 'a').write('x'))\n\
+         out['sibling_exists'] = os.path.lexists({sibling:?})\n\
+         tryit('keys_dir_write', lambda: open({keys:?} + '/planted', 'w').write('x'))\n\
+         print(json.dumps(out))\n",
+        ws = s(&ws),
+        key = s(&key),
+        sibling = s(&sibling),
+        keys = s(&keys),
+    );
+    c.args(["--", "/usr/bin/python3", "-c", &script]);
+    let out = support::run(&mut c, std::time::Duration::from_secs(30));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let f: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "no result ({}): {stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let mut checks = Checks::new();
+    checks.eq("workspace is writable", f["ws_write"].as_bool(), Some(true));
+    checks.eq("the key is readable", f["key_read"].as_bool(), Some(true));
+    checks.eq(
+        "the key (`:ro`) is not writable",
+        f["key_write"].as_bool(),
+        Some(false),
+    );
+    checks.eq(
+        "an undeclared file next to the key is absent",
+        f["sibling_exists"].as_bool(),
+        Some(false),
+    );
+    checks.finish("imported_mounts_enforced_by_bwrap");
+    // The key's directory is not bound: a file written there lands on the
+    // sandbox's private /tmp, never on the host; the key is unchanged.
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), "private-key\n");
+    assert!(!keys.join("planted").exists(), "the sandbox wrote into the host's key directory");
+    assert_eq!(std::fs::read_to_string(ws.join("from-sandbox")).unwrap(), "x");
+}
+
+/// The real squid accepts the config compiled from every imported manifest
+/// (wildcard hosts, apex plus subdomain pairs, any-host ports, IPv6).
+#[test]
+fn imported_manifests_parse_under_real_squid() {
+    use support::{cmd, compile, config, require, s, TempDir};
+    if !require(
+        "imported_manifests_parse_under_real_squid",
+        &["squid"],
+        true,
+    ) {
+        return;
+    }
+    let dir = TempDir::new("import-squid");
+    let mut outcomes = vec![
+        toolhive(&Options::default()),
+        run(
+            Format::ServerJson,
+            &server_json_files(),
+            &Options::default(),
+        ),
+        run(
+            Format::Toolhive,
+            &[fixtures().join("own/toolhive-edge.json")],
+            &Options::default(),
+        ),
+        docker(
+            &[
+                "kafka-schema-reg-mcp",
+                "fixed-mounts",
+                "github-official",
+                "duckduckgo",
+            ],
+            &[],
+        ),
+    ];
+    let mut parsed = 0;
+    for o in outcomes.drain(..) {
+        for srv in &o.servers {
+            let Some(m) = &srv.manifest else { continue };
+            let manifest = serde_json::to_string(m).unwrap();
+            let artifact = compile(srv.name(), &manifest, "squid", true, &[]);
+            let r = s(&dir.path);
+            let conf = format!(
+                "pid_filename {r}/squid.pid\ncache_log {r}/cache.log\ncoredump_dir {r}\n{}\n",
+                config(&artifact)
+            );
+            let path = dir.join(&format!("{}.conf", srv.name().replace('/', "_")));
+            std::fs::write(&path, conf).unwrap();
+            let out = support::run(
+                &mut cmd("squid", &["-k", "parse", "-f", &s(&path)]),
+                std::time::Duration::from_secs(20),
+            );
+            assert!(
+                out.status.success(),
+                "squid -k parse rejected the config of {}:\n{}",
+                srv.name(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            parsed += 1;
+        }
+    }
+    assert!(parsed > 60, "{parsed}");
 }
