@@ -1201,7 +1201,9 @@ fn imported_mounts_enforced_by_bwrap() {
     let root = TempDir::new("import-bwrap");
     let ws = root.dir("ws", 0o777);
     let keys = root.dir("keys", 0o755);
-    let key = root.file("keys/id_ed25519", "private-key\n", 0o644);
+    // World-writable on the host, so only the read-only bind keeps the
+    // sandbox (uid 65534) from writing it.
+    let key = root.file("keys/id_ed25519", "private-key\n", 0o666);
     let known = root.file("keys/known_hosts", "host key\n", 0o644);
     let sibling = root.file("keys/id_rsa", "other key, not declared\n", 0o644);
     let options = Options {
@@ -1269,8 +1271,14 @@ fn imported_mounts_enforced_by_bwrap() {
     // The key's directory is not bound: a file written there lands on the
     // sandbox's private /tmp, never on the host; the key is unchanged.
     assert_eq!(std::fs::read_to_string(&key).unwrap(), "private-key\n");
-    assert!(!keys.join("planted").exists(), "the sandbox wrote into the host's key directory");
-    assert_eq!(std::fs::read_to_string(ws.join("from-sandbox")).unwrap(), "x");
+    assert!(
+        !keys.join("planted").exists(),
+        "the sandbox wrote into the host's key directory"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("from-sandbox")).unwrap(),
+        "x"
+    );
 }
 
 /// The real squid accepts the config compiled from every imported manifest
