@@ -127,7 +127,7 @@ codes! {
     ImportParamMissing => "IMPORT_PARAM_MISSING", "a volume template needs a parameter that no --param gives",
         "pass --param NAME=/host/path (the message names the parameter); repeat it for a list";
     ImportParamInvalid => "IMPORT_PARAM_INVALID", "a --param is malformed, unused, or its value cannot be used where the template puts it",
-        "values are absolute, normalised host paths; a parameter used inside one volume takes a single value";
+        "values are absolute, normalised host paths without `:` or `,`; a parameter used inside one volume takes a single value";
     ImportServerUnknown => "IMPORT_SERVER_UNKNOWN", "--server names no server of the input",
         "use the registry key (ToolHive) or the `name` field (server.yaml, server.json)";
     ImportServerName => "IMPORT_SERVER_NAME", "a server name cannot be a file name, or two servers share a name or a file",

@@ -726,7 +726,18 @@ fn docker_missing_parameter_is_an_error_naming_it() {
 #[test]
 fn docker_parameter_values_must_be_absolute_paths() {
     let files = [fixtures().join("docker/filesystem/server.yaml")];
-    for bad in ["relative/dir", "~/notes", "/srv/../etc", "/proc/self"] {
+    for bad in [
+        "relative/dir",
+        "~/notes",
+        "/srv/../etc",
+        "/proc/self",
+        "/",
+        "/srv/data:/etc",
+        "/srv/data:ro",
+        "/srv/data,rw",
+        "/srv/da\nta",
+        "",
+    ] {
         let options = Options {
             params: vec![("filesystem.paths".into(), bad.into())],
             ..Options::default()
@@ -1343,4 +1354,39 @@ fn imported_manifests_parse_under_real_squid() {
         }
     }
     assert!(parsed > 60, "{parsed}");
+}
+
+/// Truncated and corrupted inputs are coded errors or imports, never a panic.
+#[test]
+fn truncated_and_corrupted_inputs_never_panic() {
+    let mut files: Vec<(Format, PathBuf)> =
+        vec![(Format::Toolhive, fixtures().join("toolhive/registry.json"))];
+    files.extend(
+        docker_files()
+            .into_iter()
+            .step_by(7)
+            .map(|f| (Format::Docker, f)),
+    );
+    files.extend(
+        server_json_files()
+            .into_iter()
+            .map(|f| (Format::ServerJson, f)),
+    );
+    for (format, path) in files {
+        let bytes = std::fs::read(&path).unwrap();
+        let mut variants: Vec<Vec<u8>> = (1..8)
+            .map(|k| bytes[..bytes.len() * k / 8].to_vec())
+            .collect();
+        let mut flipped = bytes.clone();
+        for i in (0..flipped.len()).step_by(97) {
+            flipped[i] = b"{[:\"-&*!\n"[i % 9];
+        }
+        variants.push(flipped);
+        for v in variants {
+            let result = std::panic::catch_unwind(|| {
+                import::import(format, &[("f".to_owned(), v.clone())], &Options::default())
+            });
+            assert!(result.is_ok(), "{} panicked on a variant", path.display());
+        }
+    }
 }

@@ -140,6 +140,16 @@ pub fn import(
                 Code::ImportParamInvalid,
                 format!("--param {k}= has an empty value"),
             ));
+        } else if v.contains([':', ',']) || v.chars().any(char::is_control) {
+            // `:` separates a volume's parts and `,` a mount's options: a value
+            // holding them would change the volume's mode or target.
+            errors.push(Diagnostic::new(
+                Code::ImportParamInvalid,
+                format!(
+                    "--param {k}={}: a value cannot contain `:`, `,` or control characters",
+                    crate::diag::printable(v)
+                ),
+            ));
         }
         params.entry(k.clone()).or_default().push(v.clone());
     }
@@ -385,6 +395,7 @@ pub fn reason(path: &str) -> String {
         }
         "oauth" => "an OAuth flow run by the publisher's gateway: not a permission",
         "remote" | "remotes" => "a hosted endpoint: nothing runs locally for it",
+        "_meta" => "publisher extensions; for a server with nothing to sandbox their permissions describe the hosted endpoint, not a local process",
         "dynamic" | "longLived" | "requirement" => "gateway behaviour, not a permission",
         "secrets" | "name" | "env" => "names a value, not a capability",
         "version" | "version_detail" => "version information, not a permission",
