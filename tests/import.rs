@@ -1390,3 +1390,58 @@ fn truncated_and_corrupted_inputs_never_panic() {
         }
     }
 }
+
+/// Two servers with one name (in two files), or two names with one file name.
+#[test]
+fn duplicate_names_and_file_collisions_are_refused() {
+    let f = fixtures().join("docker/filesystem/server.yaml");
+    let options = Options {
+        params: vec![("filesystem.paths".into(), "/srv".into())],
+        ..Options::default()
+    };
+    let d = run_err(Format::Docker, &[f.clone(), f], &options);
+    assert_eq!(d[0].code, Code::ImportServerName);
+    let dir = tempdir("collide");
+    let pkg = r#""packages": [{"registryType": "oci", "identifier": "x/y:1"}]"#;
+    std::fs::write(
+        dir.join("a.json"),
+        format!(r#"{{"name": "io.example/tool", {pkg}}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b.json"),
+        format!(r#"{{"name": "io.example.tool", {pkg}}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("c.json"),
+        format!(r#"{{"name": "io.example/TOOL", {pkg}}}"#),
+    )
+    .unwrap();
+    for pair in [["a.json", "b.json"], ["a.json", "c.json"]] {
+        let out_dir = dir.join("out");
+        let out = capgate(&[
+            "import",
+            "server-json",
+            dir.join(pair[0]).to_str().unwrap(),
+            dir.join(pair[1]).to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(4), "{pair:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("IMPORT_SERVER_NAME"));
+        assert!(!out_dir.exists(), "{pair:?}: nothing is written");
+    }
+    // --out naming a file, not a directory.
+    let file = dir.join("a.json");
+    let out = capgate(&[
+        "import",
+        "server-json",
+        file.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OUTPUT_UNWRITABLE"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
