@@ -347,11 +347,23 @@ fn imports_own_shapes() {
         &[fixtures().join("own/toolhive-edge.json")],
         &Options::default(),
     );
-    let own_docker: Vec<PathBuf> = ["fixed-mounts", "both-network", "no-network-info"]
-        .iter()
-        .map(|d| fixtures().join(format!("own/docker/{d}/server.yaml")))
-        .collect();
-    let dk = run(Format::Docker, &own_docker, &Options::default());
+    let own_docker: Vec<PathBuf> = [
+        "fixed-mounts",
+        "both-network",
+        "no-network-info",
+        "engine-socket",
+    ]
+    .iter()
+    .map(|d| fixtures().join(format!("own/docker/{d}/server.yaml")))
+    .collect();
+    let dk = run(
+        Format::Docker,
+        &own_docker,
+        &Options {
+            params: vec![("engine-socket.workdir".into(), "/srv/work".into())],
+            ..Options::default()
+        },
+    );
     let sj_files: Vec<PathBuf> = ["npm", "pypi", "nuget-snake-case", "multi-package"]
         .iter()
         .map(|f| fixtures().join(format!("own/server-json/{f}.json")))
@@ -1444,4 +1456,38 @@ fn duplicate_names_and_file_collisions_are_refused() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("OUTPUT_UNWRITABLE"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A container-engine socket is never carried over as an fs mount, whether
+/// the publisher mounts it or a --param points at one.
+#[test]
+fn docker_engine_socket_mounts_are_dropped() {
+    let o = docker(
+        &["engine-socket"],
+        &[("engine-socket.workdir", "/srv/work")],
+    );
+    let s = server(&o, "engine-socket");
+    assert_eq!(caps(s), ["fs:read,write:/srv/work"]);
+    use capgate::import::report::dropped_code;
+    assert_eq!(
+        dropped_code(&s.report, "fs:read,write:/var/run/docker.sock"),
+        Some(Code::CapIpcSocket)
+    );
+    assert_eq!(
+        dropped_code(&s.report, "fs:read:/run/containerd/containerd.sock"),
+        Some(Code::CapIpcSocket)
+    );
+    for sock in [
+        "/run/podman/podman.sock",
+        "/var/run/docker.sock",
+        "/run/user/1000/podman/podman.sock",
+    ] {
+        let files = [fixtures().join("own/docker/engine-socket/server.yaml")];
+        let options = Options {
+            params: vec![("engine-socket.workdir".into(), sock.into())],
+            ..Options::default()
+        };
+        let d = run_err(Format::Docker, &files, &options);
+        assert_eq!(d[0].code, Code::ImportParamInvalid, "{sock}");
+    }
 }

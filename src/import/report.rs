@@ -96,6 +96,15 @@ impl ServerReport {
                 self.consumed.insert(s.clone());
             }
         }
+        if let Some(d) = engine_socket(&capability) {
+            self.dropped.push(Dropped {
+                capability,
+                sources,
+                code: Some(Code::CapIpcSocket.as_str().to_owned()),
+                reason: d,
+            });
+            return false;
+        }
         if let Err(e) = crate::syntax::parse_capability(&capability) {
             self.dropped.push(Dropped {
                 capability,
@@ -195,6 +204,25 @@ impl ServerReport {
             self.sweep(child, &p, reason);
         }
     }
+}
+
+/// A container-engine socket mounted as a file (Docker's
+/// `/var/run/docker.sock:/var/run/docker.sock`): root on the host. The
+/// grammar refuses it as `ipc:connect`, so the importer does not carry it
+/// in as an fs grant either; the grammar's own check decides what an engine
+/// socket is.
+fn engine_socket(capability: &str) -> Option<String> {
+    let path = capability.strip_prefix("fs:")?.split_once(':')?.1;
+    if !path.ends_with(".sock") {
+        return None;
+    }
+    let e = crate::syntax::parse_capability(&format!("ipc:connect:\"unix:{path}\"")).err()?;
+    (e.code == Code::CapIpcSocket && e.message.contains("container-engine")).then(|| {
+        format!(
+            "capgate refuses this capability: {} (as an fs mount too)",
+            e.message
+        )
+    })
 }
 
 /// The reason attached to a capability refused by the grammar, for tests.
