@@ -46,14 +46,13 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
         return Ok(vec![Imported {
             report: rep,
             manifest: None,
-            node_line: root.line,
         }]);
     }
     let run = root.get("run").filter(|r| !r.is_null());
     if let Some(run) = run {
         doc.object(run, "run")?;
     }
-    network(doc, run, &name, &mut rep, ctx)?;
+    network(doc, run, &mut rep, ctx)?;
     if let Some(run) = run {
         volumes(doc, run, &mut rep, ctx)?;
         if let Some(env) = run.get("env").filter(|e| !e.is_null()) {
@@ -143,7 +142,6 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
     Ok(vec![Imported {
         report: rep,
         manifest: Some(ManifestSpec { version, tools }),
-        node_line: root.line,
     }])
 }
 
@@ -177,7 +175,6 @@ fn host_in_value(rep: &mut ServerReport, name: &str, value: &str) {
 fn network(
     doc: &Doc,
     run: Option<&Node>,
-    _name: &str,
     rep: &mut ServerReport,
     ctx: &Ctx,
 ) -> Result<(), Diagnostic> {

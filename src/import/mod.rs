@@ -95,7 +95,6 @@ pub struct Imported {
     pub report: ServerReport,
     /// `None`: nothing to sandbox.
     pub manifest: Option<ManifestSpec>,
-    pub node_line: usize,
 }
 
 /// One imported server, ready to print or write.

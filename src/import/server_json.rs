@@ -66,7 +66,6 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
         return Ok(vec![Imported {
             report: rep,
             manifest: None,
-            node_line: root.line,
         }]);
     }
     // The package with publisher permissions, else the first.
@@ -191,6 +190,5 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
     Ok(vec![Imported {
         report: rep,
         manifest: Some(ManifestSpec { version, tools }),
-        node_line: root.line,
     }])
 }

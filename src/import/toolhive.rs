@@ -46,7 +46,6 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
                     out.push(Imported {
                         report: rep,
                         manifest: None,
-                        node_line: entry.line,
                     });
                 }
             }
@@ -85,7 +84,6 @@ fn import_entry(
     Ok(Imported {
         report: rep,
         manifest: Some(ManifestSpec { version, tools }),
-        node_line: entry.line,
     })
 }
 
