@@ -65,6 +65,12 @@ Exit codes: 0 NEW reaches nothing OLD could not, 1 it does (each witness is list
   capgate schema > capgate-manifest.schema.json
   (then in VS Code settings.json: \"json.schemas\": [{\"fileMatch\": [\"*.capgate.json\"], \"url\": \"./capgate-manifest.schema.json\"}])")]
     Schema,
+    /// Write capgate manifests from ToolHive, Docker MCP catalog or server.json permission data.
+    #[command(after_help = "Examples:
+  capgate import toolhive registry.json --server github
+  capgate import docker servers/filesystem/server.yaml --param filesystem.paths=/srv/data
+  capgate import server-json servers/*.json --out imported/ --assume-no-network")]
+    Import(crate::import::cli::ImportArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -252,6 +258,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Init(args) => init(&args),
         Command::Diff(args) => diff(&args),
         Command::Schema => schema(),
+        Command::Import(args) => crate::import::cli::run(&args),
     }
 }
 

@@ -117,6 +117,23 @@ codes! {
     // Command line.
     Usage => "USAGE", "the command line is invalid: an unknown flag or command, a missing value or an invalid choice",
         "run `capgate <command> --help` for every flag with an example";
+    // Import (`capgate import`).
+    ImportYaml => "IMPORT_YAML", "a YAML input is not valid YAML or uses a feature the importer refuses (aliases, tags, several documents, duplicate keys)",
+        "fix the YAML at the given position; write aliased values out";
+    ImportShape => "IMPORT_SHAPE", "an input field an importer reads is missing or has the wrong type or form",
+        "the message names the field's source path; see docs/import.md for the fields each format needs";
+    ImportTemplate => "IMPORT_TEMPLATE", "a Docker volume template is malformed or uses an unsupported filter",
+        "templates are {{server.param|filter...}} with the filters volume, volume-target, into, first, last, or:DEFAULT";
+    ImportParamMissing => "IMPORT_PARAM_MISSING", "a volume template needs a parameter that no --param gives",
+        "pass --param NAME=/host/path (the message names the parameter); repeat it for a list";
+    ImportParamInvalid => "IMPORT_PARAM_INVALID", "a --param is malformed, unused, or its value cannot be used where the template puts it",
+        "values are absolute, normalised host paths without `:` or `,`; a parameter used inside one volume takes a single value";
+    ImportServerUnknown => "IMPORT_SERVER_UNKNOWN", "--server names no server of the input",
+        "use the registry key (ToolHive) or the `name` field (server.yaml, server.json)";
+    ImportServerName => "IMPORT_SERVER_NAME", "a server name cannot be a file name, or two servers share a name or a file",
+        "with --out, names are letters, digits, `.`, `_`, `-` (and `/` in server.json namespaces), starting with a letter or digit";
+    ImportNothingToSandbox => "IMPORT_NOTHING_TO_SANDBOX", "the one server asked for has no local process to sandbox (a remote or poci entry)",
+        "the report on stderr says why; a remote server runs at the publisher's URL";
     // Targets.
     AdapterUnsupported => "ADAPTER_UNSUPPORTED", "the target has no rule for a capability in the manifest",
         "choose a target that can lower it, or pass --permissive to list it under unenforceable instead";
@@ -151,7 +168,13 @@ impl Code {
     pub fn exit_code(self) -> u8 {
         match self {
             Code::InputUnreadable | Code::InputJson | Code::OutputUnwritable => exit::INPUT,
-            Code::Usage | Code::TargetUnknown | Code::OptionInvalid => exit::USAGE,
+            Code::ImportYaml | Code::ImportShape | Code::ImportTemplate => exit::INPUT,
+            Code::Usage
+            | Code::TargetUnknown
+            | Code::OptionInvalid
+            | Code::ImportParamMissing
+            | Code::ImportParamInvalid
+            | Code::ImportServerUnknown => exit::USAGE,
             _ => exit::COMPILE,
         }
     }

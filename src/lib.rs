@@ -23,6 +23,7 @@ pub mod diff;
 pub mod escape;
 pub mod explain;
 pub mod generate;
+pub mod import;
 pub mod ir;
 pub mod json;
 pub mod lower;
