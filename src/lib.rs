@@ -24,6 +24,7 @@ pub mod explain;
 pub mod generate;
 pub mod ir;
 pub mod json;
+pub mod lint;
 pub mod lower;
 pub mod manifest;
 pub mod par;

@@ -1,0 +1,633 @@
+//! The check of every lint rule. Each reads typed capabilities
+//! ([`crate::ir::Policy::caps`]) or facts, never capability text.
+
+use std::net::IpAddr;
+
+use super::{Context, Hit};
+use crate::capability::{AbsPath, Capability, ClockSource, Endpoint, FsPath, Glob, Host};
+use crate::ir::{self, CapId, CapInfo};
+
+/// Every capability with its id.
+fn caps<'a>(ctx: &'a Context<'_>) -> impl Iterator<Item = (CapId, &'a CapInfo)> {
+    ctx.policy
+        .caps
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i as CapId, c))
+}
+
+fn hit(cap: CapId, message: String) -> Hit {
+    Hit {
+        cap,
+        message,
+        related: None,
+    }
+}
+
+/// The fs scope as written: `/a`, `/a/*` or `/a/**`.
+fn scope(p: &FsPath) -> String {
+    let base = p.path.as_str();
+    match p.glob {
+        Glob::None => base.to_owned(),
+        Glob::Children => format!("{}/*", base.trim_end_matches('/')),
+        Glob::Recursive => format!("{}/**", base.trim_end_matches('/')),
+    }
+}
+
+/// Segments of a path: `/a/b` → `["a", "b"]`; `/` → `[]`.
+fn segments(p: &str) -> Vec<&str> {
+    p.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+/// `a` is `b` or an ancestor of `b`, both given as segments.
+fn prefix_of(a: &[&str], b: &[&str]) -> bool {
+    a.len() <= b.len() && a == &b[..a.len()]
+}
+
+/// Whether two paths are the same or one lies below the other.
+fn related(a: &[&str], b: &[&str]) -> bool {
+    prefix_of(a, b) || prefix_of(b, a)
+}
+
+/// Top-level trees no server needs whole (`/` itself is refused by the grammar).
+const BROAD: &[&str] = &[
+    "/",
+    "/home",
+    "/root",
+    "/Users",
+    "/etc",
+    "/usr",
+    "/var",
+    "/opt",
+    "/srv",
+    "/mnt",
+    "/media",
+    "/boot",
+    "/run",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/snap",
+    "/nix",
+    "/usr/local",
+    "/var/lib",
+];
+
+/// How capgate paths spell a home directory: `/root`, `/home/<user>`, `/Users/<user>`.
+/// Returns the number of segments the home takes when `segs` lies at or below one.
+fn home_len(segs: &[&str]) -> Option<usize> {
+    match segs {
+        ["root", ..] => Some(1),
+        ["home" | "Users", _, ..] => Some(2),
+        _ => None,
+    }
+}
+
+pub fn fs_broad_grant(ctx: &Context<'_>, out: &mut Vec<Hit>) {
+    for (id, c) in caps(ctx) {
+        let Capability::Fs { actions, path } = &c.capability else {
+            continue;
+        };
+        let segs = segments(path.path.as_str());
+        let what = if BROAD.contains(&path.path.as_str()) {
+            format!("the whole {} tree", path.path)
+        } else if home_len(&segs) == Some(segs.len()) {
+            format!("the whole home directory {}", path.path)
+        } else {
+            continue;
+        };
+        out.push(hit(
+            id,
+            format!(
+                "fs:{} on {} grants {what}",
+                actions.names().join(","),
+                scope(path)
+            ),
+        ));
+    }
+}
+
+/// Credential stores below a home directory (relative to it).
+const HOME_CREDENTIALS: &[&str] = &[
+    ".ssh",
+    ".aws",
+    ".azure",
+    ".kube",
+    ".docker",
+    ".gnupg",
+    ".config/gcloud",
+    ".config/gh",
+    ".config/hub",
+    ".config/doctl",
+    ".oci",
+    ".terraform.d",
+    ".vault-token",
+    ".password-store",
+    ".git-credentials",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+    ".pgpass",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".local/share/keyrings",
+];
+
+/// Credential stores outside homes.
+const SYSTEM_CREDENTIALS: &[&str] = &[
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/ssh",
+    "/etc/kubernetes",
+    "/var/lib/kubelet",
+    "/run/secrets",
+    "/var/run/secrets",
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+];
+
+pub fn fs_credentials(ctx: &Context<'_>, out: &mut Vec<Hit>) {
+    for (id, c) in caps(ctx) {
+        let Capability::Fs { path, .. } = &c.capability else {
+            continue;
+        };
+        let segs = segments(path.path.as_str());
+        let mut found = None;
+        if let Some(h) = home_len(&segs).filter(|&h| segs.len() > h) {
+            // Below a home (the whole home is fs-broad-grant's).
+            let rest = &segs[h..];
+            found = HOME_CREDENTIALS
+                .iter()
+                .find(|cred| related(rest, &segments(cred)))
+                .map(|cred| format!("{}/{cred}", segs[..h].join("/")));
+        }
+        if found.is_none() && !BROAD.contains(&path.path.as_str()) {
+            found = SYSTEM_CREDENTIALS
+                .iter()
+                .find(|cred| related(&segs, &segments(cred)))
+                .map(|cred| cred[1..].to_owned());
+        }
+        if let Some(cred) = found {
+            out.push(hit(
+                id,
+                format!("{} reaches the credential store /{cred}", scope(path)),
+            ));
+        }
+    }
+}
+
+/// Trees programs and their configuration are loaded from.
+const SYSTEM_CODE: &[&str] = &[
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/opt",
+    "/etc",
+    "/boot",
+    "/snap",
+    "/nix",
+    "/var/lib/dpkg",
+    "/var/spool/cron",
+];
+
+/// Files and directories below a home that shells, editors and tools execute or load.
+const HOME_CODE: &[&str] = &[
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".bash_logout",
+    ".profile",
+    ".zshrc",
+    ".zshenv",
+    ".zprofile",
+    ".zlogin",
+    ".config",
+    ".local/bin",
+    ".local/share/applications",
+    ".gitconfig",
+    ".ssh",
+    ".vimrc",
+    ".emacs",
+    ".emacs.d",
+    ".cargo/bin",
+    ".cargo/config.toml",
+    ".npmrc",
+    ".pip",
+    ".pythonrc",
+    ".xinitrc",
+    ".xprofile",
+];
+
+/// Directory names that hold code anywhere: repository hooks and CI definitions.
+const CODE_SEGMENTS: &[&str] = &[
+    ".git",
+    ".github",
+    ".gitlab-ci.yml",
+    ".hg",
+    ".husky",
+    ".vscode",
+];
+
+pub fn fs_write_code(ctx: &Context<'_>, out: &mut Vec<Hit>) {
+    for (id, c) in caps(ctx) {
+        let Capability::Fs { actions, path } = &c.capability else {
+            continue;
+        };
+        if !actions.closure().writable() {
+            continue;
+        }
+        let segs = segments(path.path.as_str());
+        let mut found = SYSTEM_CODE
+            .iter()
+            .find(|d| related(&segs, &segments(d)))
+            .map(|d| (*d).to_owned());
+        if found.is_none() {
+            if let Some(h) = home_len(&segs) {
+                let rest = &segs[h..];
+                found = HOME_CODE
+                    .iter()
+                    .find(|f| related(rest, &segments(f)))
+                    .map(|f| format!("/{}/{f}", segs[..h].join("/")));
+            }
+        }
+        if found.is_none() {
+            found = segs
+                .iter()
+                .position(|s| CODE_SEGMENTS.contains(s))
+                .map(|i| format!("/{}", segs[..=i].join("/")));
+        }
+        if let Some(code) = found {
+            out.push(hit(
+                id,
+                format!(
+                    "fs:{} on {} can write {code}, which holds code or configuration the host runs",
+                    actions.names().join(","),
+                    scope(path)
+                ),
+            ));
+        }
+    }
+}
+
+/// `*.<base>` reaches names that third parties can register: `base` is a
+/// single label (a TLD) or a public suffix lies at or below it.
+fn public_wildcard(base: &str) -> Option<String> {
+    if !base.contains('.') {
+        return Some(format!("{base} is a top-level domain"));
+    }
+    super::psl::suffix_at_or_below(base).map(|s| {
+        if s == base {
+            format!("{base} is a public suffix")
+        } else {
+            format!("{s} below it is a public suffix")
+        }
+    })
+}
+
+pub fn net_wildcard_egress(ctx: &Context<'_>, out: &mut Vec<Hit>) {
+    for (id, c) in caps(ctx) {
+        let Capability::Net { host, port } = &c.capability else {
+            continue;
+        };
+        let on = port.map_or("any port".to_owned(), |p| format!("port {}", p.get()));
+        let message = match host {
+            Host::Any => format!("* reaches every public host on {on}"),
+            Host::Wildcard(base) => match public_wildcard(base.as_str()) {
+                Some(why) => format!(
+                    "*.{} reaches names anyone can register ({why}) on {on}",
+                    base.as_str()
+                ),
+                None => continue,
+            },
+            _ => continue,
+        };
+        out.push(hit(id, message));
+    }
+}
+
+/// Names that resolve to instance-metadata endpoints.
+const METADATA_NAMES: &[&str] = &[
+    "metadata.google.internal",
+    "metadata.goog",
+    "metadata",
+    "instance-data",
+    "instance-data.ec2.internal",
+    "metadata.azure.com",
+    "metadata.tencentyun.com",
+    "metadata.platformequinix.com",
+];
+
+fn ip_of(host: &Host) -> Option<IpAddr> {
+    match host {
+        Host::V4(a) => Some(IpAddr::V4(*a)),
+        Host::V6(a) => Some(IpAddr::V6(*a)),
+        _ => None,
+    }
+}
+
+fn is_metadata(host: &Host) -> bool {
+    match host {
+        Host::Name(n) => METADATA_NAMES.contains(&n.as_str()),
+        h => ip_of(h).is_some_and(|a| ir::METADATA_ADDRS.contains(&a)),
+    }
+}
+
+pub fn net_metadata_endpoint(ctx: &Context<'_>, out: &mut Vec<Hit>) {
+    for (id, c) in caps(ctx) {
+        let Capability::Net { host, .. } = &c.capability else {
+            continue;
+        };
+        if is_metadata(host) {
+            out.push(hit(
+                id,
+                format!("{host} is a cloud instance-metadata endpoint: it serves the host's cloud credentials"),
+            ));
+        }
+    }
+}
+
+/// Special-use names that only ever resolve to local or internal addresses
+/// (RFC 6761 localhost, RFC 6762 .local, RFC 8375 home.arpa, ICANN's .internal).
+const LOCAL_SUFFIXES: &[&str] = &["localhost", "local", "internal", "home.arpa", "localdomain"];
+
+fn local_name(name: &str) -> Option<&'static str> {
+    LOCAL_SUFFIXES
+        .iter()
+        .find(|s| name == **s || name.ends_with(&format!(".{s}")))
+        .copied()
+}
+
+pub fn net_private_address(ctx: &Context<'_>, out: &mut Vec<Hit>) {
+    for (id, c) in caps(ctx) {
+        let Capability::Net { host, .. } = &c.capability else {
+            continue;
+        };
+        if is_metadata(host) {
+            continue; // net-metadata-endpoint
+        }
+        let message = match host {
+            Host::Name(n) | Host::Wildcard(n) => match local_name(n.as_str()) {
+                Some(s) => format!("{host} is a local-only name (.{s}): it resolves to a private or loopback address, if at all"),
+                None => continue,
+            },
+            h => match ip_of(h).filter(|a| ir::is_special(*a)) {
+                Some(_) => format!(
+                    "{host} is in a special-purpose range (private, loopback, link-local, ...): it reaches the host or the internal network"
+                ),
+                None => continue,
+            },
+        };
+        out.push(hit(id, message));
+    }
+}
+
+/// Whether an env name looks like a secret.
+pub fn secret_name(name: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "TOKEN",
+        "KEY",
+        "SECRET",
+        "PASS",
+        "PAT",
+        "CREDENTIALS",
+        "CREDENTIAL",
+        "AUTH",
+        "COOKIE",
+        "SESSION",
+        "PRIVATE",
+        "PASSPHRASE",
+        "APIKEY",
+    ];
+    const ANYWHERE: &[&str] = &["PASSWORD", "PASSWD", "SECRET", "TOKEN", "APIKEY"];
+    name.split('_').any(|w| WORDS.contains(&w)) || ANYWHERE.iter().any(|s| name.contains(s))
+}
+
+pub fn env_secret_read(ctx: &Context<'_>, out: &mut Vec<Hit>) {
+    for (id, c) in caps(ctx) {
+        let Capability::Env { actions, name } = &c.capability else {
+            continue;
+        };
+        if actions.read && secret_name(name.as_str()) {
+            out.push(hit(
+                id,
+                format!(
+                    "{name} looks like a secret but is declared env:read; declare it env:inject"
+                ),
+            ));
+        }
+    }
+}
+
+pub fn exec_nested_sandbox(ctx: &Context<'_>, out: &mut Vec<Hit>) {
+    for (id, c) in caps(ctx) {
+        if let Capability::Exec {
+            binary,
+            nested_sandbox: true,
+        } = &c.capability
+        {
+            out.push(hit(
+                id,
+                format!("{binary} asks for nestedSandbox: user namespaces stay available (bwrap) and capgate's seccomp profile is dropped (docker) for the whole server"),
+            ));
+        }
+    }
+}
+
+pub fn ipc_system_bus(ctx: &Context<'_>, out: &mut Vec<Hit>) {
+    for (id, c) in caps(ctx) {
+        if let Capability::Ipc {
+            endpoint: Endpoint::DbusSystem,
+        } = &c.capability
+        {
+            out.push(hit(
+                id,
+                "the D-Bus system bus reaches root services (systemd, NetworkManager, polkit, udisks)".to_owned(),
+            ));
+        }
+        // A unix socket path that is the system bus socket is the same grant.
+        if let Capability::Ipc {
+            endpoint: Endpoint::Unix(p),
+        } = &c.capability
+        {
+            if SYSTEM_BUS_SOCKETS.contains(&p.as_str()) {
+                out.push(hit(
+                    id,
+                    format!("unix:{p} is the D-Bus system bus socket: it reaches root services (systemd, NetworkManager, polkit, udisks)"),
+                ));
+            }
+        }
+    }
+    // fs grants of the socket reach it too.
+    for (id, c) in caps(ctx) {
+        if let Capability::Fs { path, .. } = &c.capability {
+            let segs = segments(path.path.as_str());
+            if !BROAD.contains(&path.path.as_str())
+                && SYSTEM_BUS_SOCKETS
+                    .iter()
+                    .any(|s| prefix_of(&segs, &segments(s)))
+            {
+                out.push(hit(
+                    id,
+                    format!(
+                        "{} contains the D-Bus system bus socket: it reaches root services",
+                        scope(path)
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Where the system bus listens.
+const SYSTEM_BUS_SOCKETS: &[&str] = &[
+    "/run/dbus/system_bus_socket",
+    "/var/run/dbus/system_bus_socket",
+];
+
+/// Which list a capability belongs to, for duplicate and subsumption checks:
+/// a capability is compared with its own tool's (or the server's) and with
+/// serverCapabilities, which every tool shares.
+fn comparable(a: &CapInfo, b: &CapInfo) -> bool {
+    a.tool == b.tool || b.tool.is_none()
+}
+
+/// The earlier capability, in a list `a` may be compared with, that equals `a`.
+pub fn cap_duplicate(ctx: &Context<'_>, out: &mut Vec<Hit>) {
+    let all: Vec<_> = caps(ctx).collect();
+    for &(id, a) in &all {
+        if matches!(a.capability, Capability::Assert { .. }) {
+            continue;
+        }
+        let earlier = all.iter().find(|(o, b)| {
+            *o != id
+                && comparable(a, b)
+                && b.capability == a.capability
+                // Within one list the later one is the duplicate; across lists the tool's.
+                && (a.tool != b.tool || *o < id)
+        });
+        if let Some(&(o, _)) = earlier {
+            out.push(Hit {
+                cap: id,
+                message: if ctx.policy.caps[o as usize].tool.is_none() && a.tool.is_some() {
+                    "this capability repeats one of serverCapabilities".to_owned()
+                } else {
+                    "this capability repeats an earlier one of the same list".to_owned()
+                },
+                related: Some(o),
+            });
+        }
+    }
+}
+
+/// Whether `wide` grants everything `narrow` does (and is not equal to it).
+fn covers(wide: &Capability, narrow: &Capability) -> bool {
+    if wide == narrow {
+        return false;
+    }
+    match (wide, narrow) {
+        (
+            Capability::Fs {
+                actions: wa,
+                path: wp,
+            },
+            Capability::Fs {
+                actions: na,
+                path: np,
+            },
+        ) => wa.closure().contains(na.closure()) && fs_covers(wp, np),
+        (Capability::Net { host: wh, port: wp }, Capability::Net { host: nh, port: np }) => {
+            (wp.is_none() || wp == np) && host_covers(wh, nh)
+        }
+        (
+            Capability::Env {
+                actions: wa,
+                name: wn,
+            },
+            Capability::Env {
+                actions: na,
+                name: nn,
+            },
+        ) => wn == nn && (wa.read || !na.read) && (wa.inject || !na.inject),
+        (
+            Capability::Exec {
+                binary: wb,
+                nested_sandbox: wn,
+            },
+            Capability::Exec {
+                binary: nb,
+                nested_sandbox: nn,
+            },
+        ) => wb == nb && (*wn || !*nn),
+        (Capability::Clock { source: ws }, Capability::Clock { source: ns }) => {
+            *ws == ClockSource::Tzdata || ws == ns
+        }
+        _ => false,
+    }
+}
+
+/// Whether the fs scope `w` includes all of `n`. A path without a glob binds
+/// the whole directory when it is one, so it covers everything strictly
+/// below it; `/d/*` covers the children of `/d` named without a glob.
+fn fs_covers(w: &FsPath, n: &FsPath) -> bool {
+    let below = |a: &AbsPath, b: &AbsPath| a != b && a.is_ancestor_or_self(b);
+    if w.path == n.path {
+        return match (w.glob, n.glob) {
+            (Glob::Recursive, _) => true,
+            // `/d/*` and `/d/**` say /d is a directory, which `/d` binds whole.
+            (Glob::None, Glob::Children | Glob::Recursive) => true,
+            (Glob::None | Glob::Children, _) => false,
+        };
+    }
+    match w.glob {
+        Glob::Recursive | Glob::None => below(&w.path, &n.path),
+        Glob::Children => {
+            n.glob == Glob::None
+                && below(&w.path, &n.path)
+                && segments(n.path.as_str()).len() == segments(w.path.as_str()).len() + 1
+        }
+    }
+}
+
+/// Whether every destination `n` names is one `w` names. `*` is every public
+/// destination, so it never covers a special-range address.
+fn host_covers(w: &Host, n: &Host) -> bool {
+    match (w, n) {
+        (Host::Any, Host::Any) => true,
+        (Host::Any, Host::Name(_) | Host::Wildcard(_)) => true,
+        (Host::Any, h) => ip_of(h).is_some_and(|a| !ir::is_special(a)),
+        (Host::Wildcard(b), Host::Name(x) | Host::Wildcard(x)) => {
+            x.as_str().ends_with(&format!(".{}", b.as_str()))
+        }
+        (a, b) => a == b,
+    }
+}
+
+pub fn cap_subsumed(ctx: &Context<'_>, out: &mut Vec<Hit>) {
+    let all: Vec<_> = caps(ctx).collect();
+    for &(id, a) in &all {
+        let wider = all
+            .iter()
+            .find(|(o, b)| *o != id && comparable(a, b) && covers(&b.capability, &a.capability));
+        if let Some(&(o, b)) = wider {
+            out.push(Hit {
+                cap: id,
+                message: format!(
+                    "already granted by a wider capability{}",
+                    if b.tool.is_none() && a.tool.is_some() {
+                        " of serverCapabilities"
+                    } else {
+                        " of the same list"
+                    }
+                ),
+                related: Some(o),
+            });
+        }
+    }
+}
