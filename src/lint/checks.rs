@@ -388,26 +388,34 @@ pub fn net_private_address(ctx: &Context<'_>, out: &mut Vec<Hit>) {
     }
 }
 
-/// Whether an env name looks like a secret.
+/// Whether an env name looks like a secret: split at `_`, a word is one of
+/// [`SECRET_WORDS`] or ends in TOKEN or SECRET (`GITHUBTOKEN`), or the name
+/// contains PASSWORD, PASSWD or APIKEY anywhere (`MYSQLPASSWORD`). Whole words
+/// keep `TOKENIZERS_PARALLELISM`, `KEYBOARD_LAYOUT` and `BYPASS_CACHE` out.
 pub fn secret_name(name: &str) -> bool {
-    const WORDS: &[&str] = &[
-        "TOKEN",
-        "KEY",
-        "SECRET",
-        "PASS",
-        "PAT",
-        "CREDENTIALS",
-        "CREDENTIAL",
-        "AUTH",
-        "COOKIE",
-        "SESSION",
-        "PRIVATE",
-        "PASSPHRASE",
-        "APIKEY",
-    ];
-    const ANYWHERE: &[&str] = &["PASSWORD", "PASSWD", "SECRET", "TOKEN", "APIKEY"];
-    name.split('_').any(|w| WORDS.contains(&w)) || ANYWHERE.iter().any(|s| name.contains(s))
+    const ANYWHERE: &[&str] = &["PASSWORD", "PASSWD", "APIKEY"];
+    name.split('_').any(|w| {
+        SECRET_WORDS.contains(&w) || w.ends_with("TOKEN") || w.ends_with("SECRET")
+    }) || ANYWHERE.iter().any(|s| name.contains(s))
 }
+
+/// Words of an env name that mark a secret.
+const SECRET_WORDS: &[&str] = &[
+    "TOKEN",
+    "KEY",
+    "SECRET",
+    "SECRETS",
+    "PASS",
+    "PAT",
+    "CREDENTIAL",
+    "CREDENTIALS",
+    "CREDS",
+    "AUTH",
+    "COOKIE",
+    "SESSION",
+    "PRIVATE",
+    "PASSPHRASE",
+];
 
 pub fn env_secret_read(ctx: &Context<'_>, out: &mut Vec<Hit>) {
     for (id, c) in caps(ctx) {
