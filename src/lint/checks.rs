@@ -394,9 +394,9 @@ pub fn net_private_address(ctx: &Context<'_>, out: &mut Vec<Hit>) {
 /// keep `TOKENIZERS_PARALLELISM`, `KEYBOARD_LAYOUT` and `BYPASS_CACHE` out.
 pub fn secret_name(name: &str) -> bool {
     const ANYWHERE: &[&str] = &["PASSWORD", "PASSWD", "APIKEY"];
-    name.split('_').any(|w| {
-        SECRET_WORDS.contains(&w) || w.ends_with("TOKEN") || w.ends_with("SECRET")
-    }) || ANYWHERE.iter().any(|s| name.contains(s))
+    name.split('_')
+        .any(|w| SECRET_WORDS.contains(&w) || w.ends_with("TOKEN") || w.ends_with("SECRET"))
+        || ANYWHERE.iter().any(|s| name.contains(s))
 }
 
 /// Words of an env name that mark a secret.
