@@ -334,9 +334,32 @@ fn ip_of(host: &Host) -> Option<IpAddr> {
 
 fn is_metadata(host: &Host) -> bool {
     match host {
-        Host::Name(n) => METADATA_NAMES.contains(&n.as_str()),
+        Host::Name(n) => {
+            METADATA_NAMES.contains(&n.as_str())
+                || embedded_v4(n.as_str()).is_some_and(|a| ir::METADATA_ADDRS.contains(&a))
+        }
         h => ip_of(h).is_some_and(|a| ir::METADATA_ADDRS.contains(&a)),
     }
+}
+
+/// An IPv4 address spelled inside a DNS name, as wildcard-DNS services
+/// (nip.io, sslip.io, traefik.me, ...) resolve it: four numeric labels in a
+/// row (`169.254.169.254.nip.io`) or one label of four numbers joined by `-`
+/// (`10-0-0-1.sslip.io`, `app-127-0-0-1.example`).
+fn embedded_v4(name: &str) -> Option<IpAddr> {
+    let labels: Vec<&str> = name.split('.').collect();
+    let dotted = labels
+        .windows(4)
+        .find_map(|w| w.join(".").parse::<std::net::Ipv4Addr>().ok());
+    let dashed = || {
+        labels.iter().find_map(|l| {
+            let parts: Vec<&str> = l.split('-').collect();
+            parts
+                .windows(4)
+                .find_map(|w| w.join(".").parse::<std::net::Ipv4Addr>().ok())
+        })
+    };
+    dotted.or_else(dashed).map(IpAddr::V4)
 }
 
 pub fn net_metadata_endpoint(ctx: &Context<'_>, out: &mut Vec<Hit>) {
@@ -375,7 +398,12 @@ pub fn net_private_address(ctx: &Context<'_>, out: &mut Vec<Hit>) {
         let message = match host {
             Host::Name(n) | Host::Wildcard(n) => match local_name(n.as_str()) {
                 Some(s) => format!("{host} is a local-only name (.{s}): it resolves to a private or loopback address, if at all"),
-                None => continue,
+                None => match embedded_v4(n.as_str()).filter(|a| ir::is_special(*a)) {
+                    Some(a) => format!(
+                        "{host} spells the special-purpose address {a}, which wildcard-DNS services resolve it to"
+                    ),
+                    None => continue,
+                },
             },
             h => match ip_of(h).filter(|a| ir::is_special(*a)) {
                 Some(_) => format!(
