@@ -534,11 +534,7 @@ fn stdin_and_text_output() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     let text = String::from_utf8(bytes).unwrap();
     let (line, col) = positions(&text, "\"fs:read:/root/.ssh/**\"")[0];
-    assert!(
-        r.stdout.contains(&format!("error[fs-credentials]: ")),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("error[fs-credentials]: "), "{}", r.stdout);
     assert!(
         r.stdout.contains(&format!(
             "  --> <stdin>:{line}:{col}: tool \"t\", capability 0\n"
