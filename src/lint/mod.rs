@@ -13,10 +13,13 @@
 //! `<id>.clean.json` exercise it; `tests/lint.rs` keeps the three in step.
 //!
 //! Adding a rule: write both fixtures and the docs/lint.md section first, then
-//! add a [`Rule`] to [`RULES`] with a check function in [`checks`].
+//! add a [`Rule`] to [`RULES`] with a check function in `checks.rs` (or
+//! `redundant.rs` for rules comparing capabilities with each other, which must
+//! stay indexed: never compare every pair).
 
 mod checks;
 mod psl;
+mod redundant;
 pub mod sarif;
 
 use std::fmt::Write as _;
@@ -205,7 +208,7 @@ Fix: use the session bus (ipc:connect:\"dbus:session\") or a dedicated socket \
 the same grant count (fs:read,write:/x and fs:write,read:/x). The same capability in two \
 different tools is normal and is not flagged.\n\
 Fix: remove the repeat.",
-        check: checks::cap_duplicate,
+        check: redundant::cap_duplicate,
     },
     Rule {
         id: "cap-subsumed",
@@ -215,7 +218,7 @@ Fix: remove the repeat.",
 net:connect:a.com, or env:read:X next to env:read,inject:X grant nothing more; the narrower \
 line suggests a limit that does not exist.\n\
 Fix: remove the narrower capability, or narrow the wider one.",
-        check: checks::cap_subsumed,
+        check: redundant::cap_subsumed,
     },
 ];
 
