@@ -870,3 +870,282 @@ fn man_page_renders() {
         assert!(rendered.contains(heading), "rendered page lacks {heading}");
     }
 }
+
+// ------------------------------------------- redundancy: differential check
+
+/// The documented meaning of cap-duplicate and cap-subsumed, pairwise and
+/// written independently of `src/lint/redundant.rs` (which is indexed).
+mod naive {
+    use capgate::capability::{Capability, ClockSource, FsActions, Glob, Host};
+
+    pub struct Cap {
+        pub list: Option<usize>,
+        pub cap: Capability,
+    }
+
+    fn closure(a: FsActions) -> Vec<&'static str> {
+        a.closure().names()
+    }
+
+    fn same_grant(a: &Capability, b: &Capability) -> bool {
+        match (a, b) {
+            (
+                Capability::Fs {
+                    actions: x,
+                    path: p,
+                },
+                Capability::Fs {
+                    actions: y,
+                    path: q,
+                },
+            ) => closure(*x) == closure(*y) && p == q,
+            _ => a == b,
+        }
+    }
+
+    fn segs(p: &str) -> Vec<&str> {
+        p.split('/').filter(|s| !s.is_empty()).collect()
+    }
+
+    fn covers(w: &Capability, n: &Capability) -> bool {
+        if same_grant(w, n) {
+            return false;
+        }
+        match (w, n) {
+            (
+                Capability::Fs {
+                    actions: wa,
+                    path: wp,
+                },
+                Capability::Fs {
+                    actions: na,
+                    path: np,
+                },
+            ) => {
+                let (wa, na) = (closure(*wa), closure(*na));
+                if !na.iter().all(|a| wa.contains(a)) {
+                    return false;
+                }
+                let (ws, ns) = (segs(wp.path.as_str()), segs(np.path.as_str()));
+                if ws == ns {
+                    wp.glob == Glob::Recursive
+                        || (wp.glob == Glob::None)
+                        || (wp.glob == Glob::Children && np.glob == Glob::Children)
+                } else if ns.len() > ws.len() && ns[..ws.len()] == ws[..] {
+                    match wp.glob {
+                        Glob::Recursive | Glob::None => true,
+                        Glob::Children => ns.len() == ws.len() + 1 && np.glob == Glob::None,
+                    }
+                } else {
+                    false
+                }
+            }
+            (Capability::Net { host: wh, port: wp }, Capability::Net { host: nh, port: np }) => {
+                let port_ok = wp.is_none() || wp == np;
+                let host_ok = match (wh, nh) {
+                    (Host::Any, Host::V4(a)) => !capgate::ir::is_special((*a).into()),
+                    (Host::Any, Host::V6(a)) => !capgate::ir::is_special((*a).into()),
+                    (Host::Any, _) => true,
+                    (Host::Wildcard(b), Host::Name(x) | Host::Wildcard(x)) => {
+                        let (b, x) = (b.as_str(), x.as_str());
+                        x.len() > b.len() + 1
+                            && x.ends_with(b)
+                            && x.as_bytes()[x.len() - b.len() - 1] == b'.'
+                    }
+                    (a, b) => a == b,
+                };
+                port_ok && host_ok
+            }
+            (
+                Capability::Env {
+                    actions: wa,
+                    name: wn,
+                },
+                Capability::Env {
+                    actions: na,
+                    name: nn,
+                },
+            ) => wn == nn && (wa.read || !na.read) && (wa.inject || !na.inject),
+            (
+                Capability::Exec {
+                    binary: wb,
+                    nested_sandbox: wn,
+                },
+                Capability::Exec {
+                    binary: nb,
+                    nested_sandbox: nn,
+                },
+            ) => wb == nb && (*wn || !*nn),
+            (Capability::Clock { source: ws }, Capability::Clock { source: ns }) => {
+                *ws == ClockSource::Tzdata || ws == ns
+            }
+            _ => false,
+        }
+    }
+
+    fn comparable(a: &Cap, b: &Cap) -> bool {
+        a.list == b.list || b.list.is_none()
+    }
+
+    /// Indices (in `caps` order) of duplicates and of subsumed capabilities.
+    pub fn expected(caps: &[Cap]) -> (Vec<usize>, Vec<usize>) {
+        let mut dup = Vec::new();
+        let mut sub = Vec::new();
+        for (i, a) in caps.iter().enumerate() {
+            if matches!(a.cap, Capability::Assert { .. }) {
+                continue;
+            }
+            let is_dup = caps.iter().enumerate().any(|(j, b)| {
+                j != i
+                    && comparable(a, b)
+                    && same_grant(&a.cap, &b.cap)
+                    && (a.list != b.list || j < i)
+            });
+            if is_dup {
+                dup.push(i);
+            } else if caps
+                .iter()
+                .any(|b| comparable(a, b) && covers(&b.cap, &a.cap))
+            {
+                sub.push(i);
+            }
+        }
+        (dup, sub)
+    }
+}
+
+/// A small deterministic generator (xorshift), so the test needs no seed file.
+struct Rng(u64);
+impl Rng {
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        xs[(self.0 % xs.len() as u64) as usize]
+    }
+}
+
+#[test]
+fn indexed_redundancy_matches_the_pairwise_definition() {
+    let actions = [
+        "read",
+        "write",
+        "create",
+        "delete",
+        "read,write",
+        "write,read",
+        "read,create",
+    ];
+    let paths = ["/a", "/a/b", "/a/b/c", "/a/bc", "/a-b", "/d", "/d/e"];
+    let globs = ["", "/*", "/**"];
+    let hosts = [
+        "*",
+        "*.x.com",
+        "*.com",
+        "a.x.com",
+        "x.com",
+        "b.a.x.com",
+        "*.a.x.com",
+        "8.8.8.8",
+        "10.0.0.1",
+    ];
+    let ports = ["", ":443", ":80"];
+    let others = [
+        "env:read:A_MODE",
+        "env:inject:A_MODE",
+        "env:read,inject:A_MODE",
+        "exec:spawn:git",
+        "exec:spawn:git?nestedSandbox=true",
+        "clock:system",
+        "clock:tzdata",
+        "assert:a.b:why",
+    ];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut compared = 0;
+    for round in 0..300 {
+        let tools = 1 + round % 3;
+        let mut lists: Vec<Vec<String>> = vec![Vec::new(); tools + 1];
+        for list in lists.iter_mut() {
+            for _ in 0..(round % 7) {
+                let cap = match rng.pick(&["fs", "fs", "net", "net", "other"]) {
+                    "fs" => format!(
+                        "fs:{}:{}{}",
+                        rng.pick(&actions),
+                        rng.pick(&paths),
+                        rng.pick(&globs)
+                    ),
+                    "net" => format!("net:connect:{}{}", rng.pick(&hosts), rng.pick(&ports)),
+                    _ => rng.pick(&others).to_owned(),
+                };
+                list.push(cap);
+            }
+        }
+        let server: Vec<&str> = lists[0].iter().map(String::as_str).collect();
+        let tool_caps: Vec<Vec<&str>> = lists[1..]
+            .iter()
+            .map(|l| l.iter().map(String::as_str).collect())
+            .collect();
+        let names: Vec<String> = (0..tools).map(|i| format!("t{i}")).collect();
+        let tool_refs: Vec<(&str, &[&str])> = names
+            .iter()
+            .zip(&tool_caps)
+            .map(|(n, c)| (n.as_str(), c.as_slice()))
+            .collect();
+        let bytes = manifest(&tool_refs, &server);
+        let report = lint::lint("m.json", &bytes).expect("generated manifests compile");
+        // Declaration order: serverCapabilities, then each tool's.
+        let mut caps = Vec::new();
+        let mut places = Vec::new();
+        for (li, list) in lists.iter().enumerate() {
+            for (i, c) in list.iter().enumerate() {
+                caps.push(naive::Cap {
+                    list: li.checked_sub(1),
+                    cap: capgate::syntax::parse_capability(c).unwrap(),
+                });
+                places.push((li.checked_sub(1).map(|t| format!("t{t}")), i));
+            }
+        }
+        let (dup, sub) = naive::expected(&caps);
+        let got = |rule: &str| -> Vec<usize> {
+            let mut v: Vec<usize> = report
+                .findings
+                .iter()
+                .filter(|f| f.rule == rule)
+                .map(|f| {
+                    places
+                        .iter()
+                        .position(|p| p.0 == f.tool && p.1 == f.capability_index)
+                        .unwrap()
+                })
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        let show = |ix: &[usize]| -> Vec<String> {
+            ix.iter()
+                .map(|&i| {
+                    format!(
+                        "{:?}:{}",
+                        places[i].0,
+                        lists[caps[i].list.map_or(0, |t| t + 1)][places[i].1]
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            show(&got("cap-duplicate")),
+            show(&dup),
+            "round {round}: duplicates of {lists:?}"
+        );
+        assert_eq!(
+            show(&got("cap-subsumed")),
+            show(&sub),
+            "round {round}: subsumed in {lists:?}"
+        );
+        compared += caps.len();
+    }
+    assert!(
+        compared > 1000,
+        "the generator produced {compared} capabilities"
+    );
+}
