@@ -751,6 +751,8 @@ fn snapshots_of_each_format() {
         let r = capgate(&["lint", files[0], files[1], "--format", format], None);
         insta::assert_snapshot!(format!("lint-{format}"), r.stdout);
     }
+    let r = capgate(&["lint", "--explain", "fs-credentials"], None);
+    insta::assert_snapshot!("lint-explain", r.stdout);
 }
 
 // ------------------------------------------------------ completions and man
