@@ -122,11 +122,14 @@ fn fs_same_path_covers(w: (FsActions, Glob), n: (FsActions, Glob)) -> bool {
         }
 }
 
+/// An fs grant: actions after their implications, and the glob.
+type FsGrant = (FsActions, Glob);
+
 /// A declared fs path and its distinct grants per list.
 struct Level<'a> {
     path: &'a str,
     segments: usize,
-    grants: FoldMap<List, Vec<(CapId, (FsActions, Glob))>>,
+    grants: FoldMap<List, Vec<(CapId, FsGrant)>>,
 }
 
 fn is_strict_ancestor(a: &str, b: &str) -> bool {
@@ -137,7 +140,7 @@ fn is_strict_ancestor(a: &str, b: &str) -> bool {
 }
 
 fn fs_subsumed(ctx: &Context<'_>, distinct: &[CapId], out: &mut Vec<Hit>) {
-    let mut items: Vec<(CapId, List, &str, (FsActions, Glob))> = distinct
+    let mut items: Vec<(CapId, List, &str, FsGrant)> = distinct
         .iter()
         .filter_map(|&id| {
             let info = &ctx.policy.caps[id as usize];
