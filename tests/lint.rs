@@ -641,6 +641,7 @@ fn sarif_of(files: &[&str]) -> (String, Value) {
 }
 
 #[test]
+/// The schema: fixtures/lint/schema/sarif-schema-2.1.0.json (OASIS SARIF 2.1.0, via the serde-sarif 0.8.0 crate; provenance in fixtures/lint/schema/README.md).
 fn sarif_validates_against_the_oasis_schema() {
     let python = which("python3").is_some()
         && Command::new("python3")
