@@ -640,8 +640,8 @@ fn sarif_of(files: &[&str]) -> (String, Value) {
     (r.stdout, v)
 }
 
-#[test]
 /// The schema: fixtures/lint/schema/sarif-schema-2.1.0.json (OASIS SARIF 2.1.0, via the serde-sarif 0.8.0 crate; provenance in fixtures/lint/schema/README.md).
+#[test]
 fn sarif_validates_against_the_oasis_schema() {
     let python = which("python3").is_some()
         && Command::new("python3")
