@@ -71,6 +71,24 @@ Exit codes: 0 NEW reaches nothing OLD could not, 1 it does (each witness is list
   capgate import docker servers/filesystem/server.yaml --param filesystem.paths=/srv/data
   capgate import server-json servers/*.json --out imported/ --assume-no-network")]
     Import(crate::import::cli::ImportArgs),
+    /// Check manifests for risky or redundant grants (rules in docs/lint.md); exit 1 on findings at or above --deny.
+    #[command(after_help = "Examples:
+  capgate lint fixtures/manifests/*.json
+  capgate lint manifest.json --format sarif > capgate.sarif
+  capgate lint manifest.json --deny warning
+  capgate lint --explain fs-credentials")]
+    Lint(LintArgs),
+    /// Print a shell completion script for capgate.
+    #[command(after_help = "Examples:
+  capgate completions bash > ~/.local/share/bash-completion/completions/capgate
+  capgate completions zsh > \"${fpath[1]}/_capgate\"
+  capgate completions fish > ~/.config/fish/completions/capgate.fish")]
+    Completions(CompletionsArgs),
+    /// Print the capgate(1) man page (roff).
+    #[command(after_help = "Examples:
+  capgate man > capgate.1 && man -l capgate.1
+  capgate man | gzip > /usr/local/share/man/man1/capgate.1.gz")]
+    Man,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -93,6 +111,41 @@ pub struct DiffArgs {
     /// How errors are printed on stderr. Example: --error-format json
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     pub error_format: ErrorFormat,
+}
+
+/// Output formats of `capgate lint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    Text,
+    Json,
+    /// SARIF 2.1.0, for code scanning.
+    Sarif,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LintArgs {
+    /// Manifest JSON files, or `-` for stdin. Example: fixtures/manifests/github.json
+    #[arg(value_name = "MANIFEST|-", required_unless_present = "explain", num_args = 1..)]
+    pub manifests: Vec<String>,
+    /// Output format. Example: --format sarif
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub format: LintFormat,
+    /// Exit 1 when a finding is at or above this level. Example: --deny warning
+    #[arg(long, value_enum, default_value = "error", value_name = "LEVEL")]
+    pub deny: crate::lint::Level,
+    /// Print one rule's documentation instead of linting. Example: --explain net-wildcard-egress
+    #[arg(long, value_name = "ID", conflicts_with = "manifests")]
+    pub explain: Option<String>,
+    /// How errors are printed on stderr. Example: --error-format json
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub error_format: ErrorFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write the script for. Example: bash
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -259,6 +312,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Diff(args) => diff(&args),
         Command::Schema => schema(),
         Command::Import(args) => crate::import::cli::run(&args),
+        Command::Lint(args) => lint(&args),
+        Command::Completions(args) => completions(&args),
+        Command::Man => man(),
     }
 }
 
@@ -722,6 +778,130 @@ fn schema() -> ExitCode {
             &[Diagnostic::new(
                 Code::OutputUnwritable,
                 format!("failed to write the schema to stdout: {e}"),
+            )],
+            ErrorFormat::Text,
+        ),
+    }
+}
+
+/// The exit code of `capgate lint` when a finding is at or above `--deny`.
+pub const LINT_FINDINGS: u8 = 1;
+
+/// `capgate lint`: every manifest is linted; if any does not compile, its
+/// diagnostics are the result (stdout empty, exit 3/4 as `compile`).
+fn lint(args: &LintArgs) -> ExitCode {
+    use crate::lint;
+    if let Some(id) = &args.explain {
+        let Some(rule) = lint::rule(id) else {
+            return report(
+                &[Diagnostic::new(
+                    Code::OptionInvalid,
+                    format!("no lint rule with id {}", crate::diag::quote(id)),
+                )
+                .with_help(format!(
+                    "lint rules: {}",
+                    lint::RULES
+                        .iter()
+                        .map(|r| r.id)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))],
+                args.error_format,
+            );
+        };
+        let text = match args.format {
+            LintFormat::Text => lint::explain(rule),
+            LintFormat::Json | LintFormat::Sarif => {
+                let v = serde_json::json!({
+                    "id": rule.id,
+                    "level": rule.level.as_str(),
+                    "summary": rule.summary,
+                    "doc": rule.doc,
+                });
+                serde_json::to_string_pretty(&v).expect("serialises") + "\n"
+            }
+        };
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        return ExitCode::from(exit::OK);
+    }
+    if args.manifests.iter().filter(|m| *m == "-").count() > 1 {
+        return report(
+            &[Diagnostic::new(
+                Code::Usage,
+                "`-` (stdin) can be given only once",
+            )],
+            args.error_format,
+        );
+    }
+    let mut reports = Vec::new();
+    let mut errors = Vec::new();
+    for path in &args.manifests {
+        let bytes = match read_input(path) {
+            Ok(b) => b,
+            Err(d) => {
+                errors.push(d);
+                continue;
+            }
+        };
+        let name = if path == "-" { "<stdin>" } else { path };
+        match lint::lint(name, &bytes) {
+            Ok(r) => reports.push(r),
+            Err(d) => errors.extend(d),
+        }
+    }
+    if !errors.is_empty() {
+        return report(&errors, args.error_format);
+    }
+    let text = match args.format {
+        LintFormat::Text => lint::to_text(&reports),
+        LintFormat::Json => {
+            serde_json::to_string_pretty(&lint::to_json(&reports)).expect("serialises") + "\n"
+        }
+        LintFormat::Sarif => {
+            serde_json::to_string_pretty(&lint::sarif::to_sarif(&reports)).expect("serialises")
+                + "\n"
+        }
+    };
+    if let Err(e) = std::io::stdout().lock().write_all(text.as_bytes()) {
+        return report(
+            &[Diagnostic::new(
+                Code::OutputUnwritable,
+                format!("failed to write the findings to stdout: {e}"),
+            )],
+            args.error_format,
+        );
+    }
+    let denied = reports
+        .iter()
+        .flat_map(|r| &r.findings)
+        .any(|f| f.level >= args.deny);
+    ExitCode::from(if denied { LINT_FINDINGS } else { exit::OK })
+}
+
+fn completions(args: &CompletionsArgs) -> ExitCode {
+    use clap::CommandFactory as _;
+    let mut out = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "capgate", &mut out);
+    write_stdout(&out, "completion script")
+}
+
+fn man() -> ExitCode {
+    use clap::CommandFactory as _;
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut out)
+        .expect("rendering into memory cannot fail");
+    write_stdout(&out, "man page")
+}
+
+fn write_stdout(bytes: &[u8], what: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => report(
+            &[Diagnostic::new(
+                Code::OutputUnwritable,
+                format!("failed to write the {what} to stdout: {e}"),
             )],
             ErrorFormat::Text,
         ),

@@ -464,7 +464,7 @@ fn egress(n: &ir::NetFact) -> Egress {
 
 /// Parses every capability string, collecting all grammar errors. A string
 /// that occurs more than once (tools often repeat a capability) is parsed once.
-fn parse_capabilities(
+pub(crate) fn parse_capabilities(
     manifest: &Manifest,
     source: &Source,
 ) -> Result<Vec<CapInfo>, Vec<Diagnostic>> {
@@ -553,7 +553,7 @@ fn parse_distinct(distinct: &[&str]) -> Vec<Result<Capability, CapError>> {
 /// `source.location(offset)` for every offset, in one pass over the text.
 /// Locating each offset separately counts the characters from the start of
 /// its line every time, which is quadratic for a manifest written on one line.
-fn locate_all(source: &Source, offsets: &[usize]) -> Vec<Location> {
+pub(crate) fn locate_all(source: &Source, offsets: &[usize]) -> Vec<Location> {
     let text = source.text();
     let bytes = text.as_bytes();
     let mut order: Vec<usize> = (0..offsets.len()).collect();

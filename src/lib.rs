@@ -26,6 +26,7 @@ pub mod generate;
 pub mod import;
 pub mod ir;
 pub mod json;
+pub mod lint;
 pub mod lower;
 pub mod manifest;
 pub mod par;

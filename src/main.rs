@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             let text = e.render().to_string();
             let (message, rest) = match e.kind() {
                 ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => (
-                    "a command is required: compile, explain, targets or init",
+                    "a command is required: compile, explain, targets, init, diff, schema, import, lint, completions or man",
                     text.as_str(),
                 ),
                 _ => {
