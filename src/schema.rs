@@ -20,6 +20,8 @@ use crate::syntax::{DANGEROUS_ENV, ENGINE_SOCKETS};
 pub const LOOSER: &[(&str, &str)] = &[
     ("CAP_NET_HOST_SPECIAL", "IPv6 addresses that can never be granted (`::`, IPv4-mapped, -compatible and -translated, NAT64, multicast) have too many spellings for a pattern; the IPv4 ones (0.0.0.0/8, 224.0.0.0/4, 240.0.0.0/4) are refused"),
     ("CAP_NET_HOST", "the exact IPv6 form (the pattern takes hex digits, `:` and `.` with at least one `:`)"),
+    ("CAP_FS_RESERVED", "host aliases (`/var/run` is `/run`) and container-engine locations with every directory above them (`/run`, `/var/lib`) are checked on the mapped path; the pattern refuses the reserved roots and engine socket file names only"),
+    ("CAP_IPC_SOCKET", "the same for `unix:` endpoints: engine directories (`/run/containerd`), their parents and aliases are checked on the mapped path; the pattern refuses engine socket file names and globs"),
     ("CAP_TOO_LONG", "maxLength counts characters, capgate counts 4096 bytes"),
     ("MANIFEST_DUPLICATE_KEY", "a JSON Schema sees the parsed object, in which a duplicate key is already gone"),
     ("MANIFEST_TOO_LARGE", "size limits of the file and its nesting"),

@@ -105,7 +105,9 @@ fn every_fixture_that_compiles_validates_and_every_error_fixture_fails_or_is_doc
     // The corpus is what it is: these counts only guard against an empty walk.
     assert!(valid >= 20, "{valid} valid fixtures");
     assert!(refused >= 100, "{refused} refused fixtures");
-    assert!(documented.len() <= 8, "{documented:#?}");
+    // The path checks after host aliases and engine locations (F5/F6) added
+    // the CAP_FS_RESERVED and CAP_IPC_SOCKET gaps; the bound keeps new ones visible.
+    assert!(documented.len() <= 16, "{documented:#?}");
 }
 
 #[test]
