@@ -812,6 +812,8 @@ impl Run<'_> {
                 }
                 if let Some(template) = &prepared.note {
                     match self.renderer.text_of(template, &ctx) {
+                        // A note template may render nothing when its option-dependent condition is off.
+                        Ok(n) if n.trim().is_empty() => {}
                         Ok(n) => out.notes.push(n),
                         Err(e) => out.errors.push(e),
                     }
