@@ -872,7 +872,7 @@ fn fs_socket_directories_are_refused() {
         ("fs:read:/tmp/.X11-unix/**", "/tmp/.X11-unix/**"),
         ("fs:read:/tmp/.X11-unix/*", "/tmp/.X11-unix/*"),
         ("fs:read,write:/tmp/.X11-unix", "/tmp/.X11-unix"),
-        ("fs:read:\"/tmp/.X11-unix\"", "\"/tmp/.X11-unix\""),
+        ("fs:read:\"/tmp/.X11-unix\"", "/tmp/.X11-unix"),
         ("fs:read:/tmp/.ICE-unix/**", "/tmp/.ICE-unix/**"),
         ("fs:read:/tmp/.font-unix", "/tmp/.font-unix"),
         ("fs:read:/tmp/.X11-unix/sub/**", "/tmp/.X11-unix/sub/**"),
