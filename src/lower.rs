@@ -110,6 +110,7 @@ impl<'a> View<'a> {
                     Uint(policy.net.len() as u64),
                     Bool(policy.net.iter().any(|n| n.private)),
                     Bool(policy.net.iter().any(|n| !n.private)),
+                    Bool(policy.fs.iter().any(|f| f.actions.writable())),
                 ],
             ),
             FactRef::Fact(k, i) => match k {
@@ -505,6 +506,13 @@ pub fn fact_caps(policy: &Policy, fact: FactRef, rule: Option<&Rule>) -> Vec<Cap
                             .iter()
                             .filter(|n| n.private)
                             .flat_map(|n| n.caps.iter()),
+                    ),
+                    "fs_writable" => caps.extend(
+                        policy
+                            .fs
+                            .iter()
+                            .filter(|f| f.actions.writable())
+                            .flat_map(|f| f.caps.iter()),
                     ),
                     "public_net" => caps.extend(
                         policy

@@ -902,7 +902,11 @@ fn more_engine_locations_are_refused() {
         "ipc:connect:unix:/run/k0s/containerd.sock",
         "ipc:connect:unix:/run/user/1000/containers/x.sock",
     ] {
-        assert_eq!(parse_capability(raw).unwrap_err().code, CapIpcSocket, "{raw}");
+        assert_eq!(
+            parse_capability(raw).unwrap_err().code,
+            CapIpcSocket,
+            "{raw}"
+        );
         agree(raw);
     }
     for raw in [
@@ -922,7 +926,11 @@ fn more_engine_locations_are_refused() {
         "fs:read:/run/crun",
         "fs:read:/run/user/1000/libpod/**",
     ] {
-        assert_eq!(parse_capability(raw).unwrap_err().code, CapFsReserved, "{raw}");
+        assert_eq!(
+            parse_capability(raw).unwrap_err().code,
+            CapFsReserved,
+            "{raw}"
+        );
         agree(raw);
     }
     // Directories above rootless engine state stay declarable.
@@ -941,17 +949,61 @@ fn more_engine_locations_are_refused() {
 #[test]
 fn more_dangerous_env_names_are_refused() {
     for name in [
-        "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_CERT", "PIP_CONFIG_FILE",
-        "UV_INDEX_URL", "UV_INDEX", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_INSECURE_HOST",
-        "GOINSECURE", "GONOSUMDB", "GOPROXY", "GOFLAGS", "GOSUMDB", "GOTOOLCHAIN",
-        "JAVA_OPTS", "BUN_OPTIONS", "ELIXIR_ERL_OPTIONS", "R_PROFILE", "R_PROFILE_USER",
-        "TCLLIBPATH", "JULIA_LOAD_PATH", "JULIA_DEPOT_PATH", "PERL_MB_OPT", "RUSTC_WRAPPER",
-        "DOTNET_ROOT", "PYTHONEXECUTABLE", "ZDOTDIR", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS",
-        "KUBECONFIG", "DOCKER_CONFIG", "AWS_CONFIG_FILE", "CARGO_HOME", "CURL_HOME", "WGETRC",
-        "INPUTRC", "SYSTEMD_PAGER", "SHELL", "YARN_REGISTRY", "YARN_YARN_PATH",
-        "BUN_CONFIG_REGISTRY", "DOCKER_HOST", "CONTAINER_HOST", "SOCKS_PROXY", "SOCKS5_PROXY",
-        "GRPC_PROXY", "GIT_TRACE", "GIT_TRACE_PACKET", "AWS_CA_BUNDLE", "DENO_CERT",
-        "DENO_TLS_CA_STORE", "NIX_SSL_CERT_FILE", "HTTPLIB2_CA_CERTS",
+        "PIP_INDEX_URL",
+        "PIP_EXTRA_INDEX_URL",
+        "PIP_TRUSTED_HOST",
+        "PIP_CERT",
+        "PIP_CONFIG_FILE",
+        "UV_INDEX_URL",
+        "UV_INDEX",
+        "UV_DEFAULT_INDEX",
+        "UV_EXTRA_INDEX_URL",
+        "UV_INSECURE_HOST",
+        "GOINSECURE",
+        "GONOSUMDB",
+        "GOPROXY",
+        "GOFLAGS",
+        "GOSUMDB",
+        "GOTOOLCHAIN",
+        "JAVA_OPTS",
+        "BUN_OPTIONS",
+        "ELIXIR_ERL_OPTIONS",
+        "R_PROFILE",
+        "R_PROFILE_USER",
+        "TCLLIBPATH",
+        "JULIA_LOAD_PATH",
+        "JULIA_DEPOT_PATH",
+        "PERL_MB_OPT",
+        "RUSTC_WRAPPER",
+        "DOTNET_ROOT",
+        "PYTHONEXECUTABLE",
+        "ZDOTDIR",
+        "XDG_CONFIG_HOME",
+        "XDG_CONFIG_DIRS",
+        "KUBECONFIG",
+        "DOCKER_CONFIG",
+        "AWS_CONFIG_FILE",
+        "CARGO_HOME",
+        "CURL_HOME",
+        "WGETRC",
+        "INPUTRC",
+        "SYSTEMD_PAGER",
+        "SHELL",
+        "YARN_REGISTRY",
+        "YARN_YARN_PATH",
+        "BUN_CONFIG_REGISTRY",
+        "DOCKER_HOST",
+        "CONTAINER_HOST",
+        "SOCKS_PROXY",
+        "SOCKS5_PROXY",
+        "GRPC_PROXY",
+        "GIT_TRACE",
+        "GIT_TRACE_PACKET",
+        "AWS_CA_BUNDLE",
+        "DENO_CERT",
+        "DENO_TLS_CA_STORE",
+        "NIX_SSL_CERT_FILE",
+        "HTTPLIB2_CA_CERTS",
     ] {
         let raw = format!("env:inject:{name}");
         let e = parse_capability(&raw).unwrap_err();
@@ -960,8 +1012,17 @@ fn more_dangerous_env_names_are_refused() {
     }
     // Neighbours that are not settings of those programs stay accepted.
     for name in [
-        "PIPELINE_ID", "UVICORN_PORT", "GO_ENV", "GOOGLE_API_KEY", "R_HOME_X", "SHELLCHECK_OPTS",
-        "XDG_RUNTIME_DIR", "DOCKER_IMAGE_TAG", "AWS_REGION", "CARGO_PKG_NAME", "YARNISH",
+        "PIPELINE_ID",
+        "UVICORN_PORT",
+        "GO_ENV",
+        "GOOGLE_API_KEY",
+        "R_HOME_X",
+        "SHELLCHECK_OPTS",
+        "XDG_RUNTIME_DIR",
+        "DOCKER_IMAGE_TAG",
+        "AWS_REGION",
+        "CARGO_PKG_NAME",
+        "YARNISH",
     ] {
         ok(&format!("env:inject:{name}"));
     }

@@ -1457,7 +1457,11 @@ print(json.dumps(out))
 /// leaks all of it.
 #[test]
 fn bwrap_launcher_fds_and_keyring() {
-    if !require("bwrap_launcher_fds_and_keyring", &["bwrap", "setpriv"], true) {
+    if !require(
+        "bwrap_launcher_fds_and_keyring",
+        &["bwrap", "setpriv"],
+        true,
+    ) {
         return;
     }
     use std::os::fd::AsRawFd;
@@ -1528,7 +1532,11 @@ fn bwrap_launcher_fds_and_keyring() {
     };
     let mut c = Checks::new();
     let f = probe(true);
-    c.eq("no fd of the broker's in the sandbox", leaked(&f), Vec::<String>::new());
+    c.eq(
+        "no fd of the broker's in the sandbox",
+        leaked(&f),
+        Vec::<String>::new(),
+    );
     for (what, label) in [
         ("read9", "fd 9 (root-only file) unusable"),
         ("list7", "fd 7 (root-only directory) unusable"),
@@ -1536,16 +1544,22 @@ fn bwrap_launcher_fds_and_keyring() {
         ("sock200", "fd 200 (socket to the broker) unusable"),
         ("pid1_fd9", "/proc/1/fd/9 cannot be reopened"),
     ] {
-        c.check(label, f[what].as_str().is_some_and(|v| v.starts_with('!')), || {
-            format!("{}", f[what])
-        });
+        c.check(
+            label,
+            f[what].as_str().is_some_and(|v| v.starts_with('!')),
+            || format!("{}", f[what]),
+        );
     }
     c.check(
         "host file untouched",
         read(&append).as_deref() == Some("root-owned\n"),
         || format!("{:?}", read(&append)),
     );
-    c.check("broker received nothing", drain(&broker_end).is_empty(), String::new);
+    c.check(
+        "broker received nothing",
+        drain(&broker_end).is_empty(),
+        String::new,
+    );
     for what in ["request_key", "search"] {
         c.check(
             &format!("{what}: no broker key"),
@@ -1567,10 +1581,14 @@ fn bwrap_launcher_fds_and_keyring() {
     // ---- control: the same broker state without the host's duty reaches
     // the sandbox through the launcher (what V1/V2 found).
     let ctl = probe(false);
-    c.check("control: fds leak", !leaked(&ctl).is_empty(), || format!("{ctl}"));
+    c.check("control: fds leak", !leaked(&ctl).is_empty(), || {
+        format!("{ctl}")
+    });
     c.check(
         "control: fd 9 reads the root-only file",
-        ctl["read9"].as_str().is_some_and(|v| v.contains("root-only-secret-line")),
+        ctl["read9"]
+            .as_str()
+            .is_some_and(|v| v.contains("root-only-secret-line")),
         || format!("{}", ctl["read9"]),
     );
     c.check(
@@ -1634,19 +1652,37 @@ fn bwrap_unprivileged_launcher_under_root() {
         ("root, launcher_uid=1000", vec![], "1000", Some(1000)),
         (
             "user 65534 (the intended user)",
-            vec!["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"],
+            vec![
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+            ],
             "65534",
             Some(65534),
         ),
         (
             "user 1000 with launcher_uid=1000",
-            vec!["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--"],
+            vec![
+                "setpriv",
+                "--reuid=1000",
+                "--regid=1000",
+                "--clear-groups",
+                "--",
+            ],
             "1000",
             Some(1000),
         ),
         (
             "user 1000 with the default launcher_uid",
-            vec!["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--"],
+            vec![
+                "setpriv",
+                "--reuid=1000",
+                "--regid=1000",
+                "--clear-groups",
+                "--",
+            ],
             "65534",
             None,
         ),
@@ -1689,9 +1725,11 @@ fn bwrap_unprivileged_launcher_under_root() {
                 let mut cmd = bwrap_command(&launch, &argv);
                 cmd.args(["--", "touch", &s(&file)]);
                 let out = run(&mut cmd, Duration::from_secs(30));
-                c.check(&format!("{label}: fails to start"), !out.status.success() && !file.exists(), || {
-                    format!("{} {}", out.status, String::from_utf8_lossy(&out.stderr))
-                });
+                c.check(
+                    &format!("{label}: fails to start"),
+                    !out.status.success() && !file.exists(),
+                    || format!("{} {}", out.status, String::from_utf8_lossy(&out.stderr)),
+                );
             }
         }
     }
@@ -1716,7 +1754,11 @@ fn notes_of(a: &capgate::artifact::Artifact) -> Vec<String> {
 #[test]
 fn bwrap_shared_launcher_uid_is_noted() {
     use std::os::unix::fs::MetadataExt;
-    if !require("bwrap_shared_launcher_uid_is_noted", &["bwrap", "setpriv"], true) {
+    if !require(
+        "bwrap_shared_launcher_uid_is_noted",
+        &["bwrap", "setpriv"],
+        true,
+    ) {
         return;
     }
     let root = TempDir::new("bwrap-shared-uid");
@@ -1733,10 +1775,19 @@ fn bwrap_shared_launcher_uid_is_noted() {
     ] {
         for (set, want) in [
             (vec![], noted),
-            (vec![("launcher_uid", "4242"), ("launcher_gid", "4242")], false),
+            (
+                vec![("launcher_uid", "4242"), ("launcher_gid", "4242")],
+                false,
+            ),
             (vec![("root_launcher", "false")], false),
         ] {
-            let a = compile("shared.json", &manifest_of(&[cap.clone()]), "bwrap", false, &set);
+            let a = compile(
+                "shared.json",
+                &manifest_of(std::slice::from_ref(&cap)),
+                "bwrap",
+                false,
+                &set,
+            );
             let notes = notes_of(&a);
             c.eq(
                 &format!("{cap} {set:?}: shared-uid note"),
@@ -1749,7 +1800,10 @@ fn bwrap_shared_launcher_uid_is_noted() {
     // belongs to the launcher's uid (65534 by default, 4242 when set).
     for (set, owner) in [
         (vec![], 65534u32),
-        (vec![("launcher_uid", "4242"), ("launcher_gid", "4242")], 4242),
+        (
+            vec![("launcher_uid", "4242"), ("launcher_gid", "4242")],
+            4242,
+        ),
     ] {
         let a = compile(
             "shared.json",
@@ -1768,11 +1822,15 @@ fn bwrap_shared_launcher_uid_is_noted() {
         match std::fs::metadata(&planted) {
             Ok(m) => {
                 c.eq(&format!("planted file owner ({set:?})"), m.uid(), owner);
-                c.check(&format!("planted file is setuid ({set:?})"), m.mode() & 0o4000 != 0, || {
-                    format!("{:o}", m.mode())
-                });
+                c.check(
+                    &format!("planted file is setuid ({set:?})"),
+                    m.mode() & 0o4000 != 0,
+                    || format!("{:o}", m.mode()),
+                );
             }
-            Err(e) => c.check(&format!("planted ({set:?})"), false, || format!("{e} {}", f["run"])),
+            Err(e) => c.check(&format!("planted ({set:?})"), false, || {
+                format!("{e} {}", f["run"])
+            }),
         }
     }
     c.finish("bwrap_shared_launcher_uid_is_noted");

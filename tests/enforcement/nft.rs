@@ -811,7 +811,11 @@ fn nftables_packet_sockets_need_cap_net_raw() {
             let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
             let out = run(&mut client.exec(&argv[0], &args), Duration::from_secs(20));
             let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-            sent.push((token, stdout, String::from_utf8_lossy(&out.stderr).into_owned()));
+            sent.push((
+                token,
+                stdout,
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ));
         }
         std::thread::sleep(Duration::from_millis(300));
         let got = hits(&log);

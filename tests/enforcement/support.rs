@@ -289,10 +289,21 @@ pub fn host_duties(c: &mut Command) {
     // SAFETY: only async-signal-safe system calls between fork and exec.
     unsafe {
         c.pre_exec(|| {
-            if syscall(SYS_CLOSE_RANGE, 3 as std::ffi::c_long, std::ffi::c_long::from(u32::MAX), CLOSE_RANGE_CLOEXEC) != 0 {
+            if syscall(
+                SYS_CLOSE_RANGE,
+                3 as std::ffi::c_long,
+                std::ffi::c_long::from(u32::MAX),
+                CLOSE_RANGE_CLOEXEC,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
-            if syscall(SYS_KEYCTL, KEYCTL_JOIN_SESSION_KEYRING, std::ptr::null::<u8>()) < 0 {
+            if syscall(
+                SYS_KEYCTL,
+                KEYCTL_JOIN_SESSION_KEYRING,
+                std::ptr::null::<u8>(),
+            ) < 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -332,11 +343,18 @@ pub fn broker_command(
             }
             for (i, &(_, to)) in fds.iter().enumerate() {
                 // dup2 leaves the new number without close-on-exec: inherited.
-                if dup2(900 + i as std::ffi::c_int, to) < 0 || close(900 + i as std::ffi::c_int) < 0 {
+                if dup2(900 + i as std::ffi::c_int, to) < 0 || close(900 + i as std::ffi::c_int) < 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
             }
-            if !keys.is_empty() && syscall(SYS_KEYCTL, KEYCTL_JOIN_SESSION_KEYRING, std::ptr::null::<u8>()) < 0 {
+            if !keys.is_empty()
+                && syscall(
+                    SYS_KEYCTL,
+                    KEYCTL_JOIN_SESSION_KEYRING,
+                    std::ptr::null::<u8>(),
+                ) < 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             for (desc, payload) in &keys {
