@@ -684,17 +684,33 @@ mod tests {
     }
 
     #[test]
-    fn unprivileged_launcher_only_empties_the_environment() {
-        let a = compile_empty("bwrap", &[("root_launcher", "false")]).unwrap();
-        assert_eq!(
-            launcher_of(&a),
-            Some(vec!["env".to_owned(), "-i".to_owned()])
-        );
-        let json = a.to_json(false);
-        assert!(
-            json.ends_with("\"target\":\"bwrap\",\"launcher\":[\"env\",\"-i\"]}\n"),
-            "{json}"
-        );
+    fn unprivileged_launcher_sets_its_own_ids_and_keeps_groups() {
+        // V7: a no-op for the user it is compiled for, a drop to that uid if
+        // root starts it anyway, a failure for any other user.
+        let a = compile_empty(
+            "bwrap",
+            &[
+                ("root_launcher", "false"),
+                ("launcher_uid", "1000"),
+                ("launcher_gid", "1001"),
+            ],
+        )
+        .unwrap();
+        let want: Vec<String> = [
+            "env",
+            "-i",
+            "setpriv",
+            "--reuid=1000",
+            "--regid=1001",
+            "--keep-groups",
+            "--inh-caps=-all",
+            "--no-new-privs",
+            "--",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        assert_eq!(launcher_of(&a), Some(want));
     }
 
     #[test]

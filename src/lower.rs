@@ -110,6 +110,7 @@ impl<'a> View<'a> {
                     Uint(policy.net.len() as u64),
                     Bool(policy.net.iter().any(|n| n.private)),
                     Bool(policy.net.iter().any(|n| !n.private)),
+                    Bool(policy.fs.iter().any(|f| f.actions.writable())),
                 ],
             ),
             FactRef::Fact(k, i) => match k {
@@ -506,6 +507,13 @@ pub fn fact_caps(policy: &Policy, fact: FactRef, rule: Option<&Rule>) -> Vec<Cap
                             .filter(|n| n.private)
                             .flat_map(|n| n.caps.iter()),
                     ),
+                    "fs_writable" => caps.extend(
+                        policy
+                            .fs
+                            .iter()
+                            .filter(|f| f.actions.writable())
+                            .flat_map(|f| f.caps.iter()),
+                    ),
                     "public_net" => caps.extend(
                         policy
                             .net
@@ -812,6 +820,8 @@ impl Run<'_> {
                 }
                 if let Some(template) = &prepared.note {
                     match self.renderer.text_of(template, &ctx) {
+                        // A note template may render nothing when its option-dependent condition is off.
+                        Ok(n) if n.trim().is_empty() => {}
                         Ok(n) => out.notes.push(n),
                         Err(e) => out.errors.push(e),
                     }

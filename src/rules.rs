@@ -109,6 +109,7 @@ impl FactKind {
                 "net_count",
                 "private_net",
                 "public_net",
+                "fs_writable",
             ],
             FactKind::Of(Kind::Fs) => &["path", "glob", "actions", "writable", "full_write"],
             FactKind::Of(Kind::Net) => &[

@@ -135,10 +135,9 @@ fn fast(raw: &str) -> Option<Capability> {
             };
             let path = AbsPath::new_unchecked(dir.to_owned());
             reserved(&path, &seg(&scope)).ok()?;
-            Some(Capability::Fs {
-                actions,
-                path: FsPath { path, glob },
-            })
+            let path = FsPath { path, glob };
+            socket_dir(&path, &seg(&scope)).ok()?;
+            Some(Capability::Fs { actions, path })
         }
         Rule::host_any | Rule::fast_wildcard | Rule::fast_dns | Rule::ipv4 | Rule::ipv6 => {
             let s = seg(&first);
@@ -561,7 +560,32 @@ fn fs_path(seg: &Segment<'_>) -> Result<FsPath, CapError> {
         .expect("fs_path has abs_path");
     let fs = abs_path(abs, seg.span.start)?;
     reserved(&fs.path, seg)?;
+    socket_dir(&fs, seg)?;
     Ok(fs)
+}
+
+/// A well-known socket directory ([`SOCKET_DIRS`]) through `fs:`: the directory
+/// itself, or a glob below it, binds every socket in it (every X display, the
+/// system bus), which `unix:` refuses as directory-sized. One file below it (one
+/// socket, like `unix:/tmp/.X11-unix/X0`) is accepted.
+fn socket_dir(fs: &FsPath, seg: &Segment<'_>) -> Result<(), CapError> {
+    let p = fs.path.as_str();
+    let real = host_path(p);
+    let Some(dir) = SOCKET_DIRS.iter().find(|d| tree_holds(d, &real)) else {
+        return Ok(());
+    };
+    if real.as_ref() != *dir && fs.glob == Glob::None {
+        return Ok(());
+    }
+    Err(CapError::new(
+        Code::CapFsReserved,
+        format!(
+            "{} binds the socket directory {dir}: every socket in it (every X display, every bus) would be reachable",
+            named(p, &real)
+        ),
+        seg.span.clone(),
+    )
+    .help("declare one socket instead: ipc:connect:x11 (one display), ipc:connect:dbus:system, or ipc:connect:unix:/path/to/one.sock"))
 }
 
 /// Explains why a path leaf failed at `pos`, by looking at the segment around it.
@@ -679,6 +703,9 @@ pub const ENGINE_SOCKETS: &[&str] = &[
     "dockershim.sock",
     "cri-dockerd.sock",
     "buildkitd.sock",
+    "balena-engine.sock",
+    "balena.sock",
+    "k3s.sock",
 ];
 
 /// Where container engines keep their sockets, and the state directories
@@ -708,6 +735,38 @@ pub const ENGINE_PATHS: &[&str] = &[
     "/var/lib/docker",
     "/var/lib/containerd",
     "/var/lib/containers",
+    "/run/balena-engine.sock",
+    "/run/balena.sock",
+    "/run/balena-engine",
+    "/run/k0s",
+    "/run/containers",
+    "/run/runc",
+    "/run/crun",
+    "/run/lxc",
+    "/run/user/*/containers",
+    "/run/user/*/libpod",
+    "/run/user/*/runc",
+    "/run/user/*/crun",
+    "/var/lib/balena-engine",
+    "/var/lib/balena",
+    "/var/snap/docker",
+    "/var/lib/k0s",
+    "/var/lib/rancher",
+    "/var/lib/kubelet",
+    "/var/lib/lxc",
+    "/var/lib/machines",
+    "/var/lib/buildkit",
+    "/var/lib/nerdctl",
+];
+
+/// Engine state kept in a user's home (rootless podman and Docker): refused
+/// with everything below, but not the directories above (a home directory
+/// may be declared; its engine state may not).
+pub const ENGINE_HOME_PATHS: &[&str] = &[
+    "/home/*/.local/share/containers",
+    "/home/*/.local/share/docker",
+    "/root/.local/share/containers",
+    "/root/.local/share/docker",
 ];
 
 /// [`AbsPath::is_ancestor_or_self`] on text, so checking every capability
@@ -734,11 +793,22 @@ pub fn host_path(path: &str) -> std::borrow::Cow<'_, str> {
 /// [`ENGINE_PATHS`], lies below one or contains one; returns that location.
 fn engine_path(path: &str) -> Option<&'static str> {
     let mine = || path.split('/').filter(|s| !s.is_empty());
-    ENGINE_PATHS.iter().copied().find(|pattern| {
-        let theirs = pattern.split('/').filter(|s| !s.is_empty());
-        // Compared up to the shorter of the two: equal there means one holds the other.
-        mine().zip(theirs).all(|(m, t)| t == "*" || m == t)
-    })
+    ENGINE_PATHS
+        .iter()
+        .copied()
+        .find(|pattern| {
+            let theirs = pattern.split('/').filter(|s| !s.is_empty());
+            // Compared up to the shorter of the two: equal there means one holds the other.
+            mine().zip(theirs).all(|(m, t)| t == "*" || m == t)
+        })
+        .or_else(|| {
+            // At or below only: the pattern is a prefix of the path.
+            ENGINE_HOME_PATHS.iter().copied().find(|pattern| {
+                let theirs: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+                mine().count() >= theirs.len()
+                    && mine().zip(&theirs).all(|(m, t)| *t == "*" || m == *t)
+            })
+        })
 }
 
 fn file_name(path: &str) -> &str {
@@ -1151,6 +1221,26 @@ pub const DANGEROUS_ENV: &[DangerousEnv] = &[
     one("OPENSSL_ENGINES", Load, "OpenSSL loads engine libraries from this directory"),
     one("OPENSSL_MODULES", Load, "OpenSSL 3 loads provider libraries from this directory"),
     one("GIT_EXEC_PATH", Load, "git runs its subcommands from this directory"),
+    one("JAVA_OPTS", Load, "java launcher scripts (tomcat, gradle, sbt wrappers) pass it to the JVM: -javaagent runs code"),
+    one("MAVEN_OPTS", Load, "mvn passes it to the JVM: -javaagent runs code"),
+    one("GRADLE_OPTS", Load, "gradle passes it to the JVM: -javaagent runs code"),
+    one("BUN_OPTIONS", Load, "bun takes command-line options (--preload) from it"),
+    one("ELIXIR_ERL_OPTIONS", Load, "elixir passes it to the Erlang VM (-eval, -pa)"),
+    family("R_PROFILE", Load, "R runs this profile file at startup (R_PROFILE, R_PROFILE_USER)"),
+    family("R_ENVIRON", Load, "R reads this environment file at startup (R_ENVIRON, R_ENVIRON_USER), which sets R_PROFILE"),
+    family("R_LIBS", Load, "R loads packages from these directories (R_LIBS, R_LIBS_USER, R_LIBS_SITE)"),
+    one("TCLLIBPATH", Load, "tcl loads packages from these directories"),
+    one("JULIA_LOAD_PATH", Load, "julia loads modules from these paths"),
+    one("JULIA_DEPOT_PATH", Load, "julia runs config/startup.jl and loads packages from these depots"),
+    one("PERL_MB_OPT", Load, "Module::Build takes options from it"),
+    one("PERL_MM_OPT", Load, "ExtUtils::MakeMaker takes options from it"),
+    one("GOFLAGS", Load, "go takes flags from it (-toolexec runs a program around every tool, -modfile)"),
+    one("GOTOOLCHAIN", Load, "go downloads and runs the named toolchain"),
+    family("RUSTC_", Load, "cargo runs this wrapper around rustc (RUSTC_WRAPPER, RUSTC_WORKSPACE_WRAPPER)"),
+    one("RUSTC", Load, "cargo runs this program as the compiler"),
+    one("RUSTFLAGS", Load, "rustc takes flags from it (-C linker= runs a program)"),
+    one("DOTNET_ROOT", Load, ".NET loads the runtime from this directory"),
+    one("PYTHONEXECUTABLE", Load, "python (framework builds) and tools re-run this interpreter"),
     // ---- command hooks: the value is a command someone runs
     one("PATH", Hook, "every program found by name comes from these directories"),
     one("IFS", Hook, "changes how shells split words and commands"),
@@ -1177,6 +1267,9 @@ pub const DANGEROUS_ENV: &[DangerousEnv] = &[
     one("BROWSER", Hook, "programs (python webbrowser, xdg-open) run this command with a URL"),
     one("LESSOPEN", Hook, "less runs this input preprocessor on every file"),
     one("LESSCLOSE", Hook, "less runs this postprocessor on every file"),
+    one("SYSTEMD_PAGER", Hook, "systemctl and journalctl pipe output through this command"),
+    one("SYSTEMD_EDITOR", Hook, "systemctl edit runs this editor"),
+    one("SHELL", Hook, "programs run commands (editors, make, ssh, git hooks) through this shell"),
     // ---- configuration that runs code
     family("GIT_CONFIG", Conf, "git configuration (GIT_CONFIG_COUNT/KEY_n/VALUE_n, GIT_CONFIG_PARAMETERS, GIT_CONFIG_GLOBAL) sets core.sshCommand, core.fsmonitor, aliases: commands git runs"),
     one("GIT_DIR", Conf, "git reads this repository's config and hooks, which run commands"),
@@ -1187,7 +1280,21 @@ pub const DANGEROUS_ENV: &[DangerousEnv] = &[
     one("VIMINIT", Conf, "vim runs these ex commands at startup"),
     one("EXINIT", Conf, "vi/ex run these commands at startup"),
     family("NPM_CONFIG_", Conf, "npm configuration (script-shell, node-options, registry): commands and code npm runs"),
-    one("PIP_CONFIG_FILE", Conf, "pip reads this config (index URLs: the code pip installs)"),
+    family("PIP_", Conf, "pip takes every option from a PIP_ variable (PIP_CONFIG_FILE, PIP_INDEX_URL, PIP_TRUSTED_HOST, PIP_CERT): where the code pip installs comes from and which TLS it trusts"),
+    family("YARN_", Conf, "yarn takes every setting from a YARN_ variable (yarnPath runs that file, npmRegistryServer)"),
+    one("UV_CONFIG_FILE", Conf, "uv reads this config (index URLs: the code uv installs)"),
+    one("ZDOTDIR", Conf, "zsh sources .zshenv and .zshrc from this directory"),
+    family("XDG_CONFIG_", Conf, "programs read their configuration from here (XDG_CONFIG_HOME, XDG_CONFIG_DIRS): git config sets core.fsmonitor and core.sshCommand"),
+    one("KUBECONFIG", Conf, "kubectl reads this config, whose exec credential plugins run commands"),
+    one("DOCKER_CONFIG", Conf, "docker reads config.json from here (credsStore runs a helper program)"),
+    one("AWS_CONFIG_FILE", Conf, "the AWS SDKs read this config (credential_process runs a command)"),
+    one("AWS_SHARED_CREDENTIALS_FILE", Conf, "the AWS SDKs read credentials (and credential_process) from this file"),
+    one("CARGO_HOME", Conf, "cargo reads config.toml (build wrappers, registries) and runs binaries from here"),
+    one("CURL_HOME", Conf, "curl reads .curlrc from here (-k, proxies, output files)"),
+    one("WGETRC", Conf, "wget reads this config (check_certificate, proxies, output files)"),
+    one("INPUTRC", Conf, "readline reads this config (key bindings that run shell commands)"),
+    one("HGRCPATH", Conf, "mercurial reads these configs (hooks run commands)"),
+    one("GOENV", Conf, "go reads its settings (GOPROXY, GOFLAGS) from this file"),
     // ---- TLS weakening
     one("NODE_TLS_REJECT_UNAUTHORIZED", Tls, "0 turns off certificate verification in node"),
     one("NODE_EXTRA_CA_CERTS", Tls, "node trusts these extra certificate authorities"),
@@ -1200,6 +1307,20 @@ pub const DANGEROUS_ENV: &[DangerousEnv] = &[
     one("GIT_SSL_CAINFO", Tls, "git trusts this bundle"),
     one("GIT_SSL_CAPATH", Tls, "git trusts this directory of certificates"),
     one("SSLKEYLOGFILE", Tls, "TLS libraries write session keys to this file, so traffic can be decrypted"),
+    one("UV_INSECURE_HOST", Tls, "uv skips certificate verification for these hosts"),
+    one("GOINSECURE", Tls, "go fetches these modules over plain HTTP or unverified TLS"),
+    one("GONOSUMDB", Tls, "go skips checksum verification for these modules"),
+    one("GONOSUMCHECK", Tls, "go skips checksum verification"),
+    one("GOSUMDB", Tls, "go verifies modules against this database (off disables it)"),
+    one("GOPRIVATE", Tls, "go fetches these modules directly, without checksum verification"),
+    one("AWS_CA_BUNDLE", Tls, "the AWS SDKs trust this bundle"),
+    one("DENO_CERT", Tls, "deno trusts this certificate authority"),
+    one("DENO_TLS_CA_STORE", Tls, "deno picks which certificate store it trusts"),
+    one("NIX_SSL_CERT_FILE", Tls, "nix and its programs trust this bundle"),
+    one("HTTPLIB2_CA_CERTS", Tls, "python httplib2 trusts this bundle"),
+    one("CARGO_HTTP_CAINFO", Tls, "cargo trusts this bundle"),
+    one("DOCKER_CERT_PATH", Tls, "docker trusts and presents the certificates in this directory"),
+    one("DOCKER_TLS_VERIFY", Tls, "docker turns TLS verification on or off"),
     // ---- traffic and file redirection
     one("HTTP_PROXY", Redir, "sends HTTP traffic to this proxy, overriding the egress proxy a target configures"),
     one("HTTPS_PROXY", Redir, "sends HTTPS traffic to this proxy, overriding the egress proxy a target configures"),
@@ -1212,6 +1333,18 @@ pub const DANGEROUS_ENV: &[DangerousEnv] = &[
     one("LOCALDOMAIN", Redir, "the resolver searches these domains for short names"),
     one("TMPDIR", Redir, "temporary files go to this directory"),
     one("TZDIR", Redir, "time zone data is read from this directory"),
+    family("UV_INDEX", Redir, "uv installs packages from this index (UV_INDEX, UV_INDEX_URL)"),
+    one("UV_DEFAULT_INDEX", Redir, "uv installs packages from this index"),
+    one("UV_EXTRA_INDEX_URL", Redir, "uv installs packages from this extra index"),
+    one("UV_FIND_LINKS", Redir, "uv installs packages found at these locations"),
+    one("BUN_CONFIG_REGISTRY", Redir, "bun installs packages from this registry"),
+    one("GOPROXY", Redir, "go downloads modules from this proxy"),
+    one("GONOPROXY", Redir, "go fetches these modules directly, bypassing the proxy"),
+    one("DOCKER_HOST", Redir, "docker talks to this engine (a socket or remote host: root there)"),
+    one("CONTAINER_HOST", Redir, "podman talks to this engine (a socket or remote host)"),
+    family("SOCKS", Redir, "sends traffic to this SOCKS proxy (SOCKS_PROXY, SOCKS5_PROXY)"),
+    one("GRPC_PROXY", Redir, "grpc sends traffic to this proxy"),
+    family("GIT_TRACE", Redir, "git writes traces (packets, commands, credentials in URLs) to the named file"),
 ];
 
 /// The entry that refuses `name`, if any.

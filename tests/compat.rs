@@ -1093,6 +1093,38 @@ const DEVIATIONS: &[Deviation] = &[
         },
     },
     Deviation {
+        id: "DEV-NOTE-SHARED-LAUNCHER-UID",
+        explains: |c, d| {
+            c.target == "bwrap"
+                && matches!(d, Diff::NoteAdded(n) if n.starts_with("fs: the writable grants are written as host uid 65534 (nobody), the default launcher_uid shared by every server"))
+        },
+    },
+    Deviation {
+        id: "DEV-NOTE-HOST-TMP-SOCKETS",
+        explains: |c, d| {
+            const REF: &str = " all user tmpfiles to the ";
+            const OURS_SANDBOX: &str = "sandbox, and the socket directories in it (/tmp/.X11-unix: every X display; /tmp/.ICE-unix);";
+            const OURS_CONTAINER: &str = "container, and the socket directories in it (/tmp/.X11-unix: every X display; /tmp/.ICE-unix);";
+            let ours = |n: &str| {
+                n.starts_with("fs: ")
+                    && n.contains(REF)
+                    && (n.contains(OURS_SANDBOX) || n.contains(OURS_CONTAINER))
+            };
+            let reference = |n: &str| {
+                n.starts_with("fs: ")
+                    && n.contains(REF)
+                    && (n.contains("exposes all user tmpfiles to the sandbox; prefer")
+                        || n.contains("exposes all user tmpfiles to the container; prefer"))
+            };
+            c.argv_target()
+                && match d {
+                    Diff::NoteRemoved(g) => reference(g) && c.notes_added().any(ours),
+                    Diff::NoteAdded(o) => ours(o) && c.notes_removed().any(reference),
+                    _ => false,
+                }
+        },
+    },
+    Deviation {
         id: "DEV-NOTE-SQUID-ANY",
         explains: |c, d| {
             let reference =

@@ -2444,6 +2444,7 @@ fn docs_host_aliases_and_engine_sockets_are_the_checked_ones() {
     let library: BTreeSet<String> = capgate::syntax::ENGINE_SOCKETS
         .iter()
         .chain(capgate::syntax::ENGINE_PATHS)
+        .chain(capgate::syntax::ENGINE_HOME_PATHS)
         .map(|s| (*s).to_owned())
         .collect();
     assert_eq!(

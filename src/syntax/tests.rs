@@ -887,3 +887,169 @@ fn unix_endpoint_socket_directories_are_directory_sized() {
     ok("ipc:connect:unix:/run/dbus/system_bus_socket");
     ok("ipc:connect:unix:/var/run/dbus/system_bus_socket");
 }
+
+/// V4: a well-known socket directory through `fs:` (a read-only bind still
+/// connects to every socket in it) is refused like its `unix:` form; one
+/// socket file below it is one socket. A declared /tmp is noted by the rules.
+#[test]
+fn fs_socket_directories_are_refused() {
+    for (raw, caret) in [
+        ("fs:read:/tmp/.X11-unix", "/tmp/.X11-unix"),
+        ("fs:read:/tmp/.X11-unix/**", "/tmp/.X11-unix/**"),
+        ("fs:read:/tmp/.X11-unix/*", "/tmp/.X11-unix/*"),
+        ("fs:read,write:/tmp/.X11-unix", "/tmp/.X11-unix"),
+        ("fs:read:\"/tmp/.X11-unix\"", "/tmp/.X11-unix"),
+        ("fs:read:/tmp/.ICE-unix/**", "/tmp/.ICE-unix/**"),
+        ("fs:read:/tmp/.font-unix", "/tmp/.font-unix"),
+        ("fs:read:/tmp/.X11-unix/sub/**", "/tmp/.X11-unix/sub/**"),
+    ] {
+        rejects(raw, CapFsReserved, caret);
+        agree(raw);
+    }
+    // /run/dbus through an alias too (/run itself is an engine ancestor).
+    for raw in ["fs:read:/run/dbus", "fs:read:/var/run/dbus/**"] {
+        let e = parse_capability(raw).unwrap_err();
+        assert_eq!(e.code, CapFsReserved, "{raw}");
+        agree(raw);
+    }
+    ok("fs:read:/tmp/.X11-unix/X0");
+    ok("fs:read:/tmp");
+    ok("fs:read:/tmp/.X11-unixes");
+}
+
+/// V5: engines and state directories added to the tables; a home directory
+/// stays declarable while rootless engine state below it is refused.
+#[test]
+fn more_engine_locations_are_refused() {
+    for raw in [
+        "ipc:connect:unix:/var/run/balena-engine.sock",
+        "ipc:connect:unix:/var/run/balena.sock",
+        "ipc:connect:unix:/srv/x/balena-engine.sock",
+        "ipc:connect:unix:/run/k0s/containerd.sock",
+        "ipc:connect:unix:/run/user/1000/containers/x.sock",
+    ] {
+        assert_eq!(
+            parse_capability(raw).unwrap_err().code,
+            CapIpcSocket,
+            "{raw}"
+        );
+        agree(raw);
+    }
+    for raw in [
+        "fs:read:/var/lib/balena-engine/**",
+        "fs:read:/var/snap/docker/**",
+        "fs:read:/run/k0s/**",
+        "fs:read:/var/lib/rancher/**",
+        "fs:read:/var/lib/kubelet/pods/x/volumes/**",
+        "fs:read:/var/lib/lxc/**",
+        "fs:read:/var/lib/machines/**",
+        "fs:read:/run/containers/0/auth.json",
+        "fs:read:/var/run/containers/**",
+        "fs:read:/home/u/.local/share/containers/**",
+        "fs:write:/home/u/.local/share/docker",
+        "fs:read:/root/.local/share/containers/storage/**",
+        "fs:read:/run/runc/**",
+        "fs:read:/run/crun",
+        "fs:read:/run/user/1000/libpod/**",
+    ] {
+        assert_eq!(
+            parse_capability(raw).unwrap_err().code,
+            CapFsReserved,
+            "{raw}"
+        );
+        agree(raw);
+    }
+    // Directories above rootless engine state stay declarable.
+    for raw in [
+        "fs:read:/home/u/**",
+        "fs:read:/home/u/.local/share",
+        "fs:read:/root/.local/**",
+        "fs:read:/home/u/.local/share/containers-notes",
+    ] {
+        ok(raw);
+        agree(raw);
+    }
+}
+
+/// V6: names of the documented categories the first table missed.
+#[test]
+fn more_dangerous_env_names_are_refused() {
+    for name in [
+        "PIP_INDEX_URL",
+        "PIP_EXTRA_INDEX_URL",
+        "PIP_TRUSTED_HOST",
+        "PIP_CERT",
+        "PIP_CONFIG_FILE",
+        "UV_INDEX_URL",
+        "UV_INDEX",
+        "UV_DEFAULT_INDEX",
+        "UV_EXTRA_INDEX_URL",
+        "UV_INSECURE_HOST",
+        "GOINSECURE",
+        "GONOSUMDB",
+        "GOPROXY",
+        "GOFLAGS",
+        "GOSUMDB",
+        "GOTOOLCHAIN",
+        "JAVA_OPTS",
+        "BUN_OPTIONS",
+        "ELIXIR_ERL_OPTIONS",
+        "R_PROFILE",
+        "R_PROFILE_USER",
+        "TCLLIBPATH",
+        "JULIA_LOAD_PATH",
+        "JULIA_DEPOT_PATH",
+        "PERL_MB_OPT",
+        "RUSTC_WRAPPER",
+        "DOTNET_ROOT",
+        "PYTHONEXECUTABLE",
+        "ZDOTDIR",
+        "XDG_CONFIG_HOME",
+        "XDG_CONFIG_DIRS",
+        "KUBECONFIG",
+        "DOCKER_CONFIG",
+        "AWS_CONFIG_FILE",
+        "CARGO_HOME",
+        "CURL_HOME",
+        "WGETRC",
+        "INPUTRC",
+        "SYSTEMD_PAGER",
+        "SHELL",
+        "YARN_REGISTRY",
+        "YARN_YARN_PATH",
+        "BUN_CONFIG_REGISTRY",
+        "DOCKER_HOST",
+        "CONTAINER_HOST",
+        "SOCKS_PROXY",
+        "SOCKS5_PROXY",
+        "GRPC_PROXY",
+        "GIT_TRACE",
+        "GIT_TRACE_PACKET",
+        "AWS_CA_BUNDLE",
+        "DENO_CERT",
+        "DENO_TLS_CA_STORE",
+        "NIX_SSL_CERT_FILE",
+        "HTTPLIB2_CA_CERTS",
+    ] {
+        let raw = format!("env:inject:{name}");
+        let e = parse_capability(&raw).unwrap_err();
+        assert_eq!(e.code, CapEnvDangerous, "{name}");
+        agree(&raw);
+    }
+    // Neighbours that are not settings of those programs stay accepted.
+    for name in [
+        "PIPELINE_ID",
+        "UVICORN_PORT",
+        "GO_ENV",
+        "GOOGLE_API_KEY",
+        "R_HOME_X",
+        "SHELLCHECK_OPTS",
+        "XDG_RUNTIME_DIR",
+        "DOCKER_IMAGE_TAG",
+        "AWS_REGION",
+        "CARGO_PKG_NAME",
+        "YARNISH",
+    ] {
+        ok(&format!("env:inject:{name}"));
+    }
+}

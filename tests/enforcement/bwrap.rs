@@ -1390,3 +1390,448 @@ fn bwrap_launcher_environment() {
     );
     c.finish("bwrap_launcher_environment");
 }
+
+/// Run inside the sandbox by `bwrap_launcher_fds_and_keyring`: what of the
+/// broker's open fds and session keyring the sandbox can use.
+const BROKER_STATE_PY: &str = r#"
+import ctypes, errno, json, os
+out = {}
+def attempt(f):
+    try:
+        return f()
+    except OSError as e:
+        return "!" + errno.errorcode.get(e.errno, str(e.errno))
+def fds(pid):
+    d = "/proc/%s/fd" % pid
+    try:
+        return {n: attempt(lambda n=n: os.readlink(d + "/" + n)) for n in os.listdir(d)}
+    except OSError as e:
+        return {"!": str(e)}
+out["self_fds"] = fds("self")
+out["pid1_fds"] = fds(1)
+out["read9"] = attempt(lambda: os.pread(9, 4096, 0).decode(errors="replace"))
+out["list7"] = attempt(lambda: sorted(os.listdir(7)))
+out["write8"] = attempt(lambda: os.write(8, b"appended-from-sandbox\n"))
+def sock():
+    os.write(200, b"hello-broker")
+    return "sent"
+out["sock200"] = attempt(sock)
+out["pid1_fd9"] = attempt(lambda: open("/proc/1/fd/9").read())
+m = os.uname().machine
+REQUEST_KEY, KEYCTL = {"x86_64": (249, 250), "aarch64": (218, 219)}[m]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+L = ctypes.c_long
+def read_key(kid):
+    buf = ctypes.create_string_buffer(4096)
+    n = libc.syscall(L(KEYCTL), L(11), L(kid), buf, L(4096))
+    if n < 0:
+        return "!" + errno.errorcode.get(ctypes.get_errno(), "?")
+    return buf.raw[:n]
+keys = []
+r = libc.syscall(L(REQUEST_KEY), b"user", b"capgate-broker-key", None, L(0))
+out["request_key"] = ("!" + errno.errorcode.get(ctypes.get_errno(), "?")) if r < 0 else read_key(r).decode(errors="replace")
+sid = libc.syscall(L(KEYCTL), L(0), L(-3), L(0))
+ring = read_key(sid) if sid >= 0 else "!nosession"
+if isinstance(ring, bytes):
+    for i in range(0, len(ring) - 3, 4):
+        k = int.from_bytes(ring[i:i + 4], "little")
+        v = read_key(k)
+        keys.append(v.decode(errors="replace") if isinstance(v, bytes) else v)
+out["session_keys"] = keys
+r = libc.syscall(L(KEYCTL), L(10), L(-3), b"user", b"capgate-broker-key", L(0))
+out["search"] = ("!" + errno.errorcode.get(ctypes.get_errno(), "?")) if r < 0 else read_key(r).decode(errors="replace")
+out["proc_keys"] = attempt(lambda: [l for l in open("/proc/keys").read().splitlines() if "capgate" in l])
+print(json.dumps(out))
+"#;
+
+/// V1 and V2: a root broker's open fds and its session keyring reach the
+/// sandbox through `env -i setpriv ... bwrap` (the launcher argv cannot close
+/// fds or change keyrings). The host's duty (docs/security.md "What the host
+/// must do": only fds 0-2 across exec, a fresh session keyring) is what
+/// `bwrap_command` does; under it, an EMPTY manifest's sandbox has no fd and
+/// no key of the broker's, by every spelling: a read fd of a root-only file,
+/// a directory fd, an append fd, a socket to the broker, the same fd reopened
+/// through pid 1's /proc/1/fd; request_key, the session keyring read by id,
+/// KEYCTL_SEARCH and /proc/keys. Control: the same broker without the duty
+/// leaks all of it.
+#[test]
+fn bwrap_launcher_fds_and_keyring() {
+    if !require(
+        "bwrap_launcher_fds_and_keyring",
+        &["bwrap", "setpriv"],
+        true,
+    ) {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    let tmp = TempDir::new("bwrap-fds");
+    let shadow = tmp.file("shadow", "root-only-secret-line\n", 0o600);
+    let rootdir = tmp.dir("rootdir", 0o700);
+    std::fs::write(rootdir.join("broker-private-file"), "x").unwrap();
+    let append = tmp.file("rootfile", "root-owned\n", 0o600);
+    let read_fd = std::fs::File::open(&shadow).unwrap();
+    let dir_fd = std::fs::File::open(&rootdir).unwrap();
+    let append_fd = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&append)
+        .unwrap();
+    let (broker_end, sandbox_end) = std::os::unix::net::UnixStream::pair().unwrap();
+    broker_end
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let fds = [
+        (read_fd.as_raw_fd(), 9),
+        (dir_fd.as_raw_fd(), 7),
+        (append_fd.as_raw_fd(), 8),
+        (sandbox_end.as_raw_fd(), 200),
+    ];
+    let key_secret = "s3cr3t-in-broker-keyring";
+    let artifact = compile("fds.json", &manifest_of(&[]), "bwrap", false, &[]);
+    let (argv, _) = argv(&artifact);
+    let launch = launcher(&artifact);
+    let probe = |duties: bool| -> Value {
+        let mut c = broker_command(
+            &launch,
+            &argv,
+            &fds,
+            &[("capgate-broker-key", key_secret)],
+            duties,
+        );
+        c.args(["--", "/usr/bin/python3", "-c", BROKER_STATE_PY]);
+        let out = run(&mut c, Duration::from_secs(30));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(&stdout).unwrap_or_else(|_| {
+            panic!(
+                "no broker-state facts (duties {duties}, {}):\nstdout: {stdout}\nstderr: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    };
+    let leaked = |f: &Value| -> Vec<String> {
+        let mut l = Vec::new();
+        for which in ["self_fds", "pid1_fds"] {
+            for (n, target) in f[which].as_object().into_iter().flatten() {
+                let t = target.as_str().unwrap_or("");
+                let broker = [s(&shadow), s(&rootdir), s(&append)].iter().any(|p| t == p)
+                    || t.starts_with("socket:");
+                if broker {
+                    l.push(format!("{which}/{n} -> {t}"));
+                }
+            }
+        }
+        l
+    };
+    let drain = |b: &std::os::unix::net::UnixStream| -> String {
+        let mut buf = [0u8; 64];
+        match (&*b).read(&mut buf) {
+            Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Err(_) => String::new(),
+        }
+    };
+    let mut c = Checks::new();
+    let f = probe(true);
+    c.eq(
+        "no fd of the broker's in the sandbox",
+        leaked(&f),
+        Vec::<String>::new(),
+    );
+    for (what, label) in [
+        ("read9", "fd 9 (root-only file) unusable"),
+        ("list7", "fd 7 (root-only directory) unusable"),
+        ("write8", "fd 8 (root-owned append file) unusable"),
+        ("sock200", "fd 200 (socket to the broker) unusable"),
+        ("pid1_fd9", "/proc/1/fd/9 cannot be reopened"),
+    ] {
+        c.check(
+            label,
+            f[what].as_str().is_some_and(|v| v.starts_with('!')),
+            || format!("{}", f[what]),
+        );
+    }
+    c.check(
+        "host file untouched",
+        read(&append).as_deref() == Some("root-owned\n"),
+        || format!("{:?}", read(&append)),
+    );
+    c.check(
+        "broker received nothing",
+        drain(&broker_end).is_empty(),
+        String::new,
+    );
+    for what in ["request_key", "search"] {
+        c.check(
+            &format!("{what}: no broker key"),
+            f[what].as_str().is_some_and(|v| v.starts_with('!')),
+            || format!("{}", f[what]),
+        );
+    }
+    c.check(
+        "session keyring holds no broker key",
+        !f["session_keys"].to_string().contains(key_secret),
+        || format!("{}", f["session_keys"]),
+    );
+    c.eq(
+        "/proc/keys shows no broker key",
+        f["proc_keys"].as_array().map(Vec::len),
+        Some(0),
+    );
+
+    // ---- control: the same broker state without the host's duty reaches
+    // the sandbox through the launcher (what V1/V2 found).
+    let ctl = probe(false);
+    c.check("control: fds leak", !leaked(&ctl).is_empty(), || {
+        format!("{ctl}")
+    });
+    c.check(
+        "control: fd 9 reads the root-only file",
+        ctl["read9"]
+            .as_str()
+            .is_some_and(|v| v.contains("root-only-secret-line")),
+        || format!("{}", ctl["read9"]),
+    );
+    c.check(
+        "control: fd 8 appends to the root-owned file",
+        read(&append).is_some_and(|t| t.contains("appended-from-sandbox")),
+        || format!("{:?}", read(&append)),
+    );
+    let heard = drain(&broker_end);
+    c.check(
+        "control: the broker hears the sandbox",
+        heard.contains("hello-broker"),
+        || format!("heard {heard:?}; sandbox: {}", ctl["sock200"]),
+    );
+    c.eq(
+        "control: request_key reads the broker's key",
+        ctl["request_key"].as_str(),
+        Some(key_secret),
+    );
+    c.finish("bwrap_launcher_fds_and_keyring");
+}
+
+/// V7: a `root_launcher=false` launcher that root starts anyway (the docs
+/// forbid it, nothing can detect it at compile time) used to run the sandbox
+/// as host uid 0. Its `setpriv --reuid/--regid` of `launcher_uid` and
+/// `launcher_gid` is a no-op for the user it is compiled for, drops root to
+/// that uid, and fails closed for any other user. Spellings: root with the
+/// default ids, root with supplementary groups, root with launcher_uid=1000,
+/// the intended user (65534 and 1000), and a wrong user (fails to start).
+#[test]
+fn bwrap_unprivileged_launcher_under_root() {
+    use std::os::unix::fs::MetadataExt;
+    if !require(
+        "bwrap_unprivileged_launcher_under_root",
+        &["bwrap", "setpriv"],
+        true,
+    ) {
+        return;
+    }
+    let root = TempDir::new("bwrap-unpriv");
+    let rw = root.dir("rw", 0o777);
+    let secret = root.file("secret", "root-only-0600\n", 0o600);
+    let caps = [
+        format!("fs:read,write,create,delete:{}/**", s(&rw)),
+        format!("fs:read:{}", s(&secret)),
+    ];
+    let ids = |uid: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("root_launcher", "false".to_owned()),
+            ("launcher_uid", uid.to_owned()),
+            ("launcher_gid", uid.to_owned()),
+        ]
+    };
+    let cases: [(&str, Vec<&str>, &str, Option<u32>); 6] = [
+        ("root starts it (default ids)", vec![], "65534", Some(65534)),
+        (
+            "root with supplementary groups 0,42",
+            vec!["setpriv", "--groups=0,42", "--"],
+            "65534",
+            Some(65534),
+        ),
+        ("root, launcher_uid=1000", vec![], "1000", Some(1000)),
+        (
+            "user 65534 (the intended user)",
+            vec![
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+            ],
+            "65534",
+            Some(65534),
+        ),
+        (
+            "user 1000 with launcher_uid=1000",
+            vec![
+                "setpriv",
+                "--reuid=1000",
+                "--regid=1000",
+                "--clear-groups",
+                "--",
+            ],
+            "1000",
+            Some(1000),
+        ),
+        (
+            "user 1000 with the default launcher_uid",
+            vec![
+                "setpriv",
+                "--reuid=1000",
+                "--regid=1000",
+                "--clear-groups",
+                "--",
+            ],
+            "65534",
+            None,
+        ),
+    ];
+    let mut c = Checks::new();
+    for (i, (label, broker, uid, want)) in cases.iter().enumerate() {
+        let set = ids(uid);
+        let set: Vec<(&str, &str)> = set.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let artifact = compile("unpriv.json", &manifest_of(&caps), "bwrap", false, &set);
+        let (argv, _) = argv(&artifact);
+        let launch: Vec<String> = broker
+            .iter()
+            .map(|a| (*a).to_owned())
+            .chain(launcher(&artifact))
+            .collect();
+        let file = rw.join(format!("f{i}"));
+        let req = json!({"run": [
+            ["touch", s(&file)],
+            ["cat", s(&secret)],
+        ]});
+        match want {
+            Some(owner) => {
+                let f = facts(&launch, &argv, &[], &req);
+                match std::fs::metadata(&file) {
+                    Ok(m) => c.eq(&format!("{label}: file owner on the host"), m.uid(), *owner),
+                    Err(e) => c.check(&format!("{label}: file created"), false, || {
+                        format!("{e}: {}", f["run"])
+                    }),
+                }
+                c.check(
+                    &format!("{label}: root-only file unreadable"),
+                    !f["run"][1]["stdout"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("root-only-0600"),
+                    || format!("{}", f["run"][1]),
+                );
+            }
+            None => {
+                let mut cmd = bwrap_command(&launch, &argv);
+                cmd.args(["--", "touch", &s(&file)]);
+                let out = run(&mut cmd, Duration::from_secs(30));
+                c.check(
+                    &format!("{label}: fails to start"),
+                    !out.status.success() && !file.exists(),
+                    || format!("{} {}", out.status, String::from_utf8_lossy(&out.stderr)),
+                );
+            }
+        }
+    }
+    c.finish("bwrap_unprivileged_launcher_under_root");
+}
+
+fn notes_of(a: &capgate::artifact::Artifact) -> Vec<String> {
+    match a {
+        capgate::artifact::Artifact::Argv(a) => a.notes.clone(),
+        capgate::artifact::Artifact::Config(c) => c.notes.clone(),
+    }
+}
+
+/// V8: with the default launcher_uid (65534, shared by every server compiled
+/// with the default and by host daemons running as nobody) a setuid file
+/// planted through a writable grant runs as that shared uid for anyone. The
+/// artifact notes every writable grant while the shared default is set; with
+/// a server's own uid the planted file belongs to that uid and the note is
+/// gone. Spellings: a full rw tree, `fs:write` alone, `fs:create` alone, a
+/// writable file; read-only grants, another uid and `root_launcher=false`
+/// carry no note.
+#[test]
+fn bwrap_shared_launcher_uid_is_noted() {
+    use std::os::unix::fs::MetadataExt;
+    if !require(
+        "bwrap_shared_launcher_uid_is_noted",
+        &["bwrap", "setpriv"],
+        true,
+    ) {
+        return;
+    }
+    let root = TempDir::new("bwrap-shared-uid");
+    let rw = root.dir("rw", 0o777);
+    let file = root.file("rw-file", "", 0o666);
+    let mut c = Checks::new();
+    let shared = |n: &String| n.contains("65534") && n.contains("launcher_uid");
+    for (cap, noted) in [
+        (format!("fs:read,write,create,delete:{}/**", s(&rw)), true),
+        (format!("fs:write:{}", s(&rw)), true),
+        (format!("fs:create:{}/**", s(&rw)), true),
+        (format!("fs:write:{}", s(&file)), true),
+        (format!("fs:read:{}/**", s(&rw)), false),
+    ] {
+        for (set, want) in [
+            (vec![], noted),
+            (
+                vec![("launcher_uid", "4242"), ("launcher_gid", "4242")],
+                false,
+            ),
+            (vec![("root_launcher", "false")], false),
+        ] {
+            let a = compile(
+                "shared.json",
+                &manifest_of(std::slice::from_ref(&cap)),
+                "bwrap",
+                false,
+                &set,
+            );
+            let notes = notes_of(&a);
+            c.eq(
+                &format!("{cap} {set:?}: shared-uid note"),
+                notes.iter().filter(|n| shared(n)).count(),
+                usize::from(want),
+            );
+        }
+    }
+    // What the note says, under the real launcher: the planted setuid file
+    // belongs to the launcher's uid (65534 by default, 4242 when set).
+    for (set, owner) in [
+        (vec![], 65534u32),
+        (
+            vec![("launcher_uid", "4242"), ("launcher_gid", "4242")],
+            4242,
+        ),
+    ] {
+        let a = compile(
+            "shared.json",
+            &manifest_of(&[format!("fs:read,write,create,delete:{}/**", s(&rw))]),
+            "bwrap",
+            false,
+            &set,
+        );
+        let planted = rw.join(format!("sh-{owner}"));
+        let f = facts(
+            &launcher(&a),
+            &argv(&a).0,
+            &[],
+            &json!({"run": [["sh", "-c", format!("cp /bin/sh {0} && chmod 4755 {0}", s(&planted))]]}),
+        );
+        match std::fs::metadata(&planted) {
+            Ok(m) => {
+                c.eq(&format!("planted file owner ({set:?})"), m.uid(), owner);
+                c.check(
+                    &format!("planted file is setuid ({set:?})"),
+                    m.mode() & 0o4000 != 0,
+                    || format!("{:o}", m.mode()),
+                );
+            }
+            Err(e) => c.check(&format!("planted ({set:?})"), false, || {
+                format!("{e} {}", f["run"])
+            }),
+        }
+    }
+    c.finish("bwrap_shared_launcher_uid_is_noted");
+}

@@ -232,6 +232,25 @@ fn paths_engine_sockets_refused() {
         "ipc:connect:unix:/run/user/1000/podman/podman.sock".to_owned(),
         "ipc:connect:unix:/var/run/docker.sock".to_owned(),
         "ipc:connect:unix:/run/buildkit/buildkitd.sock".to_owned(),
+        // V5: engines and state directories the first table missed.
+        "ipc:connect:\"unix:/var/run/balena-engine.sock\"".to_owned(),
+        "ipc:connect:unix:/var/run/balena.sock".to_owned(),
+        format!("fs:read:{}/balena-engine.sock", s(&tmp.path)),
+        "fs:read:/var/lib/balena-engine/**".to_owned(),
+        "fs:read:/var/snap/docker/**".to_owned(),
+        "fs:read:/run/k0s/**".to_owned(),
+        "fs:read:/var/lib/rancher/**".to_owned(),
+        "fs:read:/var/lib/kubelet/**".to_owned(),
+        "fs:read:/var/lib/lxc/**".to_owned(),
+        "fs:read:/var/lib/machines/**".to_owned(),
+        "fs:read:/run/containers/**".to_owned(),
+        "fs:read:/var/run/containers/0/auth.json".to_owned(),
+        "fs:read:/home/u/.local/share/containers/**".to_owned(),
+        "fs:write:/root/.local/share/docker".to_owned(),
+        "fs:read:/run/runc/**".to_owned(),
+        "fs:read:/run/crun/**".to_owned(),
+        "fs:read:/run/user/1000/containers/auth.json".to_owned(),
+        "ipc:connect:unix:/run/k0s/containerd.sock".to_owned(),
     ];
     let mut c = Checks::new();
     for cap in &caps {
@@ -408,16 +427,29 @@ fn paths_x11_binds_one_display() {
     }
     // Other spellings: the socket directory as a unix endpoint (every display)
     // is refused; one display's socket named as a unix endpoint reaches only it.
+    // V4: the same directory through fs: (bound read-only, its sockets still
+    // connect) is refused too; one socket file through fs: is one display.
     for (cap, reach) in [
         ("ipc:connect:unix:/tmp/.X11-unix", None),
         ("ipc:connect:\"unix:/tmp/.X11-unix\"", None),
         ("ipc:connect:unix:/tmp/.X11-unix/X1", Some("X1")),
+        ("fs:read:/tmp/.X11-unix", None),
+        ("fs:read:/tmp/.X11-unix/**", None),
+        ("fs:read:/tmp/.X11-unix/*", None),
+        ("fs:read,write,create,delete:/tmp/.X11-unix", None),
+        ("fs:read:\"/tmp/.X11-unix\"", None),
+        ("fs:read:/tmp/.X11-unix/X1", Some("X1")),
     ] {
         match (try_compile(&[cap], "bwrap", &[]), reach) {
             (Err(codes), None) => c.eq(
                 &format!("{cap} refused"),
                 codes,
-                vec!["CAP_IPC_SOCKET".to_owned()],
+                vec![if cap.starts_with("fs:") {
+                    "CAP_FS_RESERVED"
+                } else {
+                    "CAP_IPC_SOCKET"
+                }
+                .to_owned()],
             ),
             (Err(codes), Some(_)) => {
                 c.check(&format!("{cap} compiles"), false, || format!("{codes:?}"))
@@ -478,7 +510,10 @@ fn paths_partial_write_is_noted_and_behaves_as_noted() {
         for target in ["bwrap", "docker"] {
             let a = try_compile(&[&cap], target, &[]).expect("compiles");
             let n = notes(&a);
-            let note = n.iter().find(|n| n.contains(&format!("\"{}\"", s(&dir))));
+            // The widening note (not the shared-launcher-uid note of V8, which names the path too).
+            let note = n
+                .iter()
+                .find(|n| n.contains(&format!("\"{}\"", s(&dir))) && !n.contains("launcher_uid"));
             if widened.is_empty() {
                 c.check(
                     &format!("{target} {cap}: no widening note"),

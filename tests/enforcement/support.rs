@@ -248,9 +248,139 @@ pub fn launcher(artifact: &Artifact) -> Vec<String> {
 
 /// `LAUNCHER... bwrap ARGV...`: a compiled bwrap policy started the way
 /// docs/cli.md documents it (the caller appends `--setenv`s, `--` and the
-/// program). An empty `launcher` is the root launch the docs forbid (only
-/// for controls).
+/// program), by a host that does its duties (see [`host_duties`]). An empty
+/// `launcher` is the root launch the docs forbid (only for controls).
 pub fn bwrap_command(launcher: &[String], argv: &[String]) -> Command {
+    let mut c = bare_bwrap_command(launcher, argv);
+    host_duties(&mut c);
+    c
+}
+
+// x86_64 and aarch64 (asm-generic) syscall numbers: std links libc, and
+// these two calls have no std wrapper.
+#[cfg(target_arch = "x86_64")]
+const SYS_ADD_KEY: std::ffi::c_long = 248;
+#[cfg(target_arch = "x86_64")]
+const SYS_KEYCTL: std::ffi::c_long = 250;
+#[cfg(target_arch = "aarch64")]
+const SYS_ADD_KEY: std::ffi::c_long = 217;
+#[cfg(target_arch = "aarch64")]
+const SYS_KEYCTL: std::ffi::c_long = 219;
+const SYS_CLOSE_RANGE: std::ffi::c_long = 436;
+const KEYCTL_JOIN_SESSION_KEYRING: std::ffi::c_long = 1;
+const KEY_SPEC_SESSION_KEYRING: std::ffi::c_long = -3;
+const CLOSE_RANGE_CLOEXEC: std::ffi::c_long = 4;
+
+extern "C" {
+    fn syscall(number: std::ffi::c_long, ...) -> std::ffi::c_long;
+    fn dup2(old: std::ffi::c_int, new: std::ffi::c_int) -> std::ffi::c_int;
+    fn close(fd: std::ffi::c_int) -> std::ffi::c_int;
+}
+
+/// The host's duties before it runs the launcher (docs/security.md "What the
+/// host must do"; the launcher argv cannot do them): only fds 0-2 survive the
+/// exec (every other fd is marked close-on-exec, `close_range(3, ~0,
+/// CLOSE_RANGE_CLOEXEC)`), and the launcher starts in a fresh, empty session
+/// keyring (`keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)`, what `keyctl
+/// session -` does), so neither the broker's open files nor its keys reach
+/// the sandbox.
+pub fn host_duties(c: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe system calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            if syscall(
+                SYS_CLOSE_RANGE,
+                3 as std::ffi::c_long,
+                std::ffi::c_long::from(u32::MAX),
+                CLOSE_RANGE_CLOEXEC,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if syscall(
+                SYS_KEYCTL,
+                KEYCTL_JOIN_SESSION_KEYRING,
+                std::ptr::null::<u8>(),
+            ) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// What a careless broker leaves to the process it starts: inherited fds
+/// (`(open fd, number it gets in the child)`) and keys in its session
+/// keyring (`(description, payload)`, added to a fresh session keyring of
+/// the child, so the test process's own keyring is untouched). Installed
+/// before [`host_duties`] when `duties`, so the duties are what removes them.
+pub fn broker_command(
+    launcher: &[String],
+    argv: &[String],
+    fds: &[(std::os::fd::RawFd, std::os::fd::RawFd)],
+    keys: &[(&str, &str)],
+    duties: bool,
+) -> Command {
+    use std::os::unix::process::CommandExt;
+    let fds = fds.to_vec();
+    let keys: Vec<(std::ffi::CString, Vec<u8>)> = keys
+        .iter()
+        .map(|(d, p)| (std::ffi::CString::new(*d).unwrap(), p.as_bytes().to_vec()))
+        .collect();
+    let user = std::ffi::CString::new("user").unwrap();
+    let mut c = bare_bwrap_command(launcher, argv);
+    // SAFETY: only system calls between fork and exec; every buffer is prepared before.
+    unsafe {
+        c.pre_exec(move || {
+            // Through numbers above every source first, so a target number
+            // that is another source's current number overwrites nothing.
+            for (i, &(from, _)) in fds.iter().enumerate() {
+                if dup2(from, 900 + i as std::ffi::c_int) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, &(_, to)) in fds.iter().enumerate() {
+                // dup2 leaves the new number without close-on-exec: inherited.
+                if dup2(900 + i as std::ffi::c_int, to) < 0 || close(900 + i as std::ffi::c_int) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if !keys.is_empty()
+                && syscall(
+                    SYS_KEYCTL,
+                    KEYCTL_JOIN_SESSION_KEYRING,
+                    std::ptr::null::<u8>(),
+                ) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            for (desc, payload) in &keys {
+                let id = syscall(
+                    SYS_ADD_KEY,
+                    user.as_ptr(),
+                    desc.as_ptr(),
+                    payload.as_ptr(),
+                    payload.len(),
+                    KEY_SPEC_SESSION_KEYRING,
+                );
+                if id < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    if duties {
+        host_duties(&mut c);
+    }
+    c
+}
+
+/// `LAUNCHER... bwrap ARGV...` without the host's duties.
+fn bare_bwrap_command(launcher: &[String], argv: &[String]) -> Command {
     let mut c = match launcher.split_first() {
         Some((program, rest)) => {
             let mut c = Command::new(program);
