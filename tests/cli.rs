@@ -3,12 +3,14 @@
 //! docs/errors.md covering every error code. The deviation ids (`DEV-...`) refer to
 //! `docs/compatibility.md`.
 
-use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use capgate::diag::Code;
 use serde_json::Value;
+
+mod common;
+use common::{capgate, Run};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,42 +22,6 @@ fn fixture(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn capgate(args: &[&str], stdin: Option<&[u8]>) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_capgate"))
-        .args(args)
-        .current_dir(root())
-        .env("COLUMNS", "100")
-        .env_remove("RUST_BACKTRACE")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(bytes) = stdin {
-        // capgate may exit before reading stdin (e.g. an unknown target): ignore EPIPE.
-        let _ = child.stdin.take().unwrap().write_all(bytes);
-    }
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out
-            .status
-            .code()
-            .expect("exited normally (no signal, no panic abort)"),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-    }
 }
 
 /// A failing run: the exit code, nothing on stdout, and (for capgate's own diagnostics)

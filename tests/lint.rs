@@ -18,47 +18,15 @@ use std::process::{Command, Stdio};
 use capgate::lint::{self, RULES};
 use serde_json::Value;
 
+mod common;
+use common::capgate;
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn lint_dir() -> PathBuf {
     root().join("fixtures/lint")
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn capgate(args: &[&str], stdin: Option<&[u8]>) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_capgate"))
-        .args(args)
-        .current_dir(root())
-        .env("COLUMNS", "100")
-        .env_remove("RUST_BACKTRACE")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(bytes) = stdin {
-        let _ = child.stdin.take().unwrap().write_all(bytes);
-    }
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out
-            .status
-            .code()
-            .expect("exited normally (no signal, no panic abort)"),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-    }
 }
 
 /// Whether CI demands every tool (`CI=true`).

@@ -1,7 +1,9 @@
 //! Shared helpers for integration tests.
 #![allow(dead_code)]
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use capgate::assets::Assets;
 use capgate::compile::{Compiler, Output, Settings};
@@ -52,5 +54,43 @@ pub fn outcome(path: &Path, target: &str) -> String {
             }
             s
         }
+    }
+}
+
+/// What the capgate binary did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the built binary from the crate root with `args` and optional stdin.
+pub fn capgate(args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_capgate"))
+        .args(args)
+        .current_dir(root())
+        .env("COLUMNS", "100")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(bytes) = stdin {
+        // capgate may exit before reading stdin (e.g. an unknown target): ignore EPIPE.
+        let _ = child.stdin.take().unwrap().write_all(bytes);
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out
+            .status
+            .code()
+            .expect("exited normally (no signal, no panic abort)"),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
     }
 }
