@@ -51,6 +51,12 @@ pub enum Command {
   capgate init --eject ./policy
   capgate compile manifest.json --rules ./policy/rules --templates ./policy/templates --target bwrap")]
     Init(InitArgs),
+    /// Compile a manifest and run a stdio MCP server under it (stdio passed through).
+    #[command(after_help = "Examples:
+  capgate run examples/servers/memory.json -- /usr/bin/node /usr/lib/node_modules/@modelcontextprotocol/server-memory/dist/index.js
+  capgate run examples/servers/time.json --verbose -- /opt/mcp/venv/bin/mcp-server-time
+  capgate run m.json --target docker --image localhost/mcp-node -- node /app/index.js")]
+    Run(crate::run::RunArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -195,6 +201,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Explain(args) => explain(&args),
         Command::Targets(args) => targets(&args),
         Command::Init(args) => init(&args),
+        Command::Run(args) => crate::run::run(&args),
     }
 }
 

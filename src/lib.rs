@@ -30,4 +30,5 @@ pub mod par;
 pub mod provenance;
 pub mod render;
 pub mod rules;
+pub mod run;
 pub mod syntax;
