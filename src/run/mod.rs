@@ -299,7 +299,7 @@ fn plan_bwrap(args: &RunArgs, root: bool, user: Option<(u32, u32)>) -> Result<Pl
     let bwrap = find_tool("bwrap").ok_or_else(|| {
         vec![Diagnostic::new(
             Code::RunStart,
-            "bwrap is not installed (not found on PATH or in /usr/bin, /bin, /usr/sbin, /sbin)",
+            format!("bwrap is not installed (not found on PATH={})", host_path()),
         )
         .with_help("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap)")]
     })?;
@@ -337,10 +337,7 @@ fn plan_bwrap(args: &RunArgs, root: bool, user: Option<(u32, u32)>) -> Result<Pl
         .get("path")
         .map(|v| v.to_string())
         .unwrap_or_default();
-    let exe = runtime::resolve(
-        Path::new(&args.command[0]),
-        &std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-    )
+    let exe = runtime::resolve(Path::new(&args.command[0]), &host_path())
     .ok_or_else(|| {
         vec![Diagnostic::new(
             Code::RunCommand,
@@ -470,11 +467,14 @@ fn current_gid() -> Option<u32> {
         .and_then(|v| v.parse().ok())
 }
 
-/// A program on PATH or in the system directories.
+/// A program on capgate's PATH (the MCP client's), or in /usr/bin and /bin
+/// when PATH is unset.
 fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let dirs = format!("{path}:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin");
-    runtime::resolve(Path::new(name), &dirs)
+    runtime::resolve(Path::new(name), &host_path())
+}
+
+fn host_path() -> String {
+    std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())
 }
 
 /// The number of leading argv elements that come from the `sandbox` slot
@@ -638,7 +638,7 @@ fn plan_docker(args: &RunArgs, user: Option<(u32, u32)>) -> Result<Plan, Vec<Dia
         .ok_or_else(|| {
             vec![Diagnostic::new(
                 Code::RunStart,
-                "neither podman nor docker is installed",
+                format!("neither podman nor docker is installed (not found on PATH={})", host_path()),
             )]
         })?;
     let mut set = args.set.clone();
