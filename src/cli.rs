@@ -57,6 +57,12 @@ pub enum Command {
   capgate run examples/servers/time.json --verbose -- /opt/mcp/venv/bin/mcp-server-time
   capgate run m.json --target docker --image localhost/mcp-node -- node /app/index.js")]
     Run(crate::run::RunArgs),
+    /// Internal: removes a `capgate run --target docker` container once its client is gone.
+    #[command(name = "__run-reaper", hide = true)]
+    RunReaper {
+        #[arg(num_args = 4)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -202,6 +208,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Targets(args) => targets(&args),
         Command::Init(args) => init(&args),
         Command::Run(args) => crate::run::run(&args),
+        Command::RunReaper { args } => crate::run::reaper(&args),
     }
 }
 

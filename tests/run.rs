@@ -598,3 +598,172 @@ fn failures_are_one_clear_line() {
     // Only the loopback device (2 header lines + lo).
     assert_eq!(text(&out.stdout).trim(), "3");
 }
+
+// ------------------------------------------------------------ docker target
+
+/// A test engine config (runc; ulimits this VM allows), as the enforcement
+/// suite uses; capgate passes its environment to the engine.
+fn containers_conf(dir: &TempDir) -> std::path::PathBuf {
+    dir.file(
+        "containers.conf",
+        "[containers]\ndefault_ulimits = [\"nofile=1024:20000\", \"nproc=32768:32768\"]\n\n[engine]\nruntime = \"runc\"\n",
+        0o644,
+    )
+}
+
+/// `localhost/capgate-run-test:<hash of busybox>`: busybox and a few applets.
+fn busybox_image(conf: &Path) -> String {
+    let bb = fs::read("/bin/busybox").expect("busybox-static");
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in &bb {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x100000001b3);
+    }
+    let tag = format!("localhost/capgate-run-test:{h:016x}");
+    let podman = |args: &[&str]| {
+        Command::new("podman")
+            .args(args)
+            .env("CONTAINERS_CONF", conf)
+            .output()
+            .unwrap()
+    };
+    if podman(&["image", "exists", &tag]).status.success() {
+        return tag;
+    }
+    let root = TempDir::new("rootfs");
+    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "run", "var/tmp"] {
+        root.dir(d, 0o755);
+    }
+    fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for a in ["sh", "cat", "sleep", "env", "id", "true", "echo", "touch"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
+    }
+    let tar = root.path.with_extension("tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&root.path)
+        .args(["-cf"])
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = podman(&["import", "-q", &tar.display().to_string(), &tag]);
+    let _ = fs::remove_file(&tar);
+    assert!(out.status.success(), "podman import: {}", text(&out.stderr));
+    tag
+}
+
+#[test]
+fn docker_target_runs_with_the_installed_engine() {
+    if !require_tools("docker_target_runs_with_the_installed_engine", &["podman", "runc", "tar", "busybox"]) {
+        return;
+    }
+    let dir = TempDir::new("docker");
+    let conf = containers_conf(&dir);
+    let image = busybox_image(&conf);
+    let data = dir.dir("data", 0o755);
+    let m = dir.manifest(
+        "docker",
+        &["env:read:CG_DECLARED".into(), format!("fs:read,write,create:{}/**", data.display())],
+    );
+    let docker = |flags: &[&str], cmd: &[&str], stdin: &[u8]| {
+        let mut c = capgate();
+        c.arg("run")
+            .arg(&m)
+            .args(["--target", "docker", "--image", &image])
+            .args(flags)
+            .arg("--")
+            .args(cmd)
+            .env("CONTAINERS_CONF", &conf)
+            .env("CG_DECLARED", "declared value")
+            .env("CG_UNDECLARED", "undeclared-secret")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // stdin reaches the server (--interactive), bytes unchanged; exit status back.
+    let input: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let out = docker(&[], &["sh", "-c", "cat; exit 5"], &input);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert!(out.stdout == input, "stdout differs ({} bytes)", out.stdout.len());
+    // The data directory is root's: a warning names it and the fix.
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("writable mount {} is not writable", data.display())),
+        "{err}"
+    );
+    // Environment: the declared name only.
+    let out = docker(&["--user", "4321:4321"], &["sh", "-c", &format!("env; touch {}/x", data.display())], b"");
+    let o = text(&out.stdout);
+    assert!(o.contains("CG_DECLARED=declared value"), "{o}");
+    assert!(!o.contains("undeclared-secret"), "{o}");
+    // --user: the container's host uid; the warning said so, the write failed.
+    assert!(!out.status.success());
+    chown(&data, 4321, 4321);
+    let out = docker(&["--user", "4321:4321"], &["touch", &format!("{}/y", data.display())], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(fs::metadata(data.join("y")).unwrap().uid(), 4321);
+    assert!(!text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn docker_container_dies_with_its_client_even_on_sigkill() {
+    if !require_tools("docker_container_dies_with_its_client_even_on_sigkill", &["podman", "runc", "tar", "busybox"]) {
+        return;
+    }
+    let dir = TempDir::new("dockerkill");
+    let conf = containers_conf(&dir);
+    let image = busybox_image(&conf);
+    let m = empty(&dir);
+    // SIGKILL leaves the engine no chance to clean up; SIGTERM/SIGINT would be
+    // proxied to the server as the container's pid 1, which ignores them.
+    for sig in ["KILL", "TERM", "INT"] {
+        let marker = unique();
+        let child = capgate()
+            .arg("run")
+            .arg(&m)
+            .args(["--target", "docker", "--image", &image, "--"])
+            .args(["sh", "-c", &format!("sleep 1000; : {marker}")])
+            .env("CONTAINERS_CONF", &conf)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut p = Proc(child);
+        let own = p.0.id();
+        assert!(
+            wait_for(30, || pids_with(&marker).iter().any(|&q| q != own)),
+            "{sig}: container did not start"
+        );
+        signal(own, sig);
+        let _ = p.0.wait();
+        assert!(
+            wait_for(30, || pids_with(&marker).is_empty()),
+            "{sig}: container process left behind: {:?}",
+            pids_with(&marker)
+        );
+        let ps = Command::new("podman")
+            .args(["ps", "-a", "--format", "{{.Names}}"])
+            .env("CONTAINERS_CONF", &conf)
+            .output()
+            .unwrap();
+        let name = format!("capgate-run-{own}-");
+        assert!(
+            wait_for(10, || !text(
+                &Command::new("podman")
+                    .args(["ps", "-a", "--format", "{{.Names}}"])
+                    .env("CONTAINERS_CONF", &conf)
+                    .output()
+                    .unwrap()
+                    .stdout
+            )
+            .contains(&name)),
+            "{sig}: container left: {}",
+            text(&ps.stdout)
+        );
+    }
+}

@@ -106,6 +106,9 @@ pub struct Plan {
     pub sandbox_user: String,
     #[serde(skip)]
     argv: Vec<OsString>,
+    /// docker: the engine and the container name the reaper removes.
+    #[serde(skip)]
+    reaper: Option<(PathBuf, String)>,
 }
 
 /// Runs `capgate run`: returns only when the sandbox could not be started.
@@ -137,6 +140,14 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 let _ = writeln!(err, "capgate: exec: {}", shell_words(&plan.command_line));
             }
             drop(err);
+            if let Some((engine, name)) = &plan.reaper {
+                if let Err(e) = spawn_reaper(engine, name) {
+                    return fail(Diagnostic::new(
+                        Code::RunStart,
+                        format!("cannot start the container reaper: {e}"),
+                    ));
+                }
+            }
             let e = std::process::Command::new(&plan.argv[0])
                 .args(&plan.argv[1..])
                 .exec();
@@ -711,13 +722,87 @@ fn plan_docker(args: &RunArgs, user: Option<(u32, u32)>) -> Result<Plan, Vec<Dia
             plan.env_missing.push(name.clone());
         }
     }
-    let mut argv: Vec<OsString> = vec![engine_path.into_os_string(), "run".into()];
+    let name = format!("capgate-run-{}-{}", std::process::id(), nonce());
+    let mut argv: Vec<OsString> = vec![engine_path.clone().into_os_string(), "run".into()];
+    // No signal proxy: a signal to the client ends the client, and the
+    // reaper removes the container. (Proxied, SIGTERM would reach the server
+    // as pid 1 of the container, which ignores it unless it set a handler.)
+    argv.extend(["--name".into(), OsString::from(&name), "--sig-proxy=false".into()]);
     argv.extend(art.argv.iter().map(OsString::from));
     argv.push(image.into());
     argv.extend(args.command.iter().cloned());
     plan.command_line = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     plan.argv = argv;
+    plan.reaper = Some((engine_path, name));
     Ok(plan)
+}
+
+/// A few random bytes from the kernel, hex: container names never repeat.
+fn nonce() -> String {
+    use std::io::Read as _;
+    let mut b = [0u8; 4];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Start time of a process (field 22 of /proc/PID/stat), to tell it from a
+/// later process with the same pid.
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19).map(str::to_owned)
+}
+
+/// Starts the container reaper for `--target docker`: a detached process
+/// (its own process group, stdio on /dev/null) that waits until `pid` (this
+/// process, about to become the engine's client) is gone, then removes the
+/// container. The engine keeps a container running when its client is
+/// SIGKILLed; `--rm` covers every other ending.
+fn spawn_reaper(engine: &Path, name: &str) -> std::io::Result<()> {
+    let pid = std::process::id();
+    let start = start_time(pid).unwrap_or_default();
+    std::process::Command::new(std::env::current_exe()?)
+        .arg("__run-reaper")
+        .arg(pid.to_string())
+        .arg(start)
+        .arg(engine)
+        .arg(name)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map(|_| ())
+}
+
+/// The reaper's body (`capgate __run-reaper PID START ENGINE NAME`).
+pub fn reaper(args: &[String]) -> ExitCode {
+    let [pid, start, engine, name] = args else {
+        return ExitCode::from(crate::diag::exit::USAGE);
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return ExitCode::from(crate::diag::exit::USAGE);
+    };
+    if !name.starts_with("capgate-run-") {
+        return ExitCode::from(crate::diag::exit::USAGE);
+    }
+    while start_time(pid).as_deref() == Some(start.as_str()) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let podman = Path::new(engine).file_name().is_some_and(|n| n == "podman");
+    let rm: &[&str] = if podman {
+        &["rm", "--force", "--time", "0", "--ignore"]
+    } else {
+        &["rm", "--force"]
+    };
+    let _ = std::process::Command::new(engine)
+        .args(rm)
+        .arg(name)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    ExitCode::from(crate::diag::exit::OK)
 }
 
 /// The docker target's seccomp profile: /etc/capgate/docker-seccomp.json when
