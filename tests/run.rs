@@ -767,3 +767,34 @@ fn docker_container_dies_with_its_client_even_on_sigkill() {
         );
     }
 }
+
+// ------------------------------------------------------------ examples/servers
+
+#[test]
+fn example_server_manifests_compile_and_are_documented() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/servers");
+    let readme = fs::read_to_string(dir.join("README.md")).unwrap();
+    let mut n = 0;
+    for e in fs::read_dir(&dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".json") {
+            continue;
+        }
+        n += 1;
+        let out = capgate()
+            .args(["compile", "--target", "bwrap"])
+            .arg(e.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["unenforceable"], serde_json::json!([]), "{name}");
+        assert!(readme.contains(&format!("capgate run examples/servers/{name}")), "{name} has no run command");
+        // No install layout in a reviewed manifest.
+        let text = fs::read_to_string(e.path()).unwrap();
+        for p in ["/opt/", "/usr/lib/node_modules", "venv", ".pyenv"] {
+            assert!(!text.contains(p), "{name} names an install path {p}");
+        }
+    }
+    assert_eq!(n, 5);
+}
