@@ -663,6 +663,10 @@ fn plan_docker(args: &RunArgs, user: Option<(u32, u32)>) -> Result<Plan, Vec<Dia
     if let Some((u, g)) = user {
         set.push(("user".into(), format!("{u}:{g}")));
     }
+    // --permissive with net declared: no network at all (issue 13), unless chosen.
+    if args.permissive && option(&set, "network").is_none() {
+        set.push(("network".into(), "none".into()));
+    }
     let out = compile(args, "docker", set)?;
     let Artifact::Argv(art) = &out.artifact else {
         unreachable!("docker is an argv target")
