@@ -55,7 +55,12 @@ fn stdio_passes_through_byte_for_byte() {
         });
         let out = child.wait_with_output().unwrap();
         writer.join().unwrap();
-        assert!(out.status.success(), "{label}: {:?} {}", out.status, text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{label}: {:?} {}",
+            out.status,
+            text(&out.stderr)
+        );
         let (got, other) = if label == "stdout" {
             (&out.stdout, &out.stderr)
         } else {
@@ -63,7 +68,11 @@ fn stdio_passes_through_byte_for_byte() {
         };
         assert_eq!(got.len(), input.len(), "{label}: length");
         assert!(*got == input, "{label}: bytes differ");
-        assert!(other.is_empty(), "{label}: other stream not empty: {}", text(other));
+        assert!(
+            other.is_empty(),
+            "{label}: other stream not empty: {}",
+            text(other)
+        );
     }
 }
 
@@ -108,7 +117,12 @@ fn exit_status_comes_back() {
     let m = empty(&dir);
     for code in [0, 1, 3, 4, 42, 125, 255] {
         let out = run(&m, &[], &["sh", "-c", &format!("exit {code}")]);
-        assert_eq!(out.status.code(), Some(code), "exit {code}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "exit {code}: {}",
+            text(&out.stderr)
+        );
     }
 }
 
@@ -207,13 +221,20 @@ fn never_host_root() {
         &[format!("fs:read,write,create:{}/**", data.display())],
     );
     // Default: host uid 65534 owns what the server creates.
-    let out = run(&m, &[], &["sh", "-c", &format!("echo x > {}/a; id -u", data.display())]);
+    let out = run(
+        &m,
+        &[],
+        &["sh", "-c", &format!("echo x > {}/a; id -u", data.display())],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(fs::metadata(data.join("a")).unwrap().uid(), 65534);
     // --user: that uid and gid.
     let d2 = dir.dir("data2", 0o755);
     chown(&d2, 4321, 4322);
-    let m2 = dir.manifest("uid2", &[format!("fs:read,write,create:{}/**", d2.display())]);
+    let m2 = dir.manifest(
+        "uid2",
+        &[format!("fs:read,write,create:{}/**", d2.display())],
+    );
     let out = run(
         &m2,
         &["--user", "4321:4322"],
@@ -250,8 +271,16 @@ fn host_root_is_refused_in_every_spelling() {
         &["--set", "launcher_uid=0"],
     ] {
         let out = run(&m, flags, &["id", "-u"]);
-        assert!(!out.status.success(), "{flags:?} ran: {}", text(&out.stdout));
-        assert!(out.stdout.is_empty(), "{flags:?}: stdout {}", text(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "{flags:?} ran: {}",
+            text(&out.stdout)
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{flags:?}: stdout {}",
+            text(&out.stdout)
+        );
         let err = text(&out.stderr);
         assert!(err.starts_with("capgate: "), "{flags:?}: {err}");
     }
@@ -261,34 +290,59 @@ fn host_root_is_refused_in_every_spelling() {
 
 #[test]
 fn writable_grant_not_writable_by_the_sandbox_user_is_a_warning() {
-    if !require_tools("writable_grant_not_writable_by_the_sandbox_user_is_a_warning", BASE) {
+    if !require_tools(
+        "writable_grant_not_writable_by_the_sandbox_user_is_a_warning",
+        BASE,
+    ) {
         return;
     }
     let dir = TempDir::new("warnw");
     let data = dir.dir("rootowned", 0o755);
     let m = dir.manifest("w", &[format!("fs:read,write:{}/**", data.display())]);
-    let out = run(&m, &[], &["sh", "-c", &format!("echo x > {}/f", data.display())]);
+    let out = run(
+        &m,
+        &[],
+        &["sh", "-c", &format!("echo x > {}/f", data.display())],
+    );
     let err = text(&out.stderr);
     let first = err.lines().next().unwrap_or_default();
-    assert!(first.starts_with("capgate: warning: writable grant"), "{err}");
+    assert!(
+        first.starts_with("capgate: warning: writable grant"),
+        "{err}"
+    );
     assert!(first.contains(&data.display().to_string()), "{err}");
-    assert!(first.contains(&format!("chown -R 65534:65534 {}", data.display())), "{err}");
+    assert!(
+        first.contains(&format!("chown -R 65534:65534 {}", data.display())),
+        "{err}"
+    );
     // And it really is not writable: the warning is true.
     assert!(!out.status.success());
     assert!(!data.join("f").exists());
     // Owned by another user: the fix names --user OWNER.
     chown(&data, 2345, 2346);
     let out = run(&m, &[], &["true"]);
-    assert!(text(&out.stderr).contains("--user 2345:2346"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--user 2345:2346"),
+        "{}",
+        text(&out.stderr)
+    );
     // Group-writable for the sandbox's gid, or other-writable: no warning.
     chown(&data, 2345, 65534);
     chmod(&data, 0o775);
     let out = run(&m, &[], &["true"]);
-    assert!(!text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
     chown(&data, 2345, 2346);
     chmod(&data, 0o777);
     let out = run(&m, &[], &["true"]);
-    assert!(!text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 // ------------------------------------------------------------ environment
@@ -301,12 +355,21 @@ fn environment_is_exactly_the_declared_names() {
     let dir = TempDir::new("env");
     let m = dir.manifest(
         "env",
-        &["env:read:CG_DECLARED".into(), "env:inject:CG_TOKEN".into(), "env:read:CG_MISSING".into()],
+        &[
+            "env:read:CG_DECLARED".into(),
+            "env:inject:CG_TOKEN".into(),
+            "env:read:CG_MISSING".into(),
+        ],
     );
     let out = capgate()
         .arg("run")
         .arg(&m)
-        .args(["--", "sh", "-c", "env; echo ---; tr '\\0' '\\n' < /proc/1/environ"])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "env; echo ---; tr '\\0' '\\n' < /proc/1/environ",
+        ])
         .env("CG_DECLARED", "value with spaces\tand tab")
         .env("CG_TOKEN", "tok-123")
         .env("CG_UNDECLARED", "undeclared-secret")
@@ -317,13 +380,19 @@ fn environment_is_exactly_the_declared_names() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let o = text(&out.stdout);
     let (server_env, pid1_env) = o.split_once("---\n").unwrap();
-    assert!(server_env.contains("CG_DECLARED=value with spaces\tand tab\n"), "{o}");
+    assert!(
+        server_env.contains("CG_DECLARED=value with spaces\tand tab\n"),
+        "{o}"
+    );
     assert!(server_env.contains("CG_TOKEN=tok-123\n"), "{o}");
     for absent in ["CG_UNDECLARED", "undeclared-secret", "CG_MISSING"] {
         assert!(!o.contains(absent), "{absent} inside: {o}");
     }
     // bwrap's pid 1 (the reaper) holds none of the launcher's variables.
-    assert!(!pid1_env.contains("tok-123") && !pid1_env.contains("CG_"), "pid 1: {pid1_env}");
+    assert!(
+        !pid1_env.contains("tok-123") && !pid1_env.contains("CG_"),
+        "pid 1: {pid1_env}"
+    );
     let names: Vec<&str> = server_env
         .lines()
         .filter_map(|l| l.split_once('=').map(|(k, _)| k))
@@ -331,13 +400,23 @@ fn environment_is_exactly_the_declared_names() {
         .collect();
     for n in &names {
         assert!(
-            ["CG_DECLARED", "CG_TOKEN", "PATH", "HOME", "PWD", "SHLVL", "_"].contains(n),
+            [
+                "CG_DECLARED",
+                "CG_TOKEN",
+                "PATH",
+                "HOME",
+                "PWD",
+                "SHLVL",
+                "_"
+            ]
+            .contains(n),
             "undeclared variable {n} inside: {o}"
         );
     }
     let err = text(&out.stderr);
     assert!(
-        err.lines().any(|l| l.starts_with("capgate: warning: ") && l.contains("CG_MISSING")),
+        err.lines()
+            .any(|l| l.starts_with("capgate: warning: ") && l.contains("CG_MISSING")),
         "{err}"
     );
 }
@@ -346,7 +425,10 @@ fn environment_is_exactly_the_declared_names() {
 
 #[test]
 fn python_venv_and_node_package_are_launcher_grants() {
-    if !require_tools("python_venv_and_node_package_are_launcher_grants", &["bwrap", "setpriv", "python3", "node"]) {
+    if !require_tools(
+        "python_venv_and_node_package_are_launcher_grants",
+        &["bwrap", "setpriv", "python3", "node"],
+    ) {
         return;
     }
     let dir = TempDir::new("grants");
@@ -358,10 +440,18 @@ fn python_venv_and_node_package_are_launcher_grants() {
         return;
     }
     let venv = dir.dir("venv", 0o755);
-    dir.file("venv/pyvenv.cfg", "home = /usr/bin\ninclude-system-site-packages = false\n", 0o644);
+    dir.file(
+        "venv/pyvenv.cfg",
+        "home = /usr/bin\ninclude-system-site-packages = false\n",
+        0o644,
+    );
     dir.dir("venv/bin", 0o755);
     std::os::unix::fs::symlink(py, venv.join("bin/python3")).unwrap();
-    dir.file("venv/lib/mod_of_server.py", "WORD = 'from the venv'\n", 0o644);
+    dir.file(
+        "venv/lib/mod_of_server.py",
+        "WORD = 'from the venv'\n",
+        0o644,
+    );
     let tool = dir.file(
         "venv/bin/tool",
         &format!(
@@ -374,7 +464,10 @@ fn python_venv_and_node_package_are_launcher_grants() {
     );
     let data = dir.dir("venv/data", 0o755);
     chown(&data, 65534, 65534);
-    let m = dir.manifest("py", &[format!("fs:read,write,create:{}/**", data.display())]);
+    let m = dir.manifest(
+        "py",
+        &[format!("fs:read,write,create:{}/**", data.display())],
+    );
     let report = dir.join("report.json");
     let out = run(
         &m,
@@ -382,29 +475,62 @@ fn python_venv_and_node_package_are_launcher_grants() {
         &[&tool.display().to_string()],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "from the venv\nFalse\n", "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "from the venv\nFalse\n",
+        "{}",
+        text(&out.stderr)
+    );
     let err = text(&out.stderr);
     assert!(
-        err.contains(&format!("capgate: launcher grant: read-only {} (python venv", venv.display())),
+        err.contains(&format!(
+            "capgate: launcher grant: read-only {} (python venv",
+            venv.display()
+        )),
         "{err}"
     );
     let r: serde_json::Value = serde_json::from_str(&fs::read_to_string(&report).unwrap()).unwrap();
     let grants = r["launcherGrants"].as_array().unwrap();
-    assert!(grants.iter().any(|g| g["path"] == venv.display().to_string()), "{r}");
+    assert!(
+        grants
+            .iter()
+            .any(|g| g["path"] == venv.display().to_string()),
+        "{r}"
+    );
     // The grant is read-only, and the declared write inside it still works.
     let out = run(
         &m,
         &[],
-        &["sh", "-c", &format!("echo x > {}/y && ! touch {}/bin/evil", data.display(), venv.display())],
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "echo x > {}/y && ! touch {}/bin/evil",
+                data.display(),
+                venv.display()
+            ),
+        ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!venv.join("bin/evil").exists());
 
     // A node package behind a bin symlink: bin/x -> ../lib/node_modules/pkg/index.js.
     let pkg = dir.dir("npm/lib/node_modules/@scope/pkg", 0o755);
-    dir.file("npm/lib/node_modules/@scope/pkg/package.json", "{\"name\":\"@scope/pkg\"}", 0o644);
-    dir.file("npm/lib/node_modules/@scope/pkg/node_modules/dep/index.js", "module.exports = 'dep ok';\n", 0o644);
-    dir.file("npm/lib/node_modules/@scope/pkg/node_modules/dep/package.json", "{\"name\":\"dep\"}", 0o644);
+    dir.file(
+        "npm/lib/node_modules/@scope/pkg/package.json",
+        "{\"name\":\"@scope/pkg\"}",
+        0o644,
+    );
+    dir.file(
+        "npm/lib/node_modules/@scope/pkg/node_modules/dep/index.js",
+        "module.exports = 'dep ok';\n",
+        0o644,
+    );
+    dir.file(
+        "npm/lib/node_modules/@scope/pkg/node_modules/dep/package.json",
+        "{\"name\":\"dep\"}",
+        0o644,
+    );
     dir.file(
         "npm/lib/node_modules/@scope/pkg/index.js",
         &format!(
@@ -421,8 +547,14 @@ fn python_venv_and_node_package_are_launcher_grants() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "dep ok\nfalse\n");
     let err = text(&out.stderr);
-    assert!(err.contains(&format!("read-only {} (node package", pkg.display())), "{err}");
-    assert!(err.contains(&format!("symlink {} -> ../lib", bin.display())), "{err}");
+    assert!(
+        err.contains(&format!("read-only {} (node package", pkg.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("symlink {} -> ../lib", bin.display())),
+        "{err}"
+    );
     // Only the package: a sibling package is not readable.
     let out = run(
         &empty(&dir),
@@ -433,7 +565,12 @@ fn python_venv_and_node_package_are_launcher_grants() {
     let out = run(
         &empty(&dir),
         &[],
-        &["cat", &dir.join("npm/lib/node_modules/other/secret.js").display().to_string()],
+        &[
+            "cat",
+            &dir.join("npm/lib/node_modules/other/secret.js")
+                .display()
+                .to_string(),
+        ],
     );
     assert!(!out.status.success());
 }
@@ -468,10 +605,17 @@ fn broad_runtime_grants_and_downloaders_are_refused() {
     ] {
         let out = run(&m, &[], cmd);
         assert_eq!(out.status.code(), Some(125), "{cmd:?}");
-        assert!(text(&out.stderr).starts_with("capgate: RUN_DOWNLOADER: "), "{cmd:?}");
+        assert!(
+            text(&out.stderr).starts_with("capgate: RUN_DOWNLOADER: "),
+            "{cmd:?}"
+        );
         assert!(out.stdout.is_empty());
     }
-    let out = run(&m, &[], &["npx", "-y", "@modelcontextprotocol/server-memory"]);
+    let out = run(
+        &m,
+        &[],
+        &["npx", "-y", "@modelcontextprotocol/server-memory"],
+    );
     insta::assert_snapshot!("run_downloader_npx", text(&out.stderr));
 }
 
@@ -486,7 +630,10 @@ impl Drop for HomeGuard {
 
 #[test]
 fn clock_tzdata_gives_the_hosts_zone() {
-    if !require_tools("clock_tzdata_gives_the_hosts_zone", &["bwrap", "setpriv", "unshare", "mount", "date"]) {
+    if !require_tools(
+        "clock_tzdata_gives_the_hosts_zone",
+        &["bwrap", "setpriv", "unshare", "mount", "date"],
+    ) {
         return;
     }
     let zone = "Europe/Warsaw";
@@ -541,7 +688,10 @@ fn failures_are_one_clear_line() {
         ),
         (
             "missing writable bind source",
-            dir.manifest("missw", &[format!("fs:read,write:{}/**", missing.display())]),
+            dir.manifest(
+                "missw",
+                &[format!("fs:read,write:{}/**", missing.display())],
+            ),
             vec![],
             vec!["true"],
             "capgate: RUN_BIND_SOURCE: ",
@@ -577,7 +727,11 @@ fn failures_are_one_clear_line() {
     ];
     for (label, m, env, cmd, want) in cases {
         let mut c = capgate();
-        c.arg("run").arg(&m).arg("--").args(&cmd).stdin(Stdio::null());
+        c.arg("run")
+            .arg(&m)
+            .arg("--")
+            .args(&cmd)
+            .stdin(Stdio::null());
         for e in &env {
             let (k, v) = e.split_once('=').unwrap();
             c.env(k, v);
@@ -585,16 +739,28 @@ fn failures_are_one_clear_line() {
         let out = c.output().unwrap();
         let err = text(&out.stderr);
         assert!(!out.status.success(), "{label}");
-        assert!(out.stdout.is_empty(), "{label}: stdout {}", text(&out.stdout));
+        assert!(
+            out.stdout.is_empty(),
+            "{label}: stdout {}",
+            text(&out.stdout)
+        );
         assert!(err.starts_with(want), "{label}: {err}");
         let snap = format!("run_error_{}", label.replace(' ', "_"));
         insta::assert_snapshot!(snap, norm(&out.stderr, &dir));
     }
     // --permissive runs a network manifest with no network, and says so.
     let m = dir.manifest("net2", &["net:connect:api.example.com:443".into()]);
-    let out = run(&m, &["--permissive"], &["sh", "-c", "cat /proc/net/dev | wc -l"]);
+    let out = run(
+        &m,
+        &["--permissive"],
+        &["sh", "-c", "cat /proc/net/dev | wc -l"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("runs with no network"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("runs with no network"),
+        "{}",
+        text(&out.stderr)
+    );
     // Only the loopback device (2 header lines + lo).
     assert_eq!(text(&out.stdout).trim(), "3");
 }
@@ -655,7 +821,10 @@ fn busybox_image(conf: &Path) -> String {
 
 #[test]
 fn docker_target_runs_with_the_installed_engine() {
-    if !require_tools("docker_target_runs_with_the_installed_engine", &["podman", "runc", "tar", "busybox"]) {
+    if !require_tools(
+        "docker_target_runs_with_the_installed_engine",
+        &["podman", "runc", "tar", "busybox"],
+    ) {
         return;
     }
     let dir = TempDir::new("docker");
@@ -664,7 +833,10 @@ fn docker_target_runs_with_the_installed_engine() {
     let data = dir.dir("data", 0o755);
     let m = dir.manifest(
         "docker",
-        &["env:read:CG_DECLARED".into(), format!("fs:read,write,create:{}/**", data.display())],
+        &[
+            "env:read:CG_DECLARED".into(),
+            format!("fs:read,write,create:{}/**", data.display()),
+        ],
     );
     let docker = |flags: &[&str], cmd: &[&str], stdin: &[u8]| {
         let mut c = capgate();
@@ -688,30 +860,52 @@ fn docker_target_runs_with_the_installed_engine() {
     let input: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
     let out = docker(&[], &["sh", "-c", "cat; exit 5"], &input);
     assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
-    assert!(out.stdout == input, "stdout differs ({} bytes)", out.stdout.len());
+    assert!(
+        out.stdout == input,
+        "stdout differs ({} bytes)",
+        out.stdout.len()
+    );
     // The data directory is root's: a warning names it and the fix.
     let err = text(&out.stderr);
     assert!(
-        err.contains(&format!("writable mount {} is not writable", data.display())),
+        err.contains(&format!(
+            "writable mount {} is not writable",
+            data.display()
+        )),
         "{err}"
     );
     // Environment: the declared name only.
-    let out = docker(&["--user", "4321:4321"], &["sh", "-c", &format!("env; touch {}/x", data.display())], b"");
+    let out = docker(
+        &["--user", "4321:4321"],
+        &["sh", "-c", &format!("env; touch {}/x", data.display())],
+        b"",
+    );
     let o = text(&out.stdout);
     assert!(o.contains("CG_DECLARED=declared value"), "{o}");
     assert!(!o.contains("undeclared-secret"), "{o}");
     // --user: the container's host uid; the warning said so, the write failed.
     assert!(!out.status.success());
     chown(&data, 4321, 4321);
-    let out = docker(&["--user", "4321:4321"], &["touch", &format!("{}/y", data.display())], b"");
+    let out = docker(
+        &["--user", "4321:4321"],
+        &["touch", &format!("{}/y", data.display())],
+        b"",
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(fs::metadata(data.join("y")).unwrap().uid(), 4321);
-    assert!(!text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn docker_container_dies_with_its_client_even_on_sigkill() {
-    if !require_tools("docker_container_dies_with_its_client_even_on_sigkill", &["podman", "runc", "tar", "busybox"]) {
+    if !require_tools(
+        "docker_container_dies_with_its_client_even_on_sigkill",
+        &["podman", "runc", "tar", "busybox"],
+    ) {
         return;
     }
     let dir = TempDir::new("dockerkill");
@@ -789,7 +983,10 @@ fn example_server_manifests_compile_and_are_documented() {
         assert!(out.status.success(), "{name}: {}", text(&out.stderr));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["unenforceable"], serde_json::json!([]), "{name}");
-        assert!(readme.contains(&format!("capgate run examples/servers/{name}")), "{name} has no run command");
+        assert!(
+            readme.contains(&format!("capgate run examples/servers/{name}")),
+            "{name} has no run command"
+        );
         // No install layout in a reviewed manifest.
         let text = fs::read_to_string(e.path()).unwrap();
         for p in ["/opt/", "/usr/lib/node_modules", "venv", ".pyenv"] {

@@ -36,7 +36,10 @@ fn require_servers(test: &str, files: &[&str]) -> bool {
     }
     for f in files.iter().chain(&["venv/bin/python"]) {
         if !prefix().join(f).exists() {
-            missing.push(format!("{} (installed by .ci/run)", prefix().join(f).display()));
+            missing.push(format!(
+                "{} (installed by .ci/run)",
+                prefix().join(f).display()
+            ));
         }
     }
     require(test, missing)
@@ -46,7 +49,10 @@ fn require_servers(test: &str, files: &[&str]) -> bool {
 fn drive(dir: &TempDir, spec: Value, cmd: &[String]) -> Value {
     let path = dir.join(&format!("spec-{}.json", unique()));
     let mut spec = spec;
-    spec["errlog"] = json!(dir.join(&format!("stderr-{}.log", unique())).display().to_string());
+    spec["errlog"] = json!(dir
+        .join(&format!("stderr-{}.log", unique()))
+        .display()
+        .to_string());
     fs::write(&path, spec.to_string()).unwrap();
     let out = Command::new(prefix().join("venv/bin/python"))
         .arg(DRIVE)
@@ -69,14 +75,21 @@ fn drive(dir: &TempDir, spec: Value, cmd: &[String]) -> Value {
 
 /// Every check passed and the server started.
 fn assert_all_pass(summary: &Value) {
-    assert_eq!(summary["started"], true, "server did not start: {summary:#}");
+    assert_eq!(
+        summary["started"], true,
+        "server did not start: {summary:#}"
+    );
     let failed: Vec<&Value> = summary["checks"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|c| c["pass"] != true)
         .collect();
-    assert!(failed.is_empty(), "failed checks: {failed:#?}\nstderr: {}", summary["stderr_tail"]);
+    assert!(
+        failed.is_empty(),
+        "failed checks: {failed:#?}\nstderr: {}",
+        summary["stderr_tail"]
+    );
 }
 
 fn capgate_run(manifest: &Path, flags: &[&str], cmd: &[&str]) -> Vec<String> {
@@ -91,7 +104,12 @@ fn capgate_run(manifest: &Path, flags: &[&str], cmd: &[&str]) -> Vec<String> {
     v
 }
 
-fn manifest(dir: &TempDir, name: &str, server: &[String], tools: &[(&str, Vec<String>)]) -> PathBuf {
+fn manifest(
+    dir: &TempDir,
+    name: &str,
+    server: &[String],
+    tools: &[(&str, Vec<String>)],
+) -> PathBuf {
     let tools: Vec<Value> = tools
         .iter()
         .map(|(n, caps)| json!({"name": n, "capabilities": caps}))
@@ -110,7 +128,10 @@ fn call(name: &str, tool: &str, args: Value, expect: &str) -> Value {
 #[test]
 fn filesystem_server_given_root_reaches_only_the_grants() {
     let bin = "npm/bin/mcp-server-filesystem";
-    if !require_servers("filesystem_server_given_root_reaches_only_the_grants", &[bin]) {
+    if !require_servers(
+        "filesystem_server_given_root_reaches_only_the_grants",
+        &[bin],
+    ) {
         return;
     }
     let dir = TempDir::new("fs");
@@ -127,11 +148,20 @@ fn filesystem_server_given_root_reaches_only_the_grants() {
         "filesystem",
         &[],
         &[
-            ("read_text_file", vec![format!("fs:read:{g}/**"), format!("fs:read:{r}/**")]),
-            ("list_directory", vec![format!("fs:read:{g}/**"), format!("fs:read:{r}/**")]),
+            (
+                "read_text_file",
+                vec![format!("fs:read:{g}/**"), format!("fs:read:{r}/**")],
+            ),
+            (
+                "list_directory",
+                vec![format!("fs:read:{g}/**"), format!("fs:read:{r}/**")],
+            ),
             ("write_file", vec![format!("fs:read,write,create:{g}/**")]),
             ("create_directory", vec![format!("fs:create:{g}/**")]),
-            ("move_file", vec![format!("fs:read,write,create,delete:{g}/**")]),
+            (
+                "move_file",
+                vec![format!("fs:read,write,create,delete:{g}/**")],
+            ),
         ],
     );
     let spec = json!({"label": "filesystem", "env": {}, "calls": [
@@ -157,10 +187,16 @@ fn filesystem_server_given_root_reaches_only_the_grants() {
     let s = drive(&dir, spec, &capgate_run(&m, &[], &[&server, "/"]));
     assert_all_pass(&s);
     // On the host: the write landed, owned by the sandbox's uid; nothing else changed.
-    assert_eq!(fs::read_to_string(rw.join("new.txt")).unwrap(), "written in the sandbox");
+    assert_eq!(
+        fs::read_to_string(rw.join("new.txt")).unwrap(),
+        "written in the sandbox"
+    );
     assert_eq!(fs::metadata(rw.join("new.txt")).unwrap().uid(), 65534);
     assert!(rw.join("sub").is_dir());
-    assert_eq!(fs::read_to_string(ro.join("readme.txt")).unwrap(), "read only data");
+    assert_eq!(
+        fs::read_to_string(ro.join("readme.txt")).unwrap(),
+        "read only data"
+    );
     for p in ["ro/evil.txt", "ro/moved.txt", "outside/planted.txt"] {
         assert!(!dir.join(p).exists(), "{p} exists");
     }
@@ -171,7 +207,10 @@ fn filesystem_server_given_root_reaches_only_the_grants() {
 #[test]
 fn memory_server_gets_memory_file_path_from_the_clients_env() {
     let bin = "npm/bin/mcp-server-memory";
-    if !require_servers("memory_server_gets_memory_file_path_from_the_clients_env", &[bin]) {
+    if !require_servers(
+        "memory_server_gets_memory_file_path_from_the_clients_env",
+        &[bin],
+    ) {
         return;
     }
     let dir = TempDir::new("mem");
@@ -184,7 +223,10 @@ fn memory_server_gets_memory_file_path_from_the_clients_env() {
         "memory",
         &["env:read:MEMORY_FILE_PATH".into()],
         &[
-            ("create_entities", vec![format!("fs:read,write,create:{d}/**")]),
+            (
+                "create_entities",
+                vec![format!("fs:read,write,create:{d}/**")],
+            ),
             ("read_graph", vec![format!("fs:read:{d}/**")]),
             ("search_nodes", vec![format!("fs:read:{d}/**")]),
         ],
@@ -233,7 +275,10 @@ fn time_server_runs_from_its_venv_with_the_hosts_zone() {
         &dir,
         "time",
         &["clock:tzdata".into()],
-        &[("get_current_time", vec!["clock:tzdata".into()]), ("convert_time", vec!["clock:tzdata".into()])],
+        &[
+            ("get_current_time", vec!["clock:tzdata".into()]),
+            ("convert_time", vec!["clock:tzdata".into()]),
+        ],
     );
     let server = prefix().join(bin).display().to_string();
     let spec = json!({"label": "time", "env": {}, "calls": [
@@ -247,14 +292,27 @@ fn time_server_runs_from_its_venv_with_the_hosts_zone() {
         m.display(),
         server
     );
-    let cmd: Vec<String> = ["unshare", "--mount", "--propagation", "private", "sh", "-c", &script]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let cmd: Vec<String> = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let s = drive(&dir, spec, &cmd);
     assert_all_pass(&s);
-    let desc = s["descriptions"]["get_current_time"].as_str().unwrap_or_default();
-    assert!(desc.contains("'Europe/Warsaw'"), "local zone not seen: {desc}");
+    let desc = s["descriptions"]["get_current_time"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        desc.contains("'Europe/Warsaw'"),
+        "local zone not seen: {desc}"
+    );
 }
 
 // ------------------------------------------------------------------ git
@@ -263,7 +321,14 @@ fn git(repo: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.test", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.test",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .output()
         .unwrap();
@@ -274,10 +339,13 @@ fn git(repo: &Path, args: &[&str]) -> String {
 #[test]
 fn git_server_cannot_commit_to_a_read_only_repo() {
     let bin = "venv/bin/mcp-server-git";
-    if !require_servers("git_server_cannot_commit_to_a_read_only_repo", &[bin]) || which("git").is_none() && !require(
-        "git_server_cannot_commit_to_a_read_only_repo",
-        vec!["`git`".into()],
-    ) {
+    if !require_servers("git_server_cannot_commit_to_a_read_only_repo", &[bin])
+        || which("git").is_none()
+            && !require(
+                "git_server_cannot_commit_to_a_read_only_repo",
+                vec!["`git`".into()],
+            )
+    {
         return;
     }
     let dir = TempDir::new("git");
@@ -290,7 +358,10 @@ fn git_server_cannot_commit_to_a_read_only_repo() {
         git(r, &["commit", "-q", "-m", msg]);
     }
     fs::write(repo.join("a.txt"), "line1\nline2\n").unwrap();
-    let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(&dir.path).status();
+    let _ = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&dir.path)
+        .status();
     let state = |r: &Path| {
         (
             git(r, &["rev-parse", "HEAD"]),
@@ -344,7 +415,9 @@ fn fetch_server_network_is_refused_until_issue_13() {
     let server = prefix().join(bin).display().to_string();
     let out = run(&m, &[], &[&server]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(text(&out.stderr).starts_with("capgate: RUN_NETWORK: network is not supported by capgate run yet (issue 13)"));
+    assert!(text(&out.stderr).starts_with(
+        "capgate: RUN_NETWORK: network is not supported by capgate run yet (issue 13)"
+    ));
     // --permissive: the server starts, with no network at all.
     let spec = json!({"label": "fetch", "env": {}, "calls": [
         call("DENY fetch (no network)", "fetch", json!({"url": "https://docs.example.test/"}), "deny"),

@@ -55,7 +55,13 @@ pub struct RunArgs {
     pub manifest: String,
     /// Sandbox to run in: bwrap, or docker (runs with podman or docker, whichever is installed).
     /// Example: --target docker --image localhost/mcp-node
-    #[arg(long, short = 't', value_enum, default_value = "bwrap", value_name = "TARGET")]
+    #[arg(
+        long,
+        short = 't',
+        value_enum,
+        default_value = "bwrap",
+        value_name = "TARGET"
+    )]
     pub target: RunTarget,
     /// Run even when part of the manifest cannot be enforced or provided (e.g. network,
     /// which then is not available at all); every such part is a warning on stderr.
@@ -153,10 +159,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 .exec();
             fail(Diagnostic::new(
                 Code::RunStart,
-                format!(
-                    "cannot start {}: {e}",
-                    Path::new(&plan.argv[0]).display()
-                ),
+                format!("cannot start {}: {e}", Path::new(&plan.argv[0]).display()),
             ))
         }
         Err(d) => report(&d, ErrorFormat::Text),
@@ -169,7 +172,12 @@ fn fail(d: Diagnostic) -> ExitCode {
 
 fn describe_grant(g: &Grant) -> String {
     match &g.target {
-        Some(t) => format!("symlink {} -> {} ({})", g.path.display(), t.display(), g.why),
+        Some(t) => format!(
+            "symlink {} -> {} ({})",
+            g.path.display(),
+            t.display(),
+            g.why
+        ),
         None => format!("read-only {} ({})", g.path.display(), g.why),
     }
 }
@@ -230,7 +238,11 @@ fn parse_user(text: &str) -> Result<(u32, u32), Diagnostic> {
     }
 }
 
-fn compile(args: &RunArgs, target: &str, set: Vec<(String, String)>) -> Result<Output, Vec<Diagnostic>> {
+fn compile(
+    args: &RunArgs,
+    target: &str,
+    set: Vec<(String, String)>,
+) -> Result<Output, Vec<Diagnostic>> {
     let compiler = Compiler::new(&Assets::default(), target)?;
     let bytes = read_input(&args.manifest).map_err(|d| vec![d])?;
     let settings = Settings {
@@ -244,7 +256,10 @@ fn compile(args: &RunArgs, target: &str, set: Vec<(String, String)>) -> Result<O
 pub fn plan(args: &RunArgs) -> Result<Plan, Vec<Diagnostic>> {
     runtime::check_downloader(&args.command).map_err(|d| vec![d])?;
     if args.command[0].is_empty() {
-        return Err(vec![Diagnostic::new(Code::RunCommand, "the command is empty")]);
+        return Err(vec![Diagnostic::new(
+            Code::RunCommand,
+            "the command is empty",
+        )]);
     }
     let root = current_uid() == Some(0);
     let user = match &args.user {
@@ -265,10 +280,17 @@ pub fn plan(args: &RunArgs) -> Result<Plan, Vec<Diagnostic>> {
 }
 
 fn option<'a>(set: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    set.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    set.iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
-fn plan_bwrap(args: &RunArgs, root: bool, user: Option<(u32, u32)>) -> Result<Plan, Vec<Diagnostic>> {
+fn plan_bwrap(
+    args: &RunArgs,
+    root: bool,
+    user: Option<(u32, u32)>,
+) -> Result<Plan, Vec<Diagnostic>> {
     let mut set = args.set.clone();
     if root {
         if option(&set, "root_launcher").is_some_and(|v| v != "true") {
@@ -276,7 +298,9 @@ fn plan_bwrap(args: &RunArgs, root: bool, user: Option<(u32, u32)>) -> Result<Pl
                 Code::RunUser,
                 "--set root_launcher=false under root would run the sandbox as host root",
             )
-            .with_help("leave root_launcher alone; choose the sandbox's host uid with --user UID[:GID]")]);
+            .with_help(
+                "leave root_launcher alone; choose the sandbox's host uid with --user UID[:GID]",
+            )]);
         }
         if let Some((u, g)) = user {
             set.push(("launcher_uid".into(), u.to_string()));
@@ -302,7 +326,10 @@ fn plan_bwrap(args: &RunArgs, root: bool, user: Option<(u32, u32)>) -> Result<Pl
             g.and_then(|v| v.parse().ok()).unwrap_or(65534),
         )
     } else {
-        (current_uid().unwrap_or(65534), current_gid().unwrap_or(65534))
+        (
+            current_uid().unwrap_or(65534),
+            current_gid().unwrap_or(65534),
+        )
     };
     plan.sandbox_user = format!("host uid {uid}, gid {gid}");
 
@@ -315,11 +342,11 @@ fn plan_bwrap(args: &RunArgs, root: bool, user: Option<(u32, u32)>) -> Result<Pl
         .with_help("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap)")]
     })?;
     let launcher = art.launcher.clone().unwrap_or_default();
-    for tool in launcher.iter().take(1).chain(
-        launcher
-            .iter()
-            .filter(|t| t.as_str() == "setpriv"),
-    ) {
+    for tool in launcher
+        .iter()
+        .take(1)
+        .chain(launcher.iter().filter(|t| t.as_str() == "setpriv"))
+    {
         // env -i runs setpriv with the default search path /bin:/usr/bin.
         let found = if tool == "setpriv" {
             ["/bin/setpriv", "/usr/bin/setpriv"]
@@ -382,7 +409,10 @@ fn plan_bwrap(args: &RunArgs, root: bool, user: Option<(u32, u32)>) -> Result<Pl
         argv.extend(g.bwrap_args());
     }
     argv.extend(art.argv[split..].iter().map(OsString::from));
-    let mut shown: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut shown: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
 
     // Declared environment, valued from our own environment.
     for name in &art.env_injections {
@@ -414,7 +444,11 @@ fn plan_bwrap(args: &RunArgs, root: bool, user: Option<(u32, u32)>) -> Result<Pl
     argv.push(exe.clone().into_os_string());
     shown.push(exe.to_string_lossy().into_owned());
     argv.extend(args.command[1..].iter().cloned());
-    shown.extend(args.command[1..].iter().map(|a| a.to_string_lossy().into_owned()));
+    shown.extend(
+        args.command[1..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
 
     plan.launcher_grants = finder.grants;
     plan.command_line = shown;
@@ -434,7 +468,11 @@ impl Plan {
 }
 
 /// Notes, network and unenforceable parts: the same for every target.
-fn common_checks(args: &RunArgs, art: &ArgvArtifact, plan: &mut Plan) -> Result<(), Vec<Diagnostic>> {
+fn common_checks(
+    args: &RunArgs,
+    art: &ArgvArtifact,
+    plan: &mut Plan,
+) -> Result<(), Vec<Diagnostic>> {
     plan.notes = art.notes.clone();
     if !art.egress.is_empty() {
         let hosts: Vec<String> = art
@@ -460,7 +498,11 @@ fn common_checks(args: &RunArgs, art: &ArgvArtifact, plan: &mut Plan) -> Result<
         ));
     }
     for u in &art.unenforceable {
-        let caps: Vec<String> = u.capabilities.iter().map(|c| c.capability.clone()).collect();
+        let caps: Vec<String> = u
+            .capabilities
+            .iter()
+            .map(|c| c.capability.clone())
+            .collect();
         let line = format!("{} ({})", caps.join(", "), u.reason);
         plan.warnings
             .push(format!("--permissive: not enforced by this run: {line}"));
@@ -491,9 +533,7 @@ fn host_path() -> String {
 /// The number of leading argv elements that come from the `sandbox` slot
 /// (namespaces, identity, baseline mounts): the launcher grants go after them.
 fn sandbox_prefix_len(out: &Output) -> usize {
-    let slot = |owner: &Option<usize>| {
-        owner.map(|i| out.trace.lowered.fragments[i].slot.as_str())
-    };
+    let slot = |owner: &Option<usize>| owner.map(|i| out.trace.lowered.fragments[i].slot.as_str());
     out.trace
         .elements
         .iter()
@@ -539,7 +579,12 @@ fn declared_sources(argv: &[String]) -> Vec<PathBuf> {
     while i < argv.len() {
         if matches!(
             argv[i].as_str(),
-            "--bind" | "--ro-bind" | "--bind-try" | "--ro-bind-try" | "--dev-bind" | "--dev-bind-try"
+            "--bind"
+                | "--ro-bind"
+                | "--bind-try"
+                | "--ro-bind-try"
+                | "--dev-bind"
+                | "--dev-bind-try"
         ) && i + 2 < argv.len()
         {
             out.push(PathBuf::from(&argv[i + 1]));
@@ -553,7 +598,12 @@ fn declared_sources(argv: &[String]) -> Vec<PathBuf> {
 
 /// Missing bind sources are errors; writable grants the sandbox user cannot
 /// write and read grants it cannot read are warnings naming the fix.
-fn preflight_binds(argv: &[String], uid: u32, gid: u32, plan: &mut Plan) -> Result<(), Vec<Diagnostic>> {
+fn preflight_binds(
+    argv: &[String],
+    uid: u32,
+    gid: u32,
+    plan: &mut Plan,
+) -> Result<(), Vec<Diagnostic>> {
     let mut i = 0;
     while i < argv.len() {
         let flag = argv[i].as_str();
@@ -590,12 +640,18 @@ fn preflight_binds(argv: &[String], uid: u32, gid: u32, plan: &mut Plan) -> Resu
             let (ou, og) = meta.as_ref().map_or((0, 0), |m| (m.uid(), m.gid()));
             let fix = if write {
                 if ou != 0 {
-                    format!("chown -R {uid}:{gid} {0}, or run with --user {ou}:{og} (its owner)", src.display())
+                    format!(
+                        "chown -R {uid}:{gid} {0}, or run with --user {ou}:{og} (its owner)",
+                        src.display()
+                    )
                 } else {
                     format!("chown -R {uid}:{gid} {}", src.display())
                 }
             } else {
-                format!("chmod o+rX {} and its parent directories, or use --user", src.display())
+                format!(
+                    "chmod o+rX {} and its parent directories, or use --user",
+                    src.display()
+                )
             };
             plan.warnings.push(format!(
                 "{} grant {} is not {} by the sandbox's host uid {uid} (owner {ou}:{og}); fix: {fix}",
@@ -649,7 +705,10 @@ fn plan_docker(args: &RunArgs, user: Option<(u32, u32)>) -> Result<Plan, Vec<Dia
         .ok_or_else(|| {
             vec![Diagnostic::new(
                 Code::RunStart,
-                format!("neither podman nor docker is installed (not found on PATH={})", host_path()),
+                format!(
+                    "neither podman nor docker is installed (not found on PATH={})",
+                    host_path()
+                ),
             )]
         })?;
     let mut set = args.set.clone();
@@ -731,11 +790,18 @@ fn plan_docker(args: &RunArgs, user: Option<(u32, u32)>) -> Result<Plan, Vec<Dia
     // No signal proxy: a signal to the client ends the client, and the
     // reaper removes the container. (Proxied, SIGTERM would reach the server
     // as pid 1 of the container, which ignores it unless it set a handler.)
-    argv.extend(["--name".into(), OsString::from(&name), "--sig-proxy=false".into()]);
+    argv.extend([
+        "--name".into(),
+        OsString::from(&name),
+        "--sig-proxy=false".into(),
+    ]);
     argv.extend(art.argv.iter().map(OsString::from));
     argv.push(image.into());
     argv.extend(args.command.iter().cloned());
-    plan.command_line = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    plan.command_line = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     plan.argv = argv;
     plan.reaper = Some((engine_path, name));
     Ok(plan)
@@ -824,7 +890,10 @@ fn seccomp_profile_path() -> Result<PathBuf, Diagnostic> {
     let err = |e: std::io::Error| {
         Diagnostic::new(
             Code::RunStart,
-            format!("cannot write the seccomp profile below {}: {e}", dir.display()),
+            format!(
+                "cannot write the seccomp profile below {}: {e}",
+                dir.display()
+            ),
         )
     };
     match std::fs::symlink_metadata(&dir) {
@@ -836,7 +905,10 @@ fn seccomp_profile_path() -> Result<PathBuf, Diagnostic> {
         }
         Err(_) => {
             use std::os::unix::fs::DirBuilderExt as _;
-            std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(err)?;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&dir)
+                .map_err(err)?;
         }
     }
     let hash = sha2::Sha256::digest(SECCOMP_PROFILE.as_bytes());
@@ -863,13 +935,29 @@ mod tests {
     fn user_parsing() {
         assert_eq!(parse_user("1000").unwrap(), (1000, 1000));
         assert_eq!(parse_user("1000:100").unwrap(), (1000, 100));
-        for bad in ["0", "0:0", "1000:0", "00", "+1", "0x10", "root", "", ":", "1:", "-1", "4294967295"] {
+        for bad in [
+            "0",
+            "0:0",
+            "1000:0",
+            "00",
+            "+1",
+            "0x10",
+            "root",
+            "",
+            ":",
+            "1:",
+            "-1",
+            "4294967295",
+        ] {
             assert!(parse_user(bad).is_err(), "{bad} accepted");
         }
     }
 
     #[test]
     fn shell_words_quote() {
-        assert_eq!(shell_words(&["a".into(), "b c".into(), "".into()]), "a 'b c' ''");
+        assert_eq!(
+            shell_words(&["a".into(), "b c".into(), "".into()]),
+            "a 'b c' ''"
+        );
     }
 }

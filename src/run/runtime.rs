@@ -241,10 +241,7 @@ impl<'a> Finder<'a> {
         // A Node package: the directory below node_modules (with its own
         // node_modules of dependencies).
         if let Some(pkg) = node_package(p) {
-            self.add_bind(
-                &pkg,
-                format!("node package of {role} {}", p.display()),
-            )?;
+            self.add_bind(&pkg, format!("node package of {role} {}", p.display()))?;
         } else if let Some((venv, base)) = python_venv(p) {
             self.add_bind(&venv, format!("python venv of {role} {}", p.display()))?;
             if let Some(base) = base {
@@ -312,9 +309,7 @@ fn read_shebang(p: &Path) -> Option<String> {
 /// The outermost package is used: its node_modules holds the dependencies.
 fn node_package(p: &Path) -> Option<PathBuf> {
     let parts: Vec<_> = p.components().collect();
-    let i = parts
-        .iter()
-        .position(|c| c.as_os_str() == "node_modules")?;
+    let i = parts.iter().position(|c| c.as_os_str() == "node_modules")?;
     let name = parts.get(i + 1)?;
     let mut end = i + 2;
     if name.as_os_str().to_string_lossy().starts_with('@') {
@@ -352,7 +347,10 @@ fn python_venv(p: &Path) -> Option<(PathBuf, Option<PathBuf>)> {
 /// Refuses a grant that would expose far more than a runtime: `/`, a
 /// top-level directory, a home directory or an ancestor of one, /proc, /sys, /dev.
 fn check_narrow(p: &Path) -> Result<(), Diagnostic> {
-    let depth = p.components().filter(|c| matches!(c, Component::Normal(_))).count();
+    let depth = p
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .count();
     let top = p
         .components()
         .nth(1)
@@ -400,10 +398,22 @@ mod tests {
 
     #[test]
     fn broad_grants_are_refused() {
-        for p in ["/", "/opt", "/home", "/home/alice", "/root", "/proc/1", "/srv"] {
+        for p in [
+            "/",
+            "/opt",
+            "/home",
+            "/home/alice",
+            "/root",
+            "/proc/1",
+            "/srv",
+        ] {
             assert!(check_narrow(Path::new(p)).is_err(), "{p} accepted");
         }
-        for p in ["/opt/venv", "/home/alice/.venvs/x", "/root/.pyenv/versions/3.11.7"] {
+        for p in [
+            "/opt/venv",
+            "/home/alice/.venvs/x",
+            "/root/.pyenv/versions/3.11.7",
+        ] {
             assert!(check_narrow(Path::new(p)).is_ok(), "{p} refused");
         }
     }

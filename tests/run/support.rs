@@ -75,7 +75,11 @@ pub fn require_tools(test: &str, tools: &[&str]) -> bool {
 
 pub fn short() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{}n{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}n{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub fn unique() -> String {
