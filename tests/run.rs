@@ -678,7 +678,15 @@ fn failures_are_one_clear_line() {
     }
     let dir = TempDir::new("errs");
     let missing = dir.join("not-there");
-    let cases: Vec<(&str, std::path::PathBuf, Vec<String>, Vec<&str>, &str)> = vec![
+    /// (label, manifest, environment, command, expected stderr start)
+    type Case<'a> = (
+        &'a str,
+        std::path::PathBuf,
+        Vec<String>,
+        Vec<&'a str>,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "missing bind source",
             dir.manifest("miss", &[format!("fs:read:{}/**", missing.display())]),
