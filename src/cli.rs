@@ -89,6 +89,18 @@ Exit codes: 0 NEW reaches nothing OLD could not, 1 it does (each witness is list
   capgate man > capgate.1 && man -l capgate.1
   capgate man | gzip > /usr/local/share/man/man1/capgate.1.gz")]
     Man,
+    /// Compile a manifest and run a stdio MCP server under it (stdio passed through).
+    #[command(after_help = "Examples:
+  capgate run examples/servers/memory.json -- /usr/bin/node /usr/lib/node_modules/@modelcontextprotocol/server-memory/dist/index.js
+  capgate run examples/servers/time.json --verbose -- /opt/mcp/venv/bin/mcp-server-time
+  capgate run m.json --target docker --image localhost/mcp-node -- node /app/index.js")]
+    Run(crate::run::RunArgs),
+    /// Internal: removes a `capgate run --target docker` container once its client is gone.
+    #[command(name = "__run-reaper", hide = true)]
+    RunReaper {
+        #[arg(num_args = 4)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -315,6 +327,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Lint(args) => lint(&args),
         Command::Completions(args) => completions(&args),
         Command::Man => man(),
+        Command::Run(args) => crate::run::run(&args),
+        Command::RunReaper { args } => crate::run::reaper(&args),
     }
 }
 

@@ -153,6 +153,21 @@ codes! {
         "replace the symlink with a copy of the file inside the directory, or point --rules/--templates/--eject at the real directory";
     TemplateFragments => "TEMPLATE_FRAGMENTS", "a main template dropped, duplicated or altered a fragment its rules emitted",
         "render every fragment exactly once with {{ f }} inside `for f in slots.<name>`";
+    // capgate run: failures before the server starts (exit 125).
+    RunUser => "RUN_USER", "`capgate run` would start the sandbox as host root, or --user is not a UID[:GID] the run can take",
+        "give --user a non-zero numeric UID[:GID] (e.g. the owner of the data directories); as a non-root user, run without --user";
+    RunNetwork => "RUN_NETWORK", "the manifest declares network access, which `capgate run` does not provide yet (issue 13)",
+        "pass --permissive to run with no network at all (the declared destinations are then unreachable), or launch the compiled targets yourself (docs/run.md)";
+    RunDownloader => "RUN_DOWNLOADER", "the command is a launcher that downloads the server at start (npx, uvx, npm exec, ...)",
+        "install the server first and run the installed entry point (docs/run.md)";
+    RunCommand => "RUN_COMMAND", "the command to run cannot be found or read",
+        "give an absolute path or a program on PATH; the run resolves it before the sandbox starts";
+    RunRuntimeGrant => "RUN_RUNTIME_GRANT", "the command's runtime would need a directory that exposes far more than a runtime (/, a top-level directory, a home directory)",
+        "install the server in its own directory (e.g. /opt/NAME), or declare what it needs in the manifest";
+    RunBindSource => "RUN_BIND_SOURCE", "a path the manifest grants does not exist on the host, so the sandbox cannot bind it",
+        "create the path (owned by the sandbox user when it is written), or remove the grant from the manifest";
+    RunStart => "RUN_START", "the sandbox could not be started: bwrap, the launcher or the container engine is missing or failed to execute",
+        "install bubblewrap (and util-linux for setpriv), or podman/docker for --target docker; docs/run.md lists what each target needs";
 }
 
 /// Process exit code classes (same as the reference tool).
@@ -161,6 +176,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const INPUT: u8 = 3;
     pub const COMPILE: u8 = 4;
+    /// `capgate run` failed before the server started.
+    pub const RUN: u8 = 125;
 }
 
 impl Code {
@@ -175,6 +192,13 @@ impl Code {
             | Code::ImportParamMissing
             | Code::ImportParamInvalid
             | Code::ImportServerUnknown => exit::USAGE,
+            Code::RunUser
+            | Code::RunNetwork
+            | Code::RunDownloader
+            | Code::RunCommand
+            | Code::RunRuntimeGrant
+            | Code::RunBindSource
+            | Code::RunStart => exit::RUN,
             _ => exit::COMPILE,
         }
     }

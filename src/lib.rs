@@ -33,5 +33,6 @@ pub mod par;
 pub mod provenance;
 pub mod render;
 pub mod rules;
+pub mod run;
 pub mod schema;
 pub mod syntax;

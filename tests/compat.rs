@@ -924,6 +924,12 @@ const DEVIATIONS: &[Deviation] = &[
         },
     },
     Deviation {
+        id: "DEV-DOCKER-STDIN",
+        explains: |c, d| {
+            c.target == "docker" && matches!(d, Diff::ArgvAdded(g) if g == &["--interactive"])
+        },
+    },
+    Deviation {
         id: "DEV-DOCKER-SECCOMP",
         explains: |c, d| {
             c.target == "docker"

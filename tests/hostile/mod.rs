@@ -265,6 +265,8 @@ const BWRAP_OPTIONS: &[(&str, usize)] = &[
 
 const DOCKER_OPTIONS: &[(&str, usize)] = &[
     ("--rm", 0),
+    // stdin kept open for stdio MCP servers (issue 12).
+    ("--interactive", 0),
     ("--read-only", 0),
     ("--init", 0),
     ("--cap-drop", 1),

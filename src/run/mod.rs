@@ -1,0 +1,963 @@
+//! `capgate run`: compile a manifest and run a stdio MCP server under it.
+//!
+//! The run builds one command line and `exec`s it, so capgate leaves no
+//! process of its own behind: stdin, stdout and stderr are the client's file
+//! descriptors (byte for byte, no copying), and the exit status and signals
+//! are the sandbox's own. For bwrap the command line is
+//!
+//! ```text
+//! LAUNCHER... /usr/bin/bwrap ARGV[sandbox] GRANTS... ARGV[rest] [--setenv N V]... -- PROGRAM ARGS
+//! ```
+//!
+//! where LAUNCHER is the artifact's `launcher` (`env -i setpriv --reuid=U ...`
+//! when root starts it, `env -i` otherwise), GRANTS are the launcher grants of
+//! [`runtime`] placed after the baseline and before the manifest's own binds
+//! (so a declared bind always lies on top of them), and the `--setenv` values
+//! come from capgate's own environment (the MCP client's `env` block), after
+//! `env -i` and after the artifact's `--clearenv`. bwrap's `--die-with-parent`
+//! ties the sandbox to the process the client started. For docker the command
+//! line is `podman|docker run ARGV IMAGE PROGRAM ARGS`.
+//!
+//! Everything checked before the exec fails with one clear `capgate: RUN_…`
+//! line on stderr and exit 125 (docs/errors.md).
+
+pub mod runtime;
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+
+use crate::artifact::{ArgvArtifact, Artifact};
+use crate::assets::Assets;
+use crate::cli::{read_input, report, ErrorFormat};
+use crate::compile::{Compiler, Output, Settings};
+use crate::diag::{Code, Diagnostic};
+use runtime::Grant;
+
+/// The seccomp profile the docker target expects (profiles/docker/seccomp.json).
+const SECCOMP_PROFILE: &str = include_str!("../../profiles/docker/seccomp.json");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunTarget {
+    Bwrap,
+    Docker,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Manifest JSON file. Example: examples/servers/memory.json
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: String,
+    /// Sandbox to run in: bwrap, or docker (runs with podman or docker, whichever is installed).
+    /// Example: --target docker --image localhost/mcp-node
+    #[arg(
+        long,
+        short = 't',
+        value_enum,
+        default_value = "bwrap",
+        value_name = "TARGET"
+    )]
+    pub target: RunTarget,
+    /// Run even when part of the manifest cannot be enforced or provided (e.g. network,
+    /// which then is not available at all); every such part is a warning on stderr.
+    #[arg(long)]
+    pub permissive: bool,
+    /// Set a target option (see `capgate targets`); repeatable. Example: --set path=/usr/bin:/bin
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    pub set: Vec<(String, String)>,
+    /// Host uid[:gid] the sandbox runs as when root starts capgate (default 65534:65534),
+    /// e.g. the owner of the data directories. Example: --user 1000:1000
+    #[arg(long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Write what the run does (artifact, launcher grants, warnings, command line with
+    /// environment values redacted) as JSON to FILE before starting. Example: --report run.json
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Print the launcher grants, the compiler's notes and the command line on stderr.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// Container image for --target docker. Example: --image localhost/mcp-node:e2e
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// The server's command line, after `--`. Example: -- /usr/bin/node server.js
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+fn parse_set(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected NAME=VALUE, got \"{s}\""))
+}
+
+/// What the run will exec, and what it tells the user about it.
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub target: String,
+    /// The full command line; `--setenv` values are replaced by `<from NAME>`.
+    pub command_line: Vec<String>,
+    pub launcher_grants: Vec<Grant>,
+    /// Environment names passed into the sandbox, and which were missing.
+    pub env_passed: Vec<String>,
+    pub env_missing: Vec<String>,
+    pub warnings: Vec<String>,
+    pub notes: Vec<String>,
+    pub unenforceable: Vec<String>,
+    pub sandbox_user: String,
+    #[serde(skip)]
+    argv: Vec<OsString>,
+    /// docker: the engine and the container name the reaper removes.
+    #[serde(skip)]
+    reaper: Option<(PathBuf, String)>,
+}
+
+/// Runs `capgate run`: returns only when the sandbox could not be started.
+pub fn run(args: &RunArgs) -> ExitCode {
+    match plan(args) {
+        Ok(plan) => {
+            if let Some(path) = &args.report {
+                let mut text = serde_json::to_string_pretty(&plan).expect("plan serialises");
+                text.push('\n');
+                if let Err(e) = std::fs::write(path, text) {
+                    return fail(Diagnostic::new(
+                        Code::OutputUnwritable,
+                        format!("cannot write the report {}: {e}", path.display()),
+                    ));
+                }
+            }
+            let mut err = std::io::stderr().lock();
+            for w in &plan.warnings {
+                let _ = writeln!(err, "capgate: warning: {w}");
+            }
+            if args.verbose {
+                for n in &plan.notes {
+                    let _ = writeln!(err, "capgate: note: {n}");
+                }
+                for g in &plan.launcher_grants {
+                    let _ = writeln!(err, "capgate: launcher grant: {}", describe_grant(g));
+                }
+                let _ = writeln!(err, "capgate: sandbox user: {}", plan.sandbox_user);
+                let _ = writeln!(err, "capgate: exec: {}", shell_words(&plan.command_line));
+            }
+            drop(err);
+            if let Some((engine, name)) = &plan.reaper {
+                if let Err(e) = spawn_reaper(engine, name) {
+                    return fail(Diagnostic::new(
+                        Code::RunStart,
+                        format!("cannot start the container reaper: {e}"),
+                    ));
+                }
+            }
+            let e = std::process::Command::new(&plan.argv[0])
+                .args(&plan.argv[1..])
+                .exec();
+            fail(Diagnostic::new(
+                Code::RunStart,
+                format!("cannot start {}: {e}", Path::new(&plan.argv[0]).display()),
+            ))
+        }
+        Err(d) => report(&d, ErrorFormat::Text),
+    }
+}
+
+fn fail(d: Diagnostic) -> ExitCode {
+    report(&[d], ErrorFormat::Text)
+}
+
+fn describe_grant(g: &Grant) -> String {
+    match &g.target {
+        Some(t) => format!(
+            "symlink {} -> {} ({})",
+            g.path.display(),
+            t.display(),
+            g.why
+        ),
+        None => format!("read-only {} ({})", g.path.display(), g.why),
+    }
+}
+
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            if !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+            {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The uid capgate runs as (from /proc, std has no getuid).
+fn current_uid() -> Option<u32> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// `--user UID[:GID]`: decimal, non-zero; a missing GID is the UID.
+fn parse_user(text: &str) -> Result<(u32, u32), Diagnostic> {
+    let bad = || {
+        Diagnostic::new(
+            Code::RunUser,
+            format!(
+                "--user {} is not a non-zero numeric UID[:GID]",
+                crate::diag::quote(text)
+            ),
+        )
+    };
+    let num = |s: &str| -> Result<u32, Diagnostic> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        match s.parse::<u32>() {
+            Ok(0) | Err(_) | Ok(u32::MAX) => Err(bad()),
+            Ok(v) => Ok(v),
+        }
+    };
+    match text.split_once(':') {
+        Some((u, g)) => Ok((num(u)?, num(g)?)),
+        None => {
+            let u = num(text)?;
+            Ok((u, u))
+        }
+    }
+}
+
+fn compile(
+    args: &RunArgs,
+    target: &str,
+    set: Vec<(String, String)>,
+) -> Result<Output, Vec<Diagnostic>> {
+    let compiler = Compiler::new(&Assets::default(), target)?;
+    let bytes = read_input(&args.manifest).map_err(|d| vec![d])?;
+    let settings = Settings {
+        permissive: args.permissive,
+        set,
+    };
+    compiler.compile(&args.manifest, &bytes, &settings)
+}
+
+/// Builds the command line (everything short of the exec).
+pub fn plan(args: &RunArgs) -> Result<Plan, Vec<Diagnostic>> {
+    runtime::check_downloader(&args.command).map_err(|d| vec![d])?;
+    if args.command[0].is_empty() {
+        return Err(vec![Diagnostic::new(
+            Code::RunCommand,
+            "the command is empty",
+        )]);
+    }
+    let root = current_uid() == Some(0);
+    let user = match &args.user {
+        Some(u) if !root => {
+            return Err(vec![Diagnostic::new(
+                Code::RunUser,
+                format!("--user {u} needs root: capgate runs as a non-root user, and the sandbox is that user"),
+            )
+            .with_help("run without --user, or start capgate as root")])
+        }
+        Some(u) => Some(parse_user(u).map_err(|d| vec![d])?),
+        None => None,
+    };
+    match args.target {
+        RunTarget::Bwrap => plan_bwrap(args, root, user),
+        RunTarget::Docker => plan_docker(args, user),
+    }
+}
+
+fn option<'a>(set: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    set.iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn plan_bwrap(
+    args: &RunArgs,
+    root: bool,
+    user: Option<(u32, u32)>,
+) -> Result<Plan, Vec<Diagnostic>> {
+    let mut set = args.set.clone();
+    if root {
+        if option(&set, "root_launcher").is_some_and(|v| v != "true") {
+            return Err(vec![Diagnostic::new(
+                Code::RunUser,
+                "--set root_launcher=false under root would run the sandbox as host root",
+            )
+            .with_help(
+                "leave root_launcher alone; choose the sandbox's host uid with --user UID[:GID]",
+            )]);
+        }
+        if let Some((u, g)) = user {
+            set.push(("launcher_uid".into(), u.to_string()));
+            set.push(("launcher_gid".into(), g.to_string()));
+        }
+    } else {
+        set.push(("root_launcher".into(), "false".into()));
+    }
+    let out = compile(args, "bwrap", set.clone())?;
+    let Artifact::Argv(art) = &out.artifact else {
+        unreachable!("bwrap is an argv target")
+    };
+    let mut plan = Plan {
+        target: "bwrap".into(),
+        ..Plan::default()
+    };
+    common_checks(args, art, &mut plan)?;
+    let (uid, gid) = if root {
+        let u = out.trace.options.get("launcher_uid").map(|v| v.to_string());
+        let g = out.trace.options.get("launcher_gid").map(|v| v.to_string());
+        (
+            u.and_then(|v| v.parse().ok()).unwrap_or(65534),
+            g.and_then(|v| v.parse().ok()).unwrap_or(65534),
+        )
+    } else {
+        (
+            current_uid().unwrap_or(65534),
+            current_gid().unwrap_or(65534),
+        )
+    };
+    plan.sandbox_user = format!("host uid {uid}, gid {gid}");
+
+    // The tools of the launcher chain.
+    let bwrap = find_tool("bwrap").ok_or_else(|| {
+        vec![Diagnostic::new(
+            Code::RunStart,
+            format!("bwrap is not installed (not found on PATH={})", host_path()),
+        )
+        .with_help("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap)")]
+    })?;
+    let launcher = art.launcher.clone().unwrap_or_default();
+    for tool in launcher
+        .iter()
+        .take(1)
+        .chain(launcher.iter().filter(|t| t.as_str() == "setpriv"))
+    {
+        // env -i runs setpriv with the default search path /bin:/usr/bin.
+        let found = if tool == "setpriv" {
+            ["/bin/setpriv", "/usr/bin/setpriv"]
+                .iter()
+                .any(|p| Path::new(p).is_file())
+        } else {
+            find_tool(tool).is_some()
+        };
+        if !found {
+            return Err(vec![Diagnostic::new(
+                Code::RunStart,
+                format!("the launcher needs `{tool}`, which is not installed"),
+            )
+            .with_help("install util-linux (setpriv) and coreutils (env)")]);
+        }
+    }
+
+    // Paths of the manifest: every non-try bind source must exist; writable
+    // ones must be writable by the sandbox user.
+    preflight_binds(&art.argv, uid, gid, &mut plan)?;
+
+    // Launcher grants for the program's own runtime.
+    let sandbox_path = out
+        .trace
+        .options
+        .get("path")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let exe = runtime::resolve(Path::new(&args.command[0]), &host_path())
+    .ok_or_else(|| {
+        vec![Diagnostic::new(
+            Code::RunCommand,
+            format!(
+                "command {} not found (looked on PATH; a name with `/` is taken as a path) or not executable",
+                Path::new(&args.command[0]).display()
+            ),
+        )]
+    })?;
+    let mut finder = runtime::Finder::new(&sandbox_path);
+    // What the manifest itself binds needs no grant.
+    finder.covered.extend(declared_sources(&art.argv));
+    finder
+        .command(&exe, &args.command[1..])
+        .map_err(|d| vec![d])?;
+    for g in &finder.grants {
+        if g.kind == "ro-bind" && !accessible(&g.path, uid, gid, 4) {
+            plan.warnings.push(format!(
+                "launcher grant {} is not readable by host uid {uid}: the program will not start; make it readable (e.g. chmod o+rX on it and its parent directories) or use --user",
+                g.path.display()
+            ));
+        }
+    }
+
+    // The argv with the grants after the baseline (the sandbox slot).
+    let split = sandbox_prefix_len(&out);
+    let mut argv: Vec<OsString> = launcher.iter().map(OsString::from).collect();
+    argv.push(bwrap.into_os_string());
+    argv.extend(art.argv[..split].iter().map(OsString::from));
+    for g in &finder.grants {
+        argv.extend(g.bwrap_args());
+    }
+    argv.extend(art.argv[split..].iter().map(OsString::from));
+    let mut shown: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+
+    // Declared environment, valued from our own environment.
+    for name in &art.env_injections {
+        match std::env::var_os(name) {
+            Some(v) => {
+                argv.extend(["--setenv".into(), name.into(), v]);
+                shown.extend(["--setenv".into(), name.clone(), format!("<from {name}>")]);
+                plan.env_passed.push(name.clone());
+            }
+            None => {
+                plan.warnings.push(format!(
+                    "the manifest declares {name} but it is not in capgate's environment: the server starts without it; set it in the MCP client's `env` block"
+                ));
+                plan.env_missing.push(name.clone());
+            }
+        }
+    }
+    // clock:tzdata: the host's zone by name (a bound /etc/localtime is only
+    // the zone's data, which names it UTC-like "localtime").
+    if tzdata_declared(&out) {
+        if let Some(zone) = host_zone() {
+            argv.extend(["--setenv".into(), "TZ".into(), zone.clone().into()]);
+            shown.extend(["--setenv".into(), "TZ".into(), zone.clone()]);
+            plan.launcher_grants_env_tz(&zone);
+        }
+    }
+    argv.push("--".into());
+    shown.push("--".into());
+    argv.push(exe.clone().into_os_string());
+    shown.push(exe.to_string_lossy().into_owned());
+    argv.extend(args.command[1..].iter().cloned());
+    shown.extend(
+        args.command[1..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
+
+    plan.launcher_grants = finder.grants;
+    plan.command_line = shown;
+    plan.argv = argv;
+    Ok(plan)
+}
+
+impl Plan {
+    fn launcher_grants_env_tz(&mut self, zone: &str) {
+        self.launcher_grants.push(Grant {
+            kind: "setenv",
+            path: PathBuf::from("TZ"),
+            target: Some(PathBuf::from(zone)),
+            why: "clock:tzdata: the host's local time zone by name".into(),
+        });
+    }
+}
+
+/// Notes, network and unenforceable parts: the same for every target.
+fn common_checks(
+    args: &RunArgs,
+    art: &ArgvArtifact,
+    plan: &mut Plan,
+) -> Result<(), Vec<Diagnostic>> {
+    plan.notes = art.notes.clone();
+    if !art.egress.is_empty() {
+        let hosts: Vec<String> = art
+            .egress
+            .iter()
+            .map(|e| match e.port {
+                Some(p) => format!("{}:{p}", e.host),
+                None => e.host.clone(),
+            })
+            .collect();
+        if !args.permissive {
+            return Err(vec![Diagnostic::new(
+                Code::RunNetwork,
+                format!(
+                    "network is not supported by capgate run yet (issue 13): the manifest declares {}",
+                    hosts.join(", ")
+                ),
+            )]);
+        }
+        plan.warnings.push(format!(
+            "--permissive: the manifest declares network ({}), which capgate run does not provide yet (issue 13): the server runs with no network",
+            hosts.join(", ")
+        ));
+    }
+    for u in &art.unenforceable {
+        let caps: Vec<String> = u
+            .capabilities
+            .iter()
+            .map(|c| c.capability.clone())
+            .collect();
+        let line = format!("{} ({})", caps.join(", "), u.reason);
+        plan.warnings
+            .push(format!("--permissive: not enforced by this run: {line}"));
+        plan.unenforceable.push(line);
+    }
+    Ok(())
+}
+
+fn current_gid() -> Option<u32> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Gid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// A program on capgate's PATH (the MCP client's), or in /usr/bin and /bin
+/// when PATH is unset.
+fn find_tool(name: &str) -> Option<PathBuf> {
+    runtime::resolve(Path::new(name), &host_path())
+}
+
+fn host_path() -> String {
+    std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())
+}
+
+/// The number of leading argv elements that come from the `sandbox` slot
+/// (namespaces, identity, baseline mounts): the launcher grants go after them.
+fn sandbox_prefix_len(out: &Output) -> usize {
+    let slot = |owner: &Option<usize>| owner.map(|i| out.trace.lowered.fragments[i].slot.as_str());
+    out.trace
+        .elements
+        .iter()
+        .filter(|(_, o)| slot(o) != Some(crate::artifact::LAUNCHER_SLOT))
+        .take_while(|(_, o)| slot(o) == Some("sandbox"))
+        .count()
+}
+
+/// Whether the manifest's `clock:tzdata` was lowered (the clock slot binds /etc/localtime).
+fn tzdata_declared(out: &Output) -> bool {
+    out.trace.elements.iter().any(|(e, o)| {
+        e == "/etc/localtime" && o.is_some_and(|i| out.trace.lowered.fragments[i].slot == "clock")
+    })
+}
+
+/// The host's zone name: /etc/timezone, else the target of /etc/localtime
+/// below a `zoneinfo/` directory. A zone name is a relative path of letters,
+/// digits, `_`, `-`, `+` and `/`.
+fn host_zone() -> Option<String> {
+    let from_file = std::fs::read_to_string("/etc/timezone")
+        .ok()
+        .map(|s| s.trim().to_owned());
+    let from_link = || {
+        let t = std::fs::read_link("/etc/localtime").ok()?;
+        let t = t.to_string_lossy().into_owned();
+        t.split_once("zoneinfo/").map(|(_, z)| z.to_owned())
+    };
+    let valid = |z: &String| {
+        !z.is_empty()
+            && !z.starts_with('/')
+            && !z.contains("..")
+            && z.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-+/".contains(&b))
+    };
+    // The link is what glibc reads; /etc/timezone can be stale.
+    from_link().filter(valid).or(from_file.filter(valid))
+}
+
+/// Sources of the manifest's binds (`--bind`, `--ro-bind`, `--ro-bind-try`, ...).
+fn declared_sources(argv: &[String]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < argv.len() {
+        if matches!(
+            argv[i].as_str(),
+            "--bind"
+                | "--ro-bind"
+                | "--bind-try"
+                | "--ro-bind-try"
+                | "--dev-bind"
+                | "--dev-bind-try"
+        ) && i + 2 < argv.len()
+        {
+            out.push(PathBuf::from(&argv[i + 1]));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Missing bind sources are errors; writable grants the sandbox user cannot
+/// write and read grants it cannot read are warnings naming the fix.
+fn preflight_binds(
+    argv: &[String],
+    uid: u32,
+    gid: u32,
+    plan: &mut Plan,
+) -> Result<(), Vec<Diagnostic>> {
+    let mut i = 0;
+    while i < argv.len() {
+        let flag = argv[i].as_str();
+        if !matches!(flag, "--bind" | "--ro-bind") || i + 2 >= argv.len() {
+            i += 1;
+            continue;
+        }
+        let src = Path::new(&argv[i + 1]);
+        let write = flag == "--bind";
+        match std::fs::metadata(src) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(vec![Diagnostic::new(
+                    Code::RunBindSource,
+                    format!(
+                        "the manifest grants {} but it does not exist on the host",
+                        src.display()
+                    ),
+                )
+                .with_help(format!(
+                    "create it ({}), or remove the grant from the manifest",
+                    if write {
+                        format!("mkdir -p {0} && chown {uid}:{gid} {0}", src.display())
+                    } else {
+                        format!("mkdir -p {}", src.display())
+                    }
+                ))]);
+            }
+            Err(_) | Ok(_) => {}
+        }
+        let meta = std::fs::metadata(src).ok();
+        let dir = meta.as_ref().is_some_and(|m| m.is_dir());
+        let want = if write { 2 } else { 4 } | if dir { 1 } else { 0 };
+        if !accessible(src, uid, gid, want) {
+            let (ou, og) = meta.as_ref().map_or((0, 0), |m| (m.uid(), m.gid()));
+            let fix = if write {
+                if ou != 0 {
+                    format!(
+                        "chown -R {uid}:{gid} {0}, or run with --user {ou}:{og} (its owner)",
+                        src.display()
+                    )
+                } else {
+                    format!("chown -R {uid}:{gid} {}", src.display())
+                }
+            } else {
+                format!(
+                    "chmod o+rX {} and its parent directories, or use --user",
+                    src.display()
+                )
+            };
+            plan.warnings.push(format!(
+                "{} grant {} is not {} by the sandbox's host uid {uid} (owner {ou}:{og}); fix: {fix}",
+                if write { "writable" } else { "read-only" },
+                src.display(),
+                if write { "writable" } else { "readable" },
+            ));
+        }
+        i += 3;
+    }
+    Ok(())
+}
+
+/// Whether host uid:gid (no supplementary groups) may open `p` for `want`
+/// (rwx bits: 4 read, 2 write, 1 search/exec), parents searched.
+fn accessible(p: &Path, uid: u32, gid: u32, want: u32) -> bool {
+    if uid == 0 {
+        return true;
+    }
+    let bits = |m: &std::fs::Metadata| -> u32 {
+        let mode = m.mode();
+        if m.uid() == uid {
+            (mode >> 6) & 7
+        } else if m.gid() == gid {
+            (mode >> 3) & 7
+        } else {
+            mode & 7
+        }
+    };
+    let mut dir = p.parent();
+    while let Some(d) = dir {
+        match std::fs::metadata(d) {
+            Ok(m) if bits(&m) & 1 != 0 => {}
+            _ => return false,
+        }
+        dir = d.parent();
+    }
+    std::fs::metadata(p).is_ok_and(|m| bits(&m) & want == want)
+}
+
+fn plan_docker(args: &RunArgs, user: Option<(u32, u32)>) -> Result<Plan, Vec<Diagnostic>> {
+    let Some(image) = &args.image else {
+        return Err(vec![Diagnostic::new(
+            Code::Usage,
+            "--target docker needs --image IMAGE (the image that holds the server)",
+        )]);
+    };
+    let (engine, engine_path) = ["podman", "docker"]
+        .iter()
+        .find_map(|e| find_tool(e).map(|p| (*e, p)))
+        .ok_or_else(|| {
+            vec![Diagnostic::new(
+                Code::RunStart,
+                format!(
+                    "neither podman nor docker is installed (not found on PATH={})",
+                    host_path()
+                ),
+            )]
+        })?;
+    let mut set = args.set.clone();
+    if option(&set, "engine").is_none() {
+        set.push(("engine".into(), engine.into()));
+    }
+    if option(&set, "seccomp_profile").is_none() {
+        let p = seccomp_profile_path().map_err(|d| vec![d])?;
+        set.push(("seccomp_profile".into(), p.to_string_lossy().into_owned()));
+    }
+    if let Some((u, g)) = user {
+        set.push(("user".into(), format!("{u}:{g}")));
+    }
+    // --permissive with net declared: no network at all (issue 13), unless chosen.
+    if args.permissive && option(&set, "network").is_none() {
+        set.push(("network".into(), "none".into()));
+    }
+    let out = compile(args, "docker", set)?;
+    let Artifact::Argv(art) = &out.artifact else {
+        unreachable!("docker is an argv target")
+    };
+    let mut plan = Plan {
+        target: format!("docker ({engine})"),
+        ..Plan::default()
+    };
+    common_checks(args, art, &mut plan)?;
+    let user = out
+        .trace
+        .options
+        .get("user")
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "65534:65534".into());
+    let (uid, gid) = parse_user(&user).unwrap_or((65534, 65534));
+    plan.sandbox_user = format!("host uid {uid}, gid {gid} ({engine} --user {user})");
+    // Writable mounts: the engine's --user is a real host uid.
+    for m in art.argv.iter().filter(|a| a.starts_with("type=bind,")) {
+        let src = m
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("source="))
+            .unwrap_or_default();
+        let ro = m.split(',').any(|kv| kv == "readonly");
+        let p = Path::new(src);
+        if !p.exists() {
+            if ro && art.argv.iter().any(|a| a.contains("bind-try")) {
+                continue;
+            }
+            // Baseline clock mounts may be absent on minimal hosts.
+            if src.starts_with("/etc/localtime") || src.starts_with("/usr/share/zoneinfo") {
+                continue;
+            }
+            return Err(vec![Diagnostic::new(
+                Code::RunBindSource,
+                format!("the manifest grants {src} but it does not exist on the host"),
+            )
+            .with_help("create the path, or remove the grant from the manifest")]);
+        }
+        let dir = p.is_dir();
+        let want = if ro { 4 } else { 2 } | if dir { 1 } else { 0 };
+        if !accessible(p, uid, gid, want) {
+            plan.warnings.push(format!(
+                "{} mount {src} is not {} by the container's host uid {uid}; fix: chown -R {uid}:{gid} {src}, or --user OWNER_UID:OWNER_GID",
+                if ro { "read-only" } else { "writable" },
+                if ro { "readable" } else { "writable" },
+            ));
+        }
+    }
+    for name in &art.env_injections {
+        if std::env::var_os(name).is_some() {
+            plan.env_passed.push(name.clone());
+        } else {
+            plan.warnings.push(format!(
+                "the manifest declares {name} but it is not in capgate's environment: the server starts without it; set it in the MCP client's `env` block"
+            ));
+            plan.env_missing.push(name.clone());
+        }
+    }
+    let name = format!("capgate-run-{}-{}", std::process::id(), nonce());
+    let mut argv: Vec<OsString> = vec![engine_path.clone().into_os_string(), "run".into()];
+    // No signal proxy: a signal to the client ends the client, and the
+    // reaper removes the container. (Proxied, SIGTERM would reach the server
+    // as pid 1 of the container, which ignores it unless it set a handler.)
+    argv.extend([
+        "--name".into(),
+        OsString::from(&name),
+        "--sig-proxy=false".into(),
+    ]);
+    argv.extend(art.argv.iter().map(OsString::from));
+    argv.push(image.into());
+    argv.extend(args.command.iter().cloned());
+    plan.command_line = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    plan.argv = argv;
+    plan.reaper = Some((engine_path, name));
+    Ok(plan)
+}
+
+/// A few random bytes from the kernel, hex: container names never repeat.
+fn nonce() -> String {
+    use std::io::Read as _;
+    let mut b = [0u8; 4];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Start time of a process (field 22 of /proc/PID/stat), to tell it from a
+/// later process with the same pid.
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19).map(str::to_owned)
+}
+
+/// Starts the container reaper for `--target docker`: a detached process
+/// (its own process group, stdio on /dev/null) that waits until `pid` (this
+/// process, about to become the engine's client) is gone, then removes the
+/// container. The engine keeps a container running when its client is
+/// SIGKILLed; `--rm` covers every other ending.
+fn spawn_reaper(engine: &Path, name: &str) -> std::io::Result<()> {
+    let pid = std::process::id();
+    let start = start_time(pid).unwrap_or_default();
+    std::process::Command::new(std::env::current_exe()?)
+        .arg("__run-reaper")
+        .arg(pid.to_string())
+        .arg(start)
+        .arg(engine)
+        .arg(name)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map(|_| ())
+}
+
+/// The reaper's body (`capgate __run-reaper PID START ENGINE NAME`).
+pub fn reaper(args: &[String]) -> ExitCode {
+    let [pid, start, engine, name] = args else {
+        return ExitCode::from(crate::diag::exit::USAGE);
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return ExitCode::from(crate::diag::exit::USAGE);
+    };
+    if !name.starts_with("capgate-run-") {
+        return ExitCode::from(crate::diag::exit::USAGE);
+    }
+    while start_time(pid).as_deref() == Some(start.as_str()) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let podman = Path::new(engine).file_name().is_some_and(|n| n == "podman");
+    let rm: &[&str] = if podman {
+        &["rm", "--force", "--time", "0", "--ignore"]
+    } else {
+        &["rm", "--force"]
+    };
+    let _ = std::process::Command::new(engine)
+        .args(rm)
+        .arg(name)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    ExitCode::from(crate::diag::exit::OK)
+}
+
+/// The docker target's seccomp profile: /etc/capgate/docker-seccomp.json when
+/// installed, else capgate's built-in copy written once per content into
+/// `$TMPDIR/capgate-<uid>/docker-seccomp-<hash>.json` (a directory only this
+/// uid owns; reused by every run).
+fn seccomp_profile_path() -> Result<PathBuf, Diagnostic> {
+    use sha2::Digest as _;
+    let installed = Path::new("/etc/capgate/docker-seccomp.json");
+    if installed.is_file() {
+        return Ok(installed.to_path_buf());
+    }
+    let uid = current_uid().unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("capgate-{uid}"));
+    let err = |e: std::io::Error| {
+        Diagnostic::new(
+            Code::RunStart,
+            format!(
+                "cannot write the seccomp profile below {}: {e}",
+                dir.display()
+            ),
+        )
+    };
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() && m.uid() == uid && m.mode() & 0o022 == 0 => {}
+        Ok(_) => {
+            return Err(err(std::io::Error::other(
+                "exists but is not a directory owned by this user and writable only by it",
+            )))
+        }
+        Err(_) => {
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&dir)
+                .map_err(err)?;
+        }
+    }
+    let hash = sha2::Sha256::digest(SECCOMP_PROFILE.as_bytes());
+    let name: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let path = dir.join(format!("docker-seccomp-{name}.json"));
+    if std::fs::read(&path).ok().as_deref() != Some(SECCOMP_PROFILE.as_bytes()) {
+        let tmp = dir.join(format!(".docker-seccomp-{}.tmp", std::process::id()));
+        std::fs::write(&tmp, SECCOMP_PROFILE).map_err(err)?;
+        std::fs::rename(&tmp, &path).map_err(err)?;
+    }
+    Ok(path)
+}
+
+/// For tests: the argv the run would exec.
+pub fn plan_argv(plan: &Plan) -> &[OsString] {
+    &plan.argv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_parsing() {
+        assert_eq!(parse_user("1000").unwrap(), (1000, 1000));
+        assert_eq!(parse_user("1000:100").unwrap(), (1000, 100));
+        for bad in [
+            "0",
+            "0:0",
+            "1000:0",
+            "00",
+            "+1",
+            "0x10",
+            "root",
+            "",
+            ":",
+            "1:",
+            "-1",
+            "4294967295",
+        ] {
+            assert!(parse_user(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn shell_words_quote() {
+        assert_eq!(
+            shell_words(&["a".into(), "b c".into(), "".into()]),
+            "a 'b c' ''"
+        );
+    }
+}
