@@ -423,6 +423,86 @@ fn environment_is_exactly_the_declared_names() {
 
 // ------------------------------------------------------------ launcher grants
 
+/// V1/V2 of the re-review: an MCP client that leaves an fd open (here a
+/// root-only file at fd 9) or holds a key in its session keyring must not hand
+/// either to the sandbox: `capgate run` closes every fd above 2 at exec and
+/// joins a new session keyring before it executes the launcher.
+#[test]
+fn client_fds_and_keyring_do_not_reach_the_sandbox() {
+    use std::os::unix::process::CommandExt as _;
+    if !require_tools("client_fds_and_keyring_do_not_reach_the_sandbox", BASE) {
+        return;
+    }
+    let dir = TempDir::new("fds");
+    let secret = dir.path.join("root-only");
+    fs::write(&secret, "client-fd-secret\n").unwrap();
+    fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let secret_c = std::ffi::CString::new(secret.as_os_str().as_encoded_bytes()).unwrap();
+    let m = empty(&dir);
+    let mut cmd = capgate();
+    cmd.arg("run").arg(&m).args([
+        "--",
+        "sh",
+        "-c",
+        "ls /proc/self/fd | tr '\\n' ' '; echo; /usr/bin/python3 -c \"$0\"; echo ---; cat <&9",
+        // request_key(2) then KEYCTL_READ (x86_64 numbers, as CI runs): finds
+        // the key only through an inherited session keyring.
+        "import ctypes; l = ctypes.CDLL(None); b = ctypes.create_string_buffer(64); \
+         k = l.syscall(249, b'user', b'capgate-run-secret', None, 0); \
+         n = l.syscall(250, 11, k, b, 64) if k > 0 else -1; \
+         print('KEY', k, b.value.decode() if n > 0 else '')",
+    ]);
+    // SAFETY: only async-signal-safe syscalls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // A keyring of this child's own (the test runner's stays untouched)
+            // holding a key, as a client's session keyring would.
+            libc::syscall(
+                libc::SYS_keyctl,
+                1 as libc::c_long,
+                std::ptr::null::<libc::c_char>(),
+            );
+            let (ty, desc, payload) = (c"user", c"capgate-run-secret", b"s3cr3t");
+            libc::syscall(
+                libc::SYS_add_key,
+                ty.as_ptr(),
+                desc.as_ptr(),
+                payload.as_ptr(),
+                payload.len(),
+                -3 as libc::c_long, // KEY_SPEC_SESSION_KEYRING
+            );
+            // A root-only file left open without close-on-exec at fd 9.
+            let fd = libc::open(secret_c.as_ptr(), libc::O_RDONLY);
+            if fd < 0 || libc::dup2(fd, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let o = text(&out.stdout);
+    let e = text(&out.stderr);
+    assert!(
+        !o.contains("client-fd-secret"),
+        "fd 9 reached the sandbox: {o}"
+    );
+    let fds = o.lines().next().unwrap_or("");
+    assert!(
+        fds.split_whitespace()
+            .all(|fd| ["0", "1", "2", "3"].contains(&fd)),
+        "fds inside: {fds}"
+    );
+    assert!(
+        o.contains("KEY -1"),
+        "the probe must run and find no key: {o}"
+    );
+    assert!(!o.contains("s3cr3t"), "the client's key is readable: {o}");
+    assert!(
+        e.contains("Bad file descriptor") || e.contains("9"),
+        "cat <&9 must fail: {e}"
+    );
+}
+
 #[test]
 fn python_venv_and_node_package_are_launcher_grants() {
     if !require_tools(

@@ -154,6 +154,12 @@ pub fn run(args: &RunArgs) -> ExitCode {
                     ));
                 }
             }
+            if let Err(e) = host_duties() {
+                return fail(Diagnostic::new(
+                    Code::RunStart,
+                    format!("cannot isolate the launcher from capgate's own process state: {e}"),
+                ));
+            }
             let e = std::process::Command::new(&plan.argv[0])
                 .args(&plan.argv[1..])
                 .exec();
@@ -925,6 +931,52 @@ fn seccomp_profile_path() -> Result<PathBuf, Diagnostic> {
 /// For tests: the argv the run would exec.
 pub fn plan_argv(plan: &Plan) -> &[OsString] {
     &plan.argv
+}
+
+/// The host duties of docs/security.md ("What the host must do", item 8)
+/// that no argv tool can do, done by capgate itself just before it executes
+/// the launcher (capgate runs no code after that exec): every fd the MCP
+/// client left open above stderr is closed at exec, so the sandbox cannot use
+/// it (V1), and capgate joins a new, empty session keyring, so the sandbox
+/// cannot read the client's keys (V2).
+fn host_duties() -> std::io::Result<()> {
+    // SAFETY: close_range only sets FD_CLOEXEC on descriptors; no memory is touched.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
+    if r != 0 {
+        // Kernels before 5.11: mark each open descriptor by hand.
+        let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd > 2)
+            .collect();
+        for fd in fds {
+            // SAFETY: F_SETFD on a descriptor number; a closed one just fails with EBADF.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: a NULL name asks the kernel for a new anonymous session keyring.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        // Without keyrings in the kernel there is no keyring to inherit.
+        if e.raw_os_error() != Some(libc::ENOSYS) {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
