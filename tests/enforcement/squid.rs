@@ -408,7 +408,8 @@ fn squid_connect_allowlist() {
         .collect();
     let upstream = serve("squid upstreams", &ns.exec_prefix(), &log, &endpoints);
     ns.adopt(upstream);
-    let dns = dnsstub(&ns, &dir.join("dns.log"));
+    let dns_log = dir.join("dns.log");
+    let dns = dnsstub(&ns, &dns_log);
     ns.adopt(dns);
 
     #[rustfmt::skip]
@@ -453,6 +454,23 @@ fn squid_connect_allowlist() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    // A refused name proves nothing unless squid resolved it: every name case
+    // must have been answered by the stub with records.
+    let queries = std::fs::read_to_string(&dns_log).unwrap_or_default();
+    for k in RAW_CASES.iter().filter(|k| k.host.ends_with(".test")) {
+        c.check(
+            &format!(
+                "[{}] {}: squid resolved {} through the stub",
+                k.proxy, k.label, k.host
+            ),
+            queries.lines().any(|l| {
+                l.starts_with(&format!("{} type=", k.host))
+                    && l.contains("rcode=0")
+                    && !l.ends_with("-> []")
+            }),
+            || queries.clone(),
+        );
+    }
     let hits = hits(&log);
     for (i, (k, a)) in CASES.iter().chain(RAW_CASES).zip(&answers).enumerate() {
         let id = format!("probe{i}");

@@ -72,10 +72,19 @@ pub fn require(test: &str, tools: &[&str], root: bool) -> bool {
         reap_stale();
         return true;
     }
-    let msg = format!(
-        "enforcement test `{test}` needs {} — not available on this machine",
-        missing.join(", ")
-    );
+    skip(
+        test,
+        &format!(
+            "needs {} — not available on this machine",
+            missing.join(", ")
+        ),
+    )
+}
+
+/// A test that cannot run here: fails under `CI=true`, else a loud skip.
+/// Returns false, for `if !require(..) { return; }`-style callers.
+pub fn skip(test: &str, why: &str) -> bool {
+    let msg = format!("enforcement test `{test}` {why}");
     if in_ci() {
         panic!("{msg} (CI=true: a missing enforcement tool is a failure, see .ci/run)");
     }
