@@ -5,31 +5,15 @@
 //! ([`super::file_stem`]) so none leaves DIR.
 
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `bytes` to `dir/name` (a validated plain file name).
+/// Writes `bytes` to `dir/name` (a validated plain file name), the way batch
+/// output is written ([`crate::batch::write_whole`]).
 pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
     debug_assert!(!name.contains('/') && name != ".." && name != ".");
     let target = dir.join(name);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &target)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map(|()| target)
+    crate::batch::write_whole(&target, bytes).map(|()| target)
 }
 
 /// Creates DIR (and parents) if missing; refuses a DIR that is not a directory.

@@ -442,7 +442,6 @@ fn plan_bwrap(
         if let Some(zone) = host_zone() {
             argv.extend(["--setenv".into(), "TZ".into(), zone.clone().into()]);
             shown.extend(["--setenv".into(), "TZ".into(), zone.clone()]);
-            plan.launcher_grants_env_tz(&zone);
         }
     }
     argv.push("--".into());
@@ -460,17 +459,6 @@ fn plan_bwrap(
     plan.command_line = shown;
     plan.argv = argv;
     Ok(plan)
-}
-
-impl Plan {
-    fn launcher_grants_env_tz(&mut self, zone: &str) {
-        self.launcher_grants.push(Grant {
-            kind: "setenv",
-            path: PathBuf::from("TZ"),
-            target: Some(PathBuf::from(zone)),
-            why: "clock:tzdata: the host's local time zone by name".into(),
-        });
-    }
 }
 
 /// Notes, network and unenforceable parts: the same for every target.
@@ -926,11 +914,6 @@ fn seccomp_profile_path() -> Result<PathBuf, Diagnostic> {
         std::fs::rename(&tmp, &path).map_err(err)?;
     }
     Ok(path)
-}
-
-/// For tests: the argv the run would exec.
-pub fn plan_argv(plan: &Plan) -> &[OsString] {
-    &plan.argv
 }
 
 /// The host duties of docs/security.md ("What the host must do", item 8)
