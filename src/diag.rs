@@ -336,14 +336,20 @@ pub const MAX_SHOWN: usize = 512;
 
 /// The capability text as a diagnostic shows it.
 fn shown(capability: &str) -> String {
-    if capability.len() <= MAX_SHOWN {
-        return capability.to_owned();
+    cut(capability, MAX_SHOWN, 80, str::to_owned)
+}
+
+/// `text` through `show` when it is at most `max` bytes; otherwise its first
+/// `keep` bytes (back to a char boundary) through `show`, plus its length.
+fn cut(text: &str, max: usize, keep: usize, show: impl Fn(&str) -> String) -> String {
+    if text.len() <= max {
+        return show(text);
     }
-    let mut end = 80;
-    while !capability.is_char_boundary(end) {
+    let mut end = keep;
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}... ({} bytes)", &capability[..end], capability.len())
+    format!("{}... ({} bytes)", show(&text[..end]), text.len())
 }
 
 /// Longest tool name shown in full in output (notes, `unenforceable[]`,
@@ -357,14 +363,7 @@ pub const MAX_TOOL_SHOWN: usize = 128;
 /// name longer than [`MAX_TOOL_SHOWN`] bytes cut to its first 64 bytes plus
 /// `... (N bytes)`.
 pub fn tool_label(name: &str) -> String {
-    if name.len() <= MAX_TOOL_SHOWN {
-        return printable(name);
-    }
-    let mut end = 64;
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}... ({} bytes)", printable(&name[..end]), name.len())
+    cut(name, MAX_TOOL_SHOWN, 64, printable)
 }
 
 /// Quotes a name for a message, escaping what would make the message ambiguous.

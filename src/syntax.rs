@@ -831,9 +831,7 @@ fn refusal(declared: &str) -> Option<(Refusal, std::borrow::Cow<'_, str>)> {
         Refusal::Root
     } else if let Some(top) = SANDBOX_TREES.iter().find(|top| tree_holds(top, p)) {
         Refusal::SandboxTree(top)
-    } else if ENGINE_SOCKETS.contains(&file_name(p))
-        || ENGINE_SOCKETS.contains(&file_name(declared))
-    {
+    } else if ENGINE_SOCKETS.contains(&file_name(p)) {
         Refusal::EngineSocket
     } else if let Some(e) = engine_path(p) {
         Refusal::EngineDir(e)
