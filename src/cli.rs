@@ -744,6 +744,11 @@ fn diff(args: &DiffArgs) -> ExitCode {
         }
     };
     let (old_name, new_name) = (name(&args.old), name(&args.new));
+    // Operator directories pass the same symlink checks as for compile (F14).
+    let assets = match args.assets.checked() {
+        Ok(a) => a,
+        Err(d) => return report(&d, args.error_format),
+    };
     let result = crate::diff::diff(
         crate::diff::Input {
             name: &old_name,
@@ -754,7 +759,7 @@ fn diff(args: &DiffArgs) -> ExitCode {
             bytes: &new,
         },
         &args.target,
-        &args.assets.assets(),
+        &assets,
     );
     match result {
         Ok(r) => {

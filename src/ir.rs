@@ -284,6 +284,8 @@ fn other_facts(caps: &[CapInfo]) -> Others {
                         inject: true,
                         caps: Vec::new(),
                     });
+                    // Also when `env:read:DISPLAY` came first: x11 needs it injected.
+                    f.inject = true;
                     f.caps.push(id);
                 }
                 ipc.entry(endpoint.to_string())
@@ -778,6 +780,13 @@ mod tests {
         let p = policy(&["ipc:connect:x11", "env:read:DISPLAY"]);
         assert_eq!(p.env.len(), 1);
         assert_eq!(p.env[0].caps, [0, 1]);
+        // Either order: x11 needs DISPLAY injected.
+        for caps in [
+            ["ipc:connect:x11", "env:read:DISPLAY"],
+            ["env:read:DISPLAY", "ipc:connect:x11"],
+        ] {
+            assert!(policy(&caps).env[0].inject, "{caps:?}");
+        }
     }
 
     #[test]

@@ -840,6 +840,7 @@ fn eject_and_operator_dirs_refuse_symlinks_leading_out() {
             vec!["compile", m, "--target", "squid", &flag, op],
             vec!["explain", m, "--target", "squid", &flag, op],
             vec!["targets", &flag, op],
+            vec!["diff", m, m, "--target", "squid", &flag, op],
         ] {
             let (code, out, err) = capgate(&args);
             assert_eq!(code, 4, "{what} {args:?}: {err}");

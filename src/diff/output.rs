@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::assets::Assets;
 use crate::compile::{Compiler, Settings};
-use crate::diag::{quote, Diagnostic};
+use crate::diag::Diagnostic;
 use crate::explain::{CapRef, Explanation};
 use crate::rules::ArtifactKind;
 
@@ -129,7 +129,8 @@ impl TargetDiff {
                 let _ = writeln!(out, "      <- {} ({})", l.rule, l.rule_source);
                 for c in &l.capabilities {
                     let who = match &c.tool {
-                        Some(t) => format!("tool {}", quote(t)),
+                        // Already in display form (explain's CapRef): quoting again would double `\`.
+                        Some(t) => format!("tool \"{t}\""),
                         None => "serverCapabilities".to_owned(),
                     };
                     let _ = writeln!(out, "         <- {}  ({who}, {})", c.capability, c.location);
