@@ -23,11 +23,19 @@ fn main() -> ExitCode {
         Err(e) => {
             // Every failure starts with `capgate: <CODE>:`, usage errors included.
             let text = e.render().to_string();
+            let required;
             let (message, rest) = match e.kind() {
-                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => (
-                    "a command is required: compile, explain, targets, init, diff, schema, import, lint, completions or man",
-                    text.as_str(),
-                ),
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    // Named from the parser itself, so a new command is never left out.
+                    let cmd = <Cli as clap::CommandFactory>::command();
+                    let names: Vec<&str> = cmd
+                        .get_subcommands()
+                        .filter(|s| !s.is_hide_set())
+                        .map(|s| s.get_name())
+                        .collect();
+                    required = format!("a command is required: {}", names.join(", "));
+                    (required.as_str(), text.as_str())
+                }
                 _ => {
                     let text = text.trim_start_matches("error: ");
                     text.split_once('\n').unwrap_or((text, ""))
