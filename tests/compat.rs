@@ -388,20 +388,18 @@ fn parse_squid(config: &str) -> Squid {
 
 type Dest = (String, Option<u16>);
 
-/// The (host, port) pairs a squid.conf allows CONNECT to; `*` for any host, `None` for any port.
+/// The (host, port) pairs a squid.conf allows requests to; `*` for any host,
+/// `None` for any port. The reference allows CONNECT only, capgate every
+/// method (DEV-SQUID-PLAIN-HTTP): the method is not part of a destination.
 fn squid_allowed(s: &Squid) -> BTreeSet<Dest> {
     let mut out = BTreeSet::new();
     for (allow, names) in &s.access {
         if !allow {
             continue;
         }
-        assert!(
-            names.iter().any(|n| n == "CONNECT"),
-            "allow rule without CONNECT: {names:?}"
-        );
         let mut hosts: Vec<String> = Vec::new();
         let mut ports: Vec<Option<u16>> = Vec::new();
-        for n in names.iter().filter(|n| *n != "CONNECT") {
+        for n in names.iter().filter(|n| *n != "CONNECT" && *n != "all") {
             let (ty, values) = s
                 .acls
                 .get(n)
@@ -636,11 +634,7 @@ fn is_permissive_kind_note(case: &Case, note: &str) -> bool {
     })
 }
 
-const SQUID_STANDALONE: [&str; 3] = [
-    "http_port ",
-    "visible_hostname ",
-    "acl CONNECT method CONNECT",
-];
+const SQUID_STANDALONE: [&str; 2] = ["http_port ", "visible_hostname "];
 
 fn is_squid_allow_line(l: &str) -> bool {
     l.starts_with("http_access allow ")
@@ -1136,7 +1130,7 @@ const DEVIATIONS: &[Deviation] = &[
             let reference =
                 |n: &str| n.contains(": host \"*\" degenerates to allow-any (dstdomain .)");
             let ours =
-                |n: &str| n.contains(": host \"*\" allows CONNECT to any public destination");
+                |n: &str| n.contains(": host \"*\" allows requests to any public destination");
             let index = |n: &str| n.split_once(':').map(|(i, _)| i.to_owned());
             c.target == "squid"
                 && match d {
@@ -1210,6 +1204,14 @@ const DEVIATIONS: &[Deviation] = &[
                 && matches!(d, Diff::LineRemoved(l) | Diff::LineAdded(l)
                     if l.starts_with("acl to_private dst ") || l == "http_access deny to_private"
                         || l.starts_with("acl capgate_special dst ") || l == "http_access deny capgate_special")
+        },
+    },
+    Deviation {
+        id: "DEV-SQUID-PLAIN-HTTP",
+        explains: |c, d| {
+            c.target == "squid"
+                && matches!(d, Diff::LineRemoved(l) if l == "acl CONNECT method CONNECT")
+                || matches!(d, Diff::LineAdded(l) if l == "http_access deny manager")
         },
     },
     Deviation {

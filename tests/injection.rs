@@ -202,7 +202,7 @@ fn checkers_catch_injected_grants() {
         ),
         (
             "http_access deny all",
-            "http_access deny all\nhttp_access allow CONNECT",
+            "http_access deny all\nhttp_access allow all",
         ),
         (
             "dstdomain -n 10.example.com",
@@ -212,8 +212,13 @@ fn checkers_catch_injected_grants() {
         ("port 443", "port 22"),
         ("http_access deny capgate_special\n", ""),
         (
-            "acl CONNECT method CONNECT",
-            "acl CONNECT method CONNECT\nhttp_port 0.0.0.0:3129 # x",
+            "cache deny all",
+            "cache deny all\nhttp_port 0.0.0.0:3129 # x",
+        ),
+        ("http_access deny manager\n", ""),
+        (
+            "http_access deny manager",
+            "http_access allow all\nhttp_access deny manager",
         ),
     ] {
         let bad = c.config.replacen(from, to, 1);

@@ -245,7 +245,8 @@ fn squid(v: &Value) -> Squid {
             ["http_access", verdict, names @ ..] => {
                 let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
                 for n in &names {
-                    if n != "all" && !s.acls.iter().any(|(a, _, _)| a == n) {
+                    // `all` and `manager` are squid's predefined acls.
+                    if n != "all" && n != "manager" && !s.acls.iter().any(|(a, _, _)| a == n) {
                         s.defined_before_use = false;
                     }
                 }
@@ -286,13 +287,13 @@ impl Squid {
         out
     }
 
-    /// Index of the rule allowing CONNECT to `host` (and `port`).
+    /// Index of the rule allowing requests to `host` (and `port`).
     fn allow_index(&self, host: &str, port: Option<u16>) -> Option<usize> {
         self.access.iter().position(|(allow, names)| {
             *allow && {
                 let mut hosts = Vec::new();
                 let mut ports = Vec::new();
-                for n in names.iter().filter(|n| *n != "CONNECT") {
+                for n in names.iter().filter(|n| *n != "all") {
                     let (ty, values) = self.acl(n);
                     match ty.as_str() {
                         "dst" | "dstdomain" => hosts.extend(values),
@@ -1085,7 +1086,7 @@ fn s13_9_complete_special_ranges() {
 
 /// F7: nothing placed before the special-range deny can match a request by
 /// name: every acl of an allow there is `dst -n` (IP literals only, no DNS),
-/// a port or the CONNECT method.
+/// or a port.
 #[test]
 fn s13_9_nothing_before_the_special_deny_matches_a_name() {
     let v = ok_permissive(
@@ -1102,11 +1103,15 @@ fn s13_9_nothing_before_the_special_deny_matches_a_name() {
     );
     let conf = squid(&v);
     let deny = conf.deny_index();
-    assert_eq!(deny, 4, "four private allows come first: {:?}", conf.access);
+    assert_eq!(
+        deny, 5,
+        "deny manager, then four private allows: {:?}",
+        conf.access
+    );
     let l = lines(&v);
-    for (allow, names) in &conf.access[..deny] {
+    for (allow, names) in &conf.access[1..deny] {
         assert!(*allow);
-        for n in names.iter().filter(|n| *n != "CONNECT") {
+        for n in names {
             let def = l
                 .iter()
                 .find(|x| x.starts_with(&format!("acl {n} ")))
@@ -1166,10 +1171,11 @@ fn s13_10_squid_standalone() {
     let l = lines(&v);
     let conf = squid(&v);
     assert!(l.contains(&"http_port 127.0.0.1:3128".to_owned()), "{l:?}");
-    assert!(conf
-        .acls
-        .iter()
-        .any(|(n, t, vals)| n == "CONNECT" && t == "method" && vals == &["CONNECT"]));
+    assert_eq!(
+        conf.access.first().unwrap(),
+        &(false, vec!["manager".to_owned()]),
+        "squid's cache manager is denied first"
+    );
     assert!(
         conf.defined_before_use,
         "an acl is used before it is defined:\n{}",
@@ -1181,14 +1187,6 @@ fn s13_10_squid_standalone() {
         &(false, vec!["all".to_owned()]),
         "deny all is the last http_access"
     );
-    for (allow, names) in &conf.access {
-        if *allow {
-            assert!(
-                names.contains(&"CONNECT".to_owned()),
-                "{names:?}: allow rules are CONNECT only"
-            );
-        }
-    }
     // Names never match IP-literal CONNECTs through reverse DNS.
     for line in l.iter().filter(|l| l.contains(" dstdomain ")) {
         assert!(line.contains(" dstdomain -n "), "{line}");

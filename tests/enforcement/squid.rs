@@ -76,13 +76,17 @@ const DNS: &str = r#"{
 const DNSSTUB_PY: &str = include_str!("dnsstub.py");
 
 /// Sends one CONNECT with exactly `authority` (no client-side normalisation,
-/// unlike curl) and, once tunnelled, `GET /ID`; prints the proxy's status code,
-/// a newline and the upstream's body.
+/// unlike curl) and, once tunnelled, `GET /ID`; or, in mode `get`, one plain
+/// proxy request `GET http://AUTHORITY/ID`. Prints the proxy's (or, for a
+/// forwarded GET, the upstream's) status code, a newline and the upstream's body.
 const RAW_CONNECT_PY: &str = r#"
 import socket, sys
-port, authority, ident = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+port, authority, ident, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 s = socket.create_connection(("127.0.0.1", port), timeout=5)
-s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (authority, authority)).encode())
+if mode == "get":
+    s.sendall(("GET http://%s/%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (authority, ident, authority)).encode())
+else:
+    s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (authority, authority)).encode())
 def until(data, mark):
     while mark not in data:
         chunk = s.recv(4096)
@@ -94,7 +98,15 @@ try:
     head, _, rest = until(b"", b"\r\n\r\n").partition(b"\r\n\r\n")
     code = head.split(b" ")[1].decode() if head.count(b" ") else "000"
     body = ""
-    if code == "200":
+    if mode == "get":
+        reply = rest
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        body = reply.decode("latin-1") if code == "200" else ""
+    elif code == "200":
         s.sendall(("GET /%s HTTP/1.0\r\n\r\n" % ident).encode())
         reply = rest
         while True:
@@ -235,9 +247,9 @@ fn request(ns: &Netns, proxy: u16, host: &str, port: u16, id: &str, tunnel: bool
     }
 }
 
-/// A CONNECT for exactly `host:port` (IPv6 hosts in brackets) sent by
-/// RAW_CONNECT_PY inside the namespace.
-fn raw_request(ns: &Netns, proxy: u16, host: &str, port: u16, id: &str) -> Answer {
+/// A CONNECT (or with `tunnel` false, a plain GET) for exactly `host:port`
+/// (IPv6 hosts in brackets) sent by RAW_CONNECT_PY inside the namespace.
+fn raw_request(ns: &Netns, proxy: u16, host: &str, port: u16, id: &str, tunnel: bool) -> Answer {
     let authority = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
@@ -246,7 +258,14 @@ fn raw_request(ns: &Netns, proxy: u16, host: &str, port: u16, id: &str) -> Answe
     let out = run(
         &mut ns.exec(
             &python(),
-            &["-c", RAW_CONNECT_PY, &proxy.to_string(), &authority, id],
+            &[
+                "-c",
+                RAW_CONNECT_PY,
+                &proxy.to_string(),
+                &authority,
+                id,
+                if tunnel { "connect" } else { "get" },
+            ],
         ),
         Duration::from_secs(10),
     );
@@ -368,6 +387,9 @@ const RAW_CASES: &[Case] = &[
     case(3128, "squid strips the trailing dot: the literal itself", "11.0.0.5.", 443, Some("11.0.0.5")),
     case(3128, "control: the declared IPv4 literal itself", "11.0.0.5", 443, Some("11.0.0.5")),
     case(3128, "control: the declared IPv6 literal, other spelling", "[2A00:CAFE:0::2]", 8443, Some("2a00:cafe::2")),
+    // userinfo in front of an undeclared host (plain GET: the host is other.test)
+    case(3128, "userinfo naming the declared host:port", "allowed.test:8443@other.test", 8443, None),
+    case(3128, "declared name, upper case", "ALLOWED.TEST", 8443, Some("11.0.0.2")),
     // egress-mix.json: declared private IPv6 fd12:3456::7:6379
     case(3132, "F7: name with AAAA [::1, fd12:3456::7]", "v6dual.test", 6379, None),
     case(3132, "control: the declared IPv6 literal itself", "fd12:3456::7", 6379, Some("fd12:3456::7")),
@@ -434,20 +456,28 @@ fn squid_connect_allowlist() {
     }
 
     let mut c = Checks::new();
+    // Every case twice: as a CONNECT tunnel and as a plain proxy GET (a
+    // declared host:port allows both; everything else refuses both).
+    let probes: Vec<(&Case, bool, bool)> = [true, false]
+        .into_iter()
+        .flat_map(|tunnel| {
+            let curl = CASES.iter().map(move |k| (k, false, tunnel));
+            let raw = RAW_CASES.iter().map(move |k| (k, true, tunnel));
+            curl.chain(raw)
+        })
+        .collect();
     let answers: Vec<Answer> = thread::scope(|sc| {
-        let handles: Vec<_> = CASES
+        let handles: Vec<_> = probes
             .iter()
-            .chain(RAW_CASES)
             .enumerate()
-            .map(|(i, k)| {
+            .map(|(i, &(k, raw, tunnel))| {
                 let ns = &ns;
                 let id = format!("probe{i}");
-                let raw = i >= CASES.len();
                 sc.spawn(move || {
                     if raw {
-                        raw_request(ns, k.proxy, k.host, k.port, &id)
+                        raw_request(ns, k.proxy, k.host, k.port, &id, tunnel)
                     } else {
-                        request(ns, k.proxy, k.host, k.port, &id, true)
+                        request(ns, k.proxy, k.host, k.port, &id, tunnel)
                     }
                 })
             })
@@ -457,7 +487,10 @@ fn squid_connect_allowlist() {
     // A refused name proves nothing unless squid resolved it: every name case
     // must have been answered by the stub with records.
     let queries = std::fs::read_to_string(&dns_log).unwrap_or_default();
-    for k in RAW_CASES.iter().filter(|k| k.host.ends_with(".test")) {
+    for k in RAW_CASES
+        .iter()
+        .filter(|k| k.host.ends_with(".test") && !k.host.contains('@'))
+    {
         c.check(
             &format!(
                 "[{}] {}: squid resolved {} through the stub",
@@ -472,16 +505,17 @@ fn squid_connect_allowlist() {
         );
     }
     let hits = hits(&log);
-    for (i, (k, a)) in CASES.iter().chain(RAW_CASES).zip(&answers).enumerate() {
+    for (i, (&(k, _, tunnel), a)) in probes.iter().zip(&answers).enumerate() {
         let id = format!("probe{i}");
         let reached: Vec<&Hit> = hits
             .iter()
             .filter(|h| h.data.starts_with(&format!("GET /{id} ")))
             .collect();
-        let label = format!("[{}] {} {}:{}", k.proxy, k.label, k.host, k.port);
+        let how = if tunnel { "CONNECT" } else { "plain GET" };
+        let label = format!("[{}] {how} {} {}:{}", k.proxy, k.label, k.host, k.port);
         match k.reach {
             Some(addr) => {
-                c.eq(&format!("{label}: CONNECT 200"), a.code.as_str(), "200");
+                c.eq(&format!("{label}: 200"), a.code.as_str(), "200");
                 c.eq(
                     &format!("{label}: upstream answered"),
                     a.body.trim_end(),
@@ -494,7 +528,7 @@ fn squid_connect_allowlist() {
                 );
             }
             None => {
-                c.eq(&format!("{label}: CONNECT 403"), a.code.as_str(), "403");
+                c.eq(&format!("{label}: 403"), a.code.as_str(), "403");
                 c.check(
                     &format!("{label}: nothing reached an upstream"),
                     reached.is_empty(),
@@ -503,28 +537,39 @@ fn squid_connect_allowlist() {
             }
         }
     }
-    // Plain (non-CONNECT) proxy requests are refused by every config, names
-    // with a declared IP among their records included.
-    for (proxy, host, port) in [
-        (3128, "allowed.test", 8443),
-        (3130, "10.0.0.9", 8443),
-        (3129, "dual.test", 5432),
-        (3129, "10.0.0.5", 5432),
-        (3128, "pubmix.test", 443),
-        (3131, "azure.test", 443),
+    // squid's own cache manager is never reachable through an allow, not even
+    // with `*` (3131) and by squid's own names.
+    for (proxy, host) in [
+        (3131, "capgate-egress"),
+        (3131, "127.0.0.1"),
+        (3131, "localhost"),
+        (3128, "capgate-egress"),
     ] {
-        let a = request(&ns, proxy, host, port, "plain", false);
+        let url = format!("http://{host}:{proxy}/squid-internal-mgr/menu");
+        let out = run(
+            &mut ns.exec(
+                "curl",
+                &[
+                    "-s",
+                    "--max-time",
+                    "5",
+                    "-x",
+                    &format!("http://127.0.0.1:{proxy}"),
+                    "-w",
+                    "\n%{http_code}",
+                    &url,
+                ],
+            ),
+            Duration::from_secs(10),
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let code = text.rsplit('\n').next().unwrap_or("");
         c.eq(
-            &format!("[{proxy}] plain GET http://{host}:{port}/ refused"),
-            a.code.as_str(),
+            &format!("[{proxy}] cache manager {url} refused"),
+            code,
             "403",
         );
     }
-    c.check(
-        "no plain request reached an upstream",
-        !hits_of(&log, "GET /plain "),
-        String::new,
-    );
     drop(squids);
     c.finish("squid_connect_allowlist");
 }
@@ -546,8 +591,4 @@ fn dnsstub(ns: &Netns, log: &Path) -> Proc {
         .is_some_and(|mut o| o.read_exact(&mut ready).is_ok());
     assert!(got && &ready == b"READY\n", "dns stub did not start");
     proc
-}
-
-fn hits_of(log: &Path, prefix: &str) -> bool {
-    hits(log).iter().any(|h| h.data.starts_with(prefix))
 }

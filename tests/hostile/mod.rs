@@ -524,8 +524,9 @@ pub fn check_squid(config: &str, declared: &Declared) -> Check {
             _ => {}
         }
     }
-    if acls.get("CONNECT") != Some(&("method", vec!["CONNECT"])) {
-        return Err("acl CONNECT is not `method CONNECT`".to_owned());
+    // squid's own cache manager is denied before anything can allow it.
+    if access.first().map(|(_, w)| w.as_slice()) != Some(&["deny", "manager"][..]) {
+        return Err("first http_access is not `deny manager`".to_owned());
     }
     let Some(((_, last), rest)) = access.split_last() else {
         return Err("squid.conf has no http_access".to_owned());
@@ -543,12 +544,19 @@ pub fn check_squid(config: &str, declared: &Declared) -> Check {
             Some(&"allow") => {}
             _ => return Err(format!("line {n}: http_access {words:?}")),
         }
-        if words.get(1) != Some(&"CONNECT") {
-            return Err(format!("line {n}: allow without CONNECT: {words:?}"));
+        // Every method is allowed to a declared destination; `all` alone is
+        // squid's built-in "anything" (a declared `*` without a port).
+        let names: &[&str] = if words[1..] == ["all"] {
+            &[]
+        } else {
+            &words[1..]
+        };
+        if names.is_empty() && words[1..] != ["all"] {
+            return Err(format!("line {n}: allow without an acl: {words:?}"));
         }
         let mut dst: Option<(&str, Vec<&str>)> = None;
         let mut port: Option<u16> = None;
-        for name in &words[2..] {
+        for name in names {
             let Some((kind, values)) = acls.get(name) else {
                 return Err(format!("line {n}: acl {name} is not defined before use"));
             };
