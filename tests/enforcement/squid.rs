@@ -1,6 +1,7 @@
-//! squid: the compiled squid.conf, unchanged except for harness lines (pid
-//! file, logs, hosts_file, unique service name), run by the real squid and
-//! probed with curl CONNECT requests.
+//! squid: the compiled squid.conf (with `private_instance=true`, so its own
+//! pid file and logs), unchanged except for harness lines (hosts_file, the
+//! test's DNS stub, a unique service name), run by the real squid and probed
+//! with curl and raw CONNECT and plain proxy requests.
 //!
 //! Everything happens in one network namespace the test creates: squid, curl
 //! and the upstream listeners. "Public" destinations cannot live on loopback
@@ -130,25 +131,32 @@ struct Squid {
 }
 
 impl Squid {
-    /// Writes the harness preamble plus the compiled config, checks it with
-    /// `squid -k parse` and starts squid inside `ns`, listening where the
-    /// compiled `http_port` says.
-    fn start(ns: &Netns, dir: &Path, name: &str, compiled: &str, port: u16) -> Squid {
+    /// The instance directory for `name`'s squid (`instance_dir`), created
+    /// and owned by squid's user.
+    fn instance_dir(dir: &Path, name: &str) -> PathBuf {
         let run_dir = dir.join(format!("run-{name}"));
         std::fs::create_dir(&run_dir).unwrap();
         ok(&mut cmd("chown", &["proxy:proxy", &s(&run_dir)]));
-        let r = s(&run_dir);
+        run_dir
+    }
+
+    /// Writes the harness preamble plus the compiled config (compiled with
+    /// `private_instance=true` and `instance_dir=run_dir`: the pid file and
+    /// logs are the artifact's own), checks it with `squid -k parse` and starts
+    /// squid inside `ns`, listening where the compiled `http_port` says.
+    fn start(
+        ns: &Netns,
+        dir: &Path,
+        name: &str,
+        run_dir: PathBuf,
+        compiled: &str,
+        port: u16,
+    ) -> Squid {
         let conf = format!(
             "# ---- test harness (tests/enforcement/squid.rs)\n\
-             pid_filename {r}/squid.pid\n\
-             cache_log {r}/cache.log\n\
-             access_log stdio:{r}/access.log squid\n\
-             coredump_dir {r}\n\
              hosts_file {hosts}\n\
              dns_nameservers 127.0.0.1\n\
              cache_effective_user proxy\n\
-             pinger_enable off\n\
-             shutdown_lifetime 0 seconds\n\
              # ---- compiled by capgate, unchanged\n\
              {compiled}\n",
             hosts = s(&dir.join("hosts")),
@@ -445,14 +453,20 @@ fn squid_connect_allowlist() {
     let mut squids = Vec::new();
     for (name, path, permissive, port) in configs {
         let listen = format!("127.0.0.1:{port}");
+        let run_dir = Squid::instance_dir(&dir.path, name);
         let artifact = compile(
             path,
             &fixture(path),
             "squid",
             permissive,
-            &[("listen", &listen)],
+            &[
+                ("listen", &listen),
+                ("private_instance", "true"),
+                ("instance_dir", &s(&run_dir)),
+            ],
         );
-        squids.push(Squid::start(&ns, &dir.path, name, &config(&artifact), port));
+        let conf = config(&artifact);
+        squids.push(Squid::start(&ns, &dir.path, name, run_dir, &conf, port));
     }
 
     let mut c = Checks::new();
@@ -568,6 +582,29 @@ fn squid_connect_allowlist() {
             &format!("[{proxy}] cache manager {url} refused"),
             code,
             "403",
+        );
+    }
+    // private_instance: each squid wrote its own pid file and its access log in
+    // the `capgate` logformat (what `capgate run` reads denials from).
+    for sq in &squids {
+        let pid = read(&sq.run_dir.join("squid.pid")).unwrap_or_default();
+        c.eq(
+            &format!("{}: pid file in instance_dir", s(&sq.run_dir)),
+            pid.trim(),
+            sq.proc.child.id().to_string().as_str(),
+        );
+    }
+    let access = read(&squids[0].run_dir.join("access.log")).unwrap_or_default();
+    for want in [
+        " TCP_DENIED/403 CONNECT other.test:8443",
+        " TCP_DENIED/403 GET http://other.test:8443/probe",
+        " TCP_TUNNEL/200 CONNECT allowed.test:8443",
+        " TCP_MISS/200 GET http://allowed.test:8443/probe",
+    ] {
+        c.check(
+            &format!("access.log has a line with {want:?}"),
+            access.lines().any(|l| l.contains(want)),
+            || access.clone(),
         );
     }
     drop(squids);
