@@ -27,7 +27,7 @@ for tool in hyperfine jq; do
     command -v "$tool" >/dev/null || { echo "bench-process: $tool is required" >&2; exit 2; }
 done
 mkdir -p "$OUT"
-cargo build --release --quiet --bin capgate --example gen_manifest --example batch
+cargo build --release --quiet --features testing --bin capgate --example gen_manifest --example batch
 BIN=$TARGET_DIR/release/capgate
 GEN=$TARGET_DIR/release/examples/gen_manifest
 BATCH=$TARGET_DIR/release/examples/batch

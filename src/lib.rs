@@ -22,6 +22,9 @@ pub mod diag;
 pub mod diff;
 pub mod escape;
 pub mod explain;
+/// Synthetic manifests for benchmarks and tests (feature `testing`), not part
+/// of the shipped library.
+#[cfg(any(test, feature = "testing"))]
 pub mod generate;
 pub mod import;
 pub mod ir;
