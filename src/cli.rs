@@ -101,6 +101,13 @@ Exit codes: 0 NEW reaches nothing OLD could not, 1 it does (each witness is list
         #[arg(num_args = 4)]
         args: Vec<String>,
     },
+    /// Internal: the first process of a networked `capgate run` sandbox; waits
+    /// on fd 3 until its network namespace is wired, then executes the launcher.
+    #[command(name = "__run-wait", hide = true)]
+    RunWait {
+        #[arg(last = true, required = true)]
+        argv: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -329,6 +336,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Man => man(),
         Command::Run(args) => crate::run::run(&args),
         Command::RunReaper { args } => crate::run::reaper(&args),
+        Command::RunWait { argv } => crate::run::supervise::wait_then_exec(&argv),
     }
 }
 

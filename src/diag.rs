@@ -156,8 +156,8 @@ codes! {
     // capgate run: failures before the server starts (exit 125).
     RunUser => "RUN_USER", "`capgate run` would start the sandbox as host root, or --user is not a UID[:GID] the run can take",
         "give --user a non-zero numeric UID[:GID] (e.g. the owner of the data directories); as a non-root user, run without --user";
-    RunNetwork => "RUN_NETWORK", "the manifest declares network access, which `capgate run` does not provide yet (issue 13)",
-        "pass --permissive to run with no network at all (the declared destinations are then unreachable), or launch the compiled targets yourself (docs/run.md)";
+    RunNetwork => "RUN_NETWORK", "the manifest declares network that this run cannot provide (not root, or --target docker), or setting up the network failed",
+        "network needs capgate run started as root with --target bwrap (docs/run.md \"Network\"); --permissive runs the server with no network at all; when the setup failed, the message names the tool and its error";
     RunDownloader => "RUN_DOWNLOADER", "the command is a launcher that downloads the server at start (npx, uvx, npm exec, ...)",
         "install the server first and run the installed entry point (docs/run.md)";
     RunCommand => "RUN_COMMAND", "the command to run cannot be found or read",

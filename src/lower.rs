@@ -808,6 +808,8 @@ impl Run<'_> {
                 };
                 if let Some((template, slot)) = &prepared.fragment {
                     match self.renderer.fragment_of(template, &ctx) {
+                        // An option-dependent fragment that is off writes no line at all.
+                        Ok(text) if text.trim().is_empty() => {}
                         Ok(text) => out.fragments.push(Fragment {
                             rule: ri,
                             fact,

@@ -175,6 +175,9 @@ pub enum OptionType {
     Path,
     /// One of the option's `values`, exactly (e.g. the container engine).
     Choice,
+    /// One IPv4 or IPv6 address, no prefix length, rendered canonically
+    /// (`010.0.0.1` and `0.0.0.0/0` refused). The default may be `""`: unset.
+    Ip,
 }
 
 impl OptionType {
@@ -188,6 +191,7 @@ impl OptionType {
             OptionType::Size => "size",
             OptionType::Path => "path",
             OptionType::Choice => "choice",
+            OptionType::Ip => "ip",
         }
     }
 
@@ -201,6 +205,7 @@ impl OptionType {
             OptionType::Size => "a size: digits with an optional k, m or g suffix, e.g. 512m",
             OptionType::Path => "an absolute path without control characters",
             OptionType::Choice => "one of its values",
+            OptionType::Ip => "one IPv4 or IPv6 address, without a prefix length",
         }
     }
 
@@ -399,6 +404,11 @@ impl TargetOption {
                 }
                 Ok(OptionValue::String(text.to_owned()))
             }
+            OptionType::Ip => {
+                // std's parser refuses leading zeros, prefixes and zone ids.
+                let ip: std::net::IpAddr = text.parse().map_err(|_| expects())?;
+                Ok(OptionValue::String(ip.to_string()))
+            }
         }
     }
 
@@ -449,7 +459,8 @@ impl OptionValue {
                 | OptionType::Network
                 | OptionType::Size
                 | OptionType::Path
-                | OptionType::Choice,
+                | OptionType::Choice
+                | OptionType::Ip,
                 toml::Value::String(s),
             ) => Some(OptionValue::String(s.clone())),
             (OptionType::Integer, toml::Value::Integer(i)) => Some(OptionValue::Integer(*i)),
@@ -654,7 +665,9 @@ fn parse_target(
                 };
                 // The default goes through the same parser as a `--set` value
                 // and is kept in its canonical spelling.
+                let unset_ip = o.ty == OptionType::Ip && default.to_string().is_empty();
                 match option.parse(&default.to_string()) {
+                    _ if unset_ip => {}
                     Ok(v) => option.default = v,
                     Err(e) => err(offset, format!("default of {e}")),
                 }

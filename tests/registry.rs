@@ -150,6 +150,10 @@ fn every_error_code_is_covered() {
             "tests/cli.rs: unknown --set option exits 2",
         ),
         (
+            Code::RunNetwork,
+            "tests/run_net.rs: network_is_refused_where_the_run_cannot_provide_it",
+        ),
+        (
             Code::TemplateUnsafeValue,
             "tests/operator.rs autoescape-off-ignored, src/render.rs",
         ),

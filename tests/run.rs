@@ -785,13 +785,6 @@ fn failures_are_one_clear_line() {
             "capgate: RUN_BIND_SOURCE: ",
         ),
         (
-            "network",
-            dir.manifest("net", &["net:connect:api.example.com:443".into()]),
-            vec![],
-            vec!["true"],
-            "capgate: RUN_NETWORK: network is not supported by capgate run yet (issue 13)",
-        ),
-        (
             "refused manifest",
             dir.manifest("bad", &["fs:read:relative/path".into()]),
             vec![],
@@ -836,21 +829,6 @@ fn failures_are_one_clear_line() {
         let snap = format!("run_error_{}", label.replace(' ', "_"));
         insta::assert_snapshot!(snap, norm(&out.stderr, &dir));
     }
-    // --permissive runs a network manifest with no network, and says so.
-    let m = dir.manifest("net2", &["net:connect:api.example.com:443".into()]);
-    let out = run(
-        &m,
-        &["--permissive"],
-        &["sh", "-c", "cat /proc/net/dev | wc -l"],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("runs with no network"),
-        "{}",
-        text(&out.stderr)
-    );
-    // Only the loopback device (2 header lines + lo).
-    assert_eq!(text(&out.stdout).trim(), "3");
 }
 
 // ------------------------------------------------------------ docker target

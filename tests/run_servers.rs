@@ -400,28 +400,95 @@ fn git_server_cannot_commit_to_a_read_only_repo() {
 // ------------------------------------------------------------------ fetch
 
 #[test]
-fn fetch_server_network_is_refused_until_issue_13() {
+fn fetch_server_fetches_the_declared_page_and_npm_becomes_a_suggestion() {
+    let test = "fetch_server_fetches_the_declared_page_and_npm_becomes_a_suggestion";
     let bin = "venv/bin/mcp-server-fetch";
-    if !require_servers("fetch_server_network_is_refused_until_issue_13", &[bin]) {
+    if !require_servers(test, &[bin]) {
+        return;
+    }
+    let missing: Vec<String> = ["ip", "nsenter", "nft", "squid", "node", "npm"]
+        .iter()
+        .filter(|t| which(t).is_none())
+        .map(|t| format!("`{t}`"))
+        .collect();
+    if !require(test, missing) {
         return;
     }
     let dir = TempDir::new("fetch");
+    let www = dir.dir("www", 0o755);
+    fs::write(
+        www.join("page.html"),
+        "<html><head><title>Marker</title></head><body><article><h1>capgate</h1>\
+         <p>The quick brown fox capgate-fetch-marker jumps over the lazy dog, \
+         in a paragraph long enough to count as content.</p></article></body></html>",
+    )
+    .unwrap();
+    let lab = NetLab::new(
+        &dir,
+        &["11.0.0.2/32"],
+        "11.0.0.2 page.test\n",
+        &["11.0.0.2:8080"],
+        &[],
+        Some(&www),
+    );
     let m = manifest(
         &dir,
         "fetch",
         &[],
-        &[("fetch", vec!["net:connect:docs.example.test:443".into()])],
+        &[("fetch", vec!["net:connect:page.test:8080".into()])],
     );
     let server = prefix().join(bin).display().to_string();
-    let out = run(&m, &[], &[&server]);
-    assert_eq!(out.status.code(), Some(125));
-    assert!(text(&out.stderr).starts_with(
-        "capgate: RUN_NETWORK: network is not supported by capgate run yet (issue 13)"
-    ));
-    // --permissive: the server starts, with no network at all.
+    let report = dir.join("report.json");
+    let report_s = report.display().to_string();
+    // The raw page comes through the proxy. Simplified, readabilipy runs a
+    // first-use `npm install` (node is on the sandbox's PATH), which the
+    // proxy refuses: the tool fails and registry.npmjs.org:443 becomes a
+    // suggested capability.
     let spec = json!({"label": "fetch", "env": {}, "calls": [
-        call("DENY fetch (no network)", "fetch", json!({"url": "https://docs.example.test/"}), "deny"),
+        {"name": "fetch the declared page", "tool": "fetch",
+         "args": {"url": "http://page.test:8080/page.html", "raw": true},
+         "expect": "ok", "contains": "capgate-fetch-marker"},
+        call("DENY simplified (npm install refused)", "fetch",
+             json!({"url": "http://page.test:8080/page.html"}), "deny"),
+        call("DENY undeclared port", "fetch",
+             json!({"url": "http://page.test:8081/page.html", "raw": true}), "deny"),
     ]});
-    let s = drive(&dir, spec, &capgate_run(&m, &["--permissive"], &[&server]));
+    let mut cmd = vec![
+        "ip".to_owned(),
+        "netns".into(),
+        "exec".into(),
+        lab.name.clone(),
+    ];
+    cmd.extend(capgate_run(&m, &["--report", &report_s], &[&server]));
+    let s = drive(&dir, spec, &cmd);
     assert_all_pass(&s);
+    let hits: Vec<String> = lab.lines().into_iter().filter(|l| l != "READY").collect();
+    assert!(
+        hits.iter().any(|l| l == "HIT 11.0.0.2:8080 /page.html"),
+        "{hits:?}"
+    );
+    assert!(
+        hits.iter().all(|l| l.starts_with("HIT 11.0.0.2:8080 ")),
+        "{hits:?}"
+    );
+    assert!(
+        wait_for(10, || fs::read_to_string(&report)
+            .is_ok_and(|r| r.contains("\"denials\""))),
+        "no denials in the report"
+    );
+    let r: Value = serde_json::from_str(&fs::read_to_string(&report).unwrap()).unwrap();
+    let suggested: Vec<&str> = r["denials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["suggestion"].as_str())
+        .collect();
+    assert_eq!(
+        suggested,
+        [
+            "net:connect:registry.npmjs.org:443",
+            "net:connect:page.test:8081"
+        ],
+        "{r:#}"
+    );
 }

@@ -21,7 +21,10 @@
 //! Everything checked before the exec fails with one clear `capgate: RUN_…`
 //! line on stderr and exit 125 (docs/errors.md).
 
+pub mod net;
 pub mod runtime;
+pub mod suggest;
+pub mod supervise;
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -32,7 +35,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use crate::artifact::{ArgvArtifact, Artifact};
+use crate::artifact::{ArgvArtifact, Artifact, Egress};
 use crate::assets::Assets;
 use crate::cli::{read_input, report, ErrorFormat};
 use crate::compile::{Compiler, Output, Settings};
@@ -110,25 +113,56 @@ pub struct Plan {
     pub notes: Vec<String>,
     pub unenforceable: Vec<String>,
     pub sandbox_user: String,
+    /// The network the run provides, when the manifest declares some.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkInfo>,
+    /// Requests the network refused, as the capabilities that would allow
+    /// them (written at exit).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub denials: Vec<suggest::Denial>,
     #[serde(skip)]
     argv: Vec<OsString>,
+    #[serde(skip)]
+    net: Option<net::Network>,
+    #[serde(skip)]
+    egress: Vec<Egress>,
     /// docker: the engine and the container name the reaper removes.
     #[serde(skip)]
     reaper: Option<(PathBuf, String)>,
 }
 
-/// Runs `capgate run`: returns only when the sandbox could not be started.
+/// What the run's network is (docs/run.md "Network").
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkInfo {
+    /// The proxy the sandbox's HTTP_PROXY/HTTPS_PROXY/ALL_PROXY name.
+    pub proxy: String,
+    pub sandbox_address: String,
+    /// Declared IP literals the sandbox reaches directly (nftables).
+    pub direct: Vec<String>,
+    /// The run's directory: squid.conf, the ruleset, squid's logs.
+    pub state_dir: String,
+}
+
+fn write_report(plan: &Plan, path: &Path) -> Result<(), Diagnostic> {
+    let mut text = serde_json::to_string_pretty(plan).expect("plan serialises");
+    text.push('\n');
+    std::fs::write(path, text).map_err(|e| {
+        Diagnostic::new(
+            Code::OutputUnwritable,
+            format!("cannot write the report {}: {e}", path.display()),
+        )
+    })
+}
+
+/// Runs `capgate run`: returns only when the sandbox could not be started,
+/// or, with a network, when it has ended.
 pub fn run(args: &RunArgs) -> ExitCode {
     match plan(args) {
         Ok(plan) => {
             if let Some(path) = &args.report {
-                let mut text = serde_json::to_string_pretty(&plan).expect("plan serialises");
-                text.push('\n');
-                if let Err(e) = std::fs::write(path, text) {
-                    return fail(Diagnostic::new(
-                        Code::OutputUnwritable,
-                        format!("cannot write the report {}: {e}", path.display()),
-                    ));
+                if let Err(d) = write_report(&plan, path) {
+                    return fail(d);
                 }
             }
             let mut err = std::io::stderr().lock();
@@ -146,6 +180,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 let _ = writeln!(err, "capgate: exec: {}", shell_words(&plan.command_line));
             }
             drop(err);
+            if plan.net.is_some() {
+                return supervise::supervise(plan, args.report.as_deref());
+            }
             if let Some((engine, name)) = &plan.reaper {
                 if let Err(e) = spawn_reaper(engine, name) {
                     return fail(Diagnostic::new(
@@ -249,12 +286,18 @@ fn compile(
     target: &str,
     set: Vec<(String, String)>,
 ) -> Result<Output, Vec<Diagnostic>> {
+    compile_with(args, target, set, args.permissive)
+}
+
+fn compile_with(
+    args: &RunArgs,
+    target: &str,
+    set: Vec<(String, String)>,
+    permissive: bool,
+) -> Result<Output, Vec<Diagnostic>> {
     let compiler = Compiler::new(&Assets::default(), target)?;
     let bytes = read_input(&args.manifest).map_err(|d| vec![d])?;
-    let settings = Settings {
-        permissive: args.permissive,
-        set,
-    };
+    let settings = Settings { permissive, set };
     compiler.compile(&args.manifest, &bytes, &settings)
 }
 
@@ -315,7 +358,14 @@ fn plan_bwrap(
     } else {
         set.push(("root_launcher".into(), "false".into()));
     }
-    let out = compile(args, "bwrap", set.clone())?;
+    let mut out = compile(args, "bwrap", set.clone())?;
+    // Declared network is provided by the run when root starts it: bwrap
+    // then keeps the namespace the run prepares (supervise.rs).
+    let provide_net = root && !egress_of(&out).is_empty();
+    if provide_net {
+        set.push(("inherit_netns".into(), "true".into()));
+        out = compile(args, "bwrap", set.clone())?;
+    }
     let Artifact::Argv(art) = &out.artifact else {
         unreachable!("bwrap is an argv target")
     };
@@ -323,7 +373,10 @@ fn plan_bwrap(
         target: "bwrap".into(),
         ..Plan::default()
     };
-    common_checks(args, art, &mut plan)?;
+    let no_net = (!provide_net).then_some(
+        "capgate run provides network only when started as root (it creates a network namespace, a veth, nftables rules and a squid instance; docs/run.md \"Network\")",
+    );
+    common_checks(args, art, &mut plan, no_net)?;
     let (uid, gid) = if root {
         let u = out.trace.options.get("launcher_uid").map(|v| v.to_string());
         let g = out.trace.options.get("launcher_gid").map(|v| v.to_string());
@@ -444,6 +497,13 @@ fn plan_bwrap(
             shown.extend(["--setenv".into(), "TZ".into(), zone.clone()]);
         }
     }
+    if provide_net {
+        let proxy = provide_network(args, &art.egress, &mut plan)?;
+        for (name, value) in proxy_env(&proxy) {
+            argv.extend(["--setenv".into(), name.into(), value.clone().into()]);
+            shown.extend(["--setenv".into(), name.into(), value]);
+        }
+    }
     argv.push("--".into());
     shown.push("--".into());
     argv.push(exe.clone().into_os_string());
@@ -461,14 +521,116 @@ fn plan_bwrap(
     Ok(plan)
 }
 
+fn egress_of(out: &Output) -> &[Egress] {
+    match &out.artifact {
+        Artifact::Argv(a) => &a.egress,
+        Artifact::Config(c) => &c.egress,
+    }
+}
+
+/// The proxy variables the sandbox gets (never declarable in a manifest):
+/// both spellings, since tools differ in which they read.
+fn proxy_env(proxy: &str) -> Vec<(&'static str, String)> {
+    let no_proxy = "localhost,127.0.0.1,::1".to_owned();
+    vec![
+        ("HTTP_PROXY", proxy.to_owned()),
+        ("HTTPS_PROXY", proxy.to_owned()),
+        ("ALL_PROXY", proxy.to_owned()),
+        ("NO_PROXY", no_proxy.clone()),
+        ("http_proxy", proxy.to_owned()),
+        ("https_proxy", proxy.to_owned()),
+        ("all_proxy", proxy.to_owned()),
+        ("no_proxy", no_proxy),
+    ]
+}
+
+/// Allocates the run's network and writes its squid.conf and ruleset,
+/// compiled from the same manifest by the squid and nftables targets.
+/// Returns the proxy URL.
+fn provide_network(
+    args: &RunArgs,
+    egress: &[Egress],
+    plan: &mut Plan,
+) -> Result<String, Vec<Diagnostic>> {
+    for tool in ["ip", "nsenter", "nft", "squid"] {
+        if find_tool(tool).is_none() {
+            return Err(vec![Diagnostic::new(
+                Code::RunNetwork,
+                format!("the manifest declares network, and `{tool}` is not installed"),
+            )
+            .with_help("capgate run with network needs iproute2 (ip), util-linux (nsenter), nftables (nft) and squid")]);
+        }
+    }
+    let mut net = net::Network::allocate().map_err(|d| vec![d])?;
+    let direct = net::direct_ipv4(egress);
+    net.direct = !direct.is_empty();
+    let host_ip = net.host_ip.to_string();
+    // Both targets enforce their half (names: squid; IP literals: both) and
+    // list the other half as unenforceable, which the run covers.
+    let squid = compile_with(
+        args,
+        "squid",
+        vec![
+            ("listen".into(), format!("{host_ip}:{}", net::PROXY_PORT)),
+            ("private_instance".into(), "true".into()),
+            (
+                "instance_dir".into(),
+                net.dir.to_string_lossy().into_owned(),
+            ),
+        ],
+        true,
+    )?;
+    let nft = compile_with(
+        args,
+        "nftables",
+        vec![
+            ("proxy_ip".into(), host_ip.clone()),
+            ("proxy_port".into(), net::PROXY_PORT.to_string()),
+        ],
+        true,
+    )?;
+    let config = |o: &Output| match &o.artifact {
+        Artifact::Config(c) => c.config.clone(),
+        Artifact::Argv(_) => unreachable!("squid and nftables are config targets"),
+    };
+    net.write_configs(&config(&squid), &config(&nft))
+        .map_err(|d| vec![d])?;
+    for e in egress {
+        if e.host.contains(':') {
+            plan.warnings.push(format!(
+                "{} is reachable through the proxy only: the run's link to the host is IPv4",
+                e.host
+            ));
+        }
+    }
+    let local = net::local_ipv4();
+    if !net::forwarding() && direct.iter().any(|ip| !local.contains(ip)) {
+        plan.warnings.push(
+            "declared IP addresses that are not this host's own need IPv4 forwarding (sysctl net.ipv4.ip_forward=1), which capgate does not change: direct connections to them will time out".into(),
+        );
+    }
+    let proxy = net.proxy_url();
+    plan.network = Some(NetworkInfo {
+        proxy: proxy.clone(),
+        sandbox_address: net.sandbox_ip.to_string(),
+        direct: direct.iter().map(ToString::to_string).collect(),
+        state_dir: net.dir.to_string_lossy().into_owned(),
+    });
+    plan.egress = egress.to_vec();
+    plan.net = Some(net);
+    Ok(proxy)
+}
+
 /// Notes, network and unenforceable parts: the same for every target.
+/// `no_net` says why the run cannot provide declared network.
 fn common_checks(
     args: &RunArgs,
     art: &ArgvArtifact,
     plan: &mut Plan,
+    no_net: Option<&str>,
 ) -> Result<(), Vec<Diagnostic>> {
     plan.notes = art.notes.clone();
-    if !art.egress.is_empty() {
+    if let (Some(why), false) = (no_net, art.egress.is_empty()) {
         let hosts: Vec<String> = art
             .egress
             .iter()
@@ -480,14 +642,12 @@ fn common_checks(
         if !args.permissive {
             return Err(vec![Diagnostic::new(
                 Code::RunNetwork,
-                format!(
-                    "network is not supported by capgate run yet (issue 13): the manifest declares {}",
-                    hosts.join(", ")
-                ),
-            )]);
+                format!("the manifest declares network ({}): {why}", hosts.join(", ")),
+            )
+            .with_help("start capgate run as root with --target bwrap, or pass --permissive to run the server with no network at all")]);
         }
         plan.warnings.push(format!(
-            "--permissive: the manifest declares network ({}), which capgate run does not provide yet (issue 13): the server runs with no network",
+            "--permissive: the manifest declares network ({}), which this run does not provide ({why}): the server runs with no network",
             hosts.join(", ")
         ));
     }
@@ -728,7 +888,12 @@ fn plan_docker(args: &RunArgs, user: Option<(u32, u32)>) -> Result<Plan, Vec<Dia
         target: format!("docker ({engine})"),
         ..Plan::default()
     };
-    common_checks(args, art, &mut plan)?;
+    common_checks(
+        args,
+        art,
+        &mut plan,
+        Some("capgate run --target docker does not provide network yet; --target bwrap does, started as root"),
+    )?;
     let user = out
         .trace
         .options
@@ -809,14 +974,6 @@ fn nonce() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Start time of a process (field 22 of /proc/PID/stat), to tell it from a
-/// later process with the same pid.
-fn start_time(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19).map(str::to_owned)
-}
-
 /// Starts the container reaper for `--target docker`: a detached process
 /// (its own process group, stdio on /dev/null) that waits until `pid` (this
 /// process, about to become the engine's client) is gone, then removes the
@@ -824,7 +981,7 @@ fn start_time(pid: u32) -> Option<String> {
 /// SIGKILLed; `--rm` covers every other ending.
 fn spawn_reaper(engine: &Path, name: &str) -> std::io::Result<()> {
     let pid = std::process::id();
-    let start = start_time(pid).unwrap_or_default();
+    let start = net::start_time(pid).unwrap_or_default();
     std::process::Command::new(std::env::current_exe()?)
         .arg("__run-reaper")
         .arg(pid.to_string())
@@ -850,7 +1007,7 @@ pub fn reaper(args: &[String]) -> ExitCode {
     if !name.starts_with("capgate-run-") {
         return ExitCode::from(crate::diag::exit::USAGE);
     }
-    while start_time(pid).as_deref() == Some(start.as_str()) {
+    while net::start_time(pid).as_deref() == Some(start.as_str()) {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let podman = Path::new(engine).file_name().is_some_and(|n| n == "podman");

@@ -211,3 +211,100 @@ pub fn signal(pid: u32, sig: &str) {
         .unwrap();
     assert!(st.success(), "kill -{sig} {pid}");
 }
+
+/// The upstream servers of the network tests (HTTP and UDP sinks that log
+/// every request they get).
+pub const UPSTREAM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/run/upstream.py");
+
+/// A network namespace a test runs `capgate run` in, so that nothing leaves
+/// the machine: the "internet" is addresses on the namespace's own loopback,
+/// served by tests/run/upstream.py, and names resolve through
+/// `/etc/netns/NAME/hosts` (which `ip netns exec` puts at /etc/hosts, where
+/// squid reads it). Removed with everything in it on drop.
+pub struct NetLab {
+    pub name: String,
+    /// The upstream's log: one line per request or datagram it got.
+    pub log: PathBuf,
+    upstream: Option<Proc>,
+}
+
+impl NetLab {
+    /// `addrs` go on the namespace's loopback (`11.0.0.2/32`, ...); `tcp` and
+    /// `udp` are the upstream's `ADDR:PORT` listeners; `www` serves files.
+    pub fn new(
+        dir: &TempDir,
+        addrs: &[&str],
+        hosts: &str,
+        tcp: &[&str],
+        udp: &[&str],
+        www: Option<&Path>,
+    ) -> NetLab {
+        let name = unique();
+        let ok = |c: &mut Command| {
+            let out = c.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{c:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ok(Command::new("ip").args(["netns", "add", &name]));
+        let mut lab = NetLab {
+            log: dir.join(&format!("{name}-upstream.log")),
+            name,
+            upstream: None,
+        };
+        ok(Command::new("ip").args(["-n", &lab.name, "link", "set", "lo", "up"]));
+        for a in addrs {
+            ok(Command::new("ip").args(["-n", &lab.name, "addr", "add", a, "dev", "lo"]));
+        }
+        let etc = PathBuf::from("/etc/netns").join(&lab.name);
+        fs::create_dir_all(&etc).unwrap();
+        fs::write(etc.join("hosts"), hosts).unwrap();
+        let mut c = lab.exec("python3");
+        c.arg(UPSTREAM).arg(&lab.log);
+        if let Some(w) = www {
+            c.arg("--www").arg(w);
+        }
+        for t in tcp {
+            c.args(["--tcp", t]);
+        }
+        for u in udp {
+            c.args(["--udp", u]);
+        }
+        c.stdin(Stdio::null()).stdout(Stdio::null());
+        lab.upstream = Some(Proc(c.spawn().unwrap()));
+        assert!(
+            wait_for(10, || lab.lines().iter().any(|l| l == "READY")),
+            "upstream not ready"
+        );
+        lab
+    }
+
+    /// `ip netns exec NAME PROGRAM`.
+    pub fn exec(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// The upstream's log lines.
+    pub fn lines(&self) -> Vec<String> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for NetLab {
+    fn drop(&mut self) {
+        self.upstream = None;
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+        let _ = fs::remove_dir_all(PathBuf::from("/etc/netns").join(&self.name));
+    }
+}

@@ -1,0 +1,482 @@
+//! The network of a `capgate run` whose manifest declares `net:connect`
+//! (docs/run.md "Network"): a network namespace for the sandbox, a veth to
+//! the host, the nftables target's ruleset inside the namespace and a private
+//! squid (the squid target's config) on the host end of the veth.
+//!
+//! ```text
+//! sandbox netns                              host (capgate's netns)
+//!   lo                                         squid  HOST_IP:PORT (private instance)
+//!   cgnetNs  SANDBOX_IP/30  <── veth ──>  cgnetNh  HOST_IP/30
+//!   nft: proxy, declared IP:ports; all else dropped
+//! ```
+//!
+//! Hostnames reach the world only through squid (the run sets the proxy
+//! variables); declared IP literals also directly, through a default route
+//! via the host end (masqueraded there). The namespace belongs to the
+//! initial user namespace, so nothing in the sandbox can change its rules.
+//!
+//! Every run owns `/run/capgate/net-N` (created with `mkdir`, so two runs never
+//! take the same N): its squid.conf, ruleset, squid's pid file and logs, and
+//! an `owner` file with capgate's pid and start time. The namespace and the
+//! veth go away with the sandbox's last process; squid and the host's
+//! masquerade table are removed on exit, and by the next run when the owner
+//! is gone (a SIGKILLed capgate).
+
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::artifact::Egress;
+use crate::diag::{Code, Diagnostic};
+
+/// Where runs keep their state.
+pub const RUN_ROOT: &str = "/run/capgate";
+/// The proxy's port on the host end of the veth.
+pub const PROXY_PORT: u16 = 3128;
+/// 253 /24s of 169.254.0.0/16 (169.254.169.0/24, the metadata range, is
+/// skipped), 64 /30s each.
+const SLOTS: u32 = 253 * 64;
+
+/// One run's network, from allocation to teardown (on drop).
+#[derive(Debug)]
+pub struct Network {
+    pub index: u32,
+    pub dir: PathBuf,
+    pub host_ip: Ipv4Addr,
+    pub sandbox_ip: Ipv4Addr,
+    pub host_if: String,
+    pub sandbox_if: String,
+    /// Declared IPv4 literals: the namespace gets a default route and the
+    /// host a masquerade rule for the sandbox's address.
+    pub direct: bool,
+    squid: Option<Child>,
+    masquerade: bool,
+}
+
+/// The /30 of slot `i`: (host end, sandbox end).
+fn subnet(i: u32) -> (Ipv4Addr, Ipv4Addr) {
+    let mut third = 1 + i / 64;
+    if third >= 169 {
+        third += 1;
+    }
+    let fourth = (i % 64) * 4;
+    (
+        Ipv4Addr::new(169, 254, third as u8, fourth as u8 + 1),
+        Ipv4Addr::new(169, 254, third as u8, fourth as u8 + 2),
+    )
+}
+
+fn err(what: impl std::fmt::Display) -> Diagnostic {
+    Diagnostic::new(Code::RunNetwork, what.to_string())
+}
+
+/// Start time of a process (field 22 of /proc/PID/stat).
+pub fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19).map(str::to_owned)
+}
+
+/// `PID START` of a process, as the state files hold it.
+fn identity(pid: u32) -> String {
+    format!("{pid} {}", start_time(pid).unwrap_or_default())
+}
+
+/// Whether a state file's `PID START` names a process that still runs.
+fn alive(text: &str) -> bool {
+    let mut words = text.split_whitespace();
+    let (Some(pid), Some(start)) = (words.next(), words.next()) else {
+        return false;
+    };
+    pid.parse::<u32>()
+        .ok()
+        .and_then(start_time)
+        .is_some_and(|s| s == start)
+}
+
+impl Network {
+    /// Removes what runs whose capgate is gone left behind, then takes a free
+    /// slot. The caller fills the directory and calls [`Network::start`].
+    pub fn allocate() -> Result<Network, Diagnostic> {
+        std::fs::create_dir_all(RUN_ROOT)
+            .map_err(|e| err(format!("cannot create {RUN_ROOT}: {e}")))?;
+        reap_stale();
+        let first = std::process::id() % SLOTS;
+        for k in 0..SLOTS {
+            let index = (first + k) % SLOTS;
+            let dir = Path::new(RUN_ROOT).join(format!("net-{index}"));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(err(format!("cannot create {}: {e}", dir.display()))),
+            }
+            let (host_ip, sandbox_ip) = subnet(index);
+            let net = Network {
+                index,
+                dir,
+                host_ip,
+                sandbox_ip,
+                host_if: format!("cgnet{index}h"),
+                sandbox_if: format!("cgnet{index}s"),
+                direct: false,
+                squid: None,
+                masquerade: false,
+            };
+            std::fs::write(net.dir.join("owner"), identity(std::process::id()) + "\n")
+                .map_err(|e| err(format!("cannot write {}/owner: {e}", net.dir.display())))?;
+            // squid (running as its own user) reads its config and writes its logs here.
+            let _ = std::fs::set_permissions(&net.dir, std::fs::Permissions::from_mode(0o755));
+            if let Some((uid, gid)) = squid_user() {
+                std::os::unix::fs::chown(&net.dir, Some(uid), Some(gid))
+                    .map_err(|e| err(format!("cannot chown {}: {e}", net.dir.display())))?;
+            }
+            return Ok(net);
+        }
+        Err(err(format!(
+            "no free network slot below {RUN_ROOT} ({SLOTS} runs at once?)"
+        )))
+    }
+
+    /// The proxy URL the sandbox's environment names.
+    pub fn proxy_url(&self) -> String {
+        format!("http://{}:{PROXY_PORT}", self.host_ip)
+    }
+
+    /// squid's service name (`-n`, alphanumeric): its shared-memory segments are named after it.
+    fn service(&self) -> String {
+        format!("capgatenet{}", self.index)
+    }
+
+    pub fn squid_conf(&self) -> PathBuf {
+        self.dir.join("squid.conf")
+    }
+
+    pub fn ruleset(&self) -> PathBuf {
+        self.dir.join("egress.nft")
+    }
+
+    pub fn access_log(&self) -> PathBuf {
+        self.dir.join("access.log")
+    }
+
+    /// Writes the compiled configs into the run's directory.
+    pub fn write_configs(&self, squid_conf: &str, ruleset: &str) -> Result<(), Diagnostic> {
+        for (path, text) in [(self.squid_conf(), squid_conf), (self.ruleset(), ruleset)] {
+            std::fs::write(&path, text)
+                .and_then(|()| {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+                })
+                .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    /// Wires the namespace of `pid` (the sandbox's first process, waiting)
+    /// to the host, loads the ruleset in it and starts squid.
+    pub fn start(&mut self, pid: u32) -> Result<(), Diagnostic> {
+        let ns = format!("--net=/proc/{pid}/ns/net");
+        let host = format!("{}/30", self.host_ip);
+        let sandbox = format!("{}/30", self.sandbox_ip);
+        let pid_s = pid.to_string();
+        tool(
+            "ip",
+            &[
+                "link",
+                "add",
+                &self.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &self.sandbox_if,
+                "netns",
+                &pid_s,
+            ],
+        )?;
+        tool("ip", &["addr", "add", &host, "dev", &self.host_if])?;
+        tool("ip", &["link", "set", &self.host_if, "up"])?;
+        // No IPv6 on the sandbox's link (addrgenmode none: not even a
+        // link-local address); the ruleset drops link-local IPv6 as well.
+        let mut batch = format!(
+            "link set lo up\n\
+             link set {s} addrgenmode none\n\
+             addr add {sandbox} dev {s}\n\
+             link set {s} up\n",
+            s = self.sandbox_if
+        );
+        if self.direct {
+            batch.push_str(&format!("route add default via {}\n", self.host_ip));
+        }
+        let batch_file = self.dir.join("netns.ip");
+        std::fs::write(&batch_file, batch)
+            .map_err(|e| err(format!("cannot write {}: {e}", batch_file.display())))?;
+        tool("nsenter", &[&ns, "ip", "-batch", &path_str(&batch_file)])?;
+        tool("nsenter", &[&ns, "nft", "-f", &path_str(&self.ruleset())])?;
+        if self.direct {
+            let table = format!(
+                "table ip capgate_run_{i} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {sip} oifname != \"{hif}\" masquerade\n  }}\n}}\n",
+                i = self.index,
+                sip = self.sandbox_ip,
+                hif = self.host_if
+            );
+            let path = self.dir.join("masquerade.nft");
+            std::fs::write(&path, table)
+                .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
+            self.masquerade = true;
+            tool("nft", &["-f", &path_str(&path)])?;
+        }
+        self.start_squid()
+    }
+
+    fn start_squid(&mut self) -> Result<(), Diagnostic> {
+        let squid = super::find_tool("squid").ok_or_else(|| {
+            err("the manifest declares hostnames, and squid is not installed").with_help(
+                "install squid (Debian/Ubuntu: apt-get install squid); capgate starts a private instance per run",
+            )
+        })?;
+        let stderr_path = self.dir.join("squid.stderr");
+        let stderr = std::fs::File::create(&stderr_path)
+            .map_err(|e| err(format!("cannot write {}: {e}", stderr_path.display())))?;
+        let mut c = Command::new(squid);
+        c.args(["-N", "-n", &self.service(), "-f"])
+            .arg(self.squid_conf())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let child = c
+            .spawn()
+            .map_err(|e| err(format!("cannot start squid: {e}")))?;
+        let _ = std::fs::write(self.dir.join("squid"), identity(child.id()) + "\n");
+        self.squid = Some(child);
+        // Ready when squid says it accepts on the veth address.
+        let want = format!("local={}:{PROXY_PORT}", self.host_ip);
+        let log = self.dir.join("cache.log");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text
+                .lines()
+                .any(|l| l.contains("Accepting HTTP") && l.contains(&want))
+            {
+                return Ok(());
+            }
+            let exited = self
+                .squid
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+                .is_some();
+            if exited || Instant::now() > deadline {
+                let text = text + &std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                return Err(err(format!(
+                    "squid {} (its log and stderr in {}: {})",
+                    if exited {
+                        "exited at start"
+                    } else {
+                        "did not start within 20 s"
+                    },
+                    self.dir.display(),
+                    if tail.is_empty() {
+                        "empty".into()
+                    } else {
+                        tail.join(" | ")
+                    }
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops squid. SIGKILL at once: squid -N takes its time over SIGTERM, and
+    /// an MCP client gives its server two seconds after closing stdin. Its
+    /// access log is written line by line (`buffered_logs off`), so it is
+    /// read before, and complete.
+    pub fn stop_squid(&mut self) {
+        if let Some(mut child) = self.squid.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        self.stop_squid();
+        teardown(&self.dir, self.index, self.masquerade);
+    }
+}
+
+/// Removes a run's host-side remains: squid (by its recorded pid and start
+/// time), the veth's host end (gone with the namespace normally), the
+/// masquerade table, squid's shared memory and the directory.
+fn teardown(dir: &Path, index: u32, masquerade: bool) {
+    if let Ok(text) = std::fs::read_to_string(dir.join("squid")) {
+        if alive(&text) {
+            if let Some(pid) = text
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<i32>().ok())
+            {
+                // SAFETY: kill(2); the start time check above makes it the recorded squid.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+    let quiet = |program: &str, args: &[&str]| {
+        let _ = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    };
+    let host_if = format!("cgnet{index}h");
+    if Path::new("/sys/class/net").join(&host_if).exists() {
+        quiet("ip", &["link", "del", &host_if]);
+    }
+    if masquerade || dir.join("masquerade.nft").exists() {
+        quiet(
+            "nft",
+            &["delete", "table", "ip", &format!("capgate_run_{index}")],
+        );
+    }
+    if let Ok(entries) = std::fs::read_dir("/dev/shm") {
+        let prefix = format!("capgatenet{index}-");
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Tears down every run directory whose capgate is gone. A directory without
+/// an owner file is a run being set up, unless it is more than a minute old.
+fn reap_stale() {
+    let Ok(entries) = std::fs::read_dir(RUN_ROOT) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(index) = name
+            .strip_prefix("net-")
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let dir = e.path();
+        let stale = match std::fs::read_to_string(dir.join("owner")) {
+            Ok(text) => !alive(&text),
+            Err(_) => e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(60)),
+        };
+        if stale {
+            teardown(&dir, index, false);
+        }
+    }
+}
+
+/// uid and gid of squid's effective user (`proxy` on Debian).
+fn squid_user() -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 3 && f[0] == "proxy").then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+    })
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Runs one host tool; its stderr is the error.
+fn tool(program: &str, args: &[&str]) -> Result<(), Diagnostic> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            err(format!("cannot run {program}: {e}")).with_help(
+                "capgate run with network needs ip (iproute2), nsenter (util-linux), nft (nftables) and squid",
+            )
+        })?;
+    if !out.status.success() {
+        return Err(err(format!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Declared IPv4 literals (reached directly, not only through the proxy).
+pub fn direct_ipv4(egress: &[Egress]) -> Vec<Ipv4Addr> {
+    egress.iter().filter_map(|e| e.host.parse().ok()).collect()
+}
+
+/// Whether the host forwards IPv4 (a declared IP that is not one of the
+/// host's own addresses needs it; capgate does not change host sysctls).
+pub fn forwarding() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|s| s.trim() == "1")
+}
+
+/// The host's own IPv4 addresses (`ip -o -4 addr`).
+pub fn local_ipv4() -> Vec<Ipv4Addr> {
+    let Ok(out) = Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            w.find(|x| *x == "inet")?;
+            w.next()?.split('/').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// Lets the sandbox's first process go on: one byte down the pipe it waits on.
+pub fn release(fd: std::os::fd::OwnedFd) -> std::io::Result<()> {
+    let mut f = std::fs::File::from(fd);
+    f.write_all(b"g")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_distinct_link_local_30s_outside_the_metadata_range() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..SLOTS {
+            let (h, s) = subnet(i);
+            let o = h.octets();
+            assert_eq!((o[0], o[1]), (169, 254));
+            assert!(o[2] != 169 && o[2] != 0 && o[2] != 255, "{h}");
+            assert_eq!(o[3] % 4, 1, "{h} is not the first host of its /30");
+            assert_eq!(u32::from(s), u32::from(h) + 1);
+            assert!(seen.insert(h), "slot {i} repeats {h}");
+        }
+    }
+
+    #[test]
+    fn liveness_needs_pid_and_start_time() {
+        assert!(alive(&identity(std::process::id())));
+        assert!(!alive(&format!("{} 1", std::process::id())));
+        assert!(!alive(""));
+        assert!(!alive("notapid 5"));
+    }
+}

@@ -1,0 +1,360 @@
+//! `capgate run` with declared network (docs/run.md "Network"), as root as CI
+//! runs it: every test runs capgate inside a network namespace it creates
+//! ([`NetLab`]), whose loopback carries the "internet" (11.0.0.x, outside
+//! capgate's special ranges) and private addresses (10.0.0.x), served by
+//! tests/run/upstream.py, which logs every request it gets. Names resolve
+//! through /etc/netns/NAME/hosts. Nothing leaves the machine.
+//!
+//! What reached the upstream is checked from its own log, not only from what
+//! the client in the sandbox saw.
+
+#[path = "run/support.rs"]
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use support::*;
+
+const TOOLS: &[&str] = &[
+    "bwrap", "setpriv", "env", "ip", "nsenter", "nft", "squid", "curl", "python3",
+];
+
+const ADDRS: &[&str] = &["11.0.0.2/32", "11.0.0.3/32", "10.0.0.5/32", "10.0.0.9/32"];
+const HOSTS: &str = "\
+11.0.0.2 allowed.test
+11.0.0.3 other.test
+10.0.0.9 rebind.test
+";
+const TCP: &[&str] = &[
+    "11.0.0.2:8080",
+    "11.0.0.2:8081",
+    "11.0.0.3:8080",
+    "10.0.0.5:5432",
+    "10.0.0.9:8080",
+    // Every address of the lab, so also the host end of the run's veth.
+    "0.0.0.0:9090",
+];
+const UDP: &[&str] = &["0.0.0.0:5353", "10.0.0.5:5432"];
+
+fn declared() -> Vec<String> {
+    vec![
+        "net:connect:allowed.test:8080".into(),
+        "net:connect:10.0.0.5:5432".into(),
+        "net:connect:rebind.test:8080".into(),
+    ]
+}
+
+fn lab(dir: &TempDir) -> NetLab {
+    NetLab::new(dir, ADDRS, HOSTS, TCP, UDP, None)
+}
+
+/// `ip netns exec LAB capgate run MANIFEST FLAGS -- CMD`.
+fn capgate_in(lab: &NetLab, manifest: &Path, flags: &[&str], cmd: &[&str]) -> Command {
+    let mut c = lab.exec(env!("CARGO_BIN_EXE_capgate"));
+    c.arg("run").arg(manifest).args(flags).arg("--").args(cmd);
+    c.stdin(Stdio::null());
+    c
+}
+
+/// The probes, one line each (`ID CONNECT/HTTP` codes from curl, 000 when
+/// nothing answered), run by sh inside the sandbox. HOST is the host end of
+/// the run's veth, taken from the proxy variable the run sets.
+const PROBES: &str = r#"
+h=${HTTP_PROXY#http://}; h=${h%:*}
+p() { id=$1; shift; printf '%s %s\n' "$id" "$(curl -s -o /dev/null -m 4 -w '%{http_connect}/%{http_code}' "$@")"; }
+p get http://allowed.test:8080/get
+p connect -p http://allowed.test:8080/connect
+p port http://allowed.test:8081/port
+p name http://other.test:8080/name
+p rebind http://rebind.test:8080/rebind
+p ipproxy http://11.0.0.3:8080/ipproxy
+p around --noproxy '*' http://11.0.0.2:8080/around
+p private --noproxy '*' http://10.0.0.9:8080/private
+p direct --noproxy '*' http://10.0.0.5:5432/direct
+p hostport --noproxy '*' "http://$h:9090/hostport"
+p noproxyenv --noproxy '*' http://allowed.test:8080/noproxyenv
+nft flush ruleset 2>/dev/null; echo "flush $?"
+ip addr add 11.0.0.99/32 dev lo 2>/dev/null; echo "addr $?"
+ip route add 11.0.0.0/24 dev lo 2>/dev/null; echo "route $?"
+p after --noproxy '*' http://11.0.0.2:8080/after
+python3 - "$h" <<'PY'
+import socket, sys
+for addr in [(sys.argv[1], 5353), ("10.0.0.5", 5432), ("11.0.0.2", 53)]:
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.sendto(b"udp-escape", addr)
+    except OSError:
+        pass
+PY
+echo "ipv6 $(awk '{print $6}' /proc/net/if_inet6 | sort -u | tr '\n' ' ')"
+"#;
+
+#[test]
+fn declared_network_and_nothing_else() {
+    if !require_tools("declared_network_and_nothing_else", TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("net");
+    let lab = lab(&dir);
+    let m = dir.manifest("net", &declared());
+    let report = dir.join("report.json");
+    let out = capgate_in(
+        &lab,
+        &m,
+        &["--report", &report.display().to_string()],
+        &["/bin/sh", "-c", PROBES],
+    )
+    .output()
+    .unwrap();
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let got = |id: &str| -> String {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("no probe {id}:\n{stdout}\n{stderr}"))
+            .to_owned()
+    };
+    // Allowed: the declared name by GET and by CONNECT through the proxy,
+    // and the declared IP:port directly.
+    assert_eq!(got("get"), "000/200", "{stdout}");
+    assert_eq!(got("connect"), "200/200", "{stdout}");
+    assert_eq!(got("direct"), "000/200", "{stdout}");
+    // Refused by the proxy (403), or by the namespace's ruleset (no answer).
+    for id in ["port", "name", "rebind", "ipproxy"] {
+        assert_eq!(got(id), "000/403", "{id}: {stdout}");
+    }
+    for id in ["around", "private", "hostport", "noproxyenv", "after"] {
+        assert_eq!(got(id), "000/000", "{id}: {stdout}");
+    }
+    // The sandbox cannot change its namespace's rules, addresses or routes.
+    for id in ["flush", "addr", "route"] {
+        assert_ne!(got(id), "0", "{id}: {stdout}");
+    }
+    // No IPv6 address but loopback's.
+    assert_eq!(got("ipv6").trim(), "lo", "{stdout}");
+    // What the upstream got: the three allowed requests (and squid's
+    // robots-free GET carries the probe's own path), nothing else, no UDP.
+    let mut hits: Vec<String> = lab.lines().into_iter().filter(|l| l != "READY").collect();
+    hits.sort();
+    assert_eq!(
+        hits,
+        [
+            "HIT 10.0.0.5:5432 /direct",
+            "HIT 11.0.0.2:8080 /connect",
+            "HIT 11.0.0.2:8080 /get",
+        ],
+        "{stdout}"
+    );
+
+    // Denials became the capabilities that would allow them.
+    let r: Value = serde_json::from_str(&fs::read_to_string(&report).unwrap()).unwrap();
+    let denials: Vec<(String, Option<String>)> = r["denials"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no denials in {r:#}"))
+        .iter()
+        .map(|d| {
+            (
+                d["destination"].as_str().unwrap().to_owned(),
+                d["suggestion"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(
+        denials,
+        [
+            (
+                "allowed.test:8081".into(),
+                Some("net:connect:allowed.test:8081".into())
+            ),
+            (
+                "other.test:8080".into(),
+                Some("net:connect:other.test:8080".into())
+            ),
+            // Declared, refused for its address: nothing to suggest.
+            ("rebind.test:8080".into(), None),
+            (
+                "11.0.0.3:8080".into(),
+                Some("net:connect:11.0.0.3:8080".into())
+            ),
+        ]
+    );
+    assert!(
+        stderr.contains("capgate: denied other.test:8080 (1 request): to allow it, declare net:connect:other.test:8080"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("capgate: denied rebind.test:8080 (1 request) although declared"),
+        "{stderr}"
+    );
+
+    // Nothing stays: the run's directory, squid, the veth, the masquerade table.
+    let state = r["network"]["stateDir"].as_str().unwrap().to_owned();
+    assert_nothing_left(&lab, &state);
+}
+
+/// The run's directory, its squid, the lab's veth ends and masquerade tables are gone.
+fn assert_nothing_left(lab: &NetLab, state: &str) {
+    assert!(
+        wait_for(5, || !Path::new(state).exists()
+            && pids_with(state).is_empty()),
+        "{state} or its squid is still there: {:?}",
+        pids_with(state)
+    );
+    let links = Command::new("ip")
+        .args(["-n", &lab.name, "-o", "link"])
+        .output()
+        .unwrap();
+    assert!(
+        !text(&links.stdout).contains("cgnet"),
+        "{}",
+        text(&links.stdout)
+    );
+    let tables = lab.exec("nft").args(["list", "tables"]).output().unwrap();
+    assert!(
+        !text(&tables.stdout).contains("capgate_run_"),
+        "{}",
+        text(&tables.stdout)
+    );
+}
+
+/// The state directory of the run whose capgate has pid `pid` (`ip netns
+/// exec` executes capgate in its own process).
+fn state_dir_of(pid: u32) -> Option<PathBuf> {
+    fs::read_dir("/run/capgate").ok()?.flatten().find_map(|e| {
+        let owner = fs::read_to_string(e.path().join("owner")).ok()?;
+        (owner.split_whitespace().next()? == pid.to_string()).then(|| e.path())
+    })
+}
+
+/// Pids of `sleep SECS` processes (argv exactly that: the sandboxed
+/// command, not the command lines that carry it).
+fn sleeps(secs: &str) -> Vec<u32> {
+    let want = format!("/usr/bin/sleep\0{secs}\0");
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
+            let cmd = fs::read(e.path().join("cmdline")).ok()?;
+            (String::from_utf8_lossy(&cmd) == want).then_some(pid)
+        })
+        .collect()
+}
+
+/// Starts a networked run of `sleep` that stays up, and waits until its
+/// squid runs; returns the run (capgate itself), its state directory and
+/// the sleep's duration (unique to the run).
+fn start_long_run(lab: &NetLab, m: &Path) -> (Proc, PathBuf, String) {
+    // `sleep PID0K`: unique to this process and call.
+    let secs = short().replace('n', "0");
+    let child = capgate_in(lab, m, &[], &["/usr/bin/sleep", &secs])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run = Proc(child);
+    let pid = run.0.id();
+    assert!(
+        wait_for(20, || !sleeps(&secs).is_empty()),
+        "the sandbox did not start"
+    );
+    let state = state_dir_of(pid).expect("a state dir");
+    assert!(
+        !pids_with(&state.display().to_string()).is_empty(),
+        "no squid"
+    );
+    (run, state, secs)
+}
+
+#[test]
+fn sigterm_and_sigkill_leave_nothing_behind() {
+    if !require_tools("sigterm_and_sigkill_leave_nothing_behind", TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("netlife");
+    let lab = lab(&dir);
+    let m = dir.manifest("net", &declared());
+
+    // SIGTERM: forwarded to the sandbox; capgate removes the rest and exits 128+15.
+    let (mut run, state, marker) = start_long_run(&lab, &m);
+    signal(run.0.id(), "TERM");
+    let status = run.0.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert!(sleeps(&marker).is_empty(), "the sandbox survived SIGTERM");
+    assert_nothing_left(&lab, &state.display().to_string());
+
+    // SIGKILL: the sandbox dies with capgate; the next networked run removes
+    // squid and the directory, found stale by the owner's pid.
+    let (mut run, state, marker) = start_long_run(&lab, &m);
+    signal(run.0.id(), "KILL");
+    let _ = run.0.wait();
+    assert!(
+        wait_for(10, || sleeps(&marker).is_empty()),
+        "the sandbox survived capgate's SIGKILL"
+    );
+    let next = capgate_in(&lab, &m, &[], &["/bin/true"]).output().unwrap();
+    assert!(next.status.success(), "{}", text(&next.stderr));
+    assert_nothing_left(&lab, &state.display().to_string());
+}
+
+#[test]
+fn network_is_refused_where_the_run_cannot_provide_it() {
+    if !require_tools(
+        "network_is_refused_where_the_run_cannot_provide_it",
+        &["bwrap", "setpriv", "env", "podman"],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("netrefuse");
+    let m = dir.manifest("net", &["net:connect:api.example.com:443".into()]);
+    // Not root: refused, unless --permissive, which runs with no network at all.
+    let as_nobody = |flags: &[&str], cmd: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_capgate"))
+            .arg("run")
+            .arg(&m)
+            .args(flags)
+            .arg("--")
+            .args(cmd)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody(&[], &["/bin/true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("capgate: RUN_NETWORK: the manifest declares network (api.example.com:443): capgate run provides network only when started as root"),
+        "{err}"
+    );
+    let out = as_nobody(
+        &["--permissive"],
+        &["/bin/sh", "-c", "cat /proc/net/dev | wc -l"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("the server runs with no network"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Only the loopback device (2 header lines + lo).
+    assert_eq!(text(&out.stdout).trim(), "3");
+    // docker: not provided yet.
+    let out = run(
+        &m,
+        &["--target", "docker", "--image", "localhost/none"],
+        &["true"],
+    );
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).starts_with("capgate: RUN_NETWORK: the manifest declares network (api.example.com:443): capgate run --target docker does not provide network yet"),
+        "{}",
+        text(&out.stderr)
+    );
+}
