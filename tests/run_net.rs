@@ -37,7 +37,7 @@ const TCP: &[&str] = &[
     // Every address of the lab, so also the host end of the run's veth.
     "0.0.0.0:9090",
 ];
-const UDP: &[&str] = &["0.0.0.0:5353", "10.0.0.5:5432"];
+const UDP: &[&str] = &["0.0.0.0:53", "0.0.0.0:5353", "10.0.0.5:5432"];
 
 fn declared() -> Vec<String> {
     vec![
@@ -82,7 +82,7 @@ ip route add 11.0.0.0/24 dev lo 2>/dev/null; echo "route $?"
 p after --noproxy '*' http://11.0.0.2:8080/after
 python3 - "$h" <<'PY'
 import socket, sys
-for addr in [(sys.argv[1], 5353), ("10.0.0.5", 5432), ("11.0.0.2", 53)]:
+for addr in [(sys.argv[1], 53), (sys.argv[1], 5353), ("10.0.0.5", 5432), ("11.0.0.2", 53)]:
     try:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.sendto(b"udp-escape", addr)
@@ -345,6 +345,22 @@ fn network_is_refused_where_the_run_cannot_provide_it() {
     );
     // Only the loopback device (2 header lines + lo).
     assert_eq!(text(&out.stdout).trim(), "3");
+    // A declared literal in the range of the runs' links (the host end of a
+    // veth is the host itself, or another run's proxy), in several spellings.
+    for cap in [
+        "net:connect:169.254.1.1:9090",
+        "net:connect:169.254.200.9",
+        "net:connect:169.254.0.1:3128",
+    ] {
+        let m = dir.manifest("linklocal", &[cap.into()]);
+        let out = run(&m, &[], &["/bin/true"]);
+        assert_eq!(out.status.code(), Some(125), "{cap}");
+        assert!(
+            text(&out.stderr).contains("which capgate run uses for its links to the host"),
+            "{cap}: {}",
+            text(&out.stderr)
+        );
+    }
     // docker: not provided yet.
     let out = run(
         &m,

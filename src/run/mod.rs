@@ -552,6 +552,23 @@ fn provide_network(
     egress: &[Egress],
     plan: &mut Plan,
 ) -> Result<String, Vec<Diagnostic>> {
+    // The run's links take 169.254.0.0/16 (but 169.254.169.0/24): a declared
+    // literal there could be the host end of this or another run's veth,
+    // i.e. the host itself or another run's proxy.
+    if let Some(e) = egress.iter().find(|e| {
+        e.host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| net::in_link_range(ip))
+    }) {
+        return Err(vec![Diagnostic::new(
+            Code::RunNetwork,
+            format!(
+                "the manifest declares {}, inside 169.254.0.0/16, which capgate run uses for its links to the host (only 169.254.169.0/24, the metadata range, is left out): the address could be the host itself or another run's proxy",
+                e.host
+            ),
+        )
+        .with_help("declare the destination by name, or run the compiled targets in a network you set up (docs/enforcement.md)")]);
+    }
     for tool in ["ip", "nsenter", "nft", "squid"] {
         if find_tool(tool).is_none() {
             return Err(vec![Diagnostic::new(
@@ -575,7 +592,7 @@ fn provide_network(
             ("private_instance".into(), "true".into()),
             (
                 "instance_dir".into(),
-                net.dir.to_string_lossy().into_owned(),
+                net.instance_dir().to_string_lossy().into_owned(),
             ),
         ],
         true,

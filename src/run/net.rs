@@ -56,6 +56,12 @@ pub struct Network {
     masquerade: bool,
 }
 
+/// Whether `ip` lies in the range the runs' links are taken from.
+pub fn in_link_range(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    o[0] == 169 && o[1] == 254 && o[2] != 169
+}
+
 /// The /30 of slot `i`: (host end, sandbox end).
 fn subnet(i: u32) -> (Ipv4Addr, Ipv4Addr) {
     let mut third = 1 + i / 64;
@@ -103,6 +109,9 @@ impl Network {
     pub fn allocate() -> Result<Network, Diagnostic> {
         std::fs::create_dir_all(RUN_ROOT)
             .map_err(|e| err(format!("cannot create {RUN_ROOT}: {e}")))?;
+        // One run at a time reaps and takes a slot: a slow reaper must never
+        // remove a directory a new run has just taken.
+        let _lock = Lock::take()?;
         reap_stale();
         let first = std::process::id() % SLOTS;
         for k in 0..SLOTS {
@@ -125,19 +134,31 @@ impl Network {
                 squid: None,
                 masquerade: false,
             };
+            let io = |what: &Path, e: std::io::Error| {
+                err(format!("cannot write {}: {e}", what.display()))
+            };
             std::fs::write(net.dir.join("owner"), identity(std::process::id()) + "\n")
-                .map_err(|e| err(format!("cannot write {}/owner: {e}", net.dir.display())))?;
-            // squid (running as its own user) reads its config and writes its logs here.
-            let _ = std::fs::set_permissions(&net.dir, std::fs::Permissions::from_mode(0o755));
+                .map_err(|e| io(&net.dir.join("owner"), e))?;
+            std::fs::set_permissions(&net.dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| io(&net.dir, e))?;
+            // squid's user writes only below squid/ (pid file, logs): what
+            // root later trusts (owner, pids, configs) stays root's.
+            let instance = net.instance_dir();
+            std::fs::create_dir(&instance).map_err(|e| io(&instance, e))?;
             if let Some((uid, gid)) = squid_user() {
-                std::os::unix::fs::chown(&net.dir, Some(uid), Some(gid))
-                    .map_err(|e| err(format!("cannot chown {}: {e}", net.dir.display())))?;
+                std::os::unix::fs::chown(&instance, Some(uid), Some(gid))
+                    .map_err(|e| io(&instance, e))?;
             }
             return Ok(net);
         }
         Err(err(format!(
             "no free network slot below {RUN_ROOT} ({SLOTS} runs at once?)"
         )))
+    }
+
+    /// squid's `instance_dir`: its pid file and logs, owned by squid's user.
+    pub fn instance_dir(&self) -> PathBuf {
+        self.dir.join("squid")
     }
 
     /// The proxy URL the sandbox's environment names.
@@ -158,8 +179,10 @@ impl Network {
         self.dir.join("egress.nft")
     }
 
-    pub fn access_log(&self) -> PathBuf {
-        self.dir.join("access.log")
+    /// squid's access log, read as root although squid's user owns it: a
+    /// regular file only (no symlink, no FIFO), at most 64 MiB.
+    pub fn read_access_log(&self) -> String {
+        read_untrusted(&self.instance_dir().join("access.log"))
     }
 
     /// Writes the compiled configs into the run's directory.
@@ -249,14 +272,14 @@ impl Network {
         let child = c
             .spawn()
             .map_err(|e| err(format!("cannot start squid: {e}")))?;
-        let _ = std::fs::write(self.dir.join("squid"), identity(child.id()) + "\n");
+        let _ = std::fs::write(self.dir.join("squid-process"), identity(child.id()) + "\n");
         self.squid = Some(child);
         // Ready when squid says it accepts on the veth address.
         let want = format!("local={}:{PROXY_PORT}", self.host_ip);
-        let log = self.dir.join("cache.log");
+        let log = self.instance_dir().join("cache.log");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let text = read_untrusted(&log);
             if text
                 .lines()
                 .any(|l| l.contains("Accepting HTTP") && l.contains(&want))
@@ -314,7 +337,7 @@ impl Drop for Network {
 /// time), the veth's host end (gone with the namespace normally), the
 /// masquerade table, squid's shared memory and the directory.
 fn teardown(dir: &Path, index: u32, masquerade: bool) {
-    if let Ok(text) = std::fs::read_to_string(dir.join("squid")) {
+    if let Ok(text) = std::fs::read_to_string(dir.join("squid-process")) {
         if alive(&text) {
             if let Some(pid) = text
                 .split_whitespace()
@@ -382,6 +405,54 @@ fn reap_stale() {
         if stale {
             teardown(&dir, index, false);
         }
+    }
+}
+
+/// A file squid's user can write, read without following a link or
+/// blocking on a FIFO, and bounded.
+fn read_untrusted(path: &Path) -> String {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return String::new();
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return String::new();
+    }
+    let mut bytes = Vec::new();
+    let _ = f.take(64 << 20).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// An exclusive lock on /run/capgate/lock, held while stale runs are reaped
+/// and a slot is taken; released on drop (the descriptor closes).
+struct Lock {
+    _file: std::fs::File,
+}
+
+impl Lock {
+    fn take() -> Result<Lock, Diagnostic> {
+        use std::os::fd::AsRawFd as _;
+        let path = Path::new(RUN_ROOT).join("lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
+        // SAFETY: flock(2) on a descriptor this function owns.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(err(format!(
+                "cannot lock {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(Lock { _file: f })
     }
 }
 
@@ -466,10 +537,29 @@ mod tests {
             let o = h.octets();
             assert_eq!((o[0], o[1]), (169, 254));
             assert!(o[2] != 169 && o[2] != 0 && o[2] != 255, "{h}");
+            assert!(in_link_range(h) && in_link_range(s));
             assert_eq!(o[3] % 4, 1, "{h} is not the first host of its /30");
             assert_eq!(u32::from(s), u32::from(h) + 1);
             assert!(seen.insert(h), "slot {i} repeats {h}");
         }
+    }
+
+    #[test]
+    fn files_squid_writes_are_read_without_links_or_fifos() {
+        let dir = std::env::temp_dir().join(format!("capgate-untrusted-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let secret = dir.join("secret");
+        std::fs::write(&secret, "1 TCP_DENIED/403 CONNECT leaked.test:443\n").unwrap();
+        std::os::unix::fs::symlink(&secret, dir.join("link")).unwrap();
+        let fifo = std::ffi::CString::new(dir.join("fifo").to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(read_untrusted(&secret).contains("leaked.test"));
+        assert_eq!(read_untrusted(&dir.join("link")), "");
+        // A FIFO with no writer would block a plain read forever.
+        assert_eq!(read_untrusted(&dir.join("fifo")), "");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

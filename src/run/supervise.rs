@@ -153,7 +153,7 @@ pub fn supervise(mut plan: Plan, report: Option<&Path>) -> ExitCode {
     let status = child.wait();
     done.store(true, Ordering::SeqCst);
 
-    let log = std::fs::read_to_string(net.access_log()).unwrap_or_default();
+    let log = net.read_access_log();
     net.stop_squid();
     plan.denials = super::suggest::denials(&log, &plan.egress);
     drop(net);
