@@ -558,7 +558,7 @@ fn provide_network(
     if let Some(e) = egress.iter().find(|e| {
         e.host
             .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| net::in_link_range(ip))
+            .is_ok_and(net::in_link_range)
     }) {
         return Err(vec![Diagnostic::new(
             Code::RunNetwork,
