@@ -170,6 +170,11 @@ impl Compiler {
     pub fn new(assets: &Assets, target: &str) -> Result<Compiler, Vec<Diagnostic>> {
         let target = Target::load(assets, target)?;
         let renderer = Renderer::new(assets, &target)?;
+        // Built-in rules and templates are checked by the test suite
+        // (samples::tests): only operator files cost the check at load.
+        if assets.rules_dir.is_some() || assets.templates_dir.is_some() {
+            crate::samples::check_templates(&target, &renderer)?;
+        }
         Ok(Compiler { target, renderer })
     }
 

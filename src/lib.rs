@@ -37,5 +37,6 @@ pub mod provenance;
 pub mod render;
 pub mod rules;
 pub mod run;
+pub mod samples;
 pub mod schema;
 pub mod syntax;

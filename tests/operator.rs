@@ -930,3 +930,63 @@ fn operator_templates_have_a_documented_fuel_limit() {
     let (code, _, err) = capgate(&["compile", manifest.to_str().unwrap(), "--target", "squid"]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// A misspelt field fails when the target loads, whatever the manifest: an
+/// empty manifest never reaches the net rules, yet their templates are
+/// checked against capgate's sample facts (src/samples.rs). Spellings: a
+/// field of a fact kind the manifest lacks, a field used only when a nullable
+/// field is set, a field inside a boolean option's branch, and a note.
+#[test]
+fn misspelt_fields_fail_when_the_target_loads() {
+    let empty = common::root().join("fixtures/manifests/empty.json");
+    assert!(empty.is_file(), "fixture {}", empty.display());
+    type Break = fn(&Path);
+    let cases: &[(&str, &str, &str, Break)] = &[
+        ("net field, squid", "squid", "allow-name.squid.j2", |d| {
+            edit(
+                d,
+                "templates/squid/allow-name.squid.j2",
+                "fact.domain",
+                "fact.domian",
+            )
+        }),
+        ("port branch, nftables", "nftables", "accept.nft.j2", |d| {
+            edit(
+                d,
+                "templates/nftables/accept.nft.j2",
+                "{{ fact.port }}",
+                "{{ fact.prot }}",
+            )
+        }),
+        (
+            "boolean option branch, squid",
+            "squid",
+            "header.squid.j2",
+            |d| {
+                edit(
+                    d,
+                    "templates/squid/header.squid.j2",
+                    "{{ options.instance_dir }}/squid.pid",
+                    "{{ options.instance_dri }}/squid.pid",
+                )
+            },
+        ),
+        ("note, nftables", "nftables", "rules/nftables.toml:", |d| {
+            edit(
+                d,
+                "rules/nftables.toml",
+                "every TCP port of {{ fact.host }} is accepted",
+                "every TCP port of {{ fact.hots }} is accepted",
+            )
+        }),
+    ];
+    for (label, target, names, brk) in cases {
+        let dir = ejected("misspelt");
+        brk(&dir.0);
+        let err = compile_with(&assets(&dir.0), target, &empty, false)
+            .expect_err(&format!("{label}: compiled"));
+        assert!(err.contains("TEMPLATE_INVALID"), "{label}: {err}");
+        assert!(err.contains(names), "{label}: {err}");
+        assert!(err.contains("sample facts"), "{label}: {err}");
+    }
+}

@@ -1,0 +1,161 @@
+//! Template checks when a target loads: every rule's fragment, note and
+//! reason is rendered against sample policies before any manifest reaches
+//! it, so a misspelt field (`fact.prot`), a filter that does not exist or a
+//! `none` printed where a value was expected is a `TEMPLATE_INVALID` naming
+//! the template, its line and the rule, at load.
+//!
+//! The samples hold one fact of every kind and every variant a view
+//! distinguishes (nullable fields both ways: a net fact with and without a
+//! port, with a domain and with an IP), plus an empty policy for the
+//! baseline's `false` flags. The check runs the target's own lowering over
+//! them, with the option defaults and with each boolean option flipped, so a
+//! template sees exactly what it sees in a compile. A rule whose `when`
+//! matches no sample fact is not rendered here.
+
+use crate::compile::resolve_options;
+use crate::diag::{Code, Diagnostic};
+use crate::ir::{normalise, CapId, CapInfo, Policy};
+use crate::lower;
+use crate::render::Renderer;
+use crate::rules::{OptionType, OptionValue, Target};
+use crate::syntax::parse_capability;
+
+/// One capability of every kind and variant, all values plain enough for
+/// every escaper (no quotes, no spaces, even in the assertion's prose).
+const SAMPLE: &[&str] = &[
+    "fs:read:/srv/sample/file",
+    "fs:read:/srv/sample/dir/*",
+    "fs:read:/srv/sample/tree/**",
+    "fs:read,write:/srv/sample/w/*",
+    "fs:read,write,create,delete:/srv/sample/tree/rw/**",
+    "fs:read,write,create,delete:/tmp/**",
+    "fs:read,write,create,delete:/var/tmp/**",
+    "fs:read,write,create,delete:/run/sample/**",
+    "net:connect:sample.example.com:443",
+    "net:connect:noport.example.com",
+    "net:connect:*.wild.example.com",
+    "net:connect:*.wild443.example.com:443",
+    "net:connect:*",
+    "net:connect:*:8080",
+    "net:connect:1.1.1.1:853",
+    "net:connect:1.0.0.1",
+    "net:connect:10.0.0.5:5432",
+    "net:connect:10.0.0.6",
+    "net:connect:\"2606:4700::1111\":443",
+    "net:connect:\"fd00::1\"",
+    "exec:spawn:git",
+    "exec:spawn:chromium?nestedSandbox=true",
+    "env:read:SAMPLE_READ",
+    "env:inject:SAMPLE_TOKEN",
+    "ipc:connect:x11",
+    "ipc:connect:dbus:system",
+    "ipc:connect:dbus:session",
+    "ipc:connect:\"unix:/run/sample/app.sock\"",
+    "clock:tzdata",
+    "assert:sample.check:sample-assertion",
+];
+
+fn policy(caps: &[&str]) -> Policy {
+    normalise(
+        caps.iter()
+            .enumerate()
+            .map(|(index, c)| CapInfo {
+                tool: None,
+                index,
+                capability: parse_capability(c)
+                    .unwrap_or_else(|e| panic!("sample capability {c}: {e:?}")),
+            })
+            .collect(),
+    )
+}
+
+/// The option settings the check renders under: the defaults, then each
+/// boolean option flipped on its own.
+fn option_variants(target: &Target) -> Vec<Vec<(String, String)>> {
+    let mut out = vec![Vec::new()];
+    for o in &target.options {
+        if o.ty == OptionType::Boolean {
+            let flipped = !matches!(o.default, OptionValue::Boolean(true));
+            out.push(vec![(o.name.clone(), flipped.to_string())]);
+        }
+    }
+    out
+}
+
+/// Renders every rule's templates of `target` against the samples; the first
+/// failures found, each with what was being checked.
+pub fn check_templates(target: &Target, renderer: &Renderer) -> Result<(), Vec<Diagnostic>> {
+    let describe = |ids: &[CapId]| -> Vec<String> {
+        ids.iter()
+            .map(|_| "(sample capability)".to_owned())
+            .collect()
+    };
+    for sample in [policy(SAMPLE), policy(&[])] {
+        for set in option_variants(target) {
+            let options = resolve_options(target, &set)?;
+            let base = lower::base_context(&sample, target, &options);
+            let errors: Vec<Diagnostic> =
+                match lower::lower(&sample, target, renderer, &base, &describe) {
+                    Ok(_) => continue,
+                    // A value an escaper refuses depends on the manifest, not on
+                    // the template: compiles report it with the real value.
+                    Err(errors) => errors
+                        .into_iter()
+                        .filter(|d| {
+                            !matches!(d.code, Code::TemplateUnsafeValue | Code::OperatorPathUnsafe)
+                        })
+                        .collect(),
+                };
+            if !errors.is_empty() {
+                let setting = if set.is_empty() {
+                    "the option defaults".to_owned()
+                } else {
+                    format!("--set {}={}", set[0].0, set[0].1)
+                };
+                let mut out: Vec<Diagnostic> = Vec::new();
+                for d in errors {
+                    // The same template fails once per sample fact: report it once.
+                    if out
+                        .iter()
+                        .any(|o| o.message == d.message && o.location == d.location)
+                    {
+                        continue;
+                    }
+                    let help = format!(
+                        "{} (found when target `{}` loaded, by rendering its rules against capgate's sample facts with {setting}; docs/templates.md, \"Checked at load\")",
+                        d.help_text(),
+                        target.name
+                    );
+                    out.push(d.with_help(help));
+                }
+                return Err(out);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assets::Assets;
+
+    #[test]
+    fn samples_parse_and_cover_every_fact_kind() {
+        let p = policy(SAMPLE);
+        assert!(!p.fs.is_empty() && !p.net.is_empty() && !p.exec.is_empty());
+        assert!(!p.env.is_empty() && !p.ipc.is_empty() && !p.assertions.is_empty());
+        assert!(p.clock.is_some() && !p.nested.is_empty());
+        assert!(p.net.iter().any(|n| n.port.is_none()) && p.net.iter().any(|n| n.private));
+    }
+
+    #[test]
+    fn every_builtin_target_passes_its_own_check() {
+        for name in ["bwrap", "docker", "squid", "nftables"] {
+            let assets = Assets::default();
+            let target = Target::load(&assets, name).unwrap();
+            let renderer = Renderer::new(&assets, &target).unwrap();
+            check_templates(&target, &renderer).unwrap_or_else(|e| panic!("{name}: {:?}", e));
+        }
+    }
+}
