@@ -35,8 +35,15 @@ impl Escaper {
             "nft" => Escaper::Output(Format::Nft),
             "lines" => Escaper::Output(Format::Lines),
             "json" => Escaper::Output(Format::Json),
+            "yaml" => Escaper::Output(Format::Yaml),
             _ => Escaper::Text,
         }
+    }
+
+    /// Whether the formatter writes strings quoted (YAML double-quoted
+    /// scalars): the check then only refuses invisible characters.
+    pub fn quotes(self) -> bool {
+        self == Escaper::Output(Format::Yaml)
     }
 
     /// Checks one printed string value.
@@ -70,6 +77,8 @@ impl Escaper {
                         .all(|&b| b.is_ascii_alphanumeric() || b"._:/-".contains(&b))
             }
             Escaper::Output(Format::Json) => !bytes.iter().any(|&b| b == b'"' || b == b'\\'),
+            // Quoted by the formatter: any visible text.
+            Escaper::Output(Format::Yaml) => true,
         }
     }
 
@@ -85,6 +94,7 @@ impl Escaper {
             Escaper::Output(Format::Argv) => argv(value),
             Escaper::Output(Format::Squid | Format::Nft | Format::Lines) => token(value),
             Escaper::Output(Format::Json) => json_string(value),
+            Escaper::Output(Format::Yaml) => Ok(()),
         }
     }
 }

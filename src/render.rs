@@ -328,7 +328,7 @@ impl Renderer {
                 column: 1,
             })
         })?;
-        Ok(lines
+        let lines: Vec<(String, Option<usize>)> = lines
             .into_iter()
             .filter_map(|(text, owner)| {
                 let text = match self.format {
@@ -337,7 +337,36 @@ impl Renderer {
                 };
                 (!text.trim().is_empty()).then(|| (text.to_owned(), owner))
             })
-            .collect())
+            .collect();
+        if self.format == Format::Yaml {
+            self.check_yaml(&lines)?;
+        }
+        Ok(lines)
+    }
+
+    /// A YAML target's output must parse: values cannot break it (they are
+    /// quoted), but an operator's templates can (indentation, a stray `:`).
+    fn check_yaml(&self, lines: &[(String, Option<usize>)]) -> Result<(), Diagnostic> {
+        let text: String = lines.iter().flat_map(|(l, _)| [l.as_str(), "\n"]).collect();
+        yaml_rust2::YamlLoader::load_from_str(&text)
+            .map(|_| ())
+            .map_err(|e| {
+                let (file, _) = self.display(&self.main);
+                Diagnostic::new(
+                    Code::TemplateInvalid,
+                    format!(
+                        "the target's output is not valid YAML: {} (output line {}, column {})",
+                        e.info(),
+                        e.marker().line(),
+                        e.marker().col() + 1
+                    ),
+                )
+                .at(Location {
+                    file,
+                    line: 1,
+                    column: 1,
+                })
+            })
     }
 
     fn display(&self, name: &str) -> (String, Option<String>) {
@@ -443,14 +472,29 @@ fn format_value(
             ))
         }
     };
-    escaper().check(text).map_err(|r| {
+    let escaper = escaper();
+    escaper.check(text).map_err(|r| {
         Error::new(
             ErrorKind::InvalidOperation,
             format!("{UNSAFE}{} {}", crate::diag::quote(text), r.0),
         )
     })?;
+    let quoted;
+    let text = if escaper.quotes() && value.kind() == ValueKind::String {
+        quoted = double_quoted(text);
+        &quoted
+    } else {
+        text
+    };
     out.write_str(text)
         .map_err(|_| Error::new(ErrorKind::WriteFailure, "write failed"))
+}
+
+/// A YAML double-quoted scalar: JSON's string syntax, which YAML 1.2 reads
+/// the same (its escapes are a subset of YAML's), so the value stays the
+/// exact string whatever it spells (`ON`, `null`, `0x1F`, `a: b`, `#`).
+fn double_quoted(text: &str) -> String {
+    serde_json::to_string(text).expect("a str serialises")
 }
 
 /// A decimal integer written into a stack buffer.
@@ -519,7 +563,11 @@ fn join_tokens(items: Value, sep: Option<String>) -> Result<Value, Error> {
         if i > 0 {
             out.push_str(sep);
         }
-        out.push_str(&text);
+        if escaper.quotes() && item.kind() == ValueKind::String {
+            out.push_str(&double_quoted(&text));
+        } else {
+            out.push_str(&text);
+        }
     }
     Ok(Value::from_object(Trusted(out)))
 }

@@ -31,6 +31,10 @@ pub enum Format {
     Lines,
     /// JSON text; values are written inside string quotes or as numbers.
     Json,
+    /// YAML text; every printed string is written as a double-quoted
+    /// scalar by the formatter itself, so no value can become a number, a
+    /// boolean, null, an anchor or a new key (`ON`, `NO`, `0x1F`, `~`, `a: b`).
+    Yaml,
 }
 
 impl Format {
@@ -41,6 +45,7 @@ impl Format {
             Format::Nft => "nft",
             Format::Lines => "lines",
             Format::Json => "json",
+            Format::Yaml => "yaml",
         }
     }
 }

@@ -990,3 +990,151 @@ fn misspelt_fields_fail_when_the_target_loads() {
         assert!(err.contains("sample facts"), "{label}: {err}");
     }
 }
+
+/// A `yaml` target: every printed string is a double-quoted scalar written by
+/// the formatter, so a value reads back as the same string whatever it spells
+/// (YAML 1.1 booleans, null, numbers in every base, flow and block syntax,
+/// comments, anchors, tags, document markers); the output is checked to parse.
+#[test]
+fn yaml_values_read_back_as_the_same_strings() {
+    let dir = TempDir::new("yaml");
+    let d = &dir.0;
+    fs::create_dir_all(d.join("rules")).unwrap();
+    fs::create_dir_all(d.join("templates/labels")).unwrap();
+    write(
+        d,
+        "rules/labels.toml",
+        r#"[target]
+description = "test: one label and the declared env names, as YAML"
+format = "yaml"
+artifact = "config"
+filename = "labels.yaml"
+
+[options.label]
+type = "string"
+default = "plain"
+doc = "any text"
+
+[[rule]]
+id = "labels.head"
+doc = "the label"
+fact = "baseline"
+slot = "head"
+template = "head.yaml.j2"
+
+[[rule]]
+id = "labels.env"
+doc = "one key per env name"
+fact = "env"
+slot = "env"
+template = "env.yaml.j2"
+verdict = "exact"
+"#,
+    );
+    write(
+        d,
+        "templates/labels/main.yaml.j2",
+        "{% for f in slots.head %}{{ f }}{% endfor %}env:\n  []\n{% for f in slots.env %}{{ f }}{% endfor %}",
+    );
+    write(
+        d,
+        "templates/labels/head.yaml.j2",
+        "label: {{ options.label }}\nflow: [{{ [options.label, \"x\"] | join_tokens(\", \") }}]\n",
+    );
+    // A key built from a value is one expression, so it is quoted whole.
+    write(
+        d,
+        "templates/labels/env.yaml.j2",
+        "{{ \"names_\" ~ fact.name }}: {{ fact.name }}\n",
+    );
+    let m = d.join("m.json");
+    fs::write(
+        &m,
+        r#"{"name":"y","version":"1","grammar":"0.0","serverCapabilities":["env:read:ON","env:read:NO","env:read:Y","env:read:NULL","env:read:_1"],"tools":[]}"#,
+    )
+    .unwrap();
+    let values = [
+        "ON",
+        "off",
+        "yes",
+        "n",
+        "y",
+        "~",
+        "null",
+        "Null",
+        "true",
+        "0x1F",
+        "0o17",
+        "017",
+        "1e3",
+        ".inf",
+        "-.nan",
+        "1_000",
+        "12:30:00",
+        "2001-12-14",
+        "- item",
+        "a: b",
+        "key: [1, 2]",
+        "{a: 1}",
+        "# comment",
+        "x # not a comment",
+        "*anchor",
+        "&anchor v",
+        "!tag v",
+        "!!str",
+        "%YAML 1.2",
+        "---",
+        "...",
+        "|",
+        ">",
+        "@at",
+        "`tick",
+        "'single'",
+        "\"double\"",
+        "back\\slash",
+        "ünïcode ✓",
+        "  padded  ",
+        "",
+    ];
+    for v in values {
+        let compiler = Compiler::new(&assets(d), "labels").unwrap();
+        let out = compiler
+            .compile(
+                "m.json",
+                &fs::read(&m).unwrap(),
+                &Settings {
+                    permissive: false,
+                    set: vec![("label".into(), v.into())],
+                },
+            )
+            .unwrap_or_else(|e| panic!("{v:?}: {}", common::render_errors(&e)));
+        let capgate::artifact::Artifact::Config(c) = &out.artifact else {
+            panic!("config artifact")
+        };
+        let docs = yaml_rust2::YamlLoader::load_from_str(&c.config)
+            .unwrap_or_else(|e| panic!("{v:?}: not YAML: {e}\n{}", c.config));
+        let doc = &docs[0];
+        assert_eq!(doc["label"].as_str(), Some(v), "{v:?}:\n{}", c.config);
+        assert_eq!(doc["flow"][0].as_str(), Some(v), "{v:?}:\n{}", c.config);
+        assert_eq!(doc["flow"][1].as_str(), Some("x"));
+        for name in ["ON", "NO", "Y", "NULL", "_1"] {
+            assert_eq!(
+                doc[format!("names_{name}").as_str()].as_str(),
+                Some(name),
+                "{name}:\n{}",
+                c.config
+            );
+        }
+    }
+    // A template that breaks the structure is refused with its output checked.
+    write(
+        d,
+        "templates/labels/env.yaml.j2",
+        "names: {{ fact.name }}\n  bad: indent\n",
+    );
+    let err = compile_with(&assets(d), "labels", &m, false).unwrap_err();
+    assert!(
+        err.contains("TEMPLATE_INVALID") && err.contains("not valid YAML"),
+        "{err}"
+    );
+}
