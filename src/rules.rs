@@ -183,6 +183,10 @@ pub enum OptionType {
     /// One IPv4 or IPv6 address, no prefix length, rendered canonically
     /// (`010.0.0.1` and `0.0.0.0/0` refused). The default may be `""`: unset.
     Ip,
+    /// Comma-separated addresses as for `ip`, a list to templates (empty:
+    /// `""`); each canonical, duplicates dropped.
+    #[serde(rename = "ip_list")]
+    IpList,
 }
 
 impl OptionType {
@@ -197,6 +201,7 @@ impl OptionType {
             OptionType::Path => "path",
             OptionType::Choice => "choice",
             OptionType::Ip => "ip",
+            OptionType::IpList => "ip_list",
         }
     }
 
@@ -211,6 +216,9 @@ impl OptionType {
             OptionType::Path => "an absolute path without control characters",
             OptionType::Choice => "one of its values",
             OptionType::Ip => "one IPv4 or IPv6 address, without a prefix length",
+            OptionType::IpList => {
+                "IPv4 or IPv6 addresses separated by commas, without prefix lengths (or nothing)"
+            }
         }
     }
 
@@ -414,6 +422,20 @@ impl TargetOption {
                 let ip: std::net::IpAddr = text.parse().map_err(|_| expects())?;
                 Ok(OptionValue::String(ip.to_string()))
             }
+            OptionType::IpList => {
+                let mut out: Vec<String> = Vec::new();
+                for item in text
+                    .split(',')
+                    .filter(|i| !text.is_empty() || !i.is_empty())
+                {
+                    let ip: std::net::IpAddr = item.parse().map_err(|_| expects())?;
+                    let ip = ip.to_string();
+                    if !out.contains(&ip) {
+                        out.push(ip);
+                    }
+                }
+                Ok(OptionValue::List(out))
+            }
         }
     }
 
@@ -443,6 +465,8 @@ pub enum OptionValue {
     String(String),
     Integer(i64),
     Boolean(bool),
+    /// A list option's items, canonical.
+    List(Vec<String>),
 }
 
 impl std::fmt::Display for OptionValue {
@@ -451,6 +475,7 @@ impl std::fmt::Display for OptionValue {
             OptionValue::String(s) => f.write_str(s),
             OptionValue::Integer(i) => write!(f, "{i}"),
             OptionValue::Boolean(b) => write!(f, "{b}"),
+            OptionValue::List(items) => f.write_str(&items.join(",")),
         }
     }
 }
@@ -465,7 +490,8 @@ impl OptionValue {
                 | OptionType::Size
                 | OptionType::Path
                 | OptionType::Choice
-                | OptionType::Ip,
+                | OptionType::Ip
+                | OptionType::IpList,
                 toml::Value::String(s),
             ) => Some(OptionValue::String(s.clone())),
             (OptionType::Integer, toml::Value::Integer(i)) => Some(OptionValue::Integer(*i)),

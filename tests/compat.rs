@@ -1250,6 +1250,28 @@ const DEVIATIONS: &[Deviation] = &[
         },
     },
     Deviation {
+        id: "DEV-NFT-INGRESS",
+        explains: |c, d| {
+            c.target == "nftables"
+                && matches!(d, Diff::LineAdded(l) if matches!(l.trim(),
+                    "chain ingress {"
+                    | "type filter hook input priority 0; policy drop;"
+                    | "iifname \"lo\" accept"
+                    | "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept"
+                    | "}"))
+        },
+    },
+    Deviation {
+        id: "DEV-SQUID-SCHEMES",
+        explains: |c, d| {
+            c.target == "squid"
+                && matches!(d, Diff::LineAdded(l) if matches!(l.as_str(),
+                    "acl capgate_connect method CONNECT"
+                    | "acl capgate_schemes proto HTTP HTTPS"
+                    | "http_access deny !capgate_connect !capgate_schemes"))
+        },
+    },
+    Deviation {
         id: "DEV-NFT-SPECIAL-RANGES",
         explains: |c, d| {
             c.target == "nftables"

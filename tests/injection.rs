@@ -248,8 +248,17 @@ fn checkers_catch_injected_grants() {
             "    oifname",
             "    ip daddr 8.8.8.8 tcp dport 53 accept\n    oifname",
         ),
+        // Inbound: the input chain dropped, opened, or given an accept.
+        ("type filter hook input priority 0; policy drop;", "type filter hook input priority 0; policy accept;"),
+        ("    iifname \"lo\" accept", "    tcp dport 22 accept"),
+        ("    iifname \"lo\" accept", "    iifname \"lo\" accept\n    ip saddr 10.0.0.0/8 accept"),
+        (
+            "  chain ingress {\n    type filter hook input priority 0; policy drop;\n    iifname \"lo\" accept\n    ct state established,related accept\n    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept\n  }\n",
+            "",
+        ),
     ] {
         let bad = c.config.replacen(from, to, 1);
+        assert_ne!(bad, c.config, "the injection {from:?} found nothing to replace");
         assert!(
             hostile::check_nft(&bad, &declared).is_err(),
             "not caught: {to}"

@@ -246,6 +246,7 @@ fn squid(v: &Value) -> Squid {
                 let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
                 for n in &names {
                     // `all` and `manager` are squid's predefined acls.
+                    let n = n.strip_prefix('!').unwrap_or(n);
                     if n != "all" && n != "manager" && !s.acls.iter().any(|(a, _, _)| a == n) {
                         s.defined_before_use = false;
                     }
@@ -1104,12 +1105,20 @@ fn s13_9_nothing_before_the_special_deny_matches_a_name() {
     let conf = squid(&v);
     let deny = conf.deny_index();
     assert_eq!(
-        deny, 5,
-        "deny manager, then four private allows: {:?}",
+        deny, 6,
+        "deny manager, deny other schemes, then four private allows: {:?}",
         conf.access
     );
+    assert_eq!(
+        conf.access[1],
+        (
+            false,
+            vec!["!capgate_connect".to_owned(), "!capgate_schemes".to_owned()]
+        ),
+        "only CONNECT and http(s) URLs pass"
+    );
     let l = lines(&v);
-    for (allow, names) in &conf.access[1..deny] {
+    for (allow, names) in &conf.access[2..deny] {
         assert!(*allow);
         for n in names {
             let def = l
@@ -1285,8 +1294,20 @@ fn s13_11_nft_loopback_established_and_private_scoping() {
     );
     assert_eq!(
         l.iter().filter(|x| x.contains("icmpv6")).count(),
-        2,
+        3,
         "no other ICMPv6 rule: {l:?}"
+    );
+    // Inbound: only loopback, replies and on-link NS/NA (hop limit 255).
+    let ingress = line_index(&v, |l| l == "chain ingress {", "ingress chain");
+    assert_eq!(
+        &l[ingress + 1..ingress + 5],
+        [
+            "type filter hook input priority 0; policy drop;",
+            "iifname \"lo\" accept",
+            "ct state established,related accept",
+            "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept",
+        ],
+        "{l:?}"
     );
     let private = line_index(
         &v,

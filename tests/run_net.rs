@@ -27,6 +27,7 @@ const HOSTS: &str = "\
 11.0.0.2 allowed.test
 11.0.0.3 other.test
 10.0.0.9 rebind.test
+11.0.0.50 hostself.test
 ";
 const TCP: &[&str] = &[
     "11.0.0.2:8080",
@@ -34,21 +35,36 @@ const TCP: &[&str] = &[
     "11.0.0.3:8080",
     "10.0.0.5:5432",
     "10.0.0.9:8080",
-    // Every address of the lab, so also the host end of the run's veth.
-    "0.0.0.0:9090",
 ];
-const UDP: &[&str] = &["0.0.0.0:53", "0.0.0.0:5353", "10.0.0.5:5432"];
+const UDP: &[&str] = &["10.0.0.5:5432", "11.0.0.2:53"];
 
 fn declared() -> Vec<String> {
     vec![
         "net:connect:allowed.test:8080".into(),
         "net:connect:10.0.0.5:5432".into(),
         "net:connect:rebind.test:8080".into(),
+        // A name that resolves to one of the host's own addresses.
+        "net:connect:hostself.test:9090".into(),
     ]
 }
 
+/// The lab: the "internet" above, and on the host (where capgate runs) a
+/// public address of its own, 11.0.0.50, a TCP service on every host
+/// address (so also on the host end of the run's veth) and UDP sinks.
 fn lab(dir: &TempDir) -> NetLab {
-    NetLab::new(dir, ADDRS, HOSTS, TCP, UDP, None)
+    NetLab::new(
+        dir,
+        &LabSpec {
+            addrs: ADDRS,
+            tcp: TCP,
+            udp: UDP,
+            hosts: HOSTS,
+            host_addrs: &["11.0.0.50/32"],
+            host_tcp: &["0.0.0.0:9090"],
+            host_udp: &["0.0.0.0:53", "0.0.0.0:5353"],
+            ..LabSpec::default()
+        },
+    )
 }
 
 /// `ip netns exec LAB capgate run MANIFEST FLAGS -- CMD`.
@@ -76,6 +92,11 @@ p private --noproxy '*' http://10.0.0.9:8080/private
 p direct --noproxy '*' http://10.0.0.5:5432/direct
 p hostport --noproxy '*' "http://$h:9090/hostport"
 p noproxyenv --noproxy '*' http://allowed.test:8080/noproxyenv
+p hostself http://hostself.test:9090/hostself
+p hostip http://11.0.0.50:9090/hostip
+p ftp ftp://allowed.test:8080/ftp
+p whois whois://allowed.test:8080/whois
+p gopher gopher://allowed.test:8080/gopher
 nft flush ruleset 2>/dev/null; echo "flush $?"
 ip addr add 11.0.0.99/32 dev lo 2>/dev/null; echo "addr $?"
 ip route add 11.0.0.0/24 dev lo 2>/dev/null; echo "route $?"
@@ -125,8 +146,12 @@ fn declared_network_and_nothing_else() {
     assert_eq!(got("connect"), "200/200", "{stdout}");
     assert_eq!(got("direct"), "000/200", "{stdout}");
     // Refused by the proxy (403), or by the namespace's ruleset (no answer).
-    for id in ["port", "name", "rebind", "ipproxy"] {
+    for id in ["port", "name", "rebind", "ipproxy", "hostself", "hostip"] {
         assert_eq!(got(id), "000/403", "{id}: {stdout}");
+    }
+    // Other schemes are refused by the proxy (whatever curl makes of the answer).
+    for id in ["ftp", "whois", "gopher"] {
+        assert!(!got(id).ends_with("/200"), "{id}: {stdout}");
     }
     for id in ["around", "private", "hostport", "noproxyenv", "after"] {
         assert_eq!(got(id), "000/000", "{id}: {stdout}");
@@ -139,7 +164,7 @@ fn declared_network_and_nothing_else() {
     assert_eq!(got("ipv6").trim(), "lo", "{stdout}");
     // What the upstream got: the three allowed requests (and squid's
     // robots-free GET carries the probe's own path), nothing else, no UDP.
-    let mut hits: Vec<String> = lab.lines().into_iter().filter(|l| l != "READY").collect();
+    let mut hits = lab.lines();
     hits.sort();
     assert_eq!(
         hits,
@@ -181,6 +206,11 @@ fn declared_network_and_nothing_else() {
                 "11.0.0.3:8080".into(),
                 Some("net:connect:11.0.0.3:8080".into())
             ),
+            ("hostself.test:9090".into(), None),
+            (
+                "11.0.0.50:9090".into(),
+                Some("net:connect:11.0.0.50:9090".into())
+            ),
         ]
     );
     assert!(
@@ -188,7 +218,7 @@ fn declared_network_and_nothing_else() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("capgate: denied rebind.test:8080 (1 request) although declared"),
+        stderr.contains("capgate: denied rebind.test:8080 (1 request): although declared"),
         "{stderr}"
     );
 
@@ -271,6 +301,56 @@ fn start_long_run(lab: &NetLab, m: &Path) -> (Proc, PathBuf, String) {
     (run, state, secs)
 }
 
+/// Nothing connects into the sandbox: a listener in it is not reachable from
+/// the host through the veth (the ruleset's ingress chain).
+#[test]
+fn nothing_connects_into_the_sandbox() {
+    if !require_tools("nothing_connects_into_the_sandbox", TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("netin");
+    let lab = lab(&dir);
+    let m = dir.manifest("net", &declared());
+    let listener = r#"
+import os, socket
+h = os.environ["HTTP_PROXY"][len("http://"):].rsplit(":", 1)[0]
+a = h.split("."); a[3] = str(int(a[3]) + 1); me = ".".join(a)
+s = socket.socket(); s.bind(("0.0.0.0", 4444)); s.listen(1); s.settimeout(6)
+print("ready", me, flush=True)
+try:
+    c, peer = s.accept(); c.sendall(b"from the sandbox"); print("accepted", peer, flush=True)
+except socket.timeout:
+    print("timeout", flush=True)
+"#;
+    let mut run = capgate_in(&lab, &m, &[], &["/usr/bin/python3", "-c", listener])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(run.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    let me = first
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| panic!("no listener: {first:?}"))
+        .trim()
+        .to_owned();
+    let probe = format!(
+        "import socket\ntry:\n  s = socket.create_connection(('{me}', 4444), timeout=3); print(s.recv(100))\nexcept OSError as e:\n  print('refused', e)"
+    );
+    let reach = lab.exec("python3").args(["-c", &probe]).output().unwrap();
+    assert!(
+        text(&reach.stdout).starts_with("refused"),
+        "the host reached the sandbox's listener: {}",
+        text(&reach.stdout)
+    );
+    let status = run.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(status.success(), "{rest}");
+    assert_eq!(rest.trim(), "timeout", "the listener accepted: {rest}");
+}
+
 #[test]
 fn sigterm_and_sigkill_leave_nothing_behind() {
     if !require_tools("sigterm_and_sigkill_leave_nothing_behind", TOOLS) {
@@ -298,6 +378,21 @@ fn sigterm_and_sigkill_leave_nothing_behind() {
         "the sandbox survived capgate's SIGKILL"
     );
     let next = capgate_in(&lab, &m, &[], &["/bin/true"]).output().unwrap();
+    assert!(next.status.success(), "{}", text(&next.stderr));
+    assert_nothing_left(&lab, &state.display().to_string());
+
+    // The same after a SIGKILL, reaped by a run in another network namespace
+    // (/run/capgate is shared): the veth and masquerade table of the first
+    // are removed inside its own namespace, not looked for in the reaper's.
+    let (mut run, state, marker) = start_long_run(&lab, &m);
+    signal(run.0.id(), "KILL");
+    let _ = run.0.wait();
+    assert!(wait_for(10, || sleeps(&marker).is_empty()));
+    let other_dir = TempDir::new("netlife2");
+    let other = self::lab(&other_dir);
+    let next = capgate_in(&other, &m, &[], &["/bin/true"])
+        .output()
+        .unwrap();
     assert!(next.status.success(), "{}", text(&next.stderr));
     assert_nothing_left(&lab, &state.display().to_string());
 }
@@ -347,16 +442,39 @@ fn network_is_refused_where_the_run_cannot_provide_it() {
     assert_eq!(text(&out.stdout).trim(), "3");
     // A declared literal in the range of the runs' links (the host end of a
     // veth is the host itself, or another run's proxy), in several spellings.
-    for cap in [
-        "net:connect:169.254.1.1:9090",
-        "net:connect:169.254.200.9",
-        "net:connect:169.254.0.1:3128",
+    // ... and loopback literals, which would be the sandbox's own loopback
+    // directly but the host's through the proxy.
+    for (cap, why) in [
+        (
+            "net:connect:169.254.1.1:9090",
+            "which capgate run uses for its links",
+        ),
+        (
+            "net:connect:169.254.200.9",
+            "which capgate run uses for its links",
+        ),
+        (
+            "net:connect:169.254.0.1:3128",
+            "which capgate run uses for its links",
+        ),
+        (
+            "net:connect:127.0.0.1:7777",
+            "a loopback (or unspecified) address",
+        ),
+        (
+            "net:connect:127.0.0.2",
+            "a loopback (or unspecified) address",
+        ),
+        (
+            "net:connect:\"::1\":22",
+            "a loopback (or unspecified) address",
+        ),
     ] {
-        let m = dir.manifest("linklocal", &[cap.into()]);
+        let m = dir.manifest("literal", &[cap.into()]);
         let out = run(&m, &[], &["/bin/true"]);
         assert_eq!(out.status.code(), Some(125), "{cap}");
         assert!(
-            text(&out.stderr).contains("which capgate run uses for its links to the host"),
+            text(&out.stderr).contains(why),
             "{cap}: {}",
             text(&out.stderr)
         );

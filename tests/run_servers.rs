@@ -425,11 +425,13 @@ fn fetch_server_fetches_the_declared_page_and_npm_becomes_a_suggestion() {
     .unwrap();
     let lab = NetLab::new(
         &dir,
-        &["11.0.0.2/32"],
-        "11.0.0.2 page.test\n",
-        &["11.0.0.2:8080"],
-        &[],
-        Some(&www),
+        &LabSpec {
+            addrs: &["11.0.0.2/32"],
+            tcp: &["11.0.0.2:8080"],
+            www: Some(&www),
+            hosts: "11.0.0.2 page.test\n",
+            ..LabSpec::default()
+        },
     );
     let m = manifest(
         &dir,
@@ -462,7 +464,7 @@ fn fetch_server_fetches_the_declared_page_and_npm_becomes_a_suggestion() {
     cmd.extend(capgate_run(&m, &["--report", &report_s], &[&server]));
     let s = drive(&dir, spec, &cmd);
     assert_all_pass(&s);
-    let hits: Vec<String> = lab.lines().into_iter().filter(|l| l != "READY").collect();
+    let hits = lab.lines();
     assert!(
         hits.iter().any(|l| l == "HIT 11.0.0.2:8080 /page.html"),
         "{hits:?}"

@@ -120,6 +120,9 @@ pub struct Plan {
     /// them (written at exit).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub denials: Vec<suggest::Denial>,
+    /// Distinct denied destinations beyond the first [`suggest::MAX_REPORTED`].
+    #[serde(skip_serializing_if = "is_zero")]
+    pub denials_not_listed: usize,
     #[serde(skip)]
     argv: Vec<OsString>,
     #[serde(skip)]
@@ -142,6 +145,10 @@ pub struct NetworkInfo {
     pub direct: Vec<String>,
     /// The run's directory: squid.conf, the ruleset, squid's logs.
     pub state_dir: String,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn write_report(plan: &Plan, path: &Path) -> Result<(), Diagnostic> {
@@ -552,22 +559,16 @@ fn provide_network(
     egress: &[Egress],
     plan: &mut Plan,
 ) -> Result<String, Vec<Diagnostic>> {
-    // The run's links take 169.254.0.0/16 (but 169.254.169.0/24): a declared
-    // literal there could be the host end of this or another run's veth,
-    // i.e. the host itself or another run's proxy.
-    if let Some(e) = egress.iter().find(|e| {
-        e.host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(net::in_link_range)
-    }) {
-        return Err(vec![Diagnostic::new(
-            Code::RunNetwork,
-            format!(
-                "the manifest declares {}, inside 169.254.0.0/16, which capgate run uses for its links to the host (only 169.254.169.0/24, the metadata range, is left out): the address could be the host itself or another run's proxy",
-                e.host
-            ),
-        )
-        .with_help("declare the destination by name, or run the compiled targets in a network you set up (docs/enforcement.md)")]);
+    for e in egress {
+        if let Ok(ip) = e.host.parse::<std::net::IpAddr>() {
+            if let Some(why) = net::refused_literal(ip) {
+                return Err(vec![Diagnostic::new(
+                    Code::RunNetwork,
+                    format!("the manifest declares {}, {why}", e.host),
+                )
+                .with_help("declare the destination by name or by another address, or run the compiled targets in a network you set up (docs/enforcement.md)")]);
+            }
+        }
     }
     for tool in ["ip", "nsenter", "nft", "squid"] {
         if find_tool(tool).is_none() {
@@ -590,6 +591,8 @@ fn provide_network(
         vec![
             ("listen".into(), format!("{host_ip}:{}", net::PROXY_PORT)),
             ("private_instance".into(), "true".into()),
+            ("client_ip".into(), net.sandbox_ip.to_string()),
+            ("host_addresses".into(), host_addresses(egress).join(",")),
             (
                 "instance_dir".into(),
                 net.instance_dir().to_string_lossy().into_owned(),
@@ -620,8 +623,12 @@ fn provide_network(
             ));
         }
     }
-    let local = net::local_ipv4();
-    if !net::forwarding() && direct.iter().any(|ip| !local.contains(ip)) {
+    let local = net::local_addresses();
+    if !net::forwarding()
+        && direct
+            .iter()
+            .any(|ip| !local.contains(&std::net::IpAddr::V4(*ip)))
+    {
         plan.warnings.push(
             "declared IP addresses that are not this host's own need IPv4 forwarding (sysctl net.ipv4.ip_forward=1), which capgate does not change: direct connections to them will time out".into(),
         );
@@ -636,6 +643,18 @@ fn provide_network(
     plan.egress = egress.to_vec();
     plan.net = Some(net);
     Ok(proxy)
+}
+
+/// The host's own addresses the proxy must not reach: every address of its
+/// interfaces that is not special (those are denied anyway) and not declared
+/// as a literal (declared explicitly, it stays reachable).
+fn host_addresses(egress: &[Egress]) -> Vec<String> {
+    net::local_addresses()
+        .into_iter()
+        .filter(|ip| !crate::ir::is_special(*ip))
+        .filter(|ip| !egress.iter().any(|e| e.host.parse() == Ok(*ip)))
+        .map(|ip| ip.to_string())
+        .collect()
 }
 
 /// Notes, network and unenforceable parts: the same for every target.

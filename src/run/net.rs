@@ -137,6 +137,8 @@ impl Network {
             let io = |what: &Path, e: std::io::Error| {
                 err(format!("cannot write {}: {e}", what.display()))
             };
+            std::fs::write(net.dir.join("netns"), netns_id() + "\n")
+                .map_err(|e| io(&net.dir.join("netns"), e))?;
             std::fs::write(net.dir.join("owner"), identity(std::process::id()) + "\n")
                 .map_err(|e| io(&net.dir.join("owner"), e))?;
             std::fs::set_permissions(&net.dir, std::fs::Permissions::from_mode(0o755))
@@ -329,43 +331,70 @@ impl Network {
 impl Drop for Network {
     fn drop(&mut self) {
         self.stop_squid();
-        teardown(&self.dir, self.index, self.masquerade);
+        teardown(&self.dir, self.index, self.masquerade, Remains::Here);
     }
 }
 
-/// Removes a run's host-side remains: squid (by its recorded pid and start
-/// time), the veth's host end (gone with the namespace normally), the
-/// masquerade table, squid's shared memory and the directory.
-fn teardown(dir: &Path, index: u32, masquerade: bool) {
-    if let Ok(text) = std::fs::read_to_string(dir.join("squid-process")) {
-        if alive(&text) {
-            if let Some(pid) = text
-                .split_whitespace()
-                .next()
-                .and_then(|p| p.parse::<i32>().ok())
-            {
-                // SAFETY: kill(2); the start time check above makes it the recorded squid.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-    }
+/// The identity (`dev:inode`) of capgate's own network namespace, so that a
+/// reaper in another namespace does not delete a veth or a table in its own
+/// by the same name. `/run/capgate` is shared by every namespace of the host.
+fn netns_id() -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self/ns/net")
+        .map(|m| format!("{}:{}", m.dev(), m.ino()))
+        .unwrap_or_default()
+}
+
+/// The recorded squid's pid, while it still runs.
+fn live_squid(dir: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(dir.join("squid-process")).ok()?;
+    alive(&text)
+        .then(|| text.split_whitespace().next()?.parse().ok())
+        .flatten()
+}
+
+/// Where a run's per-namespace remains (veth host end, masquerade table) are.
+enum Remains {
+    /// In capgate's own network namespace.
+    Here,
+    /// In another one, entered through this path.
+    Enter(String),
+    /// Nowhere any more.
+    Gone,
+}
+
+/// Removes a run's host-side remains: the veth's host end (gone with the
+/// namespace normally) and the masquerade table, where they are, then squid
+/// (by its recorded pid and start time), squid's shared memory and the
+/// directory.
+fn teardown(dir: &Path, index: u32, masquerade: bool, remains: Remains) {
     let quiet = |program: &str, args: &[&str]| {
-        let _ = Command::new(program)
+        let mut c = match &remains {
+            Remains::Gone => return,
+            Remains::Enter(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={ns}")).arg(program);
+                c
+            }
+            Remains::Here => Command::new(program),
+        };
+        let _ = c
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
     };
-    let host_if = format!("cgnet{index}h");
-    if Path::new("/sys/class/net").join(&host_if).exists() {
-        quiet("ip", &["link", "del", &host_if]);
-    }
+    quiet("ip", &["link", "del", &format!("cgnet{index}h")]);
     if masquerade || dir.join("masquerade.nft").exists() {
         quiet(
             "nft",
             &["delete", "table", "ip", &format!("capgate_run_{index}")],
         );
+    }
+    if let Some(pid) = live_squid(dir) {
+        // SAFETY: kill(2) on the recorded squid (pid and start time checked).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
     if let Ok(entries) = std::fs::read_dir("/dev/shm") {
         let prefix = format!("capgatenet{index}-");
@@ -380,10 +409,14 @@ fn teardown(dir: &Path, index: u32, masquerade: bool) {
 
 /// Tears down every run directory whose capgate is gone. A directory without
 /// an owner file is a run being set up, unless it is more than a minute old.
+/// A run of another network namespace is torn down inside it, entered through
+/// its squid while that runs; without a squid and with a masquerade table
+/// there, it is left for a run in that namespace.
 fn reap_stale() {
     let Ok(entries) = std::fs::read_dir(RUN_ROOT) else {
         return;
     };
+    let here = netns_id();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(index) = name
@@ -402,8 +435,22 @@ fn reap_stale() {
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age > Duration::from_secs(60)),
         };
-        if stale {
-            teardown(&dir, index, false);
+        if !stale {
+            continue;
+        }
+        let theirs = std::fs::read_to_string(dir.join("netns")).unwrap_or_default();
+        if theirs.trim() == here || theirs.is_empty() {
+            teardown(&dir, index, false, Remains::Here);
+        } else if let Some(pid) = live_squid(&dir) {
+            teardown(
+                &dir,
+                index,
+                false,
+                Remains::Enter(format!("/proc/{pid}/ns/net")),
+            );
+        } else if !dir.join("masquerade.nft").exists() {
+            // The veth went with the sandbox: nothing is left in that namespace.
+            teardown(&dir, index, false, Remains::Gone);
         }
     }
 }
@@ -501,22 +548,33 @@ pub fn forwarding() -> bool {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|s| s.trim() == "1")
 }
 
-/// The host's own IPv4 addresses (`ip -o -4 addr`).
-pub fn local_ipv4() -> Vec<Ipv4Addr> {
-    let Ok(out) = Command::new("ip")
-        .args(["-o", "-4", "addr", "show"])
-        .output()
-    else {
+/// The host's own addresses, IPv4 and IPv6 (`ip -o addr`).
+pub fn local_addresses() -> Vec<std::net::IpAddr> {
+    let Ok(out) = Command::new("ip").args(["-o", "addr", "show"]).output() else {
         return Vec::new();
     };
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
-            w.find(|x| *x == "inet")?;
+            w.find(|x| *x == "inet" || *x == "inet6")?;
             w.next()?.split('/').next()?.parse().ok()
         })
         .collect()
+}
+
+/// Why `capgate run` refuses a declared IP literal, if it does: an address
+/// whose meaning the run would change.
+pub fn refused_literal(ip: std::net::IpAddr) -> Option<&'static str> {
+    match ip {
+        std::net::IpAddr::V4(v4) if in_link_range(v4) => Some(
+            "inside 169.254.0.0/16, which capgate run uses for its links to the host (only 169.254.169.0/24, the metadata range, is left out): the address could be the host itself or another run's proxy",
+        ),
+        ip if ip.is_loopback() || ip.is_unspecified() => Some(
+            "a loopback (or unspecified) address, which under capgate run would mean the sandbox's own loopback directly but the host's through the proxy: the sandbox's own loopback needs no capability, and a host service must be declared by its address on another interface",
+        ),
+        _ => None,
+    }
 }
 
 /// Lets the sandbox's first process go on: one byte down the pipe it waits on.
@@ -560,6 +618,30 @@ mod tests {
         // A FIFO with no writer would block a plain read forever.
         assert_eq!(read_untrusted(&dir.join("fifo")), "");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn literals_whose_meaning_the_run_changes_are_refused() {
+        for bad in [
+            "169.254.1.1",
+            "169.254.0.2",
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "0.0.0.0",
+            "::",
+        ] {
+            assert!(refused_literal(bad.parse().unwrap()).is_some(), "{bad}");
+        }
+        for ok in [
+            "169.254.169.254",
+            "10.0.0.5",
+            "11.0.0.2",
+            "fd00::1",
+            "2a00::1",
+        ] {
+            assert!(refused_literal(ok.parse().unwrap()).is_none(), "{ok}");
+        }
     }
 
     #[test]

@@ -155,12 +155,22 @@ pub fn supervise(mut plan: Plan, report: Option<&Path>) -> ExitCode {
 
     let log = net.read_access_log();
     net.stop_squid();
-    plan.denials = super::suggest::denials(&log, &plan.egress);
+    let sandbox = net.sandbox_ip.to_string();
+    let (denials, more) = super::suggest::denials(&log, &plan.egress, Some(&sandbox));
+    plan.denials = denials;
+    plan.denials_not_listed = more;
     drop(net);
 
     let mut err = std::io::stderr().lock();
     for d in &plan.denials {
         let _ = writeln!(err, "capgate: {}", d.line());
+    }
+    if more > 0 {
+        let _ = writeln!(
+            err,
+            "capgate: and {more} more denied destinations, not listed (the first {} are)",
+            super::suggest::MAX_REPORTED
+        );
     }
     drop(err);
     if let Some(path) = report {

@@ -616,6 +616,9 @@ pub fn check_nft(config: &str, declared: &Declared) -> Check {
     let mut depth: i64 = 0;
     let mut special_dropped = false;
     let mut saw_policy_drop = false;
+    // Inside the input chain: nothing may connect into the sandbox.
+    let mut ingress = false;
+    let mut saw_ingress = false;
     for (n, line) in config.lines().enumerate() {
         if line.chars().any(char::is_control) {
             return Err(format!("nft line {n} has a control character"));
@@ -634,7 +637,12 @@ pub fn check_nft(config: &str, declared: &Declared) -> Check {
             return Err(format!("nft line {n} {line:?} contains `;`"));
         }
         if t.starts_with("type filter hook ") {
-            saw_policy_drop = t.ends_with("policy drop;");
+            if !t.ends_with("policy drop;") {
+                return Err(format!("nft line {n}: a chain without `policy drop`"));
+            }
+            saw_policy_drop = true;
+            ingress = t.starts_with("type filter hook input ");
+            saw_ingress |= ingress;
         }
         if line.matches('"').count() % 2 != 0 {
             return Err(format!("nft line {n} {line:?} has an unbalanced quote"));
@@ -654,6 +662,15 @@ pub fn check_nft(config: &str, declared: &Declared) -> Check {
             continue;
         }
         if !t.ends_with(" accept") {
+            continue;
+        }
+        if ingress {
+            let allowed = t == "iifname \"lo\" accept"
+                || t == "ct state established,related accept"
+                || t == "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept";
+            if !allowed {
+                return Err(format!("nft line {n} {t:?}: an inbound accept"));
+            }
             continue;
         }
         // Neighbour discovery: only to link-scope destinations, hop limit 255 (G4).
@@ -706,6 +723,9 @@ pub fn check_nft(config: &str, declared: &Declared) -> Check {
     }
     if !saw_policy_drop {
         return Err("nft chain is not `policy drop`".to_owned());
+    }
+    if !saw_ingress {
+        return Err("nft ruleset has no input chain: inbound is not dropped".to_owned());
     }
     if !special_dropped {
         return Err("nft ruleset has no special-range drop".to_owned());

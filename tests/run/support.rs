@@ -216,95 +216,165 @@ pub fn signal(pid: u32, sig: &str) {
 /// every request they get).
 pub const UPSTREAM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/run/upstream.py");
 
-/// A network namespace a test runs `capgate run` in, so that nothing leaves
-/// the machine: the "internet" is addresses on the namespace's own loopback,
-/// served by tests/run/upstream.py, and names resolve through
-/// `/etc/netns/NAME/hosts` (which `ip netns exec` puts at /etc/hosts, where
-/// squid reads it). Removed with everything in it on drop.
+/// What a [`NetLab`] holds.
+#[derive(Default)]
+pub struct LabSpec<'a> {
+    /// Addresses of the "internet" (`11.0.0.2/32`, ...), on the upstream
+    /// namespace's loopback, and the upstream's `ADDR:PORT` listeners there.
+    pub addrs: &'a [&'a str],
+    pub tcp: &'a [&'a str],
+    pub udp: &'a [&'a str],
+    /// Files the upstream serves.
+    pub www: Option<&'a Path>,
+    /// `/etc/netns/NAME/hosts` of the host namespace (localhost is added).
+    pub hosts: &'a str,
+    /// The host's own extra addresses and services (in the namespace capgate
+    /// runs in): what a sandbox must not reach through the run.
+    pub host_addrs: &'a [&'a str],
+    pub host_tcp: &'a [&'a str],
+    pub host_udp: &'a [&'a str],
+}
+
+/// Two network namespaces a test runs `capgate run` in, so that nothing
+/// leaves the machine: the "host" (`name`, where capgate runs, with its own
+/// services) and the "internet" (`up`: addresses on its loopback served by
+/// tests/run/upstream.py), joined by a veth; the host routes 11.0.0.0/24 and
+/// 10.0.0.0/24 to it and forwards (its own namespace's sysctl). Names
+/// resolve through `/etc/netns/NAME/hosts` (which `ip netns exec` puts at
+/// /etc/hosts, where squid reads it). Removed with everything in it on drop.
 pub struct NetLab {
     pub name: String,
+    pub up: String,
     /// The upstream's log: one line per request or datagram it got.
     pub log: PathBuf,
-    upstream: Option<Proc>,
+    /// The host services' log.
+    pub host_log: PathBuf,
+    procs: Vec<Proc>,
+}
+
+fn ok(c: &mut Command) {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl NetLab {
-    /// `addrs` go on the namespace's loopback (`11.0.0.2/32`, ...); `tcp` and
-    /// `udp` are the upstream's `ADDR:PORT` listeners; `www` serves files.
-    pub fn new(
-        dir: &TempDir,
-        addrs: &[&str],
-        hosts: &str,
-        tcp: &[&str],
-        udp: &[&str],
-        www: Option<&Path>,
-    ) -> NetLab {
-        let name = unique();
-        let ok = |c: &mut Command| {
-            let out = c.output().unwrap();
-            assert!(
-                out.status.success(),
-                "{c:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        ok(Command::new("ip").args(["netns", "add", &name]));
+    pub fn new(dir: &TempDir, spec: &LabSpec) -> NetLab {
+        let tag = short();
+        let name = format!("{PREFIX}{tag}");
         let mut lab = NetLab {
             log: dir.join(&format!("{name}-upstream.log")),
+            host_log: dir.join(&format!("{name}-host.log")),
+            up: format!("{name}u"),
             name,
-            upstream: None,
+            procs: Vec::new(),
         };
-        ok(Command::new("ip").args(["-n", &lab.name, "link", "set", "lo", "up"]));
-        for a in addrs {
-            ok(Command::new("ip").args(["-n", &lab.name, "addr", "add", a, "dev", "lo"]));
+        let ip = |ns: &str, args: &[&str]| ok(Command::new("ip").arg("-n").arg(ns).args(args));
+        for ns in [&lab.name, &lab.up] {
+            ok(Command::new("ip").args(["netns", "add", ns]));
+            ip(ns, &["link", "set", "lo", "up"]);
+        }
+        let (h, u) = (format!("cgl{tag}"), format!("cgu{tag}"));
+        ip(
+            &lab.name,
+            &[
+                "link", "add", &h, "type", "veth", "peer", "name", &u, "netns", &lab.up,
+            ],
+        );
+        ip(&lab.name, &["addr", "add", "10.99.0.1/30", "dev", &h]);
+        ip(&lab.up, &["addr", "add", "10.99.0.2/30", "dev", &u]);
+        ip(&lab.name, &["link", "set", &h, "up"]);
+        ip(&lab.up, &["link", "set", &u, "up"]);
+        for net in ["11.0.0.0/24", "10.0.0.0/24"] {
+            ip(&lab.name, &["route", "add", net, "via", "10.99.0.2"]);
+        }
+        ok(lab
+            .exec("sh")
+            .args(["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]));
+        for a in spec.addrs {
+            ip(&lab.up, &["addr", "add", a, "dev", "lo"]);
+        }
+        for a in spec.host_addrs {
+            ip(&lab.name, &["addr", "add", a, "dev", "lo"]);
         }
         let etc = PathBuf::from("/etc/netns").join(&lab.name);
         fs::create_dir_all(&etc).unwrap();
-        fs::write(etc.join("hosts"), hosts).unwrap();
-        let mut c = lab.exec("python3");
-        c.arg(UPSTREAM).arg(&lab.log);
-        if let Some(w) = www {
-            c.arg("--www").arg(w);
-        }
-        for t in tcp {
-            c.args(["--tcp", t]);
-        }
-        for u in udp {
-            c.args(["--udp", u]);
-        }
-        c.stdin(Stdio::null()).stdout(Stdio::null());
-        lab.upstream = Some(Proc(c.spawn().unwrap()));
-        assert!(
-            wait_for(10, || lab.lines().iter().any(|l| l == "READY")),
-            "upstream not ready"
-        );
+        fs::write(
+            etc.join("hosts"),
+            format!("127.0.0.1 localhost\n::1 localhost\n{}", spec.hosts),
+        )
+        .unwrap();
+        let start = |lab: &mut NetLab,
+                     ns: String,
+                     log: PathBuf,
+                     tcp: &[&str],
+                     udp: &[&str],
+                     www: Option<&Path>| {
+            if tcp.is_empty() && udp.is_empty() {
+                return;
+            }
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns, "python3", UPSTREAM])
+                .arg(&log);
+            if let Some(w) = www {
+                c.arg("--www").arg(w);
+            }
+            for t in tcp {
+                c.args(["--tcp", t]);
+            }
+            for u in udp {
+                c.args(["--udp", u]);
+            }
+            c.stdin(Stdio::null()).stdout(Stdio::null());
+            lab.procs.push(Proc(c.spawn().unwrap()));
+            let read = || fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                wait_for(10, || read().lines().any(|l| l == "READY")),
+                "upstream in {ns} not ready"
+            );
+        };
+        let (up, name) = (lab.up.clone(), lab.name.clone());
+        let (log, host_log) = (lab.log.clone(), lab.host_log.clone());
+        start(&mut lab, up, log, spec.tcp, spec.udp, spec.www);
+        start(&mut lab, name, host_log, spec.host_tcp, spec.host_udp, None);
         lab
     }
 
-    /// `ip netns exec NAME PROGRAM`.
+    /// `ip netns exec NAME PROGRAM` (the host namespace).
     pub fn exec(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.name]).arg(program);
         c
     }
 
-    /// The upstream's log lines.
+    /// What the upstream and the host services got, without their READY lines.
     pub fn lines(&self) -> Vec<String> {
-        fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
+        [&self.log, &self.host_log]
+            .iter()
+            .flat_map(|p| {
+                fs::read_to_string(p)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| *l != "READY")
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 }
 
 impl Drop for NetLab {
     fn drop(&mut self) {
-        self.upstream = None;
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
+        self.procs.clear();
+        for ns in [&self.name, &self.up] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = fs::remove_dir_all(PathBuf::from("/etc/netns").join(&self.name));
     }
 }
