@@ -570,10 +570,28 @@ pub fn base_context(
 ) -> Value {
     let special_v4: Vec<String> = SPECIAL_V4.iter().map(|(a, l)| format!("{a}/{l}")).collect();
     let special_v6: Vec<String> = SPECIAL_V6.iter().map(|(a, l)| format!("{a}/{l}")).collect();
+    // Every declared destination at once, for rules that must decide before
+    // any per-destination fragment (squid refuses undeclared names before
+    // its special-range check resolves them).
+    let (mut names, mut suffixes, mut ips, mut any) =
+        (Vec::<String>::new(), Vec::new(), Vec::new(), false);
+    for n in &policy.net {
+        match &n.host {
+            Host::Any => any = true,
+            Host::Name(d) => names.push(d.as_str().to_owned()),
+            Host::Wildcard(d) => suffixes.push(format!(".{}", d.as_str())),
+            ip => ips.push(ip.to_string()),
+        }
+    }
+    for list in [&mut names, &mut suffixes, &mut ips] {
+        list.sort();
+        list.dedup();
+    }
     minijinja::context! {
         target => minijinja::context! { name => target.name.clone(), format => target.format.as_str() },
         options => Value::from(Serde(options)),
         sandbox => View::of(policy, FactRef::Baseline).to_value(),
+        declared => minijinja::context! { any, names, suffixes, ips },
         special => minijinja::context! {
             ipv4 => special_v4,
             ipv6 => special_v6,

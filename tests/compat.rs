@@ -1272,6 +1272,17 @@ const DEVIATIONS: &[Deviation] = &[
         },
     },
     Deviation {
+        id: "DEV-SQUID-UNDECLARED-FIRST",
+        explains: |c, d| {
+            c.target == "squid"
+                && matches!(d, Diff::LineAdded(l)
+                    if l.starts_with("acl capgate_declared dstdomain -n ")
+                        || l.starts_with("acl capgate_declared_ip dst -n ")
+                        || (l.starts_with("http_access deny !capgate_declared")
+                            && l.split(' ').skip(2).all(|w| w == "!capgate_declared" || w == "!capgate_declared_ip")))
+        },
+    },
+    Deviation {
         id: "DEV-NFT-SPECIAL-RANGES",
         explains: |c, d| {
             c.target == "nftables"

@@ -151,7 +151,9 @@ fn private_looking_name_stays_behind_the_special_range_deny() {
         .unwrap();
     let acl = lines
         .iter()
-        .position(|l| l.ends_with("dstdomain -n 10.example.com"))
+        .position(|l| {
+            l.starts_with("acl capgate_dst_") && l.ends_with("dstdomain -n 10.example.com")
+        })
         .unwrap();
     assert!(deny < acl, "{}", c.config);
     assert!(c.egress.iter().all(|e| e.block_private));
@@ -205,10 +207,13 @@ fn checkers_catch_injected_grants() {
             "http_access deny all\nhttp_access allow all",
         ),
         (
-            "dstdomain -n 10.example.com",
-            "dstdomain -n 10.example.com .",
+            "capgate_dst_0 dstdomain -n 10.example.com",
+            "capgate_dst_0 dstdomain -n 10.example.com .",
         ),
-        ("dstdomain -n 10.example.com", "dstdomain -n evil.example"),
+        (
+            "capgate_dst_0 dstdomain -n 10.example.com",
+            "capgate_dst_0 dstdomain -n evil.example",
+        ),
         ("port 443", "port 22"),
         ("http_access deny capgate_special\n", ""),
         (
@@ -216,6 +221,7 @@ fn checkers_catch_injected_grants() {
             "cache deny all\nhttp_port 0.0.0.0:3129 # x",
         ),
         ("http_access deny manager\n", ""),
+        ("http_access deny !capgate_declared\n", ""),
         (
             "http_access deny manager",
             "http_access allow all\nhttp_access deny manager",

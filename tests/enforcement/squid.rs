@@ -498,23 +498,34 @@ fn squid_connect_allowlist() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    // A refused name proves nothing unless squid resolved it: every name case
-    // must have been answered by the stub with records.
+    // Under `*` (3131), a refused name proves nothing unless squid resolved
+    // it: every name case must have been answered by the stub with records.
+    // Every other proxy must refuse these undeclared names without looking
+    // them up at all (no DNS channel out of the sandbox, R1).
     let queries = std::fs::read_to_string(&dns_log).unwrap_or_default();
     for k in RAW_CASES
         .iter()
         .filter(|k| k.host.ends_with(".test") && !k.host.contains('@'))
     {
+        let resolved = queries.lines().any(|l| {
+            l.starts_with(&format!("{} type=", k.host))
+                && l.contains("rcode=0")
+                && !l.ends_with("-> []")
+        });
+        let looked_up = queries
+            .lines()
+            .any(|l| l.starts_with(&format!("{} type=", k.host)));
+        let (what, ok) = if k.proxy == 3131 {
+            ("squid resolved", resolved)
+        } else {
+            ("squid never looked up", !looked_up)
+        };
         c.check(
             &format!(
-                "[{}] {}: squid resolved {} through the stub",
+                "[{}] {}: {what} {} through the stub",
                 k.proxy, k.label, k.host
             ),
-            queries.lines().any(|l| {
-                l.starts_with(&format!("{} type=", k.host))
-                    && l.contains("rcode=0")
-                    && !l.ends_with("-> []")
-            }),
+            ok,
             || queries.clone(),
         );
     }

@@ -535,10 +535,25 @@ pub fn check_squid(config: &str, declared: &Declared) -> Check {
         return Err(format!("last http_access is {last:?}, not deny all"));
     }
     let mut special_denied = false;
+    let mut undeclared_denied = false;
     for (n, words) in rest {
         match words.first() {
             Some(&"deny") => {
-                special_denied |= words[1..] == ["capgate_special"];
+                // Without `*`, undeclared destinations are refused before the
+                // special-range check, whose `dst` resolves names (R1).
+                undeclared_denied |= words[1..] == ["all"]
+                    || words[1..]
+                        .iter()
+                        .all(|w| w.starts_with("!capgate_declared"));
+                if words[1..] == ["capgate_special"] {
+                    let any = declared.net.iter().any(|(h, _)| *h == HostDecl::Any);
+                    if !any && !undeclared_denied {
+                        return Err(format!(
+                            "line {n}: the special-range check comes before undeclared names are denied (squid would look them up)"
+                        ));
+                    }
+                    special_denied = true;
+                }
                 continue;
             }
             Some(&"allow") => {}

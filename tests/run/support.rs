@@ -228,6 +228,8 @@ pub struct LabSpec<'a> {
     pub www: Option<&'a Path>,
     /// `/etc/netns/NAME/hosts` of the host namespace (localhost is added).
     pub hosts: &'a str,
+    /// The host namespace's resolver (`/etc/netns/NAME/resolv.conf`).
+    pub resolver: Option<&'a str>,
     /// The host's own extra addresses and services (in the namespace capgate
     /// runs in): what a sandbox must not reach through the run.
     pub host_addrs: &'a [&'a str],
@@ -307,6 +309,9 @@ impl NetLab {
             format!("127.0.0.1 localhost\n::1 localhost\n{}", spec.hosts),
         )
         .unwrap();
+        if let Some(r) = spec.resolver {
+            fs::write(etc.join("resolv.conf"), format!("nameserver {r}\n")).unwrap();
+        }
         let start = |lab: &mut NetLab,
                      ns: String,
                      log: PathBuf,

@@ -59,13 +59,22 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-class V6Server(ThreadingHTTPServer):
+class Server(ThreadingHTTPServer):
+    # HTTPServer.server_bind looks up its own name (getfqdn): with a lab
+    # resolver that never answers, that would stall the start.
+    def server_bind(self):
+        import socketserver
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "upstream", self.server_address[1]
+
+
+class V6Server(Server):
     address_family = socket.AF_INET6
 
 
 for spec in tcp:
     host, port = split(spec)
-    cls = V6Server if ":" in host else ThreadingHTTPServer
+    cls = V6Server if ":" in host else Server
     srv = cls((host, port), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
 
