@@ -365,6 +365,44 @@ except socket.timeout:
         "the host reached the sandbox's listener: {}",
         text(&reach.stdout)
     );
+    // The run's proxy serves the sandbox alone: the host asking it for a
+    // declared destination is refused (R2), and nothing reaches the upstream.
+    let mut host_end: Vec<u32> = me.split('.').map(|o| o.parse().unwrap()).collect();
+    host_end[3] -= 1;
+    let proxy = format!(
+        "http://{}:3128",
+        host_end
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(".")
+    );
+    let via = lab
+        .exec("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-m",
+            "4",
+            "-w",
+            "%{http_code}",
+            "-x",
+            &proxy,
+        ])
+        .arg("http://allowed.test:8080/from-the-host")
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&via.stdout),
+        "403",
+        "the host used the sandbox's proxy"
+    );
+    assert!(
+        !lab.lines().iter().any(|l| l.contains("from-the-host")),
+        "{:?}",
+        lab.lines()
+    );
     let status = run.wait().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();

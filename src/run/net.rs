@@ -397,9 +397,15 @@ fn teardown(dir: &Path, index: u32, masquerade: bool, remains: Remains) {
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
     if let Ok(entries) = std::fs::read_dir("/dev/shm") {
+        use std::os::unix::fs::MetadataExt as _;
         let prefix = format!("capgatenet{index}-");
+        let owner = squid_user().map(|(uid, _)| uid);
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
+            // Only squid's own segments: anyone can create a file by that name.
+            let squids = e
+                .metadata()
+                .is_ok_and(|m| owner.is_none_or(|uid| m.uid() == uid || m.uid() == 0));
+            if squids && e.file_name().to_string_lossy().starts_with(&prefix) {
                 let _ = std::fs::remove_file(e.path());
             }
         }

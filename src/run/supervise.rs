@@ -121,14 +121,31 @@ pub fn supervise(mut plan: Plan, report: Option<&Path>) -> ExitCode {
     };
     drop(read_end);
     let pid = child.id();
+    // Signals go through a pidfd: once the child is reaped, they reach
+    // nothing, never a process that took its pid.
+    // SAFETY: pidfd_open on our own, unreaped child.
+    let pidfd =
+        unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as libc::c_int;
     let done = Arc::new(AtomicBool::new(false));
     {
         let done = Arc::clone(&done);
         std::thread::spawn(move || loop {
             let mut sig: libc::c_int = 0;
-            // SAFETY: sigwait on the blocked set; kill(2) on our child while it is not reaped.
+            // SAFETY: sigwait on the blocked set; the signal goes to the pidfd
+            // (or, on kernels without pidfds, to the pid while unreaped).
             unsafe {
-                if libc::sigwait(&set, &mut sig) == 0 && !done.load(Ordering::SeqCst) {
+                if libc::sigwait(&set, &mut sig) != 0 || done.load(Ordering::SeqCst) {
+                    continue;
+                }
+                if pidfd >= 0 {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        pidfd,
+                        sig,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0,
+                    );
+                } else {
                     libc::kill(pid as libc::pid_t, sig);
                 }
             }
