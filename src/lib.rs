@@ -22,6 +22,7 @@ pub mod diag;
 pub mod diff;
 pub mod escape;
 pub mod explain;
+pub mod facts;
 /// Synthetic manifests for benchmarks and tests (feature `testing`), not part
 /// of the shipped library.
 #[cfg(any(test, feature = "testing"))]

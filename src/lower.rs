@@ -587,11 +587,24 @@ pub fn base_context(
         list.sort();
         list.dedup();
     }
+    // Names and suffixes, minus every entry a suffix covers (`.x.com` covers
+    // `x.com`, `a.x.com` and `.a.x.com`): squid refuses an acl holding both.
+    let covered = |e: &str| {
+        suffixes
+            .iter()
+            .any(|s| s.as_str() != e && (e == &s[1..] || e.ends_with(s.as_str())))
+    };
+    let patterns: Vec<String> = names
+        .iter()
+        .chain(&suffixes)
+        .filter(|e| !covered(e))
+        .cloned()
+        .collect();
     minijinja::context! {
         target => minijinja::context! { name => target.name.clone(), format => target.format.as_str() },
         options => Value::from(Serde(options)),
         sandbox => View::of(policy, FactRef::Baseline).to_value(),
-        declared => minijinja::context! { any, names, suffixes, ips },
+        declared => minijinja::context! { any, names, suffixes, patterns, ips },
         special => minijinja::context! {
             ipv4 => special_v4,
             ipv6 => special_v6,

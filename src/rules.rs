@@ -102,38 +102,21 @@ impl FactKind {
         }
     }
 
-    /// The fields a `when` clause (and a template, as `fact.<field>`) can use.
+    /// The fields a `when` clause (and a template, as `fact.<field>`) can
+    /// use: the names of [`crate::facts::schema`], in view order.
     pub fn fields(self) -> &'static [&'static str] {
-        match self {
-            FactKind::Baseline => &[
-                "nested",
-                "tmp_bound",
-                "var_tmp_bound",
-                "run_bound",
-                "net",
-                "net_count",
-                "private_net",
-                "public_net",
-                "fs_writable",
-            ],
-            FactKind::Of(Kind::Fs) => &["path", "glob", "actions", "writable", "full_write"],
-            FactKind::Of(Kind::Net) => &[
-                "host",
-                "host_kind",
-                "domain",
-                "ip",
-                "port",
-                "any_port",
-                "private",
-                "block_private",
-                "index",
-            ],
-            FactKind::Of(Kind::Exec) => &["binary", "nested"],
-            FactKind::Of(Kind::Env) => &["name", "action"],
-            FactKind::Of(Kind::Ipc) => &["endpoint", "path"],
-            FactKind::Of(Kind::Clock) => &["source"],
-            FactKind::Of(Kind::Assert) => &["id", "description"],
-        }
+        static NAMES: std::sync::LazyLock<Vec<(FactKind, Vec<&'static str>)>> =
+            std::sync::LazyLock::new(|| {
+                std::iter::once(FactKind::Baseline)
+                    .chain(Kind::ALL.into_iter().map(FactKind::Of))
+                    .map(|k| (k, crate::facts::schema(k).iter().map(|f| f.name).collect()))
+                    .collect()
+            });
+        NAMES
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map(|(_, names)| names.as_slice())
+            .expect("every fact kind has a schema")
     }
 }
 
@@ -757,8 +740,25 @@ fn parse_target(
                 }
                 v => when_value(v).map(|v| vec![v]),
             };
+            let def = crate::facts::schema(r.fact)
+                .iter()
+                .find(|f| f.name == field.as_str())
+                .expect("a field of the kind");
             match values {
-                Some(v) if !v.is_empty() => when.push((field.clone(), v)),
+                Some(v) if !v.is_empty() => {
+                    for value in &v {
+                        if let Some(why) = def.ty.refuses(value) {
+                            err(
+                                offset,
+                                format!(
+                                    "rule `{}`: `when.{field}` can never match: {why} (docs/templates.md, \"The fact model\")",
+                                    r.id
+                                ),
+                            );
+                        }
+                    }
+                    when.push((field.clone(), v));
+                }
                 _ => err(offset, format!("rule `{}`: `when.{field}` must be a string, integer, boolean or a non-empty list of them", r.id)),
             }
         }
@@ -886,6 +886,36 @@ mod tests {
                 "11:1: rule `a`: an unenforceable verdict needs a `reason`",
             ]
         );
+    }
+
+    /// A `when` that can never match would silently drop its rule (a deny
+    /// among them): every spelling is a located error at load.
+    #[test]
+    fn when_values_that_can_never_match_are_errors() {
+        for (when, says) in [
+            ("port = \"443\"", "\"443\" is not of type int"),
+            ("private = \"true\"", "\"true\" is not of type bool"),
+            ("host_kind = \"ip\"", "none of its values"),
+            (
+                "host_kind = [\"ipv4\", \"ipv7\"]",
+                "\"ipv7\" is none of its values",
+            ),
+            ("index = -1", "negative"),
+            ("any_port = 1", "1 is not of type bool"),
+        ] {
+            let e = errors(&format!(
+                "{HEAD}[[rule]]\nid = \"a\"\ndoc = \"d\"\nfact = \"net\"\nwhen = {{ {when} }}\nverdict = \"exact\"\n"
+            ));
+            assert!(
+                e.iter()
+                    .any(|m| m.contains("can never match") && m.contains(says)),
+                "{when}: {e:?}"
+            );
+        }
+        let e = errors(&format!(
+            "{HEAD}[[rule]]\nid = \"a\"\ndoc = \"d\"\nfact = \"fs\"\nwhen = {{ actions = \"read\" }}\nverdict = \"exact\"\n"
+        ));
+        assert!(e.iter().any(|m| m.contains("a list field")), "{e:?}");
     }
 
     #[test]

@@ -954,8 +954,8 @@ fn misspelt_fields_fail_when_the_target_loads() {
             edit(
                 d,
                 "templates/nftables/accept.nft.j2",
-                "{{ fact.port }}",
-                "{{ fact.prot }}",
+                "else fact.port",
+                "else fact.prot",
             )
         }),
         (

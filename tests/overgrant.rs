@@ -1105,9 +1105,20 @@ fn s13_9_nothing_before_the_special_deny_matches_a_name() {
     let conf = squid(&v);
     let deny = conf.deny_index();
     assert_eq!(
-        deny, 6,
-        "deny manager, deny other schemes, then four private allows: {:?}",
+        deny, 7,
+        "deny manager, deny other schemes, four private allows, deny undeclared: {:?}",
         conf.access
+    );
+    assert_eq!(
+        conf.access[6],
+        (
+            false,
+            vec![
+                "!capgate_declared".to_owned(),
+                "!capgate_declared_ip".to_owned()
+            ]
+        ),
+        "undeclared destinations are denied before the special-range check resolves them"
     );
     assert_eq!(
         conf.access[1],
@@ -1118,7 +1129,7 @@ fn s13_9_nothing_before_the_special_deny_matches_a_name() {
         "only CONNECT and http(s) URLs pass"
     );
     let l = lines(&v);
-    for (allow, names) in &conf.access[2..deny] {
+    for (allow, names) in &conf.access[2..6] {
         assert!(*allow);
         for n in names {
             let def = l

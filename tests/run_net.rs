@@ -108,10 +108,11 @@ ip route add 11.0.0.0/24 dev lo 2>/dev/null; echo "route $?"
 p after --noproxy '*' http://11.0.0.2:8080/after
 python3 - "$h" <<'PY'
 import socket, sys
-for addr in [(sys.argv[1], 53), (sys.argv[1], 5353), ("10.0.0.5", 5432), ("11.0.0.2", 53)]:
+for addr, data in [((sys.argv[1], 53), b"udp-escape"), ((sys.argv[1], 5353), b"udp-escape"),
+                   (("11.0.0.2", 53), b"udp-escape"), (("10.0.0.5", 5432), b"udp-declared")]:
     try:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.sendto(b"udp-escape", addr)
+        s.sendto(data, addr)
     except OSError:
         pass
 PY
@@ -172,11 +173,18 @@ fn declared_network_and_nothing_else() {
     assert_eq!(got("ipv6").trim(), "lo", "{stdout}");
     // What the upstream got: the three allowed requests (and squid's
     // robots-free GET carries the probe's own path), nothing else, no UDP.
-    // squid looked up no name nobody declared (no DNS channel out), and no
-    // datagram of the sandbox arrived anywhere.
+    // squid looked up no name nobody declared (no DNS channel out); UDP
+    // reached the declared IP:port and nothing else.
     let all = lab.lines();
     assert!(!all.iter().any(|l| l.contains("secretexfil")), "{all:#?}");
     assert!(!all.iter().any(|l| l.contains("udp-escape")), "{all:#?}");
+    assert!(
+        wait_for(3, || lab
+            .lines()
+            .iter()
+            .any(|l| l == "UDP 10.0.0.5:5432 udp-declared")),
+        "UDP to the declared 10.0.0.5:5432 did not arrive: {all:#?}"
+    );
     let mut hits: Vec<String> = all.into_iter().filter(|l| l.starts_with("HIT ")).collect();
     hits.sort();
     assert_eq!(

@@ -606,6 +606,7 @@ fn provide_network(
         vec![
             ("proxy_ip".into(), host_ip.clone()),
             ("proxy_port".into(), net::PROXY_PORT.to_string()),
+            ("udp".into(), "true".into()),
         ],
         true,
     )?;

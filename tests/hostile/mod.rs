@@ -700,7 +700,7 @@ pub fn check_nft(config: &str, declared: &Declared) -> Check {
         let ok_shape = w.len() == 7
             && matches!(w[0], "ip" | "ip6")
             && w[1] == "daddr"
-            && w[3] == "tcp"
+            && matches!(w[3], "tcp" | "udp")
             && w[4] == "dport"
             && w[6] == "accept";
         if !ok_shape {
