@@ -699,6 +699,10 @@ fn parse_target(
     for spanned in &raw.rules {
         let offset = spanned.span().start;
         let r = spanned.get_ref();
+        // Where a key of this rule is written (errors point at it, not at `[[rule]]`).
+        let at = |key: &str| key_offset(text, spanned.span(), key, None).unwrap_or(offset);
+        let at_when =
+            |field: &str| key_offset(text, spanned.span(), "when", Some(field)).unwrap_or(offset);
         let line = lines.line_col(offset).0;
         if r.id.is_empty()
             || !r
@@ -707,7 +711,7 @@ fn parse_target(
                 .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         {
             err(
-                offset,
+                at("id"),
                 format!(
                     "rule id `{}` must be non-empty and use letters, digits, `.`, `_`, `-`",
                     r.id
@@ -715,16 +719,16 @@ fn parse_target(
             );
         }
         if !ids.insert(r.id.clone()) {
-            err(offset, format!("rule id `{}` is defined twice", r.id));
+            err(at("id"), format!("rule id `{}` is defined twice", r.id));
         }
         if r.doc.trim().is_empty() {
-            err(offset, format!("rule `{}` has an empty `doc`", r.id));
+            err(at("doc"), format!("rule `{}` has an empty `doc`", r.id));
         }
         let mut when = Vec::new();
         for (field, value) in &r.when {
             if !r.fact.fields().contains(&field.as_str()) {
                 err(
-                    offset,
+                    at_when(field),
                     format!(
                         "rule `{}`: `when.{field}` is not a field of {} facts (fields: {})",
                         r.id,
@@ -749,7 +753,7 @@ fn parse_target(
                     for value in &v {
                         if let Some(why) = def.ty.refuses(value) {
                             err(
-                                offset,
+                                at_when(field),
                                 format!(
                                     "rule `{}`: `when.{field}` can never match: {why} (docs/templates.md, \"The fact model\")",
                                     r.id
@@ -759,23 +763,27 @@ fn parse_target(
                     }
                     when.push((field.clone(), v));
                 }
-                _ => err(offset, format!("rule `{}`: `when.{field}` must be a string, integer, boolean or a non-empty list of them", r.id)),
+                _ => err(at_when(field), format!("rule `{}`: `when.{field}` must be a string, integer, boolean or a non-empty list of them", r.id)),
             }
         }
         match (r.fact, r.verdict) {
-            (FactKind::Baseline, Some(_)) => err(offset, format!("rule `{}`: baseline rules have no verdict (they lower no capability)", r.id)),
+            (FactKind::Baseline, Some(_)) => err(at("verdict"), format!("rule `{}`: baseline rules have no verdict (they lower no capability)", r.id)),
             (FactKind::Of(_), None) => err(offset, format!("rule `{}`: rules for {} facts need a `verdict` (exact, superset, host-enforced, unenforceable)", r.id, r.fact.as_str())),
             _ => {}
         }
         if r.template.is_some() != r.slot.is_some() {
             err(
-                offset,
+                if r.template.is_some() {
+                    at("template")
+                } else {
+                    at("slot")
+                },
                 format!("rule `{}`: `template` and `slot` go together", r.id),
             );
         }
         if let Some(t) = &r.template {
             if !t.ends_with(&suffix) || t.contains('/') || t.starts_with('.') {
-                err(offset, format!("rule `{}`: template `{t}` must be a file name ending in `{suffix}` (the target's format)", r.id));
+                err(at("template"), format!("rule `{}`: template `{t}` must be a file name ending in `{suffix}` (the target's format)", r.id));
             }
         }
         if let Some(s) = &r.slot {
@@ -785,22 +793,22 @@ fn parse_target(
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             {
                 err(
-                    offset,
+                    at("slot"),
                     format!("rule `{}`: slot `{s}` must be lower_snake_case", r.id),
                 );
             }
         }
         match (r.verdict, &r.reason) {
             (Some(Verdict::Unenforceable), None) => err(
-                offset,
+                at("verdict"),
                 format!("rule `{}`: an unenforceable verdict needs a `reason`", r.id),
             ),
             (Some(Verdict::Unenforceable), Some(_)) if r.template.is_some() => err(
-                offset,
+                at("template"),
                 format!("rule `{}`: an unenforceable rule cannot emit output", r.id),
             ),
             (v, Some(_)) if v != Some(Verdict::Unenforceable) => err(
-                offset,
+                at("reason"),
                 format!("rule `{}`: `reason` is only for unenforceable rules", r.id),
             ),
             _ => {}
@@ -834,6 +842,49 @@ fn parse_target(
         source: display.to_owned(),
         builtin,
     })
+}
+
+/// The offset of `key = ...` (or, with `field`, of `field` inside the inline
+/// table `key = { field = ... }`) in the rule table at `span`: where an error
+/// about it points.
+fn key_offset(
+    text: &str,
+    span: std::ops::Range<usize>,
+    key: &str,
+    field: Option<&str>,
+) -> Option<usize> {
+    let is_key = |t: &str, k: &str| {
+        t.strip_prefix(k)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    };
+    let body = text.get(span.start..)?;
+    let mut pos = span.start;
+    for (n, line) in body.split_inclusive('\n').enumerate() {
+        // The next table ends this one.
+        if n > 0 && line.trim_start().starts_with('[') {
+            return None;
+        }
+        let t = line.trim_start();
+        if is_key(t, key) {
+            let start = pos + (line.len() - t.len());
+            let Some(field) = field else {
+                return Some(start);
+            };
+            // `field` as a key of the inline table: after `{` or `,`.
+            let mut i = 0;
+            while let Some(j) = t[i..].find(field) {
+                let at = i + j;
+                let before = t[..at].trim_end();
+                if (before.ends_with('{') || before.ends_with(',')) && is_key(&t[at..], field) {
+                    return Some(start + at);
+                }
+                i = at + field.len();
+            }
+            return Some(start);
+        }
+        pos += line.len();
+    }
+    None
 }
 
 fn when_value(v: &toml::Value) -> Option<WhenValue> {
@@ -879,11 +930,11 @@ mod tests {
         assert_eq!(
             e,
             [
-                "5:1: rule `a`: `when.port` is not a field of fs facts (fields: path, glob, actions, writable, full_write)",
+                "9:10: rule `a`: `when.port` is not a field of fs facts (fields: path, glob, actions, writable, full_write)",
                 "5:1: rule `a`: rules for fs facts need a `verdict` (exact, superset, host-enforced, unenforceable)",
-                "11:1: rule id `a` is defined twice",
-                "11:1: rule `a`: template `x.squid.j2` must be a file name ending in `.argv.j2` (the target's format)",
-                "11:1: rule `a`: an unenforceable verdict needs a `reason`",
+                "12:1: rule id `a` is defined twice",
+                "16:1: rule `a`: template `x.squid.j2` must be a file name ending in `.argv.j2` (the target's format)",
+                "15:1: rule `a`: an unenforceable verdict needs a `reason`",
             ]
         );
     }
@@ -1115,5 +1166,28 @@ mod option_tests {
         )
         .unwrap();
         assert_eq!(t.options[0].default.to_string(), "64m");
+    }
+}
+
+#[cfg(test)]
+mod location_tests {
+    use super::*;
+
+    /// Rules-file errors point at the key that is wrong, not at `[[rule]]`.
+    #[test]
+    fn errors_point_at_the_key() {
+        let text = "[target]\ndescription = \"d\"\nformat = \"squid\"\nartifact = \"config\"\nfilename = \"f\"\n\n[[rule]]\nid = \"a\"\ndoc = \"d\"\nfact = \"net\"\nverdict = \"exact\"\nwhen = { private = true, port = \"443\" }\nslot = \"allow\"\ntemplate = \"x.nft.j2\"\n\n[[rule]]\nid = \"b\"\ndoc = \"  \"\nfact = \"baseline\"\n";
+        let errors = parse_target("t", "rules/t.toml", text, false).unwrap_err();
+        let at = |needle: &str| -> (usize, usize) {
+            let d = errors
+                .iter()
+                .find(|d| d.message.contains(needle))
+                .unwrap_or_else(|| panic!("no error with {needle:?}: {errors:?}"));
+            let l = d.location.as_ref().unwrap();
+            (l.line, l.column)
+        };
+        assert_eq!(at("`when.port` can never match"), (12, 26));
+        assert_eq!(at("template `x.nft.j2`"), (14, 1));
+        assert_eq!(at("empty `doc`"), (18, 1));
     }
 }
