@@ -89,6 +89,11 @@ const BASELINE: &[FieldDef] = &[
         Bool,
         "a writable fs path (create, write or delete) is declared",
     ),
+    f("fs_count", Int, "number of fs facts"),
+    f("writable_under_readonly", Bool, "a writable path inside a read-only declared directory exists (an fs fact with `under_readonly`)"),
+    f("net_any", Bool, "`net:connect:*` (any host) is declared"),
+    f("env", Bool, "any env capability is declared"),
+    f("env_count", Int, "number of env facts"),
 ];
 
 const FS: &[FieldDef] = &[
@@ -109,6 +114,9 @@ const FS: &[FieldDef] = &[
     ),
     f("writable", Bool, "any of create, write, delete"),
     f("full_write", Bool, "all of create, write and delete"),
+    null("under", Text, "the path of the nearest declared fs fact enclosing this one (only a writable path inside a read-only declared directory has one: folding merged every other)"),
+    f("under_readonly", Bool, "`under is not none`: this writable path lies inside a read-only declared directory"),
+    f("index", Int, "position in the sorted fs facts (stable names)"),
 ];
 
 const NET: &[FieldDef] = &[
@@ -146,6 +154,7 @@ const NET: &[FieldDef] = &[
 const EXEC: &[FieldDef] = &[
     f("binary", Text, "program basename"),
     f("nested", Bool, "declared with `nestedSandbox=true`"),
+    f("index", Int, "position in the sorted exec facts"),
 ];
 
 const ENV: &[FieldDef] = &[
@@ -155,6 +164,7 @@ const ENV: &[FieldDef] = &[
         Choice(&["read", "inject"]),
         "`inject` if any declaration injects, else `read`",
     ),
+    f("index", Int, "position in the sorted env facts"),
 ];
 
 const IPC: &[FieldDef] = &[
@@ -164,17 +174,26 @@ const IPC: &[FieldDef] = &[
         "`x11`, `dbus-session`, `dbus-system`, `unix`",
     ),
     null("path", Text, "the socket path for `unix`"),
+    f(
+        "index",
+        Int,
+        "position in the sorted ipc facts (stable names)",
+    ),
 ];
 
-const CLOCK: &[FieldDef] = &[f(
-    "source",
-    Choice(&["system", "tzdata"]),
-    "`system` or `tzdata`",
-)];
+const CLOCK: &[FieldDef] = &[
+    f(
+        "source",
+        Choice(&["system", "tzdata"]),
+        "`system` or `tzdata`",
+    ),
+    f("index", Int, "always 0 (one clock fact)"),
+];
 
 const ASSERT: &[FieldDef] = &[
     f("id", Text, "the assertion's id"),
     f("description", Text, "the assertion's text"),
+    f("index", Int, "position in the sorted assert facts"),
 ];
 
 /// The fields of a fact kind, in view order.
@@ -250,6 +269,20 @@ pub fn doc_table() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_names_are_unique_per_kind() {
+        let kinds =
+            std::iter::once(FactKind::Baseline).chain(Kind::ALL.into_iter().map(FactKind::Of));
+        for kind in kinds {
+            let names: Vec<&str> = schema(kind).iter().map(|f| f.name).collect();
+            let mut unique = names.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(names.len(), unique.len(), "{kind:?}: {names:?}");
+            assert!(schema(kind).iter().all(|f| !f.doc.is_empty()), "{kind:?}");
+        }
+    }
 
     #[test]
     fn docs_show_the_schema() {

@@ -48,6 +48,10 @@ pub struct FsFact {
     pub glob: Glob,
     pub actions: FsActions,
     pub caps: Vec<CapId>,
+    /// The nearest declared fact whose path encloses this one (set by
+    /// folding): a fact kept below another is a writable path inside a
+    /// read-only declared directory.
+    pub parent: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -214,6 +218,7 @@ fn fs_facts(caps: &[CapInfo]) -> (Vec<FsFact>, Vec<Widening>) {
                     glob: path.glob,
                     actions,
                     caps: vec![id],
+                    parent: None,
                 });
             }
         }
@@ -370,9 +375,10 @@ fn fold_fs(mut fs: Vec<FsFact>, caps: &[CapInfo], widenings: &mut Vec<Widening>)
                 anc.actions = anc.actions.union(f.actions);
                 anc.caps.extend(f.caps);
             }
-            _ => {
+            parent => {
+                let parent = parent.copied();
                 stack.push(kept.len());
-                kept.push(f);
+                kept.push(FsFact { parent, ..f });
             }
         }
     }

@@ -72,8 +72,8 @@ enum Field<'a> {
     Actions(FsActions),
 }
 
-/// The most fields any fact kind has (net).
-const MAX_FIELDS: usize = 9;
+/// The most fields any fact kind has (the baseline).
+const MAX_FIELDS: usize = 14;
 
 /// A fact's view: its values in [`FactKind::fields`] order. `when` clauses
 /// match against it without building a JSON value; [`fact_json`] and the
@@ -111,6 +111,11 @@ impl<'a> View<'a> {
                     Bool(policy.net.iter().any(|n| n.private)),
                     Bool(policy.net.iter().any(|n| !n.private)),
                     Bool(policy.fs.iter().any(|f| f.actions.writable())),
+                    Uint(policy.fs.len() as u64),
+                    Bool(policy.fs.iter().any(|f| f.parent.is_some())),
+                    Bool(policy.net.iter().any(|n| matches!(n.host, Host::Any))),
+                    Bool(!policy.env.is_empty()),
+                    Uint(policy.env.len() as u64),
                 ],
             ),
             FactRef::Fact(k, i) => match k {
@@ -135,6 +140,10 @@ impl<'a> View<'a> {
                                         .union(FsActions::DELETE),
                                 ),
                             ),
+                            f.parent
+                                .map_or(Null, |p| Str(Cow::Borrowed(policy.fs[p].path.as_str()))),
+                            Bool(f.parent.is_some()),
+                            Uint(i as u64),
                         ],
                     )
                 }
@@ -166,7 +175,11 @@ impl<'a> View<'a> {
                     let f = &policy.exec[i];
                     View::new(
                         kind,
-                        [Str(Cow::Borrowed(f.binary.as_str())), Bool(f.nested)],
+                        [
+                            Str(Cow::Borrowed(f.binary.as_str())),
+                            Bool(f.nested),
+                            Uint(i as u64),
+                        ],
                     )
                 }
                 Kind::Env => {
@@ -176,6 +189,7 @@ impl<'a> View<'a> {
                         [
                             Str(Cow::Borrowed(f.name.as_str())),
                             Str(Cow::Borrowed(if f.inject { "inject" } else { "read" })),
+                            Uint(i as u64),
                         ],
                     )
                 }
@@ -186,17 +200,20 @@ impl<'a> View<'a> {
                         Endpoint::DbusSystem => ("dbus-system", Null),
                         Endpoint::Unix(p) => ("unix", Str(Cow::Owned(p.to_string()))),
                     };
-                    View::new(kind, [Str(Cow::Borrowed(endpoint)), path])
+                    View::new(kind, [Str(Cow::Borrowed(endpoint)), path, Uint(i as u64)])
                 }
                 Kind::Clock => View::new(
                     kind,
-                    [Str(Cow::Borrowed(policy.clock.as_ref().map_or(
-                        "system",
-                        |c| match c.source {
-                            ClockSource::System => "system",
-                            ClockSource::Tzdata => "tzdata",
-                        },
-                    )))],
+                    [
+                        Str(Cow::Borrowed(policy.clock.as_ref().map_or(
+                            "system",
+                            |c| match c.source {
+                                ClockSource::System => "system",
+                                ClockSource::Tzdata => "tzdata",
+                            },
+                        ))),
+                        Uint(0),
+                    ],
                 ),
                 Kind::Assert => {
                     let f = &policy.assertions[i];
@@ -205,6 +222,7 @@ impl<'a> View<'a> {
                         [
                             Str(Cow::Borrowed(f.id.as_str())),
                             Str(Cow::Borrowed(f.description.as_str())),
+                            Uint(i as u64),
                         ],
                     )
                 }
@@ -918,6 +936,45 @@ mod tests {
                 })
                 .collect(),
         )
+    }
+
+    #[test]
+    fn nesting_indices_and_baseline_flags_are_in_the_views() {
+        let caps = [
+            "fs:read:/w/**",
+            "fs:read,write,create,delete:/w/target/**",
+            "fs:read:/other/**",
+            "net:connect:*",
+            "env:read:A",
+            "env:inject:B",
+        ];
+        let policy = normalise(
+            caps.iter()
+                .enumerate()
+                .map(|(index, c)| CapInfo {
+                    tool: None,
+                    index,
+                    capability: parse_capability(c).unwrap(),
+                })
+                .collect(),
+        );
+        let fs: Vec<serde_json::Value> = (0..policy.fs.len())
+            .map(|i| fact_json(&policy, FactRef::Fact(Kind::Fs, i)))
+            .collect();
+        let by_path = |p: &str| fs.iter().find(|f| f["path"] == p).unwrap().clone();
+        assert_eq!(by_path("/w/target")["under"], "/w");
+        assert_eq!(by_path("/w/target")["under_readonly"], true);
+        assert_eq!(by_path("/w")["under"], serde_json::Value::Null);
+        assert_eq!(by_path("/other")["under_readonly"], false);
+        for (i, f) in fs.iter().enumerate() {
+            assert_eq!(f["index"], i, "{f}");
+        }
+        let base = fact_json(&policy, FactRef::Baseline);
+        assert_eq!(base["writable_under_readonly"], true);
+        assert_eq!(base["net_any"], true);
+        assert_eq!(base["env"], true);
+        assert_eq!(base["env_count"], 2);
+        assert_eq!(base["fs_count"], 3);
     }
 
     #[test]

@@ -930,7 +930,7 @@ mod tests {
         assert_eq!(
             e,
             [
-                "9:10: rule `a`: `when.port` is not a field of fs facts (fields: path, glob, actions, writable, full_write)",
+                "9:10: rule `a`: `when.port` is not a field of fs facts (fields: path, glob, actions, writable, full_write, under, under_readonly, index)",
                 "5:1: rule `a`: rules for fs facts need a `verdict` (exact, superset, host-enforced, unenforceable)",
                 "12:1: rule id `a` is defined twice",
                 "16:1: rule `a`: template `x.squid.j2` must be a file name ending in `.argv.j2` (the target's format)",
