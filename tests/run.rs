@@ -156,9 +156,17 @@ fn start_sleeper(m: &Path, marker: &str) -> Proc {
         .spawn()
         .unwrap();
     let p = Proc(child);
-    let own = p.0.id();
+    // Started means the command itself runs in the sandbox (bwrap has set
+    // --die-with-parent by then), not only that bwrap forked: a SIGKILL in
+    // between is bwrap's own start-up race, not what this test is about.
+    let in_sandbox = |q: &u32| {
+        fs::read(format!("/proc/{q}/cmdline")).is_ok_and(|c| {
+            let mut args = c.split(|&b| b == 0);
+            args.next().is_some_and(|a| a.ends_with(b"/sh")) && args.next() == Some(b"-c")
+        })
+    };
     assert!(
-        wait_for(10, || pids_with(marker).iter().any(|&q| q != own)),
+        wait_for(10, || pids_with(marker).iter().any(in_sandbox)),
         "sandboxed process did not start"
     );
     p
