@@ -547,6 +547,16 @@ fn join_tokens(items: Value, sep: Option<String>) -> Result<Value, Error> {
     }
     let mut out = String::new();
     for (i, item) in items.try_iter()?.enumerate() {
+        // A fragment (an item of `slots.<name>`) is placed unchanged, as the
+        // entry template would place it: a list of fragments with separators,
+        // e.g. JSON array elements without a trailing comma.
+        if let Some(fragment) = item.downcast_object_ref::<Trusted>() {
+            if i > 0 {
+                out.push_str(sep);
+            }
+            out.push_str(&fragment.0);
+            continue;
+        }
         if !matches!(item.kind(), ValueKind::String | ValueKind::Number) {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,

@@ -1138,3 +1138,65 @@ verdict = "exact"
         "{err}"
     );
 }
+
+/// JSON arrays from fragments, with separators: `join_tokens` places each
+/// fragment of a slot unchanged with the separator between them, so no
+/// template needs a trailing comma or a sentinel last element.
+#[test]
+fn fragment_lists_join_with_separators() {
+    let dir = TempDir::new("jsonlist");
+    let d = &dir.0;
+    fs::create_dir_all(d.join("rules")).unwrap();
+    fs::create_dir_all(d.join("templates/names")).unwrap();
+    write(
+        d,
+        "rules/names.toml",
+        r#"[target]
+description = "test: the declared env names as a JSON array"
+format = "json"
+artifact = "config"
+filename = "names.json"
+
+[[rule]]
+id = "names.env"
+doc = "one array element per env name"
+fact = "env"
+slot = "env"
+template = "env.json.j2"
+verdict = "exact"
+"#,
+    );
+    write(
+        d,
+        "templates/names/main.json.j2",
+        "{ \"names\": [\n{{ slots.env | join_tokens(\",\\n\") }}\n] }\n",
+    );
+    write(d, "templates/names/env.json.j2", "  \"{{ fact.name }}\"\n");
+    for names in [vec![], vec!["A"], vec!["A", "B", "C"]] {
+        let caps: Vec<String> = names.iter().map(|n| format!("\"env:read:{n}\"")).collect();
+        let m = d.join("m.json");
+        fs::write(
+            &m,
+            format!(
+                r#"{{"name":"n","version":"1","grammar":"0.0","serverCapabilities":[{}],"tools":[]}}"#,
+                caps.join(",")
+            ),
+        )
+        .unwrap();
+        let out = compile_with(&assets(d), "names", &m, false)
+            .unwrap_or_else(|e| panic!("{names:?}: {e}"));
+        let artifact: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let config: serde_json::Value = serde_json::from_str(artifact["config"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{names:?}: not JSON: {e}\n{}", artifact["config"]));
+        assert_eq!(config["names"], serde_json::json!(names), "{names:?}");
+    }
+    // The separator is still punctuation only.
+    write(
+        d,
+        "templates/names/main.json.j2",
+        "{ \"names\": [ {{ slots.env | join_tokens(\"], \\\"x\\\": [\") }} ] }\n",
+    );
+    let m = d.join("m.json");
+    let err = compile_with(&assets(d), "names", &m, false).unwrap_err();
+    assert!(err.contains("TEMPLATE_UNSAFE_VALUE"), "{err}");
+}
