@@ -18,6 +18,10 @@
 //! ties the sandbox to the process the client started. For docker the command
 //! line is `podman|docker run ARGV IMAGE PROGRAM ARGS`.
 //!
+//! With declared network, capgate does not exec: it stays the sandbox's
+//! parent to provide the network and remove it afterwards ([`supervise`],
+//! [`net`]).
+//!
 //! Everything checked before the exec fails with one clear `capgate: RUN_…`
 //! line on stderr and exit 125 (docs/errors.md).
 
