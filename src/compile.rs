@@ -17,7 +17,6 @@ use crate::diag::{CapContext, Code, Diagnostic, Location};
 use crate::ir::{self, CapId, CapInfo, FoldMap, Policy};
 use crate::lower::{self, FactRef, Lowered};
 use crate::manifest::{self, Manifest, RawCap, Source};
-use crate::par;
 use crate::render::{mark, Renderer};
 use crate::rules::{ArtifactKind, OptionValue, Target};
 use crate::syntax::{self, CapError};
@@ -189,13 +188,8 @@ impl Compiler {
         let source = Source::new(name, bytes);
         let manifest = manifest::load(&source, bytes)?;
         let typed = |manifest: &Manifest| parse_capabilities(manifest, &source).map(ir::normalise);
-        // A large manifest's hash is computed beside parsing and normalising.
-        let (hash, policy) = par::join(
-            manifest.capability_count(),
-            || manifest.hash(),
-            || typed(&manifest),
-        );
-        let policy = policy?;
+        let hash = manifest.hash();
+        let policy = typed(&manifest)?;
         let cap_offsets: Vec<usize> = policy
             .caps
             .iter()
@@ -235,11 +229,8 @@ impl Compiler {
             notes.extend(metadata_notes(&policy, &describe));
             (notes, unenforceable(&policy, &lowered, &manifest))
         };
-        // The entry template and the artifact's lists need nothing of each other.
-        let ((notes, unenforceable), elements) = par::join(policy.caps.len(), lists, || {
-            self.render_main(&base, &lowered)
-        });
-        let elements = elements?;
+        let (notes, unenforceable) = lists();
+        let elements = self.render_main(&base, &lowered)?;
         let provenance = Provenance::new(hash);
         let egress_list: Vec<Egress> = policy.net.iter().map(egress).collect();
         let assertions: Vec<Assertion> = policy
@@ -480,7 +471,7 @@ pub(crate) fn parse_capabilities(
             .enumerate()
             .map(|(i, t)| (Some(i), &t.capabilities)),
     );
-    // Parse each distinct string once; a large manifest is parsed on every core.
+    // Parse each distinct string once.
     let mut slot: FoldMap<&str, usize> = FoldMap::default();
     let mut distinct: Vec<&str> = Vec::new();
     // Occurrences of each distinct string: its last use takes the parsed value, earlier ones clone it.
@@ -544,15 +535,12 @@ pub(crate) fn parse_capabilities(
     }
 }
 
-/// Parses capability strings, on every available core for large manifests
-/// (each string is independent), keeping the input order.
+/// Parses capability strings, keeping the input order.
 fn parse_distinct(distinct: &[&str]) -> Vec<Result<Capability, CapError>> {
-    let parse = |part: &[&str]| -> Vec<_> {
-        part.iter()
-            .map(|raw| syntax::parse_capability(raw))
-            .collect()
-    };
-    par::map_chunks(distinct, 512, par::threads_for(distinct.len()), parse).concat()
+    distinct
+        .iter()
+        .map(|raw| syntax::parse_capability(raw))
+        .collect()
 }
 
 /// `source.location(offset)` for every offset, in one pass over the text.

@@ -158,9 +158,8 @@ impl Policy {
 
 /// Builds the policy from capabilities in declaration order.
 pub fn normalise(caps: Vec<CapInfo>) -> Policy {
-    // fs facts depend on no other kind: a large policy builds them on a second thread.
-    let ((fs, mut widenings), others) =
-        crate::par::join(caps.len(), || fs_facts(&caps), || other_facts(&caps));
+    let (fs, mut widenings) = fs_facts(&caps);
+    let others = other_facts(&caps);
     widenings.extend(others.widenings);
     Policy {
         caps,

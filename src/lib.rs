@@ -4,9 +4,10 @@
 //! [`manifest`] (JSON shape) → [`syntax`] (grammar → typed [`capability`] values)
 //! → [`ir`] (normalised facts) → [`lower`] (facts × [`rules`] → fragments)
 //! → [`render`] (templates, escaped per output format by [`escape`])
-//! → [`artifact`]. [`compile`] runs the stages ([`par`] puts the independent
-//! work of a large manifest on every core); [`assets`] holds the built-in
-//! rules and templates and overlays the operator's.
+//! → [`artifact`]. [`compile`] runs the stages on one thread (real manifests
+//! have 1–100 capabilities; [`batch`] spreads many manifests over every
+//! core); [`assets`] holds the built-in rules and templates and overlays the
+//! operator's.
 
 // Diagnostics are returned by value on the cold path; boxing them everywhere
 // would only add noise.
@@ -33,7 +34,6 @@ pub mod json;
 pub mod lint;
 pub mod lower;
 pub mod manifest;
-pub mod par;
 pub mod provenance;
 pub mod render;
 pub mod rules;
