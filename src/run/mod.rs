@@ -70,8 +70,8 @@ pub struct RunArgs {
         value_name = "TARGET"
     )]
     pub target: RunTarget,
-    /// Run even when part of the manifest cannot be enforced or provided (e.g. network,
-    /// which then is not available at all); every such part is a warning on stderr.
+    /// Run even when part of the manifest cannot be enforced or provided (e.g. network when
+    /// not root or with --target docker: then none at all); every such part is a warning on stderr.
     #[arg(long)]
     pub permissive: bool,
     /// Set a target option (see `capgate targets`); repeatable. Example: --set path=/usr/bin:/bin
@@ -82,7 +82,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "UID[:GID]")]
     pub user: Option<String>,
     /// Write what the run does (artifact, launcher grants, warnings, command line with
-    /// environment values redacted) as JSON to FILE before starting. Example: --report run.json
+    /// environment values redacted, the network) as JSON to FILE before starting; with network,
+    /// again at exit with the denied requests as suggested capabilities. Example: --report run.json
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// Print the launcher grants, the compiler's notes and the command line on stderr.
