@@ -200,7 +200,7 @@ impl OptionType {
             OptionType::Choice => "one of its values",
             OptionType::Ip => "one IPv4 or IPv6 address, without a prefix length",
             OptionType::IpList => {
-                "IPv4 or IPv6 addresses separated by commas, without prefix lengths (or nothing)"
+                "IPv4 or IPv6 addresses or prefixes (ADDR/LEN, the network's first address) separated by commas (or nothing)"
             }
         }
     }
@@ -411,10 +411,9 @@ impl TargetOption {
                     .split(',')
                     .filter(|i| !text.is_empty() || !i.is_empty())
                 {
-                    let ip: std::net::IpAddr = item.parse().map_err(|_| expects())?;
-                    let ip = ip.to_string();
-                    if !out.contains(&ip) {
-                        out.push(ip);
+                    let canonical = parse_ip_or_prefix(item).ok_or_else(expects)?;
+                    if !out.contains(&canonical) {
+                        out.push(canonical);
                     }
                 }
                 Ok(OptionValue::List(out))
@@ -428,6 +427,26 @@ impl TargetOption {
         out.extend(self.forbid_prefix.iter().map(|p| format!("\"{p}...\"")));
         format!("refused: {}", out.join(", "))
     }
+}
+
+/// An address, or a prefix `ADDR/LEN` (LEN decimal, at most 32 or 128, the
+/// address its network's first), in canonical form.
+fn parse_ip_or_prefix(text: &str) -> Option<String> {
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let ip: std::net::IpAddr = addr.parse().ok()?;
+    let Some(len) = len else {
+        return Some(ip.to_string());
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = u32::try_from(parse_decimal(len).filter(|l| (0..=max).contains(l))?).ok()?;
+    let host_bits_zero = match ip {
+        std::net::IpAddr::V4(a) => u32::from(a).checked_shl(len).unwrap_or(0) == 0,
+        std::net::IpAddr::V6(a) => u128::from(a).checked_shl(len).unwrap_or(0) == 0,
+    };
+    host_bits_zero.then(|| format!("{ip}/{len}"))
 }
 
 /// A decimal integer: an optional `-` and ASCII digits only. Leading zeros
@@ -967,6 +986,30 @@ mod tests {
             "{HEAD}[[rule]]\nid = \"a\"\ndoc = \"d\"\nfact = \"fs\"\nwhen = {{ actions = \"read\" }}\nverdict = \"exact\"\n"
         ));
         assert!(e.iter().any(|m| m.contains("a list field")), "{e:?}");
+    }
+
+    #[test]
+    fn ip_lists_take_addresses_and_prefixes_in_canonical_form() {
+        assert_eq!(
+            parse_ip_or_prefix("10.0.0.0/8").as_deref(),
+            Some("10.0.0.0/8")
+        );
+        assert_eq!(
+            parse_ip_or_prefix("fd00:0::/8").as_deref(),
+            Some("fd00::/8")
+        );
+        assert_eq!(parse_ip_or_prefix("11.9.9.1").as_deref(), Some("11.9.9.1"));
+        for bad in [
+            "10.0.0.1/8",
+            "10.0.0.0/33",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+            "10.0.0.0/+8",
+            "x/8",
+            "010.0.0.0/8",
+        ] {
+            assert_eq!(parse_ip_or_prefix(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -59,8 +59,10 @@ fn lab(dir: &TempDir) -> NetLab {
             tcp: TCP,
             udp: UDP,
             hosts: HOSTS,
-            host_addrs: &["11.0.0.50/32"],
-            host_tcp: &["0.0.0.0:9090"],
+            // The host's own public address, and a prefix on lo: every address
+            // in it is the host too.
+            host_addrs: &["11.0.0.50/32", "11.0.1.1/24"],
+            host_tcp: &["0.0.0.0:9090", "0.0.0.0:9191"],
             host_udp: &["0.0.0.0:53", "0.0.0.0:5353"],
             // The host's resolver is the upstream's UDP sink: every query
             // squid sends shows up in the upstream's log.
@@ -328,6 +330,62 @@ fn start_long_run(lab: &NetLab, m: &Path) -> (Proc, PathBuf, String) {
         "no squid"
     );
     (run, state, secs)
+}
+
+/// `*` reaches the world, never the host itself: not a host address on
+/// another port than a declared literal's, not an address inside a prefix on
+/// the host's loopback; the declared host literal is reached directly, on its
+/// port only (R12, R13 of docs/security.md).
+#[test]
+fn any_host_never_reaches_the_host_itself() {
+    if !require_tools("any_host_never_reaches_the_host_itself", TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("netany");
+    let lab = lab(&dir);
+    let m = dir.manifest(
+        "any",
+        &["net:connect:*".into(), "net:connect:11.0.0.50:9090".into()],
+    );
+    let probes = r#"
+p() { id=$1; shift; printf '%s %s\n' "$id" "$(curl -s -o /dev/null -m 4 -w '%{http_connect}/%{http_code}' "$@")"; }
+p world http://allowed.test:8080/world
+p otherport --noproxy '' -x "$HTTP_PROXY" http://11.0.0.50:9191/otherport
+p otherport_tunnel -p --noproxy '' -x "$HTTP_PROXY" http://11.0.0.50:9191/otherport_tunnel
+p declaredport_proxy --noproxy '' -x "$HTTP_PROXY" http://11.0.0.50:9090/declaredport_proxy
+p prefix --noproxy '' -x "$HTTP_PROXY" http://11.0.1.7:9090/prefix
+p declared http://11.0.0.50:9090/declared
+p declared_other --noproxy '*' http://11.0.0.50:9191/declared_other
+echo "no_proxy $NO_PROXY"
+"#;
+    let out = capgate_in(&lab, &m, &[], &["/bin/sh", "-c", probes])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let got = |id: &str| -> String {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("no probe {id}:\n{stdout}"))
+            .to_owned()
+    };
+    assert_eq!(got("world"), "000/200", "{stdout}");
+    assert_eq!(got("declared"), "000/200", "{stdout}");
+    assert!(got("no_proxy").contains("11.0.0.50"), "{stdout}");
+    for id in ["otherport", "declaredport_proxy", "prefix"] {
+        assert_eq!(got(id), "000/403", "{id}: {stdout}");
+    }
+    assert_eq!(got("otherport_tunnel"), "403/000", "{stdout}");
+    assert_eq!(got("declared_other"), "000/000", "{stdout}");
+    let hits: Vec<String> = lab
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("HIT "))
+        .collect();
+    let mut paths: Vec<&str> = hits.iter().filter_map(|l| l.rsplit(' ').next()).collect();
+    paths.sort();
+    assert_eq!(paths, ["/declared", "/world"], "{hits:?}");
 }
 
 /// Nothing connects into the sandbox: a listener in it is not reachable from

@@ -511,7 +511,7 @@ fn plan_bwrap(
     }
     if provide_net {
         let proxy = provide_network(args, &art.egress, &mut plan)?;
-        for (name, value) in proxy_env(&proxy) {
+        for (name, value) in proxy_env(&proxy, &art.egress) {
             argv.extend(["--setenv".into(), name.into(), value.clone().into()]);
             shown.extend(["--setenv".into(), name.into(), value]);
         }
@@ -541,9 +541,18 @@ fn egress_of(out: &Output) -> &[Egress] {
 }
 
 /// The proxy variables the sandbox gets (never declarable in a manifest):
-/// both spellings, since tools differ in which they read.
-fn proxy_env(proxy: &str) -> Vec<(&'static str, String)> {
-    let no_proxy = "localhost,127.0.0.1,::1".to_owned();
+/// both spellings, since tools differ in which they read. Declared IP
+/// literals are reached directly (the namespace's ruleset holds them to their
+/// declared port), never through the proxy, which runs on the host.
+fn proxy_env(proxy: &str, egress: &[Egress]) -> Vec<(&'static str, String)> {
+    let mut direct = vec!["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
+    direct.extend(
+        egress
+            .iter()
+            .filter(|e| e.host.parse::<std::net::IpAddr>().is_ok())
+            .map(|e| e.host.clone()),
+    );
+    let no_proxy = direct.join(",");
     vec![
         ("HTTP_PROXY", proxy.to_owned()),
         ("HTTPS_PROXY", proxy.to_owned()),
@@ -597,7 +606,7 @@ fn provide_network(
             ("listen".into(), format!("{host_ip}:{}", net::PROXY_PORT)),
             ("private_instance".into(), "true".into()),
             ("client_ip".into(), net.sandbox_ip.to_string()),
-            ("host_addresses".into(), host_addresses(egress).join(",")),
+            ("host_addresses".into(), host_addresses().join(",")),
             (
                 "instance_dir".into(),
                 net.instance_dir().to_string_lossy().into_owned(),
@@ -651,15 +660,18 @@ fn provide_network(
     Ok(proxy)
 }
 
-/// The host's own addresses the proxy must not reach: every address of its
-/// interfaces that is not special (those are denied anyway) and not declared
-/// as a literal (declared explicitly, it stays reachable).
-fn host_addresses(egress: &[Egress]) -> Vec<String> {
-    net::local_addresses()
+/// The host's own addresses and local prefixes the proxy must not reach,
+/// declared literals among them (those are reached directly, on their
+/// declared port only: `NO_PROXY` names them), special ones left out (denied
+/// anyway).
+fn host_addresses() -> Vec<String> {
+    net::local_prefixes()
         .into_iter()
-        .filter(|ip| !crate::ir::is_special(*ip))
-        .filter(|ip| !egress.iter().any(|e| e.host.parse() == Ok(*ip)))
-        .map(|ip| ip.to_string())
+        .filter(|p| {
+            let addr = p.split('/').next().unwrap_or_default();
+            addr.parse()
+                .is_ok_and(|ip: std::net::IpAddr| !crate::ir::is_special(ip))
+        })
         .collect()
 }
 

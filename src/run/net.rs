@@ -569,6 +569,32 @@ pub fn local_addresses() -> Vec<std::net::IpAddr> {
         .collect()
 }
 
+/// Every address and prefix the host delivers locally (`ip route show table
+/// local type local`, IPv4 and IPv6): an address inside a prefix assigned to
+/// `lo` (`11.9.9.1/24`) is the host as much as the assigned one.
+pub fn local_prefixes() -> Vec<String> {
+    let mut out = Vec::new();
+    for family in ["-4", "-6"] {
+        let Ok(o) = Command::new("ip")
+            .args([
+                family, "-o", "route", "show", "table", "local", "type", "local",
+            ])
+            .output()
+        else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            let mut w = line.split_whitespace();
+            if w.next() == Some("local") {
+                if let Some(dest) = w.next() {
+                    out.push(dest.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Why `capgate run` refuses a declared IP literal, if it does: an address
 /// whose meaning the run would change.
 pub fn refused_literal(ip: std::net::IpAddr) -> Option<&'static str> {
