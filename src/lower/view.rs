@@ -1,0 +1,443 @@
+//! A fact as rules and templates see it: its fields in the order of
+//! [`crate::facts::schema`], matched by `when` without building JSON, and the
+//! template value, the JSON of `explain` and the render context built from the
+//! same view.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::sync::{Arc, LazyLock};
+
+use minijinja::value::{Enumerator, Object, ObjectExt, Value, ValueKind};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use super::FactRef;
+use crate::capability::{ClockSource, Endpoint, FsActions, Glob, Host, Kind};
+use crate::ir::Policy;
+use crate::rules::{FactKind, WhenValue};
+
+/// One field of a fact's view, borrowed from the policy where it can be.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Field<'a> {
+    Bool(bool),
+    Uint(u64),
+    Str(Cow<'a, str>),
+    Null,
+    /// An fs fact's actions, as the list of their names.
+    Actions(FsActions),
+}
+
+/// The most fields any fact kind has (the baseline).
+pub(super) const MAX_FIELDS: usize = 14;
+
+/// A fact's view: its values in [`FactKind::fields`] order. `when` clauses
+/// match against it without building a JSON value; [`fact_json`] and the
+/// template value are both derived from it, so they cannot drift apart.
+pub(super) struct View<'a> {
+    pub(super) kind: FactKind,
+    pub(super) values: [Field<'a>; MAX_FIELDS],
+}
+
+impl<'a> View<'a> {
+    pub(super) fn new(kind: FactKind, fields: impl IntoIterator<Item = Field<'a>>) -> View<'a> {
+        let mut values = [const { Field::Null }; MAX_FIELDS];
+        let mut n = 0;
+        for (slot, field) in values.iter_mut().zip(fields) {
+            *slot = field;
+            n += 1;
+        }
+        debug_assert_eq!(n, kind.fields().len(), "{kind:?}");
+        View { kind, values }
+    }
+
+    pub(super) fn of(policy: &'a Policy, fact: FactRef) -> View<'a> {
+        use Field::{Actions, Bool, Null, Str, Uint};
+        let kind = fact_kind(fact);
+        match fact {
+            FactRef::Baseline => View::new(
+                kind,
+                [
+                    Bool(!policy.nested.is_empty()),
+                    Bool(policy.tmp_bind().is_some()),
+                    Bool(policy.bind_of("/var/tmp").is_some()),
+                    Bool(policy.bind_of("/run").is_some()),
+                    Bool(!policy.net.is_empty()),
+                    Uint(policy.net.len() as u64),
+                    Bool(policy.net.iter().any(|n| n.private)),
+                    Bool(policy.net.iter().any(|n| !n.private)),
+                    Bool(policy.fs.iter().any(|f| f.actions.writable())),
+                    Uint(policy.fs.len() as u64),
+                    Bool(policy.fs.iter().any(|f| f.parent.is_some())),
+                    Bool(policy.net.iter().any(|n| matches!(n.host, Host::Any))),
+                    Bool(!policy.env.is_empty()),
+                    Uint(policy.env.len() as u64),
+                ],
+            ),
+            FactRef::Fact(k, i) => match k {
+                Kind::Fs => {
+                    let f = &policy.fs[i];
+                    View::new(
+                        kind,
+                        [
+                            Str(Cow::Borrowed(f.path.as_str())),
+                            Str(Cow::Borrowed(match f.glob {
+                                Glob::None => "none",
+                                Glob::Children => "children",
+                                Glob::Recursive => "recursive",
+                            })),
+                            Actions(f.actions),
+                            Bool(f.actions.writable()),
+                            // create, write and delete all declared: a read-write bind grants exactly this.
+                            Bool(
+                                f.actions.contains(
+                                    FsActions::CREATE
+                                        .union(FsActions::WRITE)
+                                        .union(FsActions::DELETE),
+                                ),
+                            ),
+                            f.parent
+                                .map_or(Null, |p| Str(Cow::Borrowed(policy.fs[p].path.as_str()))),
+                            Bool(f.parent.is_some()),
+                            Uint(i as u64),
+                        ],
+                    )
+                }
+                Kind::Net => {
+                    let f = &policy.net[i];
+                    let host = match &f.host {
+                        Host::Name(n) => Cow::Borrowed(n.as_str()),
+                        h => Cow::Owned(h.to_string()),
+                    };
+                    View::new(
+                        kind,
+                        [
+                            Str(host.clone()),
+                            Str(Cow::Borrowed(f.host.kind_name())),
+                            match &f.host {
+                                Host::Name(n) | Host::Wildcard(n) => Str(Cow::Borrowed(n.as_str())),
+                                _ => Null,
+                            },
+                            if f.host.is_ip() { Str(host) } else { Null },
+                            f.port.map_or(Null, |p| Uint(p.get().into())),
+                            Bool(f.port.is_none()),
+                            Bool(f.private),
+                            Bool(!f.private),
+                            Uint(i as u64),
+                        ],
+                    )
+                }
+                Kind::Exec => {
+                    let f = &policy.exec[i];
+                    View::new(
+                        kind,
+                        [
+                            Str(Cow::Borrowed(f.binary.as_str())),
+                            Bool(f.nested),
+                            Uint(i as u64),
+                        ],
+                    )
+                }
+                Kind::Env => {
+                    let f = &policy.env[i];
+                    View::new(
+                        kind,
+                        [
+                            Str(Cow::Borrowed(f.name.as_str())),
+                            Str(Cow::Borrowed(if f.inject { "inject" } else { "read" })),
+                            Uint(i as u64),
+                        ],
+                    )
+                }
+                Kind::Ipc => {
+                    let (endpoint, path) = match &policy.ipc[i].endpoint {
+                        Endpoint::X11 => ("x11", Null),
+                        Endpoint::DbusSession => ("dbus-session", Null),
+                        Endpoint::DbusSystem => ("dbus-system", Null),
+                        Endpoint::Unix(p) => ("unix", Str(Cow::Owned(p.to_string()))),
+                    };
+                    View::new(kind, [Str(Cow::Borrowed(endpoint)), path, Uint(i as u64)])
+                }
+                Kind::Clock => View::new(
+                    kind,
+                    [
+                        Str(Cow::Borrowed(policy.clock.as_ref().map_or(
+                            "system",
+                            |c| match c.source {
+                                ClockSource::System => "system",
+                                ClockSource::Tzdata => "tzdata",
+                            },
+                        ))),
+                        Uint(0),
+                    ],
+                ),
+                Kind::Assert => {
+                    let f = &policy.assertions[i];
+                    View::new(
+                        kind,
+                        [
+                            Str(Cow::Borrowed(f.id.as_str())),
+                            Str(Cow::Borrowed(f.description.as_str())),
+                            Uint(i as u64),
+                        ],
+                    )
+                }
+            },
+        }
+    }
+
+    /// Appends the fields, in [`FactKind::fields`] order, to a JSON object.
+    pub(super) fn into_json(self, map: &mut serde_json::Map<String, serde_json::Value>) {
+        let names = self.kind.fields();
+        for (name, field) in names.iter().zip(self.values) {
+            let value = match field {
+                Field::Bool(b) => serde_json::Value::Bool(b),
+                Field::Uint(n) => serde_json::Value::from(n),
+                Field::Str(s) => serde_json::Value::String(s.into_owned()),
+                Field::Null => serde_json::Value::Null,
+                Field::Actions(actions) => serde_json::Value::Array(
+                    actions
+                        .names()
+                        .into_iter()
+                        .map(serde_json::Value::from)
+                        .collect(),
+                ),
+            };
+            map.insert((*name).to_owned(), value);
+        }
+    }
+
+    /// The view as templates see it: a map from field name to value that
+    /// behaves exactly as `Value::from(Serde(fact_json(..)))` did (a sorted
+    /// `BTreeMap<Value, Value>`), without building and sorting a map per fact.
+    /// The test `template_value_behaves_as_the_serde_conversion` holds the
+    /// two together.
+    pub(super) fn to_value(&self) -> Value {
+        let names = self.kind.fields();
+        let fields = sorted_fields(self.kind)
+            .iter()
+            .map(|&i| {
+                let value = match &self.values[i] {
+                    Field::Bool(b) => Value::from(*b),
+                    Field::Uint(n) => Value::from(*n),
+                    Field::Str(s) => Value::from(s.as_ref()),
+                    Field::Null => Value::from(()),
+                    Field::Actions(actions) => Value::from(
+                        actions
+                            .names()
+                            .into_iter()
+                            .map(Value::from)
+                            .collect::<Vec<_>>(),
+                    ),
+                };
+                (names[i], value)
+            })
+            .collect();
+        Value::from_object(FactValue { fields })
+    }
+
+    /// Whether every `when` condition holds; `when` holds indices into the view.
+    pub(super) fn matches(&self, when: &[(Option<usize>, &[WhenValue])]) -> bool {
+        when.iter().all(|(field, values)| {
+            let Some(actual) = field.map(|i| &self.values[i]) else {
+                return false;
+            };
+            values.iter().any(|v| match (v, actual) {
+                (WhenValue::Bool(b), Field::Bool(a)) => a == b,
+                (WhenValue::Int(i), Field::Uint(n)) => i64::try_from(*n) == Ok(*i),
+                (WhenValue::Str(s), Field::Str(a)) => a == s,
+                _ => false,
+            })
+        })
+    }
+}
+
+/// Indices into [`FactKind::fields`] in name order: the order a map of the
+/// fields iterates in.
+pub(super) fn sorted_fields(kind: FactKind) -> &'static [usize] {
+    static SORTED: LazyLock<Vec<(FactKind, Vec<usize>)>> = LazyLock::new(|| {
+        std::iter::once(FactKind::Baseline)
+            .chain(Kind::ALL.into_iter().map(FactKind::Of))
+            .map(|kind| {
+                let fields = kind.fields();
+                let mut order: Vec<usize> = (0..fields.len()).collect();
+                order.sort_by_key(|&i| fields[i]);
+                (kind, order)
+            })
+            .collect()
+    });
+    SORTED
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, order)| order.as_slice())
+        .expect("every fact kind is listed")
+}
+
+/// A fact as templates see it: a read-only map, sorted by field name.
+///
+/// Every way a template can observe a map (lookup, iteration in either
+/// direction, items, length, truth, comparison, printing) goes through these
+/// methods, and they answer as minijinja's `BTreeMap<Value, Value>` does.
+#[derive(Debug)]
+pub(super) struct FactValue {
+    pub(super) fields: Vec<(&'static str, Value)>,
+}
+
+impl Object for FactValue {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        // Keys are strings, and a value of another kind never equals a string.
+        if key.kind() != ValueKind::String {
+            return None;
+        }
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        self.fields
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        self.mapped_rev_key_value_enumerator(|this| {
+            Box::new(
+                this.fields
+                    .iter()
+                    .map(|(name, value)| (Value::from(*name), value.clone())),
+            )
+        })
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(self.fields.len())
+    }
+}
+
+/// The root context of a rule's templates: `fact` and, for templates that
+/// may read it, `capabilities`, over the values shared by the whole compile.
+///
+/// It answers as `context! { fact => .., capabilities => .., ..base }` (a
+/// minijinja merge of the two maps) does, without building a map and a merge
+/// per fact and with a direct answer for the most looked-up name, `fact`.
+/// The test `render_context_behaves_as_the_merged_context` holds the two
+/// together.
+#[derive(Debug)]
+pub(super) struct RenderContext {
+    pub(super) fact: Value,
+    pub(super) capabilities: Option<Value>,
+    pub(super) base: Value,
+}
+
+impl Object for RenderContext {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        if key.kind() != ValueKind::String {
+            return None;
+        }
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        match (key, &self.capabilities) {
+            ("fact", _) => Some(self.fact.clone()),
+            ("capabilities", Some(capabilities)) => Some(capabilities.clone()),
+            _ => self.base.get_attr(key).ok().filter(|v| !v.is_undefined()),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys = BTreeSet::from([Value::from("fact")]);
+        if self.capabilities.is_some() {
+            keys.insert(Value::from("capabilities"));
+        }
+        if self.base.kind() == ValueKind::Map {
+            keys.extend(self.base.try_iter().into_iter().flatten());
+        }
+        Enumerator::Iter(Box::new(keys.into_iter()))
+    }
+}
+
+pub(super) fn fact_kind(fact: FactRef) -> FactKind {
+    match fact {
+        FactRef::Baseline => FactKind::Baseline,
+        FactRef::Fact(k, _) => FactKind::Of(k),
+    }
+}
+
+/// The template view of a fact, as a JSON value: what templates were given
+/// before the typed view, kept as the reference its tests compare against.
+pub fn fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
+    let view = View::of(policy, fact);
+    let mut map = serde_json::Map::with_capacity(view.kind.fields().len());
+    view.into_json(&mut map);
+    serde_json::Value::Object(map)
+}
+
+/// The fact's view with its kind first (`baseline` for the sandbox), as
+/// `unenforceable` entries and `explain` show it.
+pub fn kinded_fact_json(policy: &Policy, fact: FactRef) -> serde_json::Value {
+    serde_json::to_value(kinded_view(policy, fact)).expect("views serialise")
+}
+
+/// [`kinded_fact_json`] as an owned value that serialises straight to the
+/// same JSON: a permissive compile has one per unenforced fact, often thousands.
+pub fn kinded_view(policy: &Policy, fact: FactRef) -> KindedView {
+    let view = View::of(policy, fact);
+    let n = view.kind.fields().len();
+    KindedView {
+        kind: view.kind,
+        values: view
+            .values
+            .into_iter()
+            .take(n)
+            .map(Field::into_owned)
+            .collect(),
+    }
+}
+
+/// See [`kinded_view`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct KindedView {
+    kind: FactKind,
+    /// In [`FactKind::fields`] order.
+    values: Vec<Field<'static>>,
+}
+
+impl Serialize for KindedView {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let names = self.kind.fields();
+        let mut map = serializer.serialize_map(Some(1 + names.len()))?;
+        let kind = match self.kind {
+            FactKind::Baseline => "baseline",
+            FactKind::Of(k) => k.as_str(),
+        };
+        map.serialize_entry("kind", kind)?;
+        for (name, field) in names.iter().zip(&self.values) {
+            map.serialize_entry(name, field)?;
+        }
+        map.end()
+    }
+}
+
+impl Field<'_> {
+    fn into_owned(self) -> Field<'static> {
+        match self {
+            Field::Bool(b) => Field::Bool(b),
+            Field::Uint(n) => Field::Uint(n),
+            Field::Str(s) => Field::Str(Cow::Owned(s.into_owned())),
+            Field::Null => Field::Null,
+            Field::Actions(a) => Field::Actions(a),
+        }
+    }
+}
+
+/// As [`View::into_json`] converts each field.
+impl Serialize for Field<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Bool(b) => serializer.serialize_bool(*b),
+            Field::Uint(n) => serializer.serialize_u64(*n),
+            Field::Str(s) => serializer.serialize_str(s),
+            Field::Null => serializer.serialize_unit(),
+            Field::Actions(actions) => serializer.collect_seq(actions.names()),
+        }
+    }
+}
