@@ -67,7 +67,7 @@ impl Trace {
     pub fn cap_location(&self, id: CapId) -> &Location {
         &self
             .cap_locations
-            .get_or_init(|| locate_all(&self.source, &self.cap_offsets))[id as usize]
+            .get_or_init(|| crate::source::locate_all(&self.source, &self.cap_offsets))[id as usize]
     }
 
     fn raw_cap(&self, id: CapId) -> &RawCap {
@@ -218,7 +218,7 @@ impl Compiler {
             if settings.permissive {
                 self.record_unlowered(&policy, &mut lowered);
             } else {
-                let cap_locations = locate_all(&source, &cap_offsets);
+                let cap_locations = crate::source::locate_all(&source, &cap_offsets);
                 return Err(self.unsupported(&policy, &lowered, &manifest, &cap_locations));
             }
         }
@@ -528,7 +528,10 @@ pub(crate) fn parse_capabilities(
     if errors.is_empty() {
         Ok(caps)
     } else {
-        for (d, location) in errors.iter_mut().zip(locate_all(source, &error_offsets)) {
+        for (d, location) in errors
+            .iter_mut()
+            .zip(crate::source::locate_all(source, &error_offsets))
+        {
             d.location = Some(location);
         }
         Err(errors)
@@ -540,42 +543,6 @@ fn parse_distinct(distinct: &[&str]) -> Vec<Result<Capability, CapError>> {
     distinct
         .iter()
         .map(|raw| syntax::parse_capability(raw))
-        .collect()
-}
-
-/// `source.location(offset)` for every offset, in one pass over the text.
-/// Locating each offset separately counts the characters from the start of
-/// its line every time, which is quadratic for a manifest written on one line.
-pub(crate) fn locate_all(source: &Source, offsets: &[usize]) -> Vec<Location> {
-    let text = source.text();
-    let bytes = text.as_bytes();
-    let mut order: Vec<usize> = (0..offsets.len()).collect();
-    order.sort_by_key(|&i| offsets[i]);
-    let mut out: Vec<Option<Location>> = vec![None; offsets.len()];
-    let (mut pos, mut line, mut column) = (0, 1, 1);
-    for i in order {
-        // As `LineIndex::line_col`: clamp to the end, back up to a character boundary.
-        let mut target = offsets[i].min(text.len());
-        while !text.is_char_boundary(target) {
-            target -= 1;
-        }
-        for &b in &bytes[pos..target] {
-            if b == b'\n' {
-                line += 1;
-                column = 1;
-            } else if b & 0xc0 != 0x80 {
-                column += 1;
-            }
-        }
-        pos = target;
-        out[i] = Some(Location {
-            file: source.name.clone(),
-            line,
-            column,
-        });
-    }
-    out.into_iter()
-        .map(|l| l.expect("every offset is located"))
         .collect()
 }
 
@@ -731,17 +698,5 @@ mod tests {
                 "{name}={value}: {errors:?}"
             );
         }
-    }
-
-    #[test]
-    fn locate_all_matches_source_location() {
-        let text = "{\n  \"a\": \"é€😀x\",\r\n\n\"b\": [\"ü\"]}";
-        let source = Source::new("m.json", text.as_bytes());
-        // Every offset, including ones inside multi-byte characters and past the end, shuffled.
-        let mut offsets: Vec<usize> = (0..text.len() + 3).collect();
-        offsets.reverse();
-        offsets.swap(0, 7);
-        let expected: Vec<Location> = offsets.iter().map(|&o| source.location(o)).collect();
-        assert_eq!(locate_all(&source, &offsets), expected);
     }
 }

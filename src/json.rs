@@ -50,7 +50,7 @@ pub struct Member {
 }
 
 /// A parse failure. `offset` is a byte offset so the caller can render it with the
-/// same [`LineIndex`] it uses for semantic errors.
+/// same [`crate::source::LineIndex`] it uses for semantic errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonError {
     pub message: String,
@@ -553,46 +553,6 @@ impl Parser<'_> {
     }
 }
 
-/// Maps byte offsets to 1-based line:column for error messages.
-///
-/// Columns count Unicode scalar values rather than bytes because that is what editors
-/// show for a line containing e.g. `é`. Lines are split on LF only; with CRLF endings
-/// the CR simply counts as the last column of its line. The index owns a copy of the
-/// text so it can outlive the buffer it was built from.
-pub struct LineIndex {
-    text: Box<str>,
-    /// Byte offset at which each line starts; always begins with 0.
-    line_starts: Vec<usize>,
-}
-
-impl LineIndex {
-    pub fn new(text: &str) -> Self {
-        let mut line_starts = vec![0];
-        line_starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
-        LineIndex {
-            text: text.into(),
-            line_starts,
-        }
-    }
-
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
-    /// Offsets past the end are clamped to the end, and offsets inside a multi-byte
-    /// character resolve to that character, so callers never have to pre-validate.
-    pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let mut offset = offset.min(self.text.len());
-        while !self.text.is_char_boundary(offset) {
-            offset -= 1;
-        }
-        let line = self.line_starts.partition_point(|&start| start <= offset);
-        let line_start = self.line_starts[line - 1];
-        let column = self.text[line_start..offset].chars().count() + 1;
-        (line, column)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1042,30 +1002,12 @@ mod tests {
     }
 
     #[test]
-    fn line_index() {
-        let text = "{\n  \"é\": \"😀x\",\r\n  \"k\": 1\n}";
-        let index = LineIndex::new(text);
-        assert_eq!(index.line_col(0), (1, 1));
-        assert_eq!(index.line_col(1), (1, 2)); // the LF itself ends line 1
-        assert_eq!(index.line_col(2), (2, 1));
-        let x = text.find('x').unwrap();
-        // `  "é": "😀` is 9 scalar values but 13 bytes, so 'x' is in column 10.
-        assert_eq!(index.line_col(x), (2, 10));
-        let k = text.find("\"k\"").unwrap();
-        assert_eq!(index.line_col(k), (3, 3));
-        assert_eq!(index.line_col(text.len() - 1), (4, 1));
-        assert_eq!(index.line_col(text.len()), (4, 2));
-        // Clamped, and mid-character offsets resolve to the character.
-        assert_eq!(index.line_col(usize::MAX), (4, 2));
-        let e = text.find('é').unwrap();
-        assert_eq!(index.line_col(e + 1), index.line_col(e));
-        assert_eq!(LineIndex::new("").line_col(0), (1, 1));
-    }
-
-    #[test]
     fn line_index_locates_parse_errors() {
         let text = "{\n  \"naïve\": [1,\n    2,]\n}";
         let e = err(text.as_bytes());
-        assert_eq!(LineIndex::new(text).line_col(e.offset), (3, 7));
+        assert_eq!(
+            crate::source::LineIndex::new(text).line_col(e.offset),
+            (3, 7)
+        );
     }
 }

@@ -40,4 +40,5 @@ pub mod rules;
 pub mod run;
 pub mod samples;
 pub mod schema;
+pub mod source;
 pub mod syntax;

@@ -10,9 +10,10 @@
 use std::fmt::Display;
 use std::io::Read;
 
-use crate::diag::{Code, Diagnostic, Location};
-use crate::json::{self, LineIndex, Member, Node, Value};
+use crate::diag::{Code, Diagnostic};
+use crate::json::{self, Member, Node, Value};
 use crate::provenance::{self, ToolProjection};
+pub use crate::source::Source;
 
 /// Largest manifest accepted, in bytes.
 pub const MAX_MANIFEST_BYTES: usize = 64 << 20;
@@ -74,42 +75,6 @@ impl Manifest {
             })
             .collect();
         provenance::manifest_hash(&self.name, &self.version, &server, &tools)
-    }
-}
-
-/// Where the manifest came from, for turning byte offsets into locations.
-pub struct Source {
-    pub name: String,
-    lines: LineIndex,
-}
-
-impl Source {
-    pub fn new(name: &str, bytes: &[u8]) -> Source {
-        // An oversized manifest is refused before parsing, with no location:
-        // indexing its lines would only spend time on input that is rejected.
-        let text = if bytes.len() > MAX_MANIFEST_BYTES {
-            std::borrow::Cow::Borrowed("")
-        } else {
-            String::from_utf8_lossy(bytes)
-        };
-        Source {
-            name: name.to_owned(),
-            lines: LineIndex::new(&text),
-        }
-    }
-
-    /// The manifest's text (lossily decoded; a manifest that loaded was valid UTF-8).
-    pub fn text(&self) -> &str {
-        self.lines.text()
-    }
-
-    pub fn location(&self, offset: usize) -> Location {
-        let (line, column) = self.lines.line_col(offset);
-        Location {
-            file: self.name.clone(),
-            line,
-            column,
-        }
     }
 }
 

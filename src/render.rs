@@ -413,7 +413,7 @@ impl Renderer {
                 let (file, text) = self.display(name);
                 let (line, column) = match (e.range(), text) {
                     (Some(r), Some(text)) => {
-                        crate::json::LineIndex::new(text.as_str()).line_col(r.start)
+                        crate::source::LineIndex::new(text.as_str()).line_col(r.start)
                     }
                     _ => (e.line().unwrap_or(1), 1),
                 };

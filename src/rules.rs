@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::assets::Assets;
 use crate::capability::Kind;
 use crate::diag::{Code, Diagnostic, Location};
-use crate::json::LineIndex;
+use crate::source::LineIndex;
 
 /// How a target's output is written and escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

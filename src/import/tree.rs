@@ -196,7 +196,7 @@ pub fn from_json(file: &str, bytes: &[u8]) -> Result<Node, Diagnostic> {
         ));
     }
     let text = String::from_utf8_lossy(bytes);
-    let lines = crate::json::LineIndex::new(&text);
+    let lines = crate::source::LineIndex::new(&text);
     let at = |offset: usize| {
         let (line, column) = lines.line_col(offset);
         Location {

@@ -27,10 +27,11 @@ use std::fmt::Write as _;
 use clap::ValueEnum;
 use serde::Serialize;
 
-use crate::compile::{locate_all, parse_capabilities};
+use crate::compile::parse_capabilities;
 use crate::diag::{printable, quote, Diagnostic, Location};
 use crate::ir::{self, CapId, Policy};
 use crate::manifest::{self, Manifest, RawCap, Source};
+use crate::source::locate_all;
 
 /// How serious a finding is. Ordered: `Note < Warning < Error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize)]

@@ -1,0 +1,156 @@
+//! Source text and where things are in it: byte offsets to 1-based
+//! line:column for every error capgate reports (manifests, rules files,
+//! templates, imported registry files).
+
+use crate::diag::Location;
+use crate::manifest::MAX_MANIFEST_BYTES;
+
+/// Maps byte offsets to 1-based line:column for error messages.
+///
+/// Columns count Unicode scalar values rather than bytes because that is what editors
+/// show for a line containing e.g. `é`. Lines are split on LF only; with CRLF endings
+/// the CR simply counts as the last column of its line. The index owns a copy of the
+/// text so it can outlive the buffer it was built from.
+pub struct LineIndex {
+    text: Box<str>,
+    /// Byte offset at which each line starts; always begins with 0.
+    line_starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
+        LineIndex {
+            text: text.into(),
+            line_starts,
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Offsets past the end are clamped to the end, and offsets inside a multi-byte
+    /// character resolve to that character, so callers never have to pre-validate.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let line_start = self.line_starts[line - 1];
+        let column = self.text[line_start..offset].chars().count() + 1;
+        (line, column)
+    }
+}
+
+/// Where the manifest came from, for turning byte offsets into locations.
+pub struct Source {
+    pub name: String,
+    lines: LineIndex,
+}
+
+impl Source {
+    pub fn new(name: &str, bytes: &[u8]) -> Source {
+        // An oversized manifest is refused before parsing, with no location:
+        // indexing its lines would only spend time on input that is rejected.
+        let text = if bytes.len() > MAX_MANIFEST_BYTES {
+            std::borrow::Cow::Borrowed("")
+        } else {
+            String::from_utf8_lossy(bytes)
+        };
+        Source {
+            name: name.to_owned(),
+            lines: LineIndex::new(&text),
+        }
+    }
+
+    /// The manifest's text (lossily decoded; a manifest that loaded was valid UTF-8).
+    pub fn text(&self) -> &str {
+        self.lines.text()
+    }
+
+    pub fn location(&self, offset: usize) -> Location {
+        let (line, column) = self.lines.line_col(offset);
+        Location {
+            file: self.name.clone(),
+            line,
+            column,
+        }
+    }
+}
+
+/// `source.location(offset)` for every offset, in one pass over the text.
+/// Locating each offset separately counts the characters from the start of
+/// its line every time, which is quadratic for a manifest written on one line.
+pub fn locate_all(source: &Source, offsets: &[usize]) -> Vec<Location> {
+    let text = source.text();
+    let bytes = text.as_bytes();
+    let mut order: Vec<usize> = (0..offsets.len()).collect();
+    order.sort_by_key(|&i| offsets[i]);
+    let mut out: Vec<Option<Location>> = vec![None; offsets.len()];
+    let (mut pos, mut line, mut column) = (0, 1, 1);
+    for i in order {
+        // As `LineIndex::line_col`: clamp to the end, back up to a character boundary.
+        let mut target = offsets[i].min(text.len());
+        while !text.is_char_boundary(target) {
+            target -= 1;
+        }
+        for &b in &bytes[pos..target] {
+            if b == b'\n' {
+                line += 1;
+                column = 1;
+            } else if b & 0xc0 != 0x80 {
+                column += 1;
+            }
+        }
+        pos = target;
+        out[i] = Some(Location {
+            file: source.name.clone(),
+            line,
+            column,
+        });
+    }
+    out.into_iter()
+        .map(|l| l.expect("every offset is located"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_index() {
+        let text = "{\n  \"é\": \"😀x\",\r\n  \"k\": 1\n}";
+        let index = LineIndex::new(text);
+        assert_eq!(index.line_col(0), (1, 1));
+        assert_eq!(index.line_col(1), (1, 2)); // the LF itself ends line 1
+        assert_eq!(index.line_col(2), (2, 1));
+        let x = text.find('x').unwrap();
+        // `  "é": "😀` is 9 scalar values but 13 bytes, so 'x' is in column 10.
+        assert_eq!(index.line_col(x), (2, 10));
+        let k = text.find("\"k\"").unwrap();
+        assert_eq!(index.line_col(k), (3, 3));
+        assert_eq!(index.line_col(text.len() - 1), (4, 1));
+        assert_eq!(index.line_col(text.len()), (4, 2));
+        // Clamped, and mid-character offsets resolve to the character.
+        assert_eq!(index.line_col(usize::MAX), (4, 2));
+        let e = text.find('é').unwrap();
+        assert_eq!(index.line_col(e + 1), index.line_col(e));
+        assert_eq!(LineIndex::new("").line_col(0), (1, 1));
+    }
+
+    #[test]
+    fn locate_all_matches_source_location() {
+        let text = "{\n  \"a\": \"é€😀x\",\r\n\n\"b\": [\"ü\"]}";
+        let source = Source::new("m.json", text.as_bytes());
+        // Every offset, including ones inside multi-byte characters and past the end, shuffled.
+        let mut offsets: Vec<usize> = (0..text.len() + 3).collect();
+        offsets.reverse();
+        offsets.swap(0, 7);
+        let expected: Vec<Location> = offsets.iter().map(|&o| source.location(o)).collect();
+        assert_eq!(locate_all(&source, &offsets), expected);
+    }
+}
