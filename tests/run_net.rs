@@ -388,6 +388,59 @@ echo "no_proxy $NO_PROXY"
     assert_eq!(paths, ["/declared", "/world"], "{hits:?}");
 }
 
+/// An address the host gains during a run is denied to the proxy too, within
+/// about a second (R14): the run re-reads the host's addresses and squid is
+/// reconfigured.
+#[test]
+fn host_addresses_gained_during_the_run_are_denied() {
+    if !require_tools("host_addresses_gained_during_the_run_are_denied", TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("netgain");
+    let lab = lab(&dir);
+    let m = dir.manifest("any", &["net:connect:*".into()]);
+    // Before, and well after, the test gives the host 11.0.3.1 (its service
+    // on 0.0.0.0:9090 answers there at once).
+    let probes = r#"
+p() { id=$1; shift; printf '%s %s\n' "$id" "$(curl -s -o /dev/null -m 4 -w '%{http_code}' "$@")"; }
+p before http://11.0.3.1:9090/before
+read -r go
+p after http://11.0.3.1:9090/after
+p world http://allowed.test:8080/world
+"#;
+    let mut run = capgate_in(&lab, &m, &[], &["/bin/sh", "-c", probes])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(run.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    // Not yet the host's: routed to the upstream namespace, where nothing listens.
+    assert!(first.starts_with("before "), "{first}");
+    let ok = Command::new("ip")
+        .args(["-n", &lab.name, "addr", "add", "11.0.3.1/32", "dev", "lo"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut stdin = run.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"go\n").unwrap();
+    drop(stdin);
+    let status = run.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(rest.contains("after 403"), "{rest}");
+    assert!(rest.contains("world 200"), "{rest}");
+    assert!(
+        !lab.lines().iter().any(|l| l.ends_with("/after")),
+        "{:?}",
+        lab.lines()
+    );
+}
+
 /// Nothing connects into the sandbox: a listener in it is not reachable from
 /// the host through the veth (the ruleset's ingress chain).
 #[test]

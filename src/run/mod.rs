@@ -132,6 +132,9 @@ pub struct Plan {
     argv: Vec<OsString>,
     #[serde(skip)]
     net: Option<net::Network>,
+    /// The squid config's inputs and the host addresses it was compiled with.
+    #[serde(skip)]
+    proxy_conf: Option<(ProxyConf, Vec<String>)>,
     #[serde(skip)]
     egress: Vec<Egress>,
     /// docker: the engine and the container name the reaper removes.
@@ -599,21 +602,20 @@ fn provide_network(
     let host_ip = net.host_ip.to_string();
     // Both targets enforce their half (names: squid; IP literals: both) and
     // list the other half as unenforceable, which the run covers.
-    let squid = compile_with(
-        args,
-        "squid",
-        vec![
+    let proxy_conf = ProxyConf {
+        args: args.clone(),
+        set: vec![
             ("listen".into(), format!("{host_ip}:{}", net::PROXY_PORT)),
             ("private_instance".into(), "true".into()),
             ("client_ip".into(), net.sandbox_ip.to_string()),
-            ("host_addresses".into(), host_addresses().join(",")),
             (
                 "instance_dir".into(),
                 net.instance_dir().to_string_lossy().into_owned(),
             ),
         ],
-        true,
-    )?;
+    };
+    let hosts = host_addresses();
+    let squid = proxy_conf.compile(&hosts)?;
     let nft = compile_with(
         args,
         "nftables",
@@ -628,7 +630,7 @@ fn provide_network(
         Artifact::Config(c) => c.config.clone(),
         Artifact::Argv(_) => unreachable!("squid and nftables are config targets"),
     };
-    net.write_configs(&config(&squid), &config(&nft))
+    net.write_configs(&squid, &config(&nft))
         .map_err(|d| vec![d])?;
     for e in egress {
         if e.host.contains(':') {
@@ -657,14 +659,35 @@ fn provide_network(
     });
     plan.egress = egress.to_vec();
     plan.net = Some(net);
+    plan.proxy_conf = Some((proxy_conf, hosts));
     Ok(proxy)
+}
+
+/// What the run's squid.conf is compiled from, so it can be compiled again
+/// when the host's addresses change during the run.
+#[derive(Debug)]
+pub struct ProxyConf {
+    args: RunArgs,
+    set: Vec<(String, String)>,
+}
+
+impl ProxyConf {
+    /// The squid target's config with these host addresses denied.
+    pub fn compile(&self, hosts: &[String]) -> Result<String, Vec<Diagnostic>> {
+        let mut set = self.set.clone();
+        set.push(("host_addresses".into(), hosts.join(",")));
+        match compile_with(&self.args, "squid", set, true)?.artifact {
+            Artifact::Config(c) => Ok(c.config),
+            Artifact::Argv(_) => unreachable!("squid is a config target"),
+        }
+    }
 }
 
 /// The host's own addresses and local prefixes the proxy must not reach,
 /// declared literals among them (those are reached directly, on their
 /// declared port only: `NO_PROXY` names them), special ones left out (denied
 /// anyway).
-fn host_addresses() -> Vec<String> {
+pub fn host_addresses() -> Vec<String> {
     net::local_prefixes()
         .into_iter()
         .filter(|p| {

@@ -25,6 +25,7 @@
 use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -271,6 +272,17 @@ impl Network {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
+        // The supervisor blocks the signals it forwards, and a spawned child
+        // inherits the mask: squid must get SIGHUP (reconfigure) itself.
+        // SAFETY: only signal-mask system calls between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                Ok(())
+            });
+        }
         let child = c
             .spawn()
             .map_err(|e| err(format!("cannot start squid: {e}")))?;
@@ -314,6 +326,21 @@ impl Network {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Writes a new squid.conf and has squid read it (SIGHUP: reconfigure).
+    pub fn reconfigure_squid(&self, conf: &str) -> Result<(), Diagnostic> {
+        let path = self.squid_conf();
+        let tmp = self.dir.join("squid.conf.new");
+        std::fs::write(&tmp, conf)
+            .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
+        if let Some(child) = &self.squid {
+            // SAFETY: kill(2) on our own, unreaped child.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) };
+        }
+        Ok(())
     }
 
     /// Stops squid. SIGKILL at once: squid -N takes its time over SIGTERM, and

@@ -167,8 +167,48 @@ pub fn supervise(mut plan: Plan, report: Option<&Path>) -> ExitCode {
             format!("cannot start the sandbox: {e}"),
         ));
     }
+    // The host's addresses are denied to the proxy as they were at start; one
+    // the host gains during the run (DHCP, a VPN, an IPv6 privacy address) is
+    // added within about a second: squid is reconfigured with the new list.
+    let net = Arc::new(std::sync::Mutex::new(net));
+    if let Some((conf, mut hosts)) = plan.proxy_conf.take() {
+        let (done, net) = (Arc::clone(&done), Arc::clone(&net));
+        std::thread::spawn(move || {
+            'run: while !done.load(Ordering::SeqCst) {
+                // Half a second between reads, in ticks short enough that
+                // the run's exit never waits long for this thread.
+                for _ in 0..5 {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    if done.load(Ordering::SeqCst) {
+                        break 'run;
+                    }
+                }
+                let now = super::host_addresses();
+                if now == hosts || done.load(Ordering::SeqCst) {
+                    continue;
+                }
+                if let Ok(text) = conf.compile(&now) {
+                    if let Ok(net) = net.lock() {
+                        let _ = net.reconfigure_squid(&text);
+                    }
+                }
+                hosts = now;
+            }
+        });
+    }
     let status = child.wait();
     done.store(true, Ordering::SeqCst);
+    let mut net = match Arc::try_unwrap(net) {
+        Ok(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
+        // The refresher still holds it for a moment: wait for the lock.
+        Err(shared) => loop {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            if Arc::strong_count(&shared) == 1 {
+                let m = Arc::try_unwrap(shared).expect("the only reference");
+                break m.into_inner().unwrap_or_else(|p| p.into_inner());
+            }
+        },
+    };
 
     let log = net.read_access_log();
     net.stop_squid();
