@@ -1039,6 +1039,51 @@ mod option_tests {
         option(t, name).parse(value).map(|v| v.to_string())
     }
 
+    /// An `ip` option is one address, canonical: never a prefix that would
+    /// turn "the proxy" into "everything", never a spelling another tool
+    /// reads differently.
+    #[test]
+    fn ip_options_are_one_address() {
+        let nft = target("nftables");
+        assert_eq!(
+            parsed(&nft, "proxy_ip", "169.254.1.1").unwrap(),
+            "169.254.1.1"
+        );
+        assert_eq!(parsed(&nft, "proxy_ip", "FD00:0::1").unwrap(), "fd00::1");
+        for bad in [
+            "0.0.0.0/0",
+            "10.0.0.1/32",
+            "010.0.0.1",
+            "10.1",
+            "167772161",
+            "fe80::1%eth0",
+            "",
+            " 10.0.0.1",
+            "10.0.0.1 accept",
+            "any",
+        ] {
+            assert!(parsed(&nft, "proxy_ip", bad).is_err(), "{bad:?} accepted");
+        }
+        let squid = target("squid");
+        assert!(parsed(&squid, "client_ip", "0.0.0.0/0").is_err());
+        assert_eq!(
+            parsed(&squid, "host_addresses", "11.0.0.50,11.0.1.0/24,11.0.0.50").unwrap(),
+            "11.0.0.50,11.0.1.0/24"
+        );
+        for bad in [
+            "11.0.0.50,",
+            ",",
+            "11.0.1.1/24",
+            "11.0.0.50 11.0.0.51",
+            "all",
+        ] {
+            assert!(
+                parsed(&squid, "host_addresses", bad).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
     #[test]
     fn docker_user_refuses_root_in_every_spelling() {
         let t = target("docker");
