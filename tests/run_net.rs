@@ -424,7 +424,18 @@ p world http://allowed.test:8080/world
         .status()
         .unwrap();
     assert!(ok.success());
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Wait (up to 10 s) until the run has recompiled squid.conf with the new
+    // address and squid has reconfigured and accepts again.
+    let state = state_dir_of(run.id()).expect("the run's state directory");
+    let reconfigured = || {
+        let conf = fs::read_to_string(state.join("squid.conf")).unwrap_or_default();
+        let log = fs::read_to_string(state.join("squid/cache.log")).unwrap_or_default();
+        let after = log.rsplit("Reconfiguring").next().unwrap_or_default();
+        conf.contains("11.0.3.1")
+            && log.contains("Reconfiguring")
+            && after.contains("Accepting HTTP")
+    };
+    assert!(wait_for(10, reconfigured), "squid was not reconfigured");
     let mut stdin = run.stdin.take().unwrap();
     std::io::Write::write_all(&mut stdin, b"go\n").unwrap();
     drop(stdin);
