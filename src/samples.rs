@@ -55,15 +55,16 @@ const SAMPLE: &[&str] = &[
     "assert:sample.check:sample-assertion",
 ];
 
-fn policy(caps: &[&str]) -> Policy {
+/// The policy of these capability strings, as server capabilities (tests
+/// build theirs with it too).
+pub(crate) fn policy(caps: &[&str]) -> Policy {
     normalise(
         caps.iter()
             .enumerate()
             .map(|(index, c)| CapInfo {
                 tool: None,
                 index,
-                capability: parse_capability(c)
-                    .unwrap_or_else(|e| panic!("sample capability {c}: {e:?}")),
+                capability: parse_capability(c).unwrap_or_else(|e| panic!("capability {c}: {e:?}")),
             })
             .collect(),
     )

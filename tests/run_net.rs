@@ -80,6 +80,15 @@ fn capgate_in(lab: &NetLab, manifest: &Path, flags: &[&str], cmd: &[&str]) -> Co
     c
 }
 
+/// What probe `id` printed (`ID RESULT` lines of the sandbox's stdout).
+fn probe(stdout: &str, stderr: &str, id: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{id} ")))
+        .unwrap_or_else(|| panic!("no probe {id}:\n{stdout}\n{stderr}"))
+        .to_owned()
+}
+
 /// The probes, one line each (`ID CONNECT/HTTP` codes from curl, 000 when
 /// nothing answered), run by sh inside the sandbox. HOST is the host end of
 /// the run's veth, taken from the proxy variable the run sets.
@@ -141,13 +150,7 @@ fn declared_network_and_nothing_else() {
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    let got = |id: &str| -> String {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{id} ")))
-            .unwrap_or_else(|| panic!("no probe {id}:\n{stdout}\n{stderr}"))
-            .to_owned()
-    };
+    let got = |id: &str| probe(&stdout, &stderr, id);
     // Allowed: the declared name by GET and by CONNECT through the proxy,
     // and the declared IP:port directly.
     assert_eq!(got("get"), "000/200", "{stdout}");
@@ -363,13 +366,7 @@ echo "no_proxy $NO_PROXY"
         .unwrap();
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
-    let got = |id: &str| -> String {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{id} ")))
-            .unwrap_or_else(|| panic!("no probe {id}:\n{stdout}"))
-            .to_owned()
-    };
+    let got = |id: &str| probe(&stdout, "", id);
     assert_eq!(got("world"), "000/200", "{stdout}");
     assert_eq!(got("declared"), "000/200", "{stdout}");
     assert!(got("no_proxy").contains("11.0.0.50"), "{stdout}");

@@ -180,10 +180,17 @@ pub fn base_context(
     }
     // Names and suffixes, minus every entry a suffix covers (`.x.com` covers
     // `x.com`, `a.x.com` and `.a.x.com`): squid refuses an acl holding both.
+    let suffix_set: std::collections::HashSet<&str> = suffixes.iter().map(String::as_str).collect();
+    // Covered when the entry (`x.com` or `.x.com`) is, or lies below, another
+    // declared suffix: look up each of its label suffixes, not every pair.
     let covered = |e: &str| {
-        suffixes
-            .iter()
-            .any(|s| s.as_str() != e && (e == &s[1..] || e.ends_with(s.as_str())))
+        let bare = e.trim_start_matches('.');
+        bare.char_indices()
+            .filter(|&(i, c)| i == 0 || (c != '.' && bare.as_bytes()[i - 1] == b'.'))
+            .any(|(i, _)| {
+                let candidate = format!(".{}", &bare[i..]);
+                candidate != e && suffix_set.contains(candidate.as_str())
+            })
     };
     let patterns: Vec<String> = names
         .iter()
@@ -482,16 +489,33 @@ mod tests {
             "clock:tzdata",
             "assert:a:says so, in prose",
         ];
-        normalise(
-            caps.iter()
-                .enumerate()
-                .map(|(index, c)| CapInfo {
-                    tool: None,
-                    index,
-                    capability: parse_capability(c).unwrap_or_else(|e| panic!("{c}: {e:?}")),
-                })
-                .collect(),
-        )
+        crate::samples::policy(&caps)
+    }
+
+    /// One squid `dstdomain` acl refuses an entry another suffix covers.
+    #[test]
+    fn declared_patterns_drop_what_a_suffix_covers() {
+        let policy = crate::samples::policy(&[
+            "net:connect:x.com",
+            "net:connect:a.x.com:443",
+            "net:connect:*.x.com",
+            "net:connect:*.b.x.com",
+            "net:connect:bx.com",
+            "net:connect:*.y.org",
+            "net:connect:1.1.1.1",
+        ]);
+        let target = Target::load(&crate::assets::Assets::default(), "squid").unwrap();
+        let options = crate::compile::resolve_options(&target, &[]).unwrap();
+        let base = base_context(&policy, &target, &options);
+        let declared = base.get_attr("declared").unwrap();
+        let patterns: Vec<String> = declared
+            .get_attr("patterns")
+            .unwrap()
+            .try_iter()
+            .unwrap()
+            .map(|v| v.to_string())
+            .collect();
+        assert_eq!(patterns, ["bx.com", ".x.com", ".y.org"]);
     }
 
     #[test]
@@ -504,16 +528,7 @@ mod tests {
             "env:read:A",
             "env:inject:B",
         ];
-        let policy = normalise(
-            caps.iter()
-                .enumerate()
-                .map(|(index, c)| CapInfo {
-                    tool: None,
-                    index,
-                    capability: parse_capability(c).unwrap(),
-                })
-                .collect(),
-        );
+        let policy = crate::samples::policy(&caps);
         let fs: Vec<serde_json::Value> = (0..policy.fs.len())
             .map(|i| fact_json(&policy, FactRef::Fact(Kind::Fs, i)))
             .collect();

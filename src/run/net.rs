@@ -328,19 +328,13 @@ impl Network {
         }
     }
 
-    /// Writes a new squid.conf and has squid read it (SIGHUP: reconfigure).
-    pub fn reconfigure_squid(&self, conf: &str) -> Result<(), Diagnostic> {
-        let path = self.squid_conf();
-        let tmp = self.dir.join("squid.conf.new");
-        std::fs::write(&tmp, conf)
-            .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)))
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
-        if let Some(child) = &self.squid {
-            // SAFETY: kill(2) on our own, unreaped child.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) };
+    /// What rewrites squid.conf and has the running squid read it, for a
+    /// thread beside the run.
+    pub fn reconfigurer(&self) -> Reconfigurer {
+        Reconfigurer {
+            dir: self.dir.clone(),
+            squid: self.squid.as_ref().map(Child::id),
         }
-        Ok(())
     }
 
     /// Stops squid. SIGKILL at once: squid -N takes its time over SIGTERM, and
@@ -352,6 +346,30 @@ impl Network {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Rewrites a run's squid.conf and signals its squid (see [`Network::reconfigurer`]).
+pub struct Reconfigurer {
+    dir: PathBuf,
+    squid: Option<u32>,
+}
+
+impl Reconfigurer {
+    /// Writes the new config and sends SIGHUP (squid: reconfigure). The caller
+    /// stops using it before the run stops squid.
+    pub fn apply(&self, conf: &str) -> Result<(), Diagnostic> {
+        let path = self.dir.join("squid.conf");
+        let tmp = self.dir.join("squid.conf.new");
+        std::fs::write(&tmp, conf)
+            .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
+        if let Some(pid) = self.squid {
+            // SAFETY: kill(2) on the run's squid, which the run stops only after this thread ended.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) };
+        }
+        Ok(())
     }
 }
 

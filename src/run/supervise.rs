@@ -170,9 +170,9 @@ pub fn supervise(mut plan: Plan, report: Option<&Path>) -> ExitCode {
     // The host's addresses are denied to the proxy as they were at start; one
     // the host gains during the run (DHCP, a VPN, an IPv6 privacy address) is
     // added within about a second: squid is reconfigured with the new list.
-    let net = Arc::new(std::sync::Mutex::new(net));
-    if let Some((conf, mut hosts)) = plan.proxy_conf.take() {
-        let (done, net) = (Arc::clone(&done), Arc::clone(&net));
+    let refresher = plan.proxy_conf.take().map(|(conf, mut hosts)| {
+        let done = Arc::clone(&done);
+        let squid = net.reconfigurer();
         std::thread::spawn(move || {
             'run: while !done.load(Ordering::SeqCst) {
                 // Half a second between reads, in ticks short enough that
@@ -184,31 +184,20 @@ pub fn supervise(mut plan: Plan, report: Option<&Path>) -> ExitCode {
                     }
                 }
                 let now = super::host_addresses();
-                if now == hosts || done.load(Ordering::SeqCst) {
-                    continue;
-                }
-                if let Ok(text) = conf.compile(&now) {
-                    if let Ok(net) = net.lock() {
-                        let _ = net.reconfigure_squid(&text);
+                if now != hosts {
+                    if let Ok(text) = conf.compile(&now) {
+                        let _ = squid.apply(&text);
                     }
+                    hosts = now;
                 }
-                hosts = now;
             }
-        });
-    }
+        })
+    });
     let status = child.wait();
     done.store(true, Ordering::SeqCst);
-    let mut net = match Arc::try_unwrap(net) {
-        Ok(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
-        // The refresher still holds it for a moment: wait for the lock.
-        Err(shared) => loop {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            if Arc::strong_count(&shared) == 1 {
-                let m = Arc::try_unwrap(shared).expect("the only reference");
-                break m.into_inner().unwrap_or_else(|p| p.into_inner());
-            }
-        },
-    };
+    if let Some(thread) = refresher {
+        let _ = thread.join();
+    }
 
     let log = net.read_access_log();
     net.stop_squid();
