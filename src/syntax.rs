@@ -793,16 +793,17 @@ pub fn host_path(path: &str) -> std::borrow::Cow<'_, str> {
 /// [`ENGINE_PATHS`], lies below one or contains one; returns that location.
 fn engine_path(path: &str) -> Option<&'static str> {
     // The tables split into segments once: every capability is checked.
-    static SEGMENTS: std::sync::LazyLock<[Vec<(&str, Vec<&str>)>; 2]> =
-        std::sync::LazyLock::new(|| {
-            let split = |table: &[&'static str]| {
-                table
-                    .iter()
-                    .map(|p| (*p, p.split('/').filter(|s| !s.is_empty()).collect()))
-                    .collect()
-            };
-            [split(ENGINE_PATHS), split(ENGINE_HOME_PATHS)]
-        });
+    /// A pattern and its segments.
+    type Split = Vec<(&'static str, Vec<&'static str>)>;
+    static SEGMENTS: std::sync::LazyLock<[Split; 2]> = std::sync::LazyLock::new(|| {
+        let split = |table: &[&'static str]| {
+            table
+                .iter()
+                .map(|p| (*p, p.split('/').filter(|s| !s.is_empty()).collect()))
+                .collect()
+        };
+        [split(ENGINE_PATHS), split(ENGINE_HOME_PATHS)]
+    });
     let [engine, home] = &*SEGMENTS;
     let mine: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let same = |m: &&str, t: &&str| *t == "*" || m == t;
