@@ -191,7 +191,8 @@ fn every_fixture_config_validates_against_the_runtime_spec_schema() {
 
     // Controls: the validator rejects what runc would misread or ignore.
     let good: Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
-    let broken: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Break = Box<dyn Fn(&mut Value)>;
+    let broken: Vec<(&str, Break)> = vec![
         (
             "uid as text",
             Box::new(|c| c["process"]["user"]["uid"] = json!("65534")),
@@ -267,6 +268,7 @@ echo env_keys=$(env | cut -d= -f1 | sort | tr '\n' ,)
 echo interrupts_bytes=$(wc -c < /proc/interrupts 2>/dev/null)
 echo firmware_mount=$(opts /sys/firmware | cut -d, -f1)
 echo proc_sys=$(opts /proc/sys | cut -d, -f1)
+echo sys_mount=$(opts /sys | cut -d, -f1)
 unshare -U true 2>/dev/null && echo userns=ok || echo userns=fail
 echo tmp_kb=$(df -k /tmp | awk 'NR==2 {print $2}')
 echo shm_kb=$(df -k /dev/shm | awk 'NR==2 {print $2}')
@@ -481,6 +483,17 @@ fn oci_config_under_runc() {
             false,
         ),
         (
+            "writable sysfs",
+            Box::new(|c| {
+                for m in c["mounts"].as_array_mut().unwrap() {
+                    if m["destination"] == "/sys" {
+                        m["options"] = json!(["nosuid", "noexec", "nodev"]);
+                    }
+                }
+            }),
+            false,
+        ),
+        (
             "no seccomp",
             Box::new(|c| {
                 c["linux"].as_object_mut().unwrap().remove("seccomp");
@@ -624,6 +637,12 @@ fn oci_config_under_runc() {
         "control: /sys/firmware not masked",
         get(ctl("no maskedPaths"), "firmware_mount"),
         "",
+    );
+    c.eq("/sys mounted read-only", get(&f, "sys_mount"), "ro");
+    c.eq(
+        "control: /sys writable",
+        get(ctl("writable sysfs"), "sys_mount"),
+        "rw",
     );
     c.eq("/proc/sys read-only", get(&f, "proc_sys"), "ro");
     c.eq(

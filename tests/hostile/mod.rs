@@ -465,6 +465,7 @@ pub fn check_oci(config: &str, declared: &Declared) -> Check {
         "ro",
         "rro",
         "rw",
+        "rprivate",
         "nosuid",
         "nodev",
         "noexec",
