@@ -257,6 +257,7 @@ touch /tmp/probe 2>/dev/null && echo tmp_write=ok || echo tmp_write=fail
 echo ro_read=$(cat "$1/f" 2>/dev/null)
 echo ro-probe > "$1/f" 2>/dev/null && echo ro_write=ok || echo ro_write=fail
 echo ro-new > "$1/new-$$" 2>/dev/null && echo ro_create=ok || echo ro_create=fail
+touch "$1/sub/new-$$" 2>/dev/null && echo sub_create=ok || echo sub_create=fail
 echo "rw-$$" > "$2/out-$$" 2>/dev/null && echo rw_write=ok || echo rw_write=fail
 echo conf_read=$(cat "$3" 2>/dev/null)
 echo conf-probe > "$3" 2>/dev/null && echo conf_write=ok || echo conf_write=fail
@@ -357,13 +358,36 @@ fn probe(base: &Path, label: &str, config: &Value, args: &[String]) -> BTreeMap<
     facts
 }
 
+/// A tmpfs mounted on the host below a declared read-only path, unmounted on drop.
+struct HostTmpfs(PathBuf);
+
+impl HostTmpfs {
+    fn mount(dir: &Path) -> HostTmpfs {
+        ok(&mut cmd(
+            "mount",
+            &["-t", "tmpfs", "-o", "size=1m,mode=1777", &unique(), &s(dir)],
+        ));
+        HostTmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for HostTmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 fn get<'a>(f: &'a BTreeMap<String, String>, k: &str) -> &'a str {
     f.get(k).map(String::as_str).unwrap_or("<missing>")
 }
 
 #[test]
 fn oci_config_under_runc() {
-    if !require("oci_config_under_runc", &["runc", "ip"], true) {
+    if !require(
+        "oci_config_under_runc",
+        &["runc", "ip", "mount", "umount"],
+        true,
+    ) {
         return;
     }
     let root = TempDir::new("oci-runc");
@@ -373,6 +397,9 @@ fn oci_config_under_runc() {
     let out = root.dir("project/out", 0o777);
     let conf = root.file("etc/app.conf", "conf\n", 0o666);
     let undeclared = root.dir("undeclared", 0o777);
+    // A host mount below the read-only path: `rro` must make it read-only too.
+    // Dropped before `root` (reverse order of declaration).
+    let _submount = HostTmpfs::mount(&root.dir("project/sub", 0o777));
     root.file("undeclared/secret", "host-only\n", 0o666);
     rootfs(&root.join("rootfs"));
     let manifest = relocate(&fixture("fixtures/enforcement/container.json"), &root.path);
@@ -422,6 +449,7 @@ fn oci_config_under_runc() {
     let ro_entries = std::fs::read_dir(&project).unwrap().count();
 
     let ro_path = s(&project);
+    let ro_path2 = ro_path.clone();
     let spare_path = spare.path();
     type Mutation = Box<dyn Fn(&mut Value) + Sync>;
     let controls: Vec<(&str, Mutation, bool)> = vec![
@@ -436,6 +464,17 @@ fn oci_config_under_runc() {
                 for m in c["mounts"].as_array_mut().unwrap() {
                     if m["destination"] == json!(ro_path) {
                         m["options"] = json!(["rbind", "rw", "nosuid", "nodev"]);
+                    }
+                }
+            }),
+            false,
+        ),
+        (
+            "ro instead of rro",
+            Box::new(move |c| {
+                for m in c["mounts"].as_array_mut().unwrap() {
+                    if m["destination"] == json!(ro_path2) {
+                        m["options"] = json!(["rbind", "ro", "rprivate", "nosuid", "nodev"]);
                     }
                 }
             }),
@@ -545,9 +584,19 @@ fn oci_config_under_runc() {
         Some("project-data\n"),
     );
     c.eq(
-        "no new entries in the ro dir on the host (f, out)",
+        "no new entries in the ro dir on the host (f, out, sub)",
         ro_entries,
-        2,
+        3,
+    );
+    c.eq(
+        "host submount below the ro bind not writable",
+        get(&f, "sub_create"),
+        "fail",
+    );
+    c.eq(
+        "control: `ro` (not `rro`) leaves the submount writable",
+        get(ctl("ro instead of rro"), "sub_create"),
+        "ok",
     );
     c.eq(
         "control: writable without rro",
