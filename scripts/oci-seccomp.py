@@ -22,10 +22,13 @@ target builds (no capabilities at all) on x86 and ARM hosts:
 
 The result is deterministic: one syscall entry per line, in the order of the docker profile.
 
-Usage: scripts/oci-seccomp.py   (rewrites both templates in place)
+Usage: scripts/oci-seccomp.py           rewrites both templates in place
+       scripts/oci-seccomp.py --check   exits 1 if a template differs from what it would write
+                                        (tests/oci.rs runs this)
 """
 import json
 import os
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OURS = {"amd64", "x86", "x32", "arm", "arm64"}
@@ -93,13 +96,23 @@ def render(profile, nested):
 
 
 def main():
+    check = sys.argv[1:] == ["--check"]
     profile = json.load(open(os.path.join(ROOT, "profiles/docker/seccomp.json")))
+    stale = []
     for name, nested in (("seccomp.json.j2", False), ("seccomp-nested.json.j2", True)):
         text = render(profile, nested)
         if "{{" in text or "{%" in text:
             raise SystemExit("template syntax in the generated profile")
-        with open(os.path.join(ROOT, "templates/oci", name), "w") as f:
-            f.write(text)
+        path = os.path.join(ROOT, "templates/oci", name)
+        if check:
+            with open(path) as f:
+                if f.read() != text:
+                    stale.append(path)
+        else:
+            with open(path, "w") as f:
+                f.write(text)
+    if stale:
+        raise SystemExit("out of date (run scripts/oci-seccomp.py): " + ", ".join(stale))
 
 
 if __name__ == "__main__":

@@ -725,3 +725,128 @@ fn oci_config_under_runc() {
     drop(spare);
     c.finish("oci_config_under_runc");
 }
+
+// ------------------------------------------------------------------ seccomp
+
+/// The seccomp templates are what scripts/oci-seccomp.py generates from the docker
+/// target's profile (so a change to that profile cannot leave the oci target behind).
+#[test]
+fn seccomp_templates_match_the_docker_profile() {
+    let python = python();
+    let out = run(
+        Command::new(&python)
+            .arg(repo().join("scripts/oci-seccomp.py"))
+            .arg("--check"),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Without nestedSandbox the compiled filter allows clone and unshare only without
+/// CLONE_NEWUSER, setns only to an explicit non-user namespace type, never clone3,
+/// and refuses whatever it does not name; with it, the four are allowed and a note
+/// says so. (The runc test checks `unshare -U` for real.)
+#[test]
+fn seccomp_allows_user_namespaces_only_with_nested_sandbox() {
+    const CLONE_NEWUSER: u64 = 0x1000_0000;
+    let manifest = |caps: &[&str]| {
+        json!({"name": "s", "version": "1", "tools": [{"name": "t", "capabilities": caps}]})
+            .to_string()
+    };
+    let plain: Value =
+        serde_json::from_str(&compile_oci("plain.json", manifest(&[]).as_bytes(), &[]).unwrap())
+            .unwrap();
+    let seccomp = &plain["linux"]["seccomp"];
+    assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
+    let mut c = Checks::new();
+    let mut seen = BTreeMap::<String, usize>::new();
+    for entry in seccomp["syscalls"].as_array().expect("syscalls") {
+        let allow = entry["action"] == "SCMP_ACT_ALLOW";
+        let args: Vec<&Value> = entry["args"]
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        for name in entry["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n.as_str())
+        {
+            if !["clone", "clone3", "unshare", "setns"].contains(&name) {
+                continue;
+            }
+            *seen.entry(name.to_owned()).or_default() += 1;
+            if !allow {
+                continue;
+            }
+            let ok = match name {
+                "clone" | "unshare" => args.iter().any(|a| {
+                    a["op"] == "SCMP_CMP_MASKED_EQ"
+                        && a["index"] == 0
+                        && a["value"].as_u64().is_some_and(|m| m & CLONE_NEWUSER != 0)
+                        && a["valueTwo"].as_u64() == Some(0)
+                }),
+                "setns" => args.iter().any(|a| {
+                    a["op"] == "SCMP_CMP_EQ"
+                        && a["index"] == 1
+                        && a["value"]
+                            .as_u64()
+                            .is_some_and(|v| v != 0 && v & CLONE_NEWUSER == 0)
+                }),
+                _ => false,
+            };
+            c.check(
+                &format!("{name} allowed only without a user namespace"),
+                ok,
+                || entry.to_string(),
+            );
+        }
+    }
+    for name in ["clone", "clone3", "unshare", "setns"] {
+        c.check(
+            &format!("{name} has rules"),
+            seen.contains_key(name),
+            || format!("{seen:?}"),
+        );
+    }
+
+    let compiler =
+        capgate::compile::Compiler::new(&capgate::assets::Assets::default(), "oci").unwrap();
+    let out = compiler
+        .compile(
+            "nested.json",
+            manifest(&["exec:spawn:chromium?nestedSandbox=true"]).as_bytes(),
+            &capgate::compile::Settings {
+                permissive: false,
+                set: vec![],
+            },
+        )
+        .unwrap();
+    let nested: Value = serde_json::from_str(&config(&out.artifact)).unwrap();
+    let opened = nested["linux"]["seccomp"]["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| {
+            e["action"] == "SCMP_ACT_ALLOW"
+                && e.get("args").is_none()
+                && e["names"] == json!(["clone", "clone3", "setns", "unshare"])
+        });
+    c.check(
+        "nestedSandbox: clone, clone3, setns, unshare allowed",
+        opened,
+        || nested["linux"]["seccomp"].to_string(),
+    );
+    let notes = serde_json::to_string(&out.artifact).unwrap_or_default();
+    c.check(
+        "nestedSandbox: a note says user namespaces are allowed",
+        notes.contains("may create user namespaces"),
+        || notes.clone(),
+    );
+    c.finish("seccomp_allows_user_namespaces_only_with_nested_sandbox");
+}
