@@ -850,3 +850,116 @@ fn seccomp_allows_user_namespaces_only_with_nested_sandbox() {
     );
     c.finish("seccomp_allows_user_namespaces_only_with_nested_sandbox");
 }
+
+/// The memory limit and its swap twin, read from the host: the container has no
+/// cgroup filesystem. `(limit, swap)` as cgroup v1 (`memory.limit_in_bytes`,
+/// `memory.memsw.limit_in_bytes`) or v2 (`memory.max`, `memory.swap.max`) shows them.
+fn memory_of(pid: &str) -> (String, String) {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let file = |dir: &str, name: &str| {
+        std::fs::read_to_string(format!("{dir}/{name}"))
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_else(|e| format!("<{dir}/{name}: {e}>"))
+    };
+    if let Some(path) = cgroups
+        .lines()
+        .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_owned()))
+    {
+        let dir = format!("/sys/fs/cgroup/memory{path}");
+        return (
+            file(&dir, "memory.limit_in_bytes"),
+            file(&dir, "memory.memsw.limit_in_bytes"),
+        );
+    }
+    let path = cgroups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a cgroup v2 line");
+    let dir = format!("/sys/fs/cgroup{path}");
+    (file(&dir, "memory.max"), file(&dir, "memory.swap.max"))
+}
+
+/// Runs `config` with `sleep 10` and returns the memory cgroup limits of its process.
+fn memory_under_runc(base: &Path, label: &str, config: &Value) -> (String, String) {
+    let bundle = base.join(format!("bundle-{label}"));
+    std::fs::create_dir_all(&bundle).unwrap();
+    let mut config = config.clone();
+    config["process"]["args"] = json!(["/bin/sleep", "10"]);
+    std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
+    let guard = Container {
+        root: base.join("runc-state"),
+        id: unique(),
+    };
+    let mut c = Command::new("runc");
+    c.arg("--root")
+        .arg(&guard.root)
+        .args(["run", "--bundle", &s(&bundle), &guard.id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let _runc = Proc::spawn(label, &mut c);
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    loop {
+        let state = Command::new("runc")
+            .arg("--root")
+            .arg(&guard.root)
+            .args(["state", &guard.id])
+            .output()
+            .unwrap();
+        if let Ok(v) = serde_json::from_slice::<Value>(&state.stdout) {
+            if v["status"] == "running" {
+                if let Some(pid) = v["pid"].as_u64().filter(|p| *p > 0) {
+                    return memory_of(&pid.to_string());
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{label}: the container did not start: {}",
+            String::from_utf8_lossy(&state.stderr)
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// option memory=64m is the container's memory limit, with no swap beyond it;
+/// the control without linux.resources.memory is unlimited.
+#[test]
+fn oci_memory_limit_under_runc() {
+    if !require("oci_memory_limit_under_runc", &["runc"], true) {
+        return;
+    }
+    let root = TempDir::new("oci-mem");
+    rootfs(&root.join("rootfs"));
+    let rootfs_path = s(&root.join("rootfs"));
+    let empty = fixture("fixtures/manifests/empty.json");
+    let text = config(&compile(
+        "empty.json",
+        &empty,
+        "oci",
+        false,
+        &[("rootfs", &rootfs_path), ("memory", "64m")],
+    ));
+    let policy: Value = serde_json::from_str(&text).unwrap();
+    let mut unlimited = policy.clone();
+    unlimited["linux"]["resources"]
+        .as_object_mut()
+        .unwrap()
+        .remove("memory");
+    let (limit, swap) = memory_under_runc(&root.path, "policy", &policy);
+    let (ctl_limit, _) = memory_under_runc(&root.path, "control", &unlimited);
+    let mut c = Checks::new();
+    c.eq("memory limit is 64 MiB", limit.as_str(), "67108864");
+    c.check(
+        "no swap beyond the limit",
+        swap == "67108864" || swap == "0",
+        || swap.clone(),
+    );
+    c.check(
+        "control: no limit without linux.resources.memory",
+        ctl_limit != "67108864"
+            && (ctl_limit == "max" || ctl_limit.parse::<u64>().is_ok_and(|n| n > 1 << 40)),
+        || ctl_limit.clone(),
+    );
+    c.finish("oci_memory_limit_under_runc");
+}
