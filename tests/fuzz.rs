@@ -365,7 +365,7 @@ fn save(bytes: &[u8], what: &str) -> PathBuf {
 fn fuzz(duration: Duration, seed: u64) -> (usize, usize) {
     eprintln!("fuzz: seed {seed} for {duration:?} (replay: CAPGATE_FUZZ_SEED={seed})");
     let seeds = seeds();
-    let compilers: Vec<(&str, Compiler)> = ["bwrap", "docker", "squid", "nftables"]
+    let compilers: Vec<(&str, Compiler)> = ["bwrap", "docker", "squid", "nftables", "oci"]
         .into_iter()
         .map(|t| {
             (
@@ -407,7 +407,7 @@ fn fuzz(duration: Duration, seed: u64) -> (usize, usize) {
         manifests += 1;
     }
     eprintln!(
-        "fuzz: {grammar} capability strings, {manifests} manifests × 4 targets × strict/permissive"
+        "fuzz: {grammar} capability strings, {manifests} manifests × 5 targets × strict/permissive"
     );
     (grammar, manifests)
 }
