@@ -47,6 +47,13 @@ fn nftables() {
     ));
 }
 
+#[test]
+fn systemd() {
+    insta::glob!("../fixtures", "{manifests,injection}/*.json", |p| snapshot(
+        p, "systemd"
+    ));
+}
+
 /// Invalid manifests: every diagnostic, as a user sees it.
 #[test]
 fn errors() {
