@@ -325,9 +325,10 @@ mount --bind "$B/units" "$R/units"; mount -o remount,bind,ro "$R/units"
 mount --bind "$B/out" "$R/out"
 cd "$R"; mkdir old; pivot_root . old; umount -l /old; rmdir /old
 ip link set lo up
+ip addr add 11.0.0.1/32 dev lo; ip addr add 10.0.0.1/32 dev lo
 python3 /units/listen.py &
 i=0; while [ ! -e /run/listen-ready ]; do i=$((i+1)); [ $i -lt 200 ] || exit 90; sleep 0.05; done
-exec env -i container=capgate-test SYSTEMD_UNIT_PATH=/units /usr/lib/systemd/systemd --unit=capgate-test.target --log-target=kmsg --log-level=info
+exec env -i container=capgate-test CAPGATE_CANARY=manager SYSTEMD_UNIT_PATH=/units /usr/lib/systemd/systemd --unit=capgate-test.target --log-target=kmsg --log-level=info
 "#;
 
 /// Runs in the container before systemd: the things the service must (not) reach.
@@ -345,7 +346,12 @@ open("/home/user/secret", "w").write("home")
 os.makedirs("/srv/sock", exist_ok=True)
 def unix(path):
     s = socket.socket(socket.AF_UNIX); s.bind(path); os.chmod(path, 0o666); s.listen(64); return s
-keep = [unix("/srv/sock/declared.sock"), unix("/run/stray.sock")]
+os.makedirs("/tmp/.X11-unix", exist_ok=True)
+keep = [unix("/srv/sock/declared.sock"), unix("/run/stray.sock"),
+        unix("/tmp/.X11-unix/X0"), unix("/tmp/.X11-unix/X1")]
+os.makedirs("/etc/capgate", exist_ok=True)
+open("/etc/capgate/mcp-server.env", "w").write("TOKEN=from-env-file\n")
+os.chmod("/etc/capgate/mcp-server.env", 0o600)
 a = socket.socket(socket.AF_UNIX); a.bind("\0capgate-test-abstract"); a.listen(64); keep.append(a)
 t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 t.bind(("0.0.0.0", 9)); t.listen(64); keep.append(t)
@@ -385,6 +391,12 @@ t("declared_socket", lambda: conn_unix("/srv/sock/declared.sock"))
 t("abstract_socket", lambda: conn_unix("\0capgate-test-abstract"))
 t("tcp_declared", lambda: conn_tcp("127.0.0.2"))
 t("tcp_loopback", lambda: conn_tcp("127.0.0.1"))
+t("tcp_public", lambda: conn_tcp("11.0.0.1"))
+t("tcp_private", lambda: conn_tcp("10.0.0.1"))
+t("x11_declared", lambda: conn_unix("/tmp/.X11-unix/X0"))
+t("x11_other", lambda: conn_unix("/tmp/.X11-unix/X1"))
+t("env", lambda: sorted(os.environ))
+t("token", lambda: os.environ["TOKEN"])
 t("netlink", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).close())
 t("pid1", lambda: open("/proc/1/cmdline").read())
 def unshare_user():
@@ -606,6 +618,68 @@ fn with_net_only_declared_addresses_are_reachable() {
     assert!(!ok(&r, "declared_socket"), "{r:#}");
 }
 
+const DESKTOP: &str = r#"{"name": "t", "version": "1", "tools": [{"name": "t", "capabilities": [
+  "ipc:connect:x11", "env:inject:TOKEN", "exec:spawn:python3?nestedSandbox=true"]}]}"#;
+
+const ANY: &str = r#"{"name": "t", "version": "1", "tools": [{"name": "t", "capabilities": [
+  "net:connect:*"]}]}"#;
+
+#[test]
+fn x11_env_and_nested_sandbox() {
+    if !container_available("x11_env_and_nested_sandbox") {
+        return;
+    }
+    let conf = drop_in("desktop", DESKTOP.as_bytes(), &[]).unwrap();
+    let r = run_probe("desktop", &conf);
+    // One display, read-only bind over the private /tmp; no other display, and (no net)
+    // no abstract socket.
+    assert!(ok(&r, "x11_declared"), "{r:#}");
+    assert!(!ok(&r, "x11_other"), "{r:#}");
+    assert!(!ok(&r, "abstract_socket"), "{r:#}");
+    // The declared variable comes from the env file; the manager's own environment does not
+    // leak.
+    assert_eq!(r["token"][1], "from-env-file", "{r:#}");
+    let env: Vec<&str> = r["env"][1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(!env.contains(&"CAPGATE_CANARY"), "{env:?}");
+    // nestedSandbox: user namespaces may be created (a browser's sandbox), still no caps.
+    assert!(ok(&r, "unshare_user"), "{r:#}");
+    assert_eq!(r["status"][1]["CapBnd"], "0000000000000000", "{r:#}");
+
+    // Without the nested sandbox, the same unshare is refused (the probe can fail).
+    let plain = DESKTOP.replace("?nestedSandbox=true", "");
+    let r = run_probe(
+        "desktop-plain",
+        &drop_in("plain", plain.as_bytes(), &[]).unwrap(),
+    );
+    assert!(!ok(&r, "unshare_user"), "{r:#}");
+    assert!(ok(&r, "x11_declared"), "{r:#}");
+
+    // x11_display selects the socket.
+    let conf = drop_in("desktop-1", DESKTOP.as_bytes(), &[("x11_display", "1")]).unwrap();
+    let r = run_probe("desktop-1", &conf);
+    assert!(ok(&r, "x11_other") && !ok(&r, "x11_declared"), "{r:#}");
+}
+
+#[test]
+fn any_host_means_public_addresses_only() {
+    if !container_available("any_host_means_public_addresses_only") {
+        return;
+    }
+    let conf = drop_in("any", ANY.as_bytes(), &[]).unwrap();
+    let r = run_probe("any", &conf);
+    // 11.0.0.1 is public, 10.0.0.1 private, 127.0.0.1 loopback: all three are local
+    // addresses of the container's network namespace with one listener on 0.0.0.0:9.
+    assert!(ok(&r, "tcp_public"), "{r:#}");
+    assert!(!ok(&r, "tcp_private"), "{r:#}");
+    assert!(!ok(&r, "tcp_loopback"), "{r:#}");
+    assert!(!ok(&r, "abstract_socket"), "{r:#}");
+}
+
 #[test]
 fn the_enforcement_probes_can_fail() {
     // Each probe above must be able to see a wider policy: mutated drop-ins.
@@ -630,4 +704,14 @@ fn the_enforcement_probes_can_fail() {
         let r = run_probe("mutant", &mutated);
         assert!(ok(&r, probe), "without {line}, {probe} still fails: {r:#}");
     }
+    // `*`: without its deny list of special ranges, the private address connects.
+    let conf = drop_in("any", ANY.as_bytes(), &[]).unwrap();
+    let mutated: String = conf
+        .lines()
+        .filter(|l| !l.starts_with("IPAddressDeny="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(mutated, conf);
+    let r = run_probe("mutant-any", &mutated);
+    assert!(ok(&r, "tcp_private"), "{r:#}");
 }
