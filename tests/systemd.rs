@@ -19,6 +19,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "hostile/mod.rs"]
+mod hostile;
+
 use capgate::assets::Assets;
 use capgate::compile::{Compiler, Settings};
 use serde_json::Value;
@@ -284,6 +287,40 @@ fn the_validators_can_fail() {
         install(&dir.0, Some(&conf.replace(from, to)));
         let (ok, printed) = verify(&dir.0);
         assert!(!ok || !printed.is_empty(), "verify accepted {to} silently");
+    }
+}
+
+/// The fuzzer's oracle for this target (tests/hostile) accepts the real drop-ins and
+/// refuses wider ones.
+#[test]
+fn the_fuzz_oracle_refuses_wider_drop_ins() {
+    for manifest in [NO_NET, NET, DESKTOP, ANY] {
+        let declared = hostile::Declared::from_manifest(manifest.as_bytes());
+        let conf = drop_in("oracle", manifest.as_bytes(), &[]).unwrap();
+        hostile::check_systemd(&conf, &declared).unwrap_or_else(|e| panic!("{e}\n{conf}"));
+        let add = |conf: &str, line: &str| format!("{}\n{line}\n", conf.trim_end());
+        let wider = [
+            conf.replace("User=65534", "User=0"),
+            conf.replace("TemporaryFileSystem=/:ro", "TemporaryFileSystem=/tmp"),
+            conf.replace("NoNewPrivileges=yes", "NoNewPrivileges=no"),
+            add(&conf, "BindPaths=/etc"),
+            add(&conf, "BindReadOnlyPaths=/srv"),
+            add(&conf, "IPAddressAllow=192.0.2.7"),
+            add(&conf, "RestrictAddressFamilies=AF_NETLINK"),
+            add(&conf, "Environment=SECRET=x"),
+            add(&conf, "ProtectSystem=strict"),
+            add(&conf, "BindPaths=/srv/%h"),
+            conf.lines()
+                .filter(|l| !l.starts_with("IPAddressDeny=") && !l.starts_with("PrivateNetwork="))
+                .map(|l| format!("{l}\n"))
+                .collect(),
+        ];
+        for w in wider {
+            assert!(
+                hostile::check_systemd(&w, &declared).is_err(),
+                "the oracle accepts:\n{w}"
+            );
+        }
     }
 }
 
