@@ -238,6 +238,23 @@ fn every_fixture_verifies_cleanly_and_scores_at_most_2() {
     // Every fact kind has a rule, so strict compilation refuses no fixture.
     assert!(refused.is_empty(), "refused: {refused:#?}");
     assert_eq!(scores.len(), fixtures().len());
+    // The enforcement tests' manifests too (the /var/tmp branch is in no fixture).
+    for (name, manifest) in [
+        ("no-net", NO_NET),
+        ("net", NET),
+        ("desktop", DESKTOP),
+        ("any", ANY),
+        ("var-tmp", VAR_TMP),
+    ] {
+        let conf = drop_in(name, manifest.as_bytes(), &[]).unwrap();
+        let dir = TempDir::new(name);
+        install(&dir.0, Some(&conf));
+        let (ok, printed) = verify(&dir.0);
+        assert!(ok && printed.is_empty(), "{name}: {printed}\n{conf}");
+        let (score, report) = exposure(&dir.0);
+        assert!(score <= MAX_EXPOSURE, "{name}: {score}\n{report}");
+        scores.push((name.to_owned(), score));
+    }
     eprintln!("exposure per fixture: {scores:?}");
 }
 
@@ -386,6 +403,10 @@ def unix(path):
 os.makedirs("/tmp/.X11-unix", exist_ok=True)
 keep = [unix("/srv/sock/declared.sock"), unix("/run/stray.sock"),
         unix("/tmp/.X11-unix/X0"), unix("/tmp/.X11-unix/X1")]
+os.makedirs("/var/tmp", mode=0o1777, exist_ok=True)
+os.chmod("/var/tmp", 0o1777)
+open("/var/tmp/host-file", "w").write("host /var/tmp")
+open("/tmp/host-file", "w").write("host /tmp")
 os.makedirs("/etc/capgate", exist_ok=True)
 open("/etc/capgate/mcp-server.env", "w").write("TOKEN=from-env-file\n")
 os.chmod("/etc/capgate/mcp-server.env", 0o600)
@@ -433,6 +454,9 @@ t("tcp_private", lambda: conn_tcp("10.0.0.1"))
 t("x11_declared", lambda: conn_unix("/tmp/.X11-unix/X0"))
 t("x11_other", lambda: conn_unix("/tmp/.X11-unix/X1"))
 t("env", lambda: sorted(os.environ))
+t("tmp_list", lambda: sorted(os.listdir("/tmp")))
+t("var_tmp_list", lambda: sorted(os.listdir("/var/tmp")))
+t("write_tmp", lambda: open("/tmp/new", "w").write("x"))
 t("token", lambda: os.environ["TOKEN"])
 t("netlink", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).close())
 t("pid1", lambda: open("/proc/1/cmdline").read())
@@ -658,6 +682,9 @@ fn with_net_only_declared_addresses_are_reachable() {
 const DESKTOP: &str = r#"{"name": "t", "version": "1", "tools": [{"name": "t", "capabilities": [
   "ipc:connect:x11", "env:inject:TOKEN", "exec:spawn:python3?nestedSandbox=true"]}]}"#;
 
+const VAR_TMP: &str = r#"{"name": "t", "version": "1", "tools": [{"name": "t", "capabilities": [
+  "fs:read,write,create,delete:/var/tmp/**"]}]}"#;
+
 const ANY: &str = r#"{"name": "t", "version": "1", "tools": [{"name": "t", "capabilities": [
   "net:connect:*"]}]}"#;
 
@@ -715,6 +742,36 @@ fn any_host_means_public_addresses_only() {
     assert!(!ok(&r, "tcp_private"), "{r:#}");
     assert!(!ok(&r, "tcp_loopback"), "{r:#}");
     assert!(!ok(&r, "abstract_socket"), "{r:#}");
+}
+
+#[test]
+fn var_tmp_declared_alone_keeps_tmp_private() {
+    if !container_available("var_tmp_declared_alone_keeps_tmp_private") {
+        return;
+    }
+    let conf = drop_in("var-tmp", VAR_TMP.as_bytes(), &[]).unwrap();
+    assert!(
+        conf.lines()
+            .any(|l| l == "TemporaryFileSystem=/tmp:mode=1777,nosuid,nodev"),
+        "{conf}"
+    );
+    let r = run_probe("var-tmp", &conf);
+    // The host's /var/tmp is the declared bind; /tmp is private, empty and writable.
+    assert!(
+        r["var_tmp_list"][1]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|f| f == "host-file")),
+        "{r:#}"
+    );
+    assert_eq!(r["tmp_list"][1], serde_json::json!([]), "{r:#}");
+    assert!(ok(&r, "write_tmp"), "{r:#}");
+    // Default (nothing declared): both private, the host's files invisible.
+    let r = run_probe(
+        "private-tmp",
+        &drop_in("empty", NO_NET.as_bytes(), &[]).unwrap(),
+    );
+    assert_eq!(r["tmp_list"][1], serde_json::json!([]), "{r:#}");
+    assert_eq!(r["var_tmp_list"][1], serde_json::json!([]), "{r:#}");
 }
 
 #[test]

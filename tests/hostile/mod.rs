@@ -994,7 +994,12 @@ pub fn check_systemd(config: &str, declared: &Declared) -> Check {
         }
     }
     let tmpfs = seen.get("TemporaryFileSystem").cloned().unwrap_or_default();
-    if tmpfs.first() != Some(&"/:ro") || tmpfs.iter().skip(1).any(|t| *t != "/tmp") {
+    if tmpfs.first() != Some(&"/:ro")
+        || tmpfs
+            .iter()
+            .skip(1)
+            .any(|t| *t != "/tmp:mode=1777,nosuid,nodev")
+    {
         return Err(format!("systemd: TemporaryFileSystem {tmpfs:?}"));
     }
     for path in seen.get("BindPaths").into_iter().flatten() {
