@@ -407,7 +407,8 @@ fn fuzz(duration: Duration, seed: u64) -> (usize, usize) {
         manifests += 1;
     }
     eprintln!(
-        "fuzz: {grammar} capability strings, {manifests} manifests × 4 targets × strict/permissive"
+        "fuzz: {grammar} capability strings, {manifests} manifests × {} targets × strict/permissive",
+        compilers.len()
     );
     (grammar, manifests)
 }

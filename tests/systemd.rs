@@ -392,6 +392,8 @@ os.makedirs("/srv/data/ro", exist_ok=True)
 os.makedirs("/srv/data/rw", exist_ok=True)
 os.chmod("/srv/data/rw", 0o777)
 open("/srv/data/ro/file", "w").write("declared")
+os.makedirs("/srv/data/odd@name+with~marks", exist_ok=True)
+open("/srv/data/odd@name+with~marks/file", "w").write("odd")
 open("/srv/data/secret", "w").write("undeclared sibling")
 os.makedirs("/home/user", exist_ok=True)
 for d in ("/opt/decoy", "/data/decoy", "/var/lib/decoy"):
@@ -436,6 +438,7 @@ def status():
 t("status", status)
 t("root", lambda: sorted(os.listdir("/")))
 t("read_declared", lambda: open("/srv/data/ro/file").read())
+t("read_odd", lambda: open("/srv/data/odd@name+with~marks/file").read())
 t("read_sibling", lambda: open("/srv/data/secret").read())
 t("write_ro", lambda: open("/srv/data/ro/new", "w").write("x"))
 t("write_rw", lambda: open("/srv/data/rw/new", "w").write("x"))
@@ -600,6 +603,7 @@ fn ok(r: &Value, key: &str) -> bool {
 
 const NO_NET: &str = r#"{"name": "t", "version": "1", "tools": [{"name": "t", "capabilities": [
   "fs:read:/srv/data/ro/**", "fs:read,write,create,delete:/srv/data/rw/**",
+  "fs:read:/srv/data/odd@name+with~marks/**",
   "ipc:connect:unix:/srv/sock/declared.sock"]}]}"#;
 
 const NET: &str = r#"{"name": "t", "version": "1", "tools": [{"name": "t", "capabilities": [
@@ -621,6 +625,8 @@ fn a_unit_runs_with_exactly_what_is_declared() {
     assert_eq!(s["Seccomp"], "2", "{r:#}");
     // Declared: readable, writable where declared, the socket connects (read-only bind).
     assert_eq!(r["read_declared"][1], "declared", "{r:#}");
+    // `@`, `+` and `~`, which the grammar allows in paths, reach systemd unchanged.
+    assert_eq!(r["read_odd"][1], "odd", "{r:#}");
     assert!(ok(&r, "write_rw"), "{r:#}");
     assert!(!ok(&r, "write_ro"), "{r:#}");
     assert!(ok(&r, "declared_socket"), "{r:#}");
