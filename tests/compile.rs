@@ -82,6 +82,13 @@ fn oci() {
     });
 }
 
+#[test]
+fn systemd() {
+    insta::glob!("../fixtures", "{manifests,injection}/*.json", |p| snapshot(
+        p, "systemd"
+    ));
+}
+
 /// Invalid manifests: every diagnostic, as a user sees it.
 #[test]
 fn errors() {

@@ -327,7 +327,7 @@ fn check_capability(raw: &str) -> Result<(), String> {
     }
 }
 
-fn check_manifest(compilers: &[(&str, Compiler)], bytes: &[u8]) -> Result<(), String> {
+fn check_manifest(compilers: &[(String, Compiler)], bytes: &[u8]) -> Result<(), String> {
     let declared = Declared::from_manifest(bytes);
     for (target, c) in compilers {
         for permissive in [false, true] {
@@ -365,13 +365,13 @@ fn save(bytes: &[u8], what: &str) -> PathBuf {
 fn fuzz(duration: Duration, seed: u64) -> (usize, usize) {
     eprintln!("fuzz: seed {seed} for {duration:?} (replay: CAPGATE_FUZZ_SEED={seed})");
     let seeds = seeds();
-    let compilers: Vec<(&str, Compiler)> = ["bwrap", "docker", "squid", "nftables", "oci"]
+    let compilers: Vec<(String, Compiler)> = Assets::default()
+        .target_names()
+        .unwrap()
         .into_iter()
         .map(|t| {
-            (
-                t,
-                Compiler::new(&Assets::default(), t).expect("built-in target"),
-            )
+            let compiler = Compiler::new(&Assets::default(), &t).expect("built-in target");
+            (t, compiler)
         })
         .collect();
     let mut rng = Rng(seed | 1);
@@ -407,7 +407,8 @@ fn fuzz(duration: Duration, seed: u64) -> (usize, usize) {
         manifests += 1;
     }
     eprintln!(
-        "fuzz: {grammar} capability strings, {manifests} manifests × 5 targets × strict/permissive"
+        "fuzz: {grammar} capability strings, {manifests} manifests × {} targets × strict/permissive",
+        compilers.len()
     );
     (grammar, manifests)
 }

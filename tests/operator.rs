@@ -379,7 +379,7 @@ fn init_refuses_to_overwrite_and_targets_lists_operator_targets() {
         .collect();
     assert_eq!(
         names,
-        ["bwrap", "docker", "myoci", "nftables", "oci", "squid"]
+        ["bwrap", "docker", "myoci", "nftables", "oci", "squid", "systemd"]
     );
     let myoci = &list[2];
     assert_eq!(myoci["builtin"], false);

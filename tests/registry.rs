@@ -21,9 +21,12 @@ fn builtin_targets() -> Vec<Target> {
 }
 
 #[test]
-fn builtin_targets_are_the_five() {
+fn builtin_targets_are_the_known_ones() {
     let names: Vec<String> = builtin_targets().into_iter().map(|t| t.name).collect();
-    assert_eq!(names, ["bwrap", "docker", "nftables", "oci", "squid"]);
+    assert_eq!(
+        names,
+        ["bwrap", "docker", "nftables", "oci", "squid", "systemd"]
+    );
 }
 
 #[test]

@@ -191,6 +191,7 @@ pub fn check_artifact(target: &str, artifact: &Artifact, declared: &Declared) ->
         ("squid", Artifact::Config(c)) => check_squid(&c.config, declared),
         ("nftables", Artifact::Config(c)) => check_nft(&c.config, declared),
         ("oci", Artifact::Config(c)) => check_oci(&c.config, declared),
+        ("systemd", Artifact::Config(c)) => check_systemd(&c.config, declared),
         _ => Err(format!("unexpected artifact shape for target {target}")),
     }
 }
@@ -1003,4 +1004,196 @@ fn find_tool(tool: &str) -> std::path::PathBuf {
         .map(|d| std::path::Path::new(d).join(tool))
         .find(|p| p.is_file())
         .unwrap_or_else(|| tool.into())
+}
+
+// ------------------------------------------------------------------ systemd
+
+/// Directives the systemd target may emit. Any other fails the check, so a new
+/// directive is reviewed here first.
+const SYSTEMD_DIRECTIVES: &[&str] = &[
+    "User",
+    "Group",
+    "PrivateUsers",
+    "NoNewPrivileges",
+    "CapabilityBoundingSet",
+    "AmbientCapabilities",
+    "SecureBits",
+    "UMask",
+    "TasksMax",
+    "PrivateDevices",
+    "DevicePolicy",
+    "ProtectProc",
+    "ProcSubset",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
+    "ProtectKernelLogs",
+    "ProtectControlGroups",
+    "ProtectClock",
+    "ProtectHostname",
+    "PrivateIPC",
+    "PrivateMounts",
+    "LockPersonality",
+    "RestrictRealtime",
+    "RestrictSUIDSGID",
+    "RemoveIPC",
+    "KeyringMode",
+    "NotifyAccess",
+    "MemoryDenyWriteExecute",
+    "SystemCallArchitectures",
+    "SystemCallFilter",
+    "SystemCallErrorNumber",
+    "RestrictNamespaces",
+    "TemporaryFileSystem",
+    "ProtectHome",
+    "PrivateTmp",
+    "BindReadOnlyPaths",
+    "BindPaths",
+    "PrivateNetwork",
+    "RestrictAddressFamilies",
+    "IPAddressDeny",
+    "IPAddressAllow",
+    "Environment",
+    "EnvironmentFile",
+];
+
+/// A systemd drop-in: one `[Service]` section of known directives, no specifier or
+/// escape, a non-root numeric identity, an empty read-only root, binds only of the
+/// system baseline and what is declared (read-write only where declared writable),
+/// IP literals only as declared, unix sockets with net only for a declared ipc.
+pub fn check_systemd(config: &str, declared: &Declared) -> Check {
+    let mut lines = config.lines();
+    if !lines.next().is_some_and(|l| l.starts_with('#')) {
+        return Err("systemd line 0 is not the header comment".to_owned());
+    }
+    if lines.next() != Some("[Service]") {
+        return Err("systemd line 1 is not [Service]".to_owned());
+    }
+    let mut seen: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (n, line) in lines.enumerate() {
+        if line.chars().any(char::is_control) || line.contains(['%', '\\', '"', '\'', '[']) {
+            return Err(format!(
+                "systemd line {n} {line:?}: control, specifier, escape, quote or section"
+            ));
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!("systemd line {n} {line:?} is not Key=Value"));
+        };
+        if !SYSTEMD_DIRECTIVES.contains(&key) {
+            return Err(format!("systemd line {n}: unreviewed directive {key}"));
+        }
+        seen.entry(key).or_default().push(value);
+    }
+    let one = |key: &str| -> Result<&str, String> {
+        match seen.get(key).map(Vec::as_slice) {
+            Some([v]) => Ok(v),
+            other => Err(format!("systemd: {key} expected once, found {other:?}")),
+        }
+    };
+    for key in ["User", "Group"] {
+        let id: u64 = one(key)?
+            .parse()
+            .map_err(|_| format!("systemd: {key} is not numeric"))?;
+        if id == 0 {
+            return Err(format!("systemd: {key}=0"));
+        }
+    }
+    for (key, want) in [
+        ("NoNewPrivileges", "yes"),
+        ("CapabilityBoundingSet", ""),
+        ("AmbientCapabilities", ""),
+        ("PrivateUsers", "yes"),
+        ("PrivateDevices", "yes"),
+        ("ProtectHome", "tmpfs"),
+    ] {
+        if one(key)? != want {
+            return Err(format!("systemd: {key} is not {want:?}"));
+        }
+    }
+    let tmpfs = seen.get("TemporaryFileSystem").cloned().unwrap_or_default();
+    if tmpfs.first() != Some(&"/:ro")
+        || tmpfs
+            .iter()
+            .skip(1)
+            .any(|t| *t != "/tmp:mode=1777,nosuid,nodev")
+    {
+        return Err(format!("systemd: TemporaryFileSystem {tmpfs:?}"));
+    }
+    for path in seen.get("BindPaths").into_iter().flatten() {
+        if declared.fs_bind(path) != Some(true) {
+            return Err(format!(
+                "systemd: BindPaths={path} is not a declared writable path"
+            ));
+        }
+    }
+    for value in seen.get("BindReadOnlyPaths").into_iter().flatten() {
+        for token in value.split(' ') {
+            let path = token.strip_prefix('-').unwrap_or(token);
+            let ok = BWRAP_BASELINE.contains(&path)
+                || declared.fs_bind(path).is_some()
+                || declared.sockets.contains(path)
+                || (declared.x11 && x11_socket(path))
+                || (declared.dbus_system && path == DBUS_SYSTEM)
+                || (declared.tzdata && path == "/etc/localtime");
+            if !ok {
+                return Err(format!("systemd: BindReadOnlyPaths {path} is not declared"));
+            }
+        }
+    }
+    let families: BTreeSet<&str> = seen
+        .get("RestrictAddressFamilies")
+        .into_iter()
+        .flatten()
+        .flat_map(|v| v.split(' '))
+        .collect();
+    let any = declared.net.iter().any(|(h, _)| *h == HostDecl::Any);
+    let ipc_unix = !declared.sockets.is_empty() || declared.x11 || declared.dbus_system;
+    if declared.has_net() {
+        if seen.contains_key("PrivateNetwork") {
+            return Err("systemd: PrivateNetwork with net declared".to_owned());
+        }
+        if families.contains("AF_UNIX") != ipc_unix
+            || !families
+                .iter()
+                .all(|f| ["AF_UNIX", "AF_INET", "AF_INET6"].contains(f))
+        {
+            return Err(format!("systemd: address families {families:?}"));
+        }
+        let deny = seen.get("IPAddressDeny").cloned().unwrap_or_default();
+        let loopback_denied = if any {
+            deny.iter()
+                .any(|d| d.split(' ').any(|t| t == "127.0.0.0/8"))
+                && deny.iter().any(|d| d.split(' ').any(|t| t == "::/96"))
+        } else {
+            deny == ["any"]
+        };
+        if !loopback_denied {
+            return Err(format!("systemd: IPAddressDeny {deny:?}"));
+        }
+        for ip in seen.get("IPAddressAllow").into_iter().flatten() {
+            let ip: IpAddr = ip
+                .parse()
+                .map_err(|_| format!("systemd: IPAddressAllow={ip} is not one address"))?;
+            if !declared.net.iter().any(|(h, _)| *h == HostDecl::Ip(ip)) {
+                return Err(format!("systemd: IPAddressAllow={ip} is not declared"));
+            }
+        }
+    } else if one("PrivateNetwork")? != "yes"
+        || families != BTreeSet::from(["AF_UNIX"])
+        || one("IPAddressDeny")? != "any"
+        || seen.contains_key("IPAddressAllow")
+    {
+        return Err("systemd: no net declared but the network is not closed".to_owned());
+    }
+    for value in seen.get("Environment").into_iter().flatten() {
+        if value
+            .split(' ')
+            .any(|a| !a.starts_with("PATH=") && !a.starts_with("HOME="))
+        {
+            return Err(format!("systemd: Environment={value}"));
+        }
+    }
+    if seen.contains_key("EnvironmentFile") == declared.env.is_empty() {
+        return Err("systemd: EnvironmentFile without env declared (or the reverse)".to_owned());
+    }
+    Ok(())
 }
