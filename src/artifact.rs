@@ -88,13 +88,25 @@ pub struct ArgvArtifact {
     pub launcher: Option<Vec<String>>,
 }
 
+/// One file a config target writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigFile {
+    pub filename: String,
+    pub config: String,
+}
+
 /// Artifact of a config target (squid, nftables).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigArtifact {
     pub target: String,
+    /// The first file's text and name (the only file of most targets).
     pub config: String,
     pub filename: String,
+    /// Every file, the first included, when the target writes several
+    /// (capgate addition); absent for a one-file target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<ConfigFile>>,
     pub unenforceable: Vec<Unenforceable>,
     pub provenance: Provenance,
     pub notes: Vec<String>,
@@ -132,7 +144,7 @@ impl Artifact {
     }
 
     /// The output elements: the launcher's then the argv's elements (the
-    /// order the host runs them in), or the config's lines.
+    /// order the host runs them in), or the config's lines, every file's.
     pub fn output(&self) -> Vec<&str> {
         match self {
             Artifact::Argv(a) => a
@@ -142,7 +154,10 @@ impl Artifact {
                 .chain(&a.argv)
                 .map(String::as_str)
                 .collect(),
-            Artifact::Config(c) => c.config.lines().collect(),
+            Artifact::Config(c) => match &c.files {
+                Some(files) => files.iter().flat_map(|f| f.config.lines()).collect(),
+                None => c.config.lines().collect(),
+            },
         }
     }
 }

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use crate::artifact::{
-    ArgvArtifact, Artifact, Assertion, CapabilityRef, ConfigArtifact, Egress, Provenance,
-    Unenforceable, UnenforcedRule, LAUNCHER_SLOT,
+    ArgvArtifact, Artifact, Assertion, CapabilityRef, ConfigArtifact, ConfigFile, Egress,
+    Provenance, Unenforceable, UnenforcedRule, LAUNCHER_SLOT,
 };
 use crate::assets::Assets;
 use crate::capability::{Capability, Kind};
@@ -47,8 +47,11 @@ pub struct Trace {
     pub manifest: Manifest,
     pub policy: Policy,
     pub lowered: Lowered,
-    /// Output elements with the index of the fragment each came from.
+    /// Output elements with the index of the fragment each came from: every
+    /// output file's, one file after the other.
     pub elements: Vec<(String, Option<usize>)>,
+    /// How many of `elements` each output file has, in the target's file order.
+    pub file_lens: Vec<usize>,
     source: Source,
     /// Manifest byte offset of every capability, by [`CapId`].
     cap_offsets: Vec<usize>,
@@ -230,7 +233,8 @@ impl Compiler {
             (notes, unenforceable(&policy, &lowered, &manifest))
         };
         let (notes, unenforceable) = lists();
-        let elements = self.render_main(&base, &lowered)?;
+        let files = self.render_main(&base, &lowered)?;
+        let file_lens: Vec<usize> = files.iter().map(Vec::len).collect();
         let provenance = Provenance::new(hash);
         let egress_list: Vec<Egress> = policy.net.iter().map(egress).collect();
         let assertions: Vec<Assertion> = policy
@@ -243,6 +247,9 @@ impl Compiler {
             .collect();
         let artifact = match self.target.artifact {
             ArtifactKind::Argv => {
+                let [elements] = &files[..] else {
+                    unreachable!("the rules loader gives an argv target exactly one file")
+                };
                 // Elements of launcher-slot fragments go before the program, not into argv.
                 let in_launcher = |owner: &Option<usize>| {
                     owner.is_some_and(|i| lowered.fragments[i].slot == LAUNCHER_SLOT)
@@ -263,20 +270,39 @@ impl Compiler {
                     target: self.target.name.clone(),
                 })
             }
-            ArtifactKind::Config => Artifact::Config(ConfigArtifact {
-                target: self.target.name.clone(),
-                config: elements
+            ArtifactKind::Config => {
+                let mut written: Vec<ConfigFile> = self
+                    .target
+                    .files
                     .iter()
-                    .map(|(e, _)| e.as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                filename: self.target.filename.clone().unwrap_or_default(),
-                unenforceable,
-                provenance,
-                notes,
-                assertions,
-                egress: egress_list,
-            }),
+                    .zip(&files)
+                    .map(|(file, lines)| ConfigFile {
+                        filename: file.filename.clone().unwrap_or_default(),
+                        config: lines
+                            .iter()
+                            .map(|(e, _)| e.as_str())
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    })
+                    .collect();
+                let several = written.len() > 1;
+                let first = if several {
+                    written[0].clone()
+                } else {
+                    written.remove(0)
+                };
+                Artifact::Config(ConfigArtifact {
+                    target: self.target.name.clone(),
+                    config: first.config,
+                    filename: first.filename,
+                    files: several.then_some(written),
+                    unenforceable,
+                    provenance,
+                    notes,
+                    assertions,
+                    egress: egress_list,
+                })
+            }
         };
         Ok(Output {
             artifact,
@@ -284,7 +310,8 @@ impl Compiler {
                 manifest,
                 policy,
                 lowered,
-                elements,
+                elements: files.into_iter().flatten().collect(),
+                file_lens,
                 source,
                 cap_offsets,
                 cap_locations: OnceLock::new(),
@@ -297,7 +324,7 @@ impl Compiler {
         &self,
         base: &minijinja::Value,
         lowered: &Lowered,
-    ) -> Result<Vec<(String, Option<usize>)>, Vec<Diagnostic>> {
+    ) -> Result<Vec<crate::render::FileElements>, Vec<Diagnostic>> {
         let mut slots: BTreeMap<&str, Vec<minijinja::Value>> = self
             .target
             .slots()

@@ -29,6 +29,9 @@ pub struct CapRef {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Fragment {
+    /// The output file the lines are in, for a target that writes several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     /// argv elements or config lines, in output order.
     pub output: Vec<String>,
     /// Rule id; `<target>.main-template` for text written by the entry template itself.
@@ -120,38 +123,46 @@ pub fn explain(
 ) -> Explanation {
     let lowered = &trace.lowered;
 
-    // Group consecutive output elements by the fragment that wrote them.
+    // Group consecutive output elements by the fragment that wrote them,
+    // file by file.
+    let several = target.files.len() > 1;
     let mut fragments: Vec<Fragment> = Vec::new();
-    let mut last: Option<Option<usize>> = None;
-    for (text, owner) in &trace.elements {
-        if last == Some(*owner) {
-            if let Some(f) = fragments.last_mut() {
-                f.output.push(text.clone());
-                continue;
-            }
-        }
-        last = Some(*owner);
-        let fragment = match owner {
-            Some(i) => {
-                let f = &lowered.fragments[*i];
-                let rule = &target.rules[f.rule];
-                Fragment {
-                    output: vec![text.clone()],
-                    rule: rule.id.clone(),
-                    rule_source: rule_source(target, rule),
-                    fact: kinded_fact_json(&trace.policy, f.fact),
-                    capabilities: f.caps.iter().map(|&c| cap_ref(trace, c)).collect(),
+    let mut elements = trace.elements.iter();
+    for (file, &len) in target.files.iter().zip(&trace.file_lens) {
+        let name = several.then(|| file.filename.clone().unwrap_or_default());
+        let mut last: Option<Option<usize>> = None;
+        for (text, owner) in elements.by_ref().take(len) {
+            if last == Some(*owner) {
+                if let Some(f) = fragments.last_mut() {
+                    f.output.push(text.clone());
+                    continue;
                 }
             }
-            None => Fragment {
-                output: vec![text.clone()],
-                rule: format!("{}.main-template", target.name),
-                rule_source: format!("templates/{}:1", target.main),
-                fact: serde_json::json!({ "kind": "baseline" }),
-                capabilities: Vec::new(),
-            },
-        };
-        fragments.push(fragment);
+            last = Some(*owner);
+            let fragment = match owner {
+                Some(i) => {
+                    let f = &lowered.fragments[*i];
+                    let rule = &target.rules[f.rule];
+                    Fragment {
+                        file: name.clone(),
+                        output: vec![text.clone()],
+                        rule: rule.id.clone(),
+                        rule_source: rule_source(target, rule),
+                        fact: kinded_fact_json(&trace.policy, f.fact),
+                        capabilities: f.caps.iter().map(|&c| cap_ref(trace, c)).collect(),
+                    }
+                }
+                None => Fragment {
+                    file: name.clone(),
+                    output: vec![text.clone()],
+                    rule: format!("{}.main-template", target.name),
+                    rule_source: format!("templates/{}:1", file.template),
+                    fact: serde_json::json!({ "kind": "baseline" }),
+                    capabilities: Vec::new(),
+                },
+            };
+            fragments.push(fragment);
+        }
     }
 
     // Which rules lowered each capability's facts.
@@ -265,7 +276,12 @@ impl Explanation {
             out,
             "\nOUTPUT (each group, then the rule, fact and capabilities behind it)"
         );
+        let mut file: Option<&str> = None;
         for f in &self.fragments {
+            if f.file.is_some() && f.file.as_deref() != file {
+                file = f.file.as_deref();
+                let _ = writeln!(out, "  == file {} ==", file.unwrap_or_default());
+            }
             for line in &f.output {
                 let _ = writeln!(out, "  {line}");
             }

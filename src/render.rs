@@ -80,8 +80,13 @@ pub struct Renderer {
     inline: Vec<(String, Location)>,
     assets: Assets,
     format: Format,
-    main: String,
+    /// Loader names of the entry templates, one per output file.
+    entries: Vec<String>,
 }
+
+/// One output file's elements, each with the fragment it came from (`None`:
+/// the entry template's own text).
+pub type FileElements = Vec<(String, Option<usize>)>;
 
 /// A template of a [`Renderer`], looked up once.
 pub struct Template<'r> {
@@ -193,13 +198,13 @@ impl Renderer {
             inline,
             assets: assets.clone(),
             format: target.format,
-            main: target.main.clone(),
+            entries: target.files.iter().map(|f| f.template.clone()).collect(),
         };
         let used = target
             .rules
             .iter()
             .filter_map(|r| r.template.as_ref().map(|t| (t, Some(r))))
-            .chain(std::iter::once((&target.main, None)));
+            .chain(target.files.iter().map(|f| (&f.template, None)));
         for (name, rule) in used {
             if let Err(e) = renderer.env.get_template(name) {
                 let d = match (e.kind(), rule) {
@@ -310,48 +315,52 @@ impl Renderer {
         result
     }
 
-    /// Renders the entry template with the fragments placed by slot, and
-    /// splits the result into output elements, each with the fragment it came
-    /// from (`None`: the entry template's own text). `fragments` is how many
-    /// fragments were marked.
-    pub fn main(
-        &self,
-        ctx: Value,
-        fragments: usize,
-    ) -> Result<Vec<(String, Option<usize>)>, Diagnostic> {
-        let out = self.render(&self.main, &ctx)?;
-        let lines = split(&out, fragments).map_err(|problem| {
-            let (file, _) = self.display(&self.main);
+    /// Renders every entry template with the fragments placed by slot, and
+    /// splits each result into output elements, each with the fragment it
+    /// came from (`None`: the entry template's own text): one list per
+    /// output file. `fragments` is how many fragments were marked; each must
+    /// be placed exactly once across all files.
+    pub fn main(&self, ctx: Value, fragments: usize) -> Result<Vec<FileElements>, Diagnostic> {
+        let fragments_error = |entry: &str, problem: String| {
+            let (file, _) = self.display(entry);
             Diagnostic::new(Code::TemplateFragments, problem).at(Location {
                 file,
                 line: 1,
                 column: 1,
             })
-        })?;
-        let lines: Vec<(String, Option<usize>)> = lines
-            .into_iter()
-            .filter_map(|(text, owner)| {
-                let text = match self.format {
-                    Format::Argv => text.trim(),
-                    _ => text.trim_end(),
-                };
-                (!text.trim().is_empty()).then(|| (text.to_owned(), owner))
-            })
-            .collect();
-        if self.format == Format::Yaml {
-            self.check_yaml(&lines)?;
+        };
+        let mut seen = vec![0u32; fragments];
+        let mut files = Vec::with_capacity(self.entries.len());
+        for entry in &self.entries {
+            let out = self.render(entry, &ctx)?;
+            let lines = split(&out, &mut seen).map_err(|p| fragments_error(entry, p))?;
+            let lines: Vec<(String, Option<usize>)> = lines
+                .into_iter()
+                .filter_map(|(text, owner)| {
+                    let text = match self.format {
+                        Format::Argv => text.trim(),
+                        _ => text.trim_end(),
+                    };
+                    (!text.trim().is_empty()).then(|| (text.to_owned(), owner))
+                })
+                .collect();
+            if self.format == Format::Yaml {
+                self.check_yaml(entry, &lines)?;
+            }
+            files.push(lines);
         }
-        Ok(lines)
+        placed_once(&seen, self.entries.len()).map_err(|p| fragments_error(&self.entries[0], p))?;
+        Ok(files)
     }
 
     /// A YAML target's output must parse: values cannot break it (they are
     /// quoted), but an operator's templates can (indentation, a stray `:`).
-    fn check_yaml(&self, lines: &[(String, Option<usize>)]) -> Result<(), Diagnostic> {
+    fn check_yaml(&self, entry: &str, lines: &[(String, Option<usize>)]) -> Result<(), Diagnostic> {
         let text: String = lines.iter().flat_map(|(l, _)| [l.as_str(), "\n"]).collect();
         yaml_rust2::YamlLoader::load_from_str(&text)
             .map(|_| ())
             .map_err(|e| {
-                let (file, _) = self.display(&self.main);
+                let (file, _) = self.display(entry);
                 Diagnostic::new(
                     Code::TemplateInvalid,
                     format!(
@@ -394,7 +403,7 @@ impl Renderer {
         } else {
             Code::TemplateInvalid
         };
-        let name = e.name().unwrap_or(&self.main);
+        let name = e.name().unwrap_or(&self.entries[0]);
         let mut message = format!("{}", e.kind());
         if !detail.is_empty() {
             let _ = write!(
@@ -586,15 +595,16 @@ fn join_tokens(items: Value, sep: Option<String>) -> Result<Value, Error> {
 type Line<'a> = (Cow<'a, str>, Option<usize>);
 
 /// Splits rendered output into lines, attributing each to the first fragment
-/// that wrote something visible on it, and checks that every fragment appears
-/// exactly once and intact.
+/// that wrote something visible on it, counting in `seen` how often each
+/// fragment appears and checking that each is intact ([`placed_once`] checks
+/// the counts once every entry template is split).
 ///
 /// A line is borrowed from `out` unless a marker sits between two of its
 /// pieces: most lines are, which saves a copy of nearly all of the output.
-fn split(out: &str, fragments: usize) -> Result<Vec<Line<'_>>, String> {
+fn split<'o>(out: &'o str, seen: &mut [u32]) -> Result<Vec<Line<'o>>, String> {
     const ALTERED: &str = "a fragment was altered by the entry template";
     let bytes = out.as_bytes();
-    let mut seen = vec![0u32; fragments];
+    let fragments = seen.len();
     let mut lines = Vec::new();
     let mut line: Cow<'_, str> = Cow::Borrowed("");
     // Where the borrowed line ends in `out`, to know whether a piece continues it.
@@ -674,14 +684,25 @@ fn split(out: &str, fragments: usize) -> Result<Vec<Line<'_>>, String> {
         return Err("a fragment was cut short by the entry template".to_owned());
     }
     lines.push((line, owner));
+    Ok(lines)
+}
+
+/// After every entry template was split: each fragment placed exactly once.
+fn placed_once(seen: &[u32], files: usize) -> Result<(), String> {
     let dropped = seen.iter().filter(|n| **n == 0).count();
     let duplicated = seen.iter().filter(|n| **n > 1).count();
     if dropped > 0 || duplicated > 0 {
+        let templates = if files == 1 {
+            "the entry template".to_owned()
+        } else {
+            format!("the {files} entry templates together")
+        };
         return Err(format!(
-            "the entry template dropped {dropped} and duplicated {duplicated} of the {fragments} fragments its rules emitted"
+            "{templates} dropped {dropped} and duplicated {duplicated} of the {} fragments its rules emitted",
+            seen.len()
         ));
     }
-    Ok(lines)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -757,7 +778,7 @@ mod tests {
     #[test]
     fn split_attributes_lines() {
         let out = format!("head\n{}  {}tail\n", m(0, "a\nb\n"), m(1, "c\n"));
-        let lines = split(&out, 2).unwrap();
+        let lines = split_one(&out, 2).unwrap();
         assert_eq!(
             lines,
             [
@@ -837,6 +858,14 @@ mod tests {
         Ok(lines)
     }
 
+    /// One entry template's split and the exactly-once check.
+    fn split_one(out: &str, fragments: usize) -> Result<Vec<Line<'_>>, String> {
+        let mut seen = vec![0u32; fragments];
+        let lines = split(out, &mut seen)?;
+        placed_once(&seen, 1)?;
+        Ok(lines)
+    }
+
     fn owned(lines: Vec<Line<'_>>) -> Vec<(String, Option<usize>)> {
         lines
             .into_iter()
@@ -862,7 +891,7 @@ mod tests {
             fragments in 0usize..4,
         ) {
             let out: String = pieces.concat();
-            prop_assert_eq!(split(&out, fragments).map(owned), split_by_char(&out, fragments));
+            prop_assert_eq!(split_one(&out, fragments).map(owned), split_by_char(&out, fragments));
         }
 
         #[test]
@@ -878,7 +907,7 @@ mod tests {
             }
             out.push_str(&tail);
             prop_assert_eq!(
-                split(&out, parts.len()).map(owned),
+                split_one(&out, parts.len()).map(owned),
                 split_by_char(&out, parts.len())
             );
         }
@@ -895,21 +924,21 @@ mod tests {
             m(4, "é\n")
         );
         assert_eq!(
-            owned(split(&out, 5).unwrap()),
+            owned(split_one(&out, 5).unwrap()),
             split_by_char(&out, 5).unwrap()
         );
     }
 
     #[test]
     fn split_detects_dropped_duplicated_and_altered_fragments() {
-        assert!(split(&m(0, "a\n"), 2)
+        assert!(split_one(&m(0, "a\n"), 2)
             .unwrap_err()
             .contains("dropped 1 and duplicated 0"));
-        assert!(split(&format!("{}{}", m(0, "a\n"), m(0, "a\n")), 1)
+        assert!(split_one(&format!("{}{}", m(0, "a\n"), m(0, "a\n")), 1)
             .unwrap_err()
             .contains("duplicated 1"));
         let cut = m(0, "abc\n");
-        assert!(split(&cut[..cut.len() - 1], 1).is_err());
-        assert!(split(&cut[1..], 1).is_err());
+        assert!(split_one(&cut[..cut.len() - 1], 1).is_err());
+        assert!(split_one(&cut[1..], 1).is_err());
     }
 }

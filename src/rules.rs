@@ -222,6 +222,16 @@ struct RawFile {
     options: BTreeMap<String, toml::Spanned<RawOption>>,
     #[serde(default, rename = "rule")]
     rules: Vec<toml::Spanned<RawRule>>,
+    /// Output files beyond the first (config artifacts).
+    #[serde(default, rename = "file")]
+    files: Vec<toml::Spanned<RawOutputFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutputFile {
+    filename: String,
+    template: String,
 }
 
 #[derive(Deserialize)]
@@ -536,9 +546,10 @@ pub struct Target {
     pub description: String,
     pub format: Format,
     pub artifact: ArtifactKind,
-    pub filename: Option<String>,
-    /// Loader name of the entry template.
-    pub main: String,
+    /// What the target writes: one entry template per output file, the
+    /// first `main.<format>.j2`. An argv target has exactly one, unnamed.
+    /// Every fragment is placed exactly once across all of them.
+    pub files: Vec<OutputFile>,
     pub options: Vec<TargetOption>,
     pub rules: Vec<Rule>,
     /// Where the rules file came from (`rules/bwrap.toml` or an operator path).
@@ -546,7 +557,21 @@ pub struct Target {
     pub builtin: bool,
 }
 
+/// One output file of a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    /// The file's name (config artifacts); `None` for an argv target.
+    pub filename: Option<String>,
+    /// Loader name of the file's entry template.
+    pub template: String,
+}
+
 impl Target {
+    /// Loader name of the first entry template, `main.<format>.j2`.
+    pub fn main(&self) -> &str {
+        &self.files[0].template
+    }
+
     /// Loads and validates a target by name.
     pub fn load(assets: &Assets, name: &str) -> Result<Target, Vec<Diagnostic>> {
         let unknown = || {
@@ -640,6 +665,64 @@ fn parse_target(
     }
     let template_name = |file: &str| format!("{name}/{file}");
     let suffix = format!(".{}.j2", format.as_str());
+    let main = format!("main{suffix}");
+    if raw.target.artifact == ArtifactKind::Argv
+        && (raw.target.filename.is_some() || !raw.files.is_empty())
+    {
+        err(
+            0,
+            "an argv artifact is one argv: `filename` and [[file]] are for config artifacts"
+                .to_owned(),
+        );
+    }
+    if let Some(f) = &raw.target.filename {
+        if let Err(why) = check_filename(f) {
+            let at = text
+                .find("[target]")
+                .and_then(|t| key_offset(text, t..text.len(), "filename", None))
+                .unwrap_or(0);
+            err(at, format!("[target] filename `{f}` {why}"));
+        }
+    }
+    let mut files = vec![OutputFile {
+        filename: raw.target.filename.clone(),
+        template: template_name(&main),
+    }];
+    for spanned in &raw.files {
+        let file = spanned.get_ref();
+        let at =
+            |key: &str| key_offset(text, spanned.span(), key, None).unwrap_or(spanned.span().start);
+        if let Err(why) = check_filename(&file.filename) {
+            err(
+                at("filename"),
+                format!("[[file]] filename `{}` {why}", file.filename),
+            );
+        } else if files
+            .iter()
+            .any(|f| f.filename.as_deref() == Some(file.filename.as_str()))
+        {
+            err(
+                at("filename"),
+                format!(
+                    "[[file]] filename `{}` is already written by this target",
+                    file.filename
+                ),
+            );
+        }
+        let t = &file.template;
+        if !t.ends_with(&suffix) || t.contains('/') || t.starts_with('.') {
+            err(at("template"), format!("[[file]] template `{t}` must be a file name ending in `{suffix}` (the target's format)"));
+        } else if files.iter().any(|f| f.template == template_name(t)) {
+            err(
+                at("template"),
+                format!("[[file]] template `{t}` already renders another file of this target"),
+            );
+        }
+        files.push(OutputFile {
+            filename: Some(file.filename.clone()),
+            template: template_name(t),
+        });
+    }
 
     let mut options = Vec::new();
     for (oname, spanned) in &raw.options {
@@ -854,13 +937,26 @@ fn parse_target(
         description: raw.target.description,
         format,
         artifact: raw.target.artifact,
-        filename: raw.target.filename,
-        main: template_name(&format!("main{suffix}")),
+        files,
         options,
         rules,
         source: display.to_owned(),
         builtin,
     })
+}
+
+/// An output file name is one plain path component, so a consumer that
+/// writes the files into a directory cannot be sent outside it.
+fn check_filename(name: &str) -> Result<(), &'static str> {
+    let plain = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if name.is_empty() || !plain || name.starts_with('.') || name.len() > 255 {
+        return Err(
+            "must be a plain file name: letters, digits, `.`, `_`, `-`, not starting with `.`",
+        );
+    }
+    Ok(())
 }
 
 /// The offset of `key = ...` (or, with `field`, of `field` inside the inline

@@ -1200,3 +1200,311 @@ verdict = "exact"
     let err = compile_with(&assets(d), "names", &m, false).unwrap_err();
     assert!(err.contains("TEMPLATE_UNSAFE_VALUE"), "{err}");
 }
+
+/// A two-file target: the env names in one file, the net hosts in another.
+fn two_file_target(d: &Path, extra_rules: &str) {
+    fs::create_dir_all(d.join("rules")).unwrap();
+    fs::create_dir_all(d.join("templates/pair")).unwrap();
+    write(
+        d,
+        "rules/pair.toml",
+        &format!(
+            r#"[target]
+description = "test: env names in env.txt, hosts in hosts.txt"
+format = "lines"
+artifact = "config"
+filename = "env.txt"
+{extra_rules}
+[[file]]
+filename = "hosts.txt"
+template = "hosts.lines.j2"
+
+[[rule]]
+id = "pair.env"
+doc = "one line per env name"
+fact = "env"
+slot = "env"
+template = "env.lines.j2"
+verdict = "exact"
+
+[[rule]]
+id = "pair.net"
+doc = "one line per host"
+fact = "net"
+slot = "net"
+template = "net.lines.j2"
+verdict = "exact"
+"#
+        ),
+    );
+    write(
+        d,
+        "templates/pair/main.lines.j2",
+        "env-file\n{% for f in slots.env %}\n{{ f }}\n{% endfor %}\n",
+    );
+    write(
+        d,
+        "templates/pair/hosts.lines.j2",
+        "hosts-file\n{% for f in slots.net %}\n{{ f }}\n{% endfor %}\n",
+    );
+    write(d, "templates/pair/env.lines.j2", "env {{ fact.name }}\n");
+    write(d, "templates/pair/net.lines.j2", "host {{ fact.host }}\n");
+}
+
+const PAIR_MANIFEST: &str = r#"{"name":"n","version":"1","grammar":"0.0","serverCapabilities":["env:read:TOKEN","net:connect:api.example.com:443"],"tools":[]}"#;
+
+#[test]
+fn a_target_writes_several_files() {
+    let dir = TempDir::new("pair");
+    let d = &dir.0;
+    two_file_target(d, "");
+    let m = d.join("m.json");
+    fs::write(&m, PAIR_MANIFEST).unwrap();
+    let out = compile_with(&assets(d), "pair", &m, false).unwrap();
+    let artifact: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let files = artifact["files"].as_array().expect("files[] for two files");
+    let got: Vec<(&str, &str)> = files
+        .iter()
+        .map(|f| {
+            (
+                f["filename"].as_str().unwrap(),
+                f["config"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("env.txt", "env-file\nenv TOKEN"),
+            ("hosts.txt", "hosts-file\nhost api.example.com")
+        ]
+    );
+    // `config` and `filename` stay the first file's, for one-file readers.
+    assert_eq!(artifact["config"], files[0]["config"]);
+    assert_eq!(artifact["filename"], files[0]["filename"]);
+    // A one-file target has no `files`.
+    let squid = compile_with(&Assets::default(), "squid", &m, true).unwrap();
+    let squid: serde_json::Value = serde_json::from_str(&squid).unwrap();
+    assert!(squid.get("files").is_none(), "{squid}");
+
+    // explain names the file of every line, and each line's rule.
+    let (code, text, err) = capgate(&[
+        "explain",
+        m.to_str().unwrap(),
+        "--target",
+        "pair",
+        "--rules",
+        d.join("rules").to_str().unwrap(),
+        "--templates",
+        d.join("templates").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let explained: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let lines: Vec<(String, String, String)> = explained["fragments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| {
+            f["output"].as_array().unwrap().iter().map(|l| {
+                (
+                    f["file"].as_str().unwrap().to_owned(),
+                    l.as_str().unwrap().to_owned(),
+                    f["rule"].as_str().unwrap().to_owned(),
+                )
+            })
+        })
+        .collect();
+    let expected = [
+        ("env.txt", "env-file", "pair.main-template"),
+        ("env.txt", "env TOKEN", "pair.env"),
+        ("hosts.txt", "hosts-file", "pair.main-template"),
+        ("hosts.txt", "host api.example.com", "pair.net"),
+    ];
+    assert_eq!(
+        lines,
+        expected.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
+    );
+    let main_sources: Vec<&str> = explained["fragments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "pair.main-template")
+        .map(|f| f["ruleSource"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        main_sources,
+        [
+            "templates/pair/main.lines.j2:1",
+            "templates/pair/hosts.lines.j2:1"
+        ]
+    );
+
+    // diff keeps the files apart: the same text in another file is another line.
+    let old = d.join("old.json");
+    fs::write(
+        &old,
+        PAIR_MANIFEST.replace("net:connect:api.example.com:443", "env:read:SECOND"),
+    )
+    .unwrap();
+    let (_, text, err) = capgate(&[
+        "diff",
+        old.to_str().unwrap(),
+        m.to_str().unwrap(),
+        "--target",
+        "pair",
+        "--rules",
+        d.join("rules").to_str().unwrap(),
+        "--templates",
+        d.join("templates").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let diff: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}{err}"));
+    let changes = |side: &str| -> Vec<(String, String)> {
+        diff["targets"][0][side]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["file"].as_str().unwrap().to_owned(),
+                    l["line"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        changes("added"),
+        [("hosts.txt".to_owned(), "host api.example.com".to_owned())]
+    );
+    assert_eq!(
+        changes("removed"),
+        [("env.txt".to_owned(), "env SECOND".to_owned())]
+    );
+}
+
+/// Each fragment is placed exactly once across all the files: one file
+/// cannot drop what another does not place, nor may two files both place it.
+#[test]
+fn fragments_are_placed_once_across_files() {
+    let dir = TempDir::new("pairfrag");
+    let d = &dir.0;
+    two_file_target(d, "");
+    let m = d.join("m.json");
+    fs::write(&m, PAIR_MANIFEST).unwrap();
+    // Dropped: neither file places the net fragment.
+    write(d, "templates/pair/hosts.lines.j2", "hosts-file\n");
+    let err = compile_with(&assets(d), "pair", &m, false).unwrap_err();
+    assert!(err.contains("TEMPLATE_FRAGMENTS"), "{err}");
+    assert!(err.contains("dropped 1 and duplicated 0"), "{err}");
+    // Duplicated: the second file also places the env fragment.
+    write(
+        d,
+        "templates/pair/hosts.lines.j2",
+        "{% for f in slots.net %}\n{{ f }}\n{% endfor %}\n{% for f in slots.env %}\n{{ f }}\n{% endfor %}\n",
+    );
+    let err = compile_with(&assets(d), "pair", &m, false).unwrap_err();
+    assert!(err.contains("dropped 0 and duplicated 1"), "{err}");
+    // Moved: the env fragment in the second file instead of the first is fine.
+    write(d, "templates/pair/main.lines.j2", "env-file\n");
+    let out = compile_with(&assets(d), "pair", &m, false).unwrap();
+    let artifact: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(artifact["files"][0]["config"], "env-file");
+    assert_eq!(
+        artifact["files"][1]["config"],
+        "host api.example.com\nenv TOKEN"
+    );
+}
+
+/// A file name is one plain path component, written once; an argv target
+/// writes no files.
+#[test]
+fn bad_output_files_are_located_errors() {
+    for (label, extra, file, expect) in [
+        ("parent", "", "../hosts.txt", "must be a plain file name"),
+        ("absolute", "", "/etc/hosts", "must be a plain file name"),
+        ("hidden", "", ".hosts", "must be a plain file name"),
+        (
+            "same as the first",
+            "",
+            "env.txt",
+            "already written by this target",
+        ),
+    ] {
+        let dir = TempDir::new("pairbad");
+        let d = &dir.0;
+        two_file_target(d, extra);
+        edit(
+            d,
+            "rules/pair.toml",
+            "filename = \"hosts.txt\"",
+            &format!("filename = \"{file}\""),
+        );
+        let err = Compiler::new(&assets(d), "pair")
+            .map(|_| ())
+            .map_err(|e| common::render_errors(&e))
+            .unwrap_err();
+        assert!(
+            err.contains("RULES_INVALID") && err.contains(expect),
+            "{label}: {err}"
+        );
+        // Located to the `filename` key of the [[file]] table (line 8).
+        assert!(err.contains("pair.toml:8:1"), "{label}: {err}");
+    }
+    let dir = TempDir::new("pairbad");
+    let d = &dir.0;
+    two_file_target(d, "");
+    edit(
+        d,
+        "rules/pair.toml",
+        "template = \"hosts.lines.j2\"",
+        "template = \"hosts.json.j2\"",
+    );
+    let err = Compiler::new(&assets(d), "pair")
+        .map(|_| ())
+        .map_err(|e| common::render_errors(&e))
+        .unwrap_err();
+    assert!(
+        err.contains("must be a file name ending in `.lines.j2`") && err.contains("pair.toml:9:1"),
+        "{err}"
+    );
+    edit(
+        d,
+        "rules/pair.toml",
+        "template = \"hosts.json.j2\"",
+        "template = \"main.lines.j2\"",
+    );
+    let err = Compiler::new(&assets(d), "pair")
+        .map(|_| ())
+        .map_err(|e| common::render_errors(&e))
+        .unwrap_err();
+    assert!(err.contains("already renders another file"), "{err}");
+    edit(
+        d,
+        "rules/pair.toml",
+        "filename = \"env.txt\"",
+        "filename = \"../env.txt\"",
+    );
+    let err = Compiler::new(&assets(d), "pair")
+        .map(|_| ())
+        .map_err(|e| common::render_errors(&e))
+        .unwrap_err();
+    assert!(
+        err.contains("[target] filename `../env.txt`") && err.contains("pair.toml:5:1"),
+        "{err}"
+    );
+    edit(
+        d,
+        "rules/pair.toml",
+        "artifact = \"config\"",
+        "artifact = \"argv\"",
+    );
+    let err = Compiler::new(&assets(d), "pair")
+        .map(|_| ())
+        .map_err(|e| common::render_errors(&e))
+        .unwrap_err();
+    assert!(err.contains("an argv artifact is one argv"), "{err}");
+}

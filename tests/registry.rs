@@ -47,7 +47,9 @@ fn rule_ids_are_unique_prefixed_and_documented() {
 fn every_template_file_is_used_and_every_rule_fires_on_some_fixture() {
     let mut used: BTreeSet<String> = BTreeSet::new();
     for t in builtin_targets() {
-        used.insert(format!("templates/{}", t.main));
+        for f in &t.files {
+            used.insert(format!("templates/{}", f.template));
+        }
         for r in &t.rules {
             if let Some(tpl) = &r.template {
                 used.insert(format!("templates/{tpl}"));

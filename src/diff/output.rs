@@ -4,7 +4,8 @@
 //! so a fact the target cannot lower shows up as a change instead of an
 //! error), and the explanation's fragments are compared as multisets of
 //! lines: an argv target's unit is one fragment (`--ro-bind /a /a`), a config
-//! target's unit is one line. Each added line names the rule and the NEW
+//! target's unit is one line (of one file: a target that writes several
+//! files keeps them apart). Each added line names the rule and the NEW
 //! capabilities behind it, each removed line the OLD ones.
 
 use std::collections::HashMap;
@@ -24,6 +25,9 @@ use super::Input;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Line {
+    /// The output file the line is in, for a target that writes several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     pub line: String,
     pub rule: String,
     pub rule_source: String,
@@ -51,6 +55,7 @@ fn lines(e: &Explanation, argv: bool) -> Vec<Line> {
         };
         for line in texts {
             out.push(Line {
+                file: f.file.clone(),
                 line,
                 rule: f.rule.clone(),
                 rule_source: f.rule_source.clone(),
@@ -63,12 +68,14 @@ fn lines(e: &Explanation, argv: bool) -> Vec<Line> {
 
 /// Lines of `a` beyond their count in `b`, in `a`'s order.
 fn extra(a: &[Line], b: &[Line]) -> Vec<Line> {
-    let mut budget: HashMap<&str, usize> = HashMap::new();
+    // The same text in another file is another line.
+    let key = |l: &Line| (l.file.clone(), l.line.clone());
+    let mut budget: HashMap<(Option<String>, String), usize> = HashMap::new();
     for l in b {
-        *budget.entry(l.line.as_str()).or_default() += 1;
+        *budget.entry(key(l)).or_default() += 1;
     }
     a.iter()
-        .filter(|l| match budget.get_mut(l.line.as_str()) {
+        .filter(|l| match budget.get_mut(&key(l)) {
             Some(n) if *n > 0 => {
                 *n -= 1;
                 false
@@ -125,7 +132,14 @@ impl TargetDiff {
         );
         for (sign, list) in [('+', &self.added), ('-', &self.removed)] {
             for l in list {
-                let _ = writeln!(out, "  {sign} {}", l.line);
+                match &l.file {
+                    Some(file) => {
+                        let _ = writeln!(out, "  {sign} {file}: {}", l.line);
+                    }
+                    None => {
+                        let _ = writeln!(out, "  {sign} {}", l.line);
+                    }
+                }
                 let _ = writeln!(out, "      <- {} ({})", l.rule, l.rule_source);
                 for c in &l.capabilities {
                     let who = match &c.tool {
