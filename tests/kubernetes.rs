@@ -749,8 +749,14 @@ fn every_fixture_validates_and_grants_exactly_what_it_declares() {
         assert_eq!(
             d.layout,
             vec![
-                ("kubernetes.yaml".to_owned(), kinds(&["Pod", "NetworkPolicy"])),
-                ("ciliumnetworkpolicy.yaml".to_owned(), kinds(&["CiliumNetworkPolicy"])),
+                (
+                    "kubernetes.yaml".to_owned(),
+                    kinds(&["Pod", "NetworkPolicy"])
+                ),
+                (
+                    "ciliumnetworkpolicy.yaml".to_owned(),
+                    kinds(&["CiliumNetworkPolicy"])
+                ),
             ],
             "{n}"
         );

@@ -366,8 +366,11 @@ fn init_refuses_to_overwrite_and_targets_lists_operator_targets() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["bwrap", "docker", "nftables", "oci", "squid"]);
-    let oci = &list[3];
+    assert_eq!(
+        names,
+        ["bwrap", "docker", "kubernetes", "nftables", "oci", "squid"]
+    );
+    let oci = &list[4];
     assert_eq!(oci["builtin"], false);
     assert_eq!(oci["format"], "json");
     assert!(oci["options"]
