@@ -828,6 +828,11 @@ fn options_reach_the_output() {
         .err()
         .expect("uid 0 is refused");
     assert!(e.contains("OPTION_INVALID"), "{e}");
+    // An empty name would make the policies select every Pod whose label is empty.
+    let e = compile(&m, &[("name", "")])
+        .err()
+        .expect("an empty name is refused");
+    assert!(e.contains("OPTION_INVALID"), "{e}");
 }
 
 /// The checks are not no-ops: each refuses a document broken the way a template bug would.
