@@ -335,7 +335,7 @@ fn check_pod(pod: &Value, p: &Policy, o: &Opts) -> Check {
     }
     for i in &p.ipc {
         if let Endpoint::Unix(path) = &i.endpoint {
-            want.insert((path.as_str().to_owned(), "Socket", false));
+            want.insert((path.as_str().to_owned(), "Socket", true));
         }
     }
     let mut got = BTreeSet::new();
@@ -373,15 +373,16 @@ fn check_pod(pod: &Value, p: &Policy, o: &Opts) -> Check {
             "{path}: hostPath type {ty:?} (must never create a missing path)"
         );
         if ro {
+            // A socket is one file: nothing can be mounted below it.
             ensure!(
-                m["recursiveReadOnly"] == json!("Enabled"),
+                ty == "Socket" || m["recursiveReadOnly"] == json!("Enabled"),
                 "{path}: read-only but not recursively"
             );
         } else {
             ensure!(m["readOnly"] == json!(false), "{path}: readOnly unset");
         }
         ensure!(
-            got.insert((path.to_owned(), ty, ro && ty != "Socket")),
+            got.insert((path.to_owned(), ty, ro)),
             "{path} mounted twice"
         );
     }
