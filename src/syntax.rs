@@ -792,23 +792,32 @@ pub fn host_path(path: &str) -> std::borrow::Cow<'_, str> {
 /// Whether `path` (a host path after aliases) is an engine location of
 /// [`ENGINE_PATHS`], lies below one or contains one; returns that location.
 fn engine_path(path: &str) -> Option<&'static str> {
-    let mine = || path.split('/').filter(|s| !s.is_empty());
-    ENGINE_PATHS
+    // The tables split into segments once: every capability is checked.
+    /// A pattern and its segments.
+    type Split = Vec<(&'static str, Vec<&'static str>)>;
+    static SEGMENTS: std::sync::LazyLock<[Split; 2]> = std::sync::LazyLock::new(|| {
+        let split = |table: &[&'static str]| {
+            table
+                .iter()
+                .map(|p| (*p, p.split('/').filter(|s| !s.is_empty()).collect()))
+                .collect()
+        };
+        [split(ENGINE_PATHS), split(ENGINE_HOME_PATHS)]
+    });
+    let [engine, home] = &*SEGMENTS;
+    let mine: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let same = |m: &&str, t: &&str| *t == "*" || m == t;
+    engine
         .iter()
-        .copied()
-        .find(|pattern| {
-            let theirs = pattern.split('/').filter(|s| !s.is_empty());
-            // Compared up to the shorter of the two: equal there means one holds the other.
-            mine().zip(theirs).all(|(m, t)| t == "*" || m == t)
-        })
+        // Compared up to the shorter of the two: equal there means one holds the other.
+        .find(|(_, theirs)| mine.iter().zip(theirs).all(|(m, t)| same(m, t)))
         .or_else(|| {
             // At or below only: the pattern is a prefix of the path.
-            ENGINE_HOME_PATHS.iter().copied().find(|pattern| {
-                let theirs: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
-                mine().count() >= theirs.len()
-                    && mine().zip(&theirs).all(|(m, t)| *t == "*" || m == *t)
+            home.iter().find(|(_, theirs)| {
+                mine.len() >= theirs.len() && mine.iter().zip(theirs).all(|(m, t)| same(m, t))
             })
         })
+        .map(|(pattern, _)| *pattern)
 }
 
 fn file_name(path: &str) -> &str {

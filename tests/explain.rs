@@ -39,9 +39,21 @@ fn fragments_reassemble_the_output_and_every_capability_has_a_verdict() {
                 .collect();
             assert_eq!(joined, out.artifact.output(), "{target} {name}");
             for f in &e.fragments {
-                // Text an entry template writes itself (the kubernetes target's YAML
-                // skeleton) is attributed to `<target>.main-template`, no rule.
+                // Text the entry template writes itself (the oci config's
+                // skeleton) is attributed to the template, not to a rule.
                 if f.rule == format!("{target}.main-template") {
+                    // With several output files, each file's own entry template.
+                    let entries: Vec<String> = compiler
+                        .target
+                        .files
+                        .iter()
+                        .map(|o| format!("templates/{}:1", o.template))
+                        .collect();
+                    assert!(
+                        entries.contains(&f.rule_source),
+                        "{}: {entries:?}",
+                        f.rule_source
+                    );
                     continue;
                 }
                 assert!(

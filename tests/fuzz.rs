@@ -365,15 +365,16 @@ fn save(bytes: &[u8], what: &str) -> PathBuf {
 fn fuzz(duration: Duration, seed: u64) -> (usize, usize) {
     eprintln!("fuzz: seed {seed} for {duration:?} (replay: CAPGATE_FUZZ_SEED={seed})");
     let seeds = seeds();
-    let compilers: Vec<(&str, Compiler)> = ["bwrap", "docker", "squid", "nftables", "kubernetes"]
-        .into_iter()
-        .map(|t| {
-            (
-                t,
-                Compiler::new(&Assets::default(), t).expect("built-in target"),
-            )
-        })
-        .collect();
+    let compilers: Vec<(&str, Compiler)> =
+        ["bwrap", "docker", "squid", "nftables", "oci", "kubernetes"]
+            .into_iter()
+            .map(|t| {
+                (
+                    t,
+                    Compiler::new(&Assets::default(), t).expect("built-in target"),
+                )
+            })
+            .collect();
     let mut rng = Rng(seed | 1);
     let (mut grammar, mut manifests) = (0, 0);
     let deadline = Instant::now() + duration;
@@ -407,7 +408,7 @@ fn fuzz(duration: Duration, seed: u64) -> (usize, usize) {
         manifests += 1;
     }
     eprintln!(
-        "fuzz: {grammar} capability strings, {manifests} manifests × 4 targets × strict/permissive"
+        "fuzz: {grammar} capability strings, {manifests} manifests × 5 targets × strict/permissive"
     );
     (grammar, manifests)
 }

@@ -276,7 +276,7 @@ fn manifest() -> impl Strategy<Value = (Vec<u8>, Declared)> {
 }
 
 fn compilers() -> Vec<(&'static str, Compiler)> {
-    ["bwrap", "docker", "squid", "nftables"]
+    ["bwrap", "docker", "squid", "nftables", "oci"]
         .into_iter()
         .map(|t| {
             (

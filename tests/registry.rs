@@ -21,11 +21,11 @@ fn builtin_targets() -> Vec<Target> {
 }
 
 #[test]
-fn builtin_targets_are_the_five() {
+fn builtin_targets_are_the_six() {
     let names: Vec<String> = builtin_targets().into_iter().map(|t| t.name).collect();
     assert_eq!(
         names,
-        ["bwrap", "docker", "kubernetes", "nftables", "squid"]
+        ["bwrap", "docker", "kubernetes", "nftables", "oci", "squid"]
     );
 }
 

@@ -18,7 +18,7 @@ use capgate::compile::{Compiler, Settings};
 use capgate::diag::{Code, Diagnostic};
 use hostile::{Declared, TempFile};
 
-const TARGETS: [&str; 4] = ["bwrap", "docker", "squid", "nftables"];
+const TARGETS: [&str; 5] = ["bwrap", "docker", "squid", "nftables", "oci"];
 
 /// Generous budget for refusing one hostile input in a debug build (a release
 /// build takes a fraction of it).

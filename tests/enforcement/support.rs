@@ -486,6 +486,51 @@ pub fn s(path: &Path) -> String {
     path.to_str().expect("UTF-8 path").to_owned()
 }
 
+// ---------------------------------------------------------------- busybox
+
+/// Whether an ELF file has no program interpreter (is statically linked).
+fn is_static_elf(path: &Path) -> bool {
+    let Ok(b) = std::fs::read(path) else {
+        return false;
+    };
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
+        return false;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(b[0x20..0x28].try_into().unwrap()) as usize;
+    let (size, count) = (u16_at(0x36), u16_at(0x38));
+    (0..count).all(|i| {
+        let o = phoff + i * size;
+        o + 4 <= b.len() && u32::from_le_bytes(b[o..o + 4].try_into().unwrap()) != 3
+    })
+}
+
+/// A static busybox: the installed busybox-static, or one fetched with
+/// `apt-get download busybox-static` into `work` (the podman and runc tests'
+/// rootfs are built from it).
+pub fn static_busybox(work: &Path) -> PathBuf {
+    for p in ["/usr/bin/busybox", "/bin/busybox"] {
+        if is_static_elf(Path::new(p)) {
+            return PathBuf::from(p);
+        }
+    }
+    let dir = work.join(format!("busybox-{}", short()));
+    std::fs::create_dir_all(&dir).unwrap();
+    ok(Command::new("apt-get")
+        .args(["download", "-q", "busybox-static"])
+        .current_dir(&dir));
+    let deb = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".deb"))
+        .expect("busybox-static .deb")
+        .path();
+    ok(&mut cmd("dpkg-deb", &["-x", &s(&deb), &s(&dir.join("x"))]));
+    let bin = dir.join("x/bin/busybox");
+    assert!(is_static_elf(&bin), "busybox-static is not static");
+    bin
+}
+
 // ---------------------------------------------------------------- processes
 
 /// Runs a command to completion, killing it after `timeout` (then panics).

@@ -190,6 +190,7 @@ pub fn check_artifact(target: &str, artifact: &Artifact, declared: &Declared) ->
         }
         ("squid", Artifact::Config(c)) => check_squid(&c.config, declared),
         ("nftables", Artifact::Config(c)) => check_nft(&c.config, declared),
+        ("oci", Artifact::Config(c)) => check_oci(&c.config, declared),
         ("kubernetes", Artifact::Config(c)) => {
             let files: Vec<&str> = match &c.files {
                 Some(f) => f.iter().map(|f| f.config.as_str()).collect(),
@@ -393,6 +394,121 @@ fn bind_allowed(src: &str, writable: bool, d: &Declared, bwrap_baseline: bool) -
     }
     if writable {
         return Err("a baseline or ipc path is bound read-write".to_owned());
+    }
+    Ok(())
+}
+
+/// Mount types an OCI config of capgate may hold besides declared binds, with
+/// the destinations they may have: the runtime's own filesystems, never the host's.
+const OCI_SYSTEM_MOUNTS: &[(&str, &str)] = &[
+    ("proc", "/proc"),
+    ("tmpfs", "/dev"),
+    ("devpts", "/dev/pts"),
+    ("tmpfs", "/dev/shm"),
+    ("mqueue", "/dev/mqueue"),
+    ("sysfs", "/sys"),
+    ("tmpfs", "/tmp"),
+];
+
+/// The oci target's config.json: the hardening every config must keep, no
+/// joined (host) namespace, and every bind a declared path, socket or tzdata
+/// file, read-write only where a writable declaration covers it.
+pub fn check_oci(config: &str, declared: &Declared) -> Check {
+    let c: serde_json::Value =
+        serde_json::from_str(config).map_err(|e| format!("config.json is not JSON: {e}"))?;
+    let p = &c["process"];
+    if p["noNewPrivileges"] != true || c["root"]["readonly"] != true || p["terminal"] != false {
+        return Err("noNewPrivileges, root.readonly or terminal changed".to_owned());
+    }
+    for set in [
+        "bounding",
+        "effective",
+        "inheritable",
+        "permitted",
+        "ambient",
+    ] {
+        if p["capabilities"][set] != serde_json::json!([]) {
+            return Err(format!("capabilities.{set} is not empty"));
+        }
+    }
+    for id in ["uid", "gid"] {
+        if p["user"][id].as_u64().is_none_or(|v| v == 0) {
+            return Err(format!("process.user.{id} is root or missing"));
+        }
+    }
+    for e in p["env"].as_array().ok_or("process.env is not a list")? {
+        let e = e.as_str().ok_or("process.env holds a non-string")?;
+        if !e.starts_with("PATH=") && e != "HOME=/tmp" {
+            return Err(format!("process.env {e:?} was not derived by capgate"));
+        }
+    }
+    let linux = &c["linux"];
+    let mut types = BTreeSet::new();
+    for ns in linux["namespaces"]
+        .as_array()
+        .ok_or("no linux.namespaces")?
+    {
+        if ns.get("path").is_some() {
+            return Err(format!("namespace {ns} joins an existing namespace"));
+        }
+        types.insert(ns["type"].as_str().unwrap_or_default().to_owned());
+    }
+    for t in ["pid", "network", "ipc", "uts", "mount", "cgroup"] {
+        if !types.contains(t) {
+            return Err(format!("no new {t} namespace"));
+        }
+    }
+    if linux["seccomp"]["defaultAction"] != "SCMP_ACT_ERRNO" {
+        return Err("seccomp is missing or not an allowlist".to_owned());
+    }
+    for key in ["maskedPaths", "readonlyPaths"] {
+        if linux[key].as_array().is_none_or(|a| a.len() < 5) {
+            return Err(format!("linux.{key} lost its entries"));
+        }
+    }
+    let allowed: BTreeSet<&str> = [
+        "bind",
+        "rbind",
+        "ro",
+        "rro",
+        "rw",
+        "rprivate",
+        "nosuid",
+        "nodev",
+        "noexec",
+        "strictatime",
+        "newinstance",
+    ]
+    .into();
+    for m in c["mounts"].as_array().ok_or("no mounts")? {
+        let (ty, src, dst) = (
+            m["type"].as_str().unwrap_or_default(),
+            m["source"].as_str().unwrap_or_default(),
+            m["destination"].as_str().unwrap_or_default(),
+        );
+        if ty != "bind" {
+            if !OCI_SYSTEM_MOUNTS.contains(&(ty, dst)) {
+                return Err(format!("mount {m} is neither a bind nor a system mount"));
+            }
+            continue;
+        }
+        let opts: Vec<&str> = m["options"]
+            .as_array()
+            .ok_or("bind without options")?
+            .iter()
+            .filter_map(|o| o.as_str())
+            .collect();
+        if let Some(o) = opts.iter().find(|o| !allowed.contains(*o)) {
+            return Err(format!("mount {m}: option {o}"));
+        }
+        if src != dst {
+            return Err(format!("mount {m}: source and destination differ"));
+        }
+        let readonly = opts.contains(&"ro") || opts.contains(&"rro");
+        if readonly == opts.contains(&"rw") {
+            return Err(format!("mount {m}: neither or both of ro and rw"));
+        }
+        bind_allowed(src, !readonly, declared, false).map_err(|e| format!("mount {m}: {e}"))?;
     }
     Ok(())
 }
