@@ -379,12 +379,21 @@ fn init_refuses_to_overwrite_and_targets_lists_operator_targets() {
         .collect();
     assert_eq!(
         names,
-        ["bwrap", "docker", "myoci", "nftables", "oci", "squid", "systemd"]
+        [
+            "bwrap",
+            "docker",
+            "kubernetes",
+            "myoci",
+            "nftables",
+            "oci",
+            "squid",
+            "systemd"
+        ]
     );
-    let myoci = &list[2];
+    let myoci = &list[3];
     assert_eq!(myoci["builtin"], false);
     assert_eq!(myoci["format"], "json");
-    assert_eq!(list[4]["builtin"], true);
+    assert_eq!(list[5]["builtin"], true);
     assert!(myoci["options"]
         .as_array()
         .unwrap()

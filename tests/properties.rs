@@ -276,15 +276,23 @@ fn manifest() -> impl Strategy<Value = (Vec<u8>, Declared)> {
 }
 
 fn compilers() -> Vec<(&'static str, Compiler)> {
-    ["bwrap", "docker", "squid", "nftables", "oci", "systemd"]
-        .into_iter()
-        .map(|t| {
-            (
-                t,
-                Compiler::new(&Assets::default(), t).expect("built-in target"),
-            )
-        })
-        .collect()
+    [
+        "bwrap",
+        "docker",
+        "squid",
+        "nftables",
+        "oci",
+        "systemd",
+        "kubernetes",
+    ]
+    .into_iter()
+    .map(|t| {
+        (
+            t,
+            Compiler::new(&Assets::default(), t).expect("built-in target"),
+        )
+    })
+    .collect()
 }
 
 proptest! {

@@ -25,7 +25,15 @@ fn builtin_targets_are_the_known_ones() {
     let names: Vec<String> = builtin_targets().into_iter().map(|t| t.name).collect();
     assert_eq!(
         names,
-        ["bwrap", "docker", "nftables", "oci", "squid", "systemd"]
+        [
+            "bwrap",
+            "docker",
+            "kubernetes",
+            "nftables",
+            "oci",
+            "squid",
+            "systemd"
+        ]
     );
 }
 

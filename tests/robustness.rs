@@ -18,7 +18,15 @@ use capgate::compile::{Compiler, Settings};
 use capgate::diag::{Code, Diagnostic};
 use hostile::{Declared, TempFile};
 
-const TARGETS: [&str; 6] = ["bwrap", "docker", "squid", "nftables", "oci", "systemd"];
+const TARGETS: [&str; 7] = [
+    "bwrap",
+    "docker",
+    "squid",
+    "nftables",
+    "oci",
+    "systemd",
+    "kubernetes",
+];
 
 /// Generous budget for refusing one hostile input in a debug build (a release
 /// build takes a fraction of it).

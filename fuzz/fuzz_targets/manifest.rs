@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 fn compilers() -> &'static [(&'static str, Compiler)] {
     static C: OnceLock<Vec<(&'static str, Compiler)>> = OnceLock::new();
     C.get_or_init(|| {
-        ["bwrap", "docker", "squid", "nftables"]
+        ["bwrap", "docker", "squid", "nftables", "kubernetes"]
             .into_iter()
             .map(|t| {
                 (

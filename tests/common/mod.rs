@@ -9,7 +9,15 @@ use capgate::assets::Assets;
 use capgate::compile::{Compiler, Output, Settings};
 use capgate::diag::Diagnostic;
 
-pub const TARGETS: [&str; 6] = ["bwrap", "docker", "squid", "nftables", "oci", "systemd"];
+pub const TARGETS: [&str; 7] = [
+    "bwrap",
+    "docker",
+    "squid",
+    "nftables",
+    "oci",
+    "systemd",
+    "kubernetes",
+];
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -4,7 +4,7 @@
 //! and keeps the structure of its output format.
 //!
 //! The checkers parse the outputs themselves (argv by option arity, squid.conf
-//! and nftables line by line) instead of trusting any capgate data structure,
+//! and nftables line by line, the kubernetes YAML with yaml-rust2) instead of trusting any capgate data structure,
 //! so a rule or template that grants more than declared is caught here.
 #![allow(dead_code)]
 
@@ -192,6 +192,13 @@ pub fn check_artifact(target: &str, artifact: &Artifact, declared: &Declared) ->
         ("nftables", Artifact::Config(c)) => check_nft(&c.config, declared),
         ("oci", Artifact::Config(c)) => check_oci(&c.config, declared),
         ("systemd", Artifact::Config(c)) => check_systemd(&c.config, declared),
+        ("kubernetes", Artifact::Config(c)) => {
+            let files: Vec<&str> = match &c.files {
+                Some(f) => f.iter().map(|f| f.config.as_str()).collect(),
+                None => vec![c.config.as_str()],
+            };
+            check_kubernetes(&files, declared)
+        }
         _ => Err(format!("unexpected artifact shape for target {target}")),
     }
 }
@@ -1194,6 +1201,323 @@ pub fn check_systemd(config: &str, declared: &Declared) -> Check {
     }
     if seen.contains_key("EnvironmentFile") == declared.env.is_empty() {
         return Err("systemd: EnvironmentFile without env declared (or the reverse)".to_owned());
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ kubernetes
+
+fn yaml_to_json(y: &yaml_rust2::Yaml) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    use yaml_rust2::Yaml;
+    Ok(match y {
+        Yaml::String(s) => Value::String(s.clone()),
+        Yaml::Integer(i) => Value::from(*i),
+        Yaml::Boolean(b) => Value::Bool(*b),
+        Yaml::Null => Value::Null,
+        Yaml::Array(a) => Value::Array(a.iter().map(yaml_to_json).collect::<Result<_, _>>()?),
+        Yaml::Hash(h) => {
+            let mut m = serde_json::Map::new();
+            for (k, v) in h {
+                let k = k.as_str().ok_or(format!("a non-string key {k:?}"))?;
+                if m.insert(k.to_owned(), yaml_to_json(v)?).is_some() {
+                    return Err(format!("duplicate key {k}"));
+                }
+            }
+            Value::Object(m)
+        }
+        other => return Err(format!("unexpected YAML node {other:?}")),
+    })
+}
+
+/// TCP ports a Kubernetes or Cilium port list opens: `Some(p)` one port,
+/// `None` every port. Anything but TCP is an error (nothing declares UDP).
+fn k8s_tcp_ports(ports: &serde_json::Value, cilium: bool) -> Result<Vec<Option<u16>>, String> {
+    let mut out = vec![];
+    for p in ports.as_array().ok_or("ports is not a list")? {
+        if p["protocol"] != "TCP" {
+            return Err(format!("port {p}: not TCP"));
+        }
+        let port = if cilium {
+            p["port"]
+                .as_str()
+                .ok_or("a Cilium port is a string")?
+                .parse::<u16>()
+                .map_err(|e| e.to_string())?
+        } else {
+            u16::try_from(p["port"].as_u64().ok_or("port")?).map_err(|e| e.to_string())?
+        };
+        let end = p.get("endPort").map(|e| e.as_u64().unwrap_or(0));
+        out.push(match (port, end) {
+            (0, None) if cilium => None,
+            (1, Some(65535)) => None,
+            (p, None) if p > 0 => Some(p),
+            _ => return Err(format!("port range {p}")),
+        });
+    }
+    if out.is_empty() {
+        return Err("an empty port list (every protocol and port)".to_owned());
+    }
+    Ok(out)
+}
+
+fn k8s_cidr(s: &serde_json::Value) -> Result<(IpAddr, u8), String> {
+    let s = s.as_str().ok_or("cidr is not a string")?;
+    let (a, l) = s.split_once('/').ok_or(format!("{s}: no prefix length"))?;
+    Ok((
+        a.parse().map_err(|_| format!("{s}: bad address"))?,
+        l.parse().map_err(|_| format!("{s}: bad length"))?,
+    ))
+}
+
+fn kube_dns(peer: &serde_json::Value, cilium: bool) -> bool {
+    if cilium {
+        *peer
+            == serde_json::json!({"matchLabels": {"k8s:io.kubernetes.pod.namespace": "kube-system", "k8s:k8s-app": "kube-dns"}})
+    } else {
+        *peer
+            == serde_json::json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                                  "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}})
+    }
+}
+
+/// The `kubernetes` target's files: a Pod that runs restricted and mounts only
+/// declared paths (writable only where declared), a NetworkPolicy that denies
+/// ingress and allows only declared IP:ports (`*` only with every special range
+/// excepted), and a CiliumNetworkPolicy that allows only declared names.
+pub fn check_kubernetes(files: &[&str], declared: &Declared) -> Check {
+    use serde_json::{json, Value};
+    let mut docs = vec![];
+    for f in files {
+        for d in yaml_rust2::YamlLoader::load_from_str(f).map_err(|e| format!("not YAML: {e}"))? {
+            docs.push(yaml_to_json(&d)?);
+        }
+    }
+    let kinds: Vec<&str> = docs
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap_or("?"))
+        .collect();
+    if kinds != ["Pod", "NetworkPolicy", "CiliumNetworkPolicy"] {
+        return Err(format!("documents {kinds:?}"));
+    }
+    let (pod, np, cnp) = (&docs[0], &docs[1], &docs[2]);
+
+    // Pod
+    let spec = &pod["spec"];
+    for (k, v) in [
+        ("automountServiceAccountToken", false),
+        ("hostNetwork", false),
+        ("hostPID", false),
+        ("hostIPC", false),
+    ] {
+        if spec[k] != json!(v) {
+            return Err(format!("pod spec.{k} is {}", spec[k]));
+        }
+    }
+    if spec["securityContext"]["runAsNonRoot"] != json!(true)
+        || spec["securityContext"]["seccompProfile"] != json!({"type": "RuntimeDefault"})
+    {
+        return Err("pod securityContext".to_owned());
+    }
+    let containers = spec["containers"].as_array().ok_or("containers")?;
+    if containers.len() != 1 || spec.get("initContainers").is_some() {
+        return Err("not exactly one container".to_owned());
+    }
+    let c = &containers[0];
+    let sc = &c["securityContext"];
+    if sc["privileged"] != json!(false)
+        || sc["allowPrivilegeEscalation"] != json!(false)
+        || sc["readOnlyRootFilesystem"] != json!(true)
+        || sc["capabilities"] != json!({"drop": ["ALL"]})
+    {
+        return Err(format!("container securityContext {sc}"));
+    }
+    for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
+        let name = e["name"].as_str().ok_or("env name")?;
+        if !declared.env.contains(name) || e.get("value").is_some() {
+            return Err(format!("env {e} is not declared"));
+        }
+    }
+    let volumes = spec["volumes"].as_array().ok_or("volumes")?;
+    for m in c["volumeMounts"].as_array().ok_or("volumeMounts")? {
+        let v = volumes
+            .iter()
+            .find(|v| v["name"] == m["name"])
+            .ok_or(format!("mount {m} has no volume"))?;
+        let path = m["mountPath"].as_str().ok_or("mountPath")?;
+        let writable = m["readOnly"] != json!(true);
+        if v.get("emptyDir").is_some() {
+            if path != "/tmp" {
+                return Err(format!("an emptyDir at {path}"));
+            }
+            continue;
+        }
+        let hp = &v["hostPath"];
+        if hp["path"] != json!(path) {
+            return Err(format!("hostPath {} mounted at {path}", hp["path"]));
+        }
+        if !matches!(hp["type"].as_str(), Some("File" | "Directory" | "Socket")) {
+            return Err(format!("{path}: hostPath type {}", hp["type"]));
+        }
+        if hp["type"] == "Socket" {
+            if !declared.sockets.contains(path) {
+                return Err(format!("socket {path} is not declared"));
+            }
+            continue;
+        }
+        match declared.fs_bind(path) {
+            None => return Err(format!("hostPath {path} is not declared")),
+            Some(false) if writable => {
+                return Err(format!("{path} is writable, declared read-only"))
+            }
+            _ => {}
+        }
+        if !writable && m["recursiveReadOnly"] != json!("Enabled") {
+            return Err(format!("{path}: read-only, not recursively"));
+        }
+    }
+
+    // NetworkPolicy
+    let spec = &np["spec"];
+    if spec["policyTypes"] != json!(["Ingress", "Egress"]) || spec["ingress"] != json!([]) {
+        return Err("the NetworkPolicy does not deny ingress".to_owned());
+    }
+    let any_declared = declared.net.iter().any(|(h, _)| *h == HostDecl::Any);
+    for rule in spec["egress"].as_array().ok_or("egress")? {
+        let to = rule["to"]
+            .as_array()
+            .ok_or("a rule without `to` (every peer)")?;
+        if to.is_empty() {
+            return Err("an empty `to`".to_owned());
+        }
+        if to.iter().all(|p| kube_dns(p, false)) {
+            if !any_declared
+                || rule["ports"]
+                    != json!([{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}])
+            {
+                return Err(format!("DNS rule {rule} without `*`"));
+            }
+            continue;
+        }
+        let ports = k8s_tcp_ports(&rule["ports"], false)?;
+        for peer in to {
+            let b = peer
+                .get("ipBlock")
+                .ok_or(format!("peer {peer} is not an ipBlock"))?;
+            if peer.as_object().map(|o| o.len()) != Some(1) {
+                return Err(format!("peer {peer}"));
+            }
+            let (addr, len) = k8s_cidr(&b["cidr"])?;
+            let full = if addr.is_ipv4() { 32 } else { 128 };
+            let host = if len == full {
+                HostDecl::Ip(addr)
+            } else if len == 0 {
+                let except: BTreeSet<(IpAddr, u8)> = b["except"]
+                    .as_array()
+                    .ok_or("`*` without except")?
+                    .iter()
+                    .map(k8s_cidr)
+                    .collect::<Result<_, _>>()?;
+                let special: Vec<(IpAddr, u8)> = if addr.is_ipv4() {
+                    capgate::ir::SPECIAL_V4
+                        .iter()
+                        .map(|(a, l)| (IpAddr::V4(*a), *l))
+                        .collect()
+                } else {
+                    capgate::ir::SPECIAL_V6
+                        .iter()
+                        .map(|(a, l)| (IpAddr::V6(*a), *l))
+                        .collect()
+                };
+                if let Some(r) = special.iter().find(|r| !except.contains(r)) {
+                    return Err(format!("`*` does not except {r:?}"));
+                }
+                HostDecl::Any
+            } else {
+                return Err(format!("cidr {addr}/{len}"));
+            };
+            for port in &ports {
+                if !declared.allows(&host, *port) {
+                    return Err(format!("{host:?} port {port:?} is not declared"));
+                }
+            }
+        }
+    }
+
+    // CiliumNetworkPolicy
+    let spec = &cnp["spec"];
+    if spec["enableDefaultDeny"] != json!({"egress": true, "ingress": true}) {
+        return Err("the CiliumNetworkPolicy is not default-deny".to_owned());
+    }
+    let fqdn_host = |sel: &Value| -> Result<HostDecl, String> {
+        match (sel.get("matchName"), sel.get("matchPattern")) {
+            (Some(n), None) => Ok(HostDecl::Name(n.as_str().ok_or("matchName")?.to_owned())),
+            (None, Some(p)) => {
+                let p = p.as_str().ok_or("matchPattern")?;
+                let d = p.strip_prefix("**.").ok_or(format!("pattern {p}"))?;
+                if d.contains('*') {
+                    return Err(format!("pattern {p}"));
+                }
+                Ok(HostDecl::Wildcard(d.to_owned()))
+            }
+            _ => Err(format!("selector {sel}")),
+        }
+    };
+    for rule in spec["egress"].as_array().ok_or("cnp egress")? {
+        let keys: BTreeSet<&str> = rule
+            .as_object()
+            .ok_or("rule")?
+            .keys()
+            .map(String::as_str)
+            .collect();
+        if keys == BTreeSet::from(["toEndpoints", "toPorts"]) {
+            let to = rule["toEndpoints"].as_array().ok_or("toEndpoints")?;
+            let tp = &rule["toPorts"][0];
+            if to.len() != 1
+                || !kube_dns(&to[0], true)
+                || rule["toPorts"].as_array().map(Vec::len) != Some(1)
+                || tp["ports"]
+                    != json!([{"port": "53", "protocol": "UDP"}, {"port": "53", "protocol": "TCP"}])
+            {
+                return Err(format!("cnp rule {rule}"));
+            }
+            for sel in tp["rules"]["dns"]
+                .as_array()
+                .ok_or("a DNS rule without names")?
+            {
+                let h = fqdn_host(sel)?;
+                if !declared.net.iter().any(|(d, _)| *d == h) {
+                    return Err(format!("DNS for undeclared {h:?}"));
+                }
+            }
+        } else if keys == BTreeSet::from(["toFQDNs", "toPorts"]) {
+            let tp = rule["toPorts"].as_array().ok_or("toPorts")?;
+            let mut ports = vec![];
+            for t in tp {
+                if t.as_object().map(|o| o.len()) != Some(1) {
+                    return Err(format!("toPorts {t} has rules"));
+                }
+                ports.extend(k8s_tcp_ports(&t["ports"], true)?);
+            }
+            if ports.is_empty() {
+                return Err("toFQDNs without ports".to_owned());
+            }
+            for sel in rule["toFQDNs"].as_array().ok_or("toFQDNs")? {
+                let h = fqdn_host(sel)?;
+                for port in &ports {
+                    if !declared.allows(&h, *port) {
+                        return Err(format!("{h:?} port {port:?} is not declared"));
+                    }
+                }
+            }
+        } else {
+            return Err(format!("cnp rule {rule}"));
+        }
+    }
+    for k in ["ingress", "ingressDeny"] {
+        if spec.get(k).is_some() {
+            return Err(format!("cnp {k}"));
+        }
     }
     Ok(())
 }
