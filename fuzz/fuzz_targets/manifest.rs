@@ -13,16 +13,17 @@ use capgate::compile::{Compiler, Settings};
 use capgate::diag::Code;
 use libfuzzer_sys::fuzz_target;
 
-fn compilers() -> &'static [(&'static str, Compiler)] {
-    static C: OnceLock<Vec<(&'static str, Compiler)>> = OnceLock::new();
+/// Every built-in target.
+fn compilers() -> &'static [(String, Compiler)] {
+    static C: OnceLock<Vec<(String, Compiler)>> = OnceLock::new();
     C.get_or_init(|| {
-        ["bwrap", "docker", "squid", "nftables", "kubernetes"]
+        Assets::default()
+            .target_names()
+            .expect("built-in targets")
             .into_iter()
             .map(|t| {
-                (
-                    t,
-                    Compiler::new(&Assets::default(), t).expect("built-in target"),
-                )
+                let compiler = Compiler::new(&Assets::default(), &t).expect("built-in target");
+                (t, compiler)
             })
             .collect()
     })
