@@ -41,6 +41,9 @@ const END: char = '\u{3}';
 const START_BYTE: u8 = START as u8;
 const SEP_BYTE: u8 = SEP as u8;
 const END_BYTE: u8 = END as u8;
+/// How a marked fragment ends: the newline of its last line, then [`END`].
+const FRAGMENT_END: &str = "\n\u{3}";
+const _: () = assert!(FRAGMENT_END.as_bytes()[1] == END_BYTE);
 const _: () = assert!(START_BYTE < b'\n' && SEP_BYTE < b'\n' && END_BYTE < b'\n');
 const UNSAFE: &str = "unsafe value: ";
 const UNSAFE_PATH: &str = "unsafe operator path: ";
@@ -561,7 +564,16 @@ fn join_tokens(items: Value, sep: Option<String>) -> Result<Value, Error> {
         // e.g. JSON array elements without a trailing comma.
         if let Some(fragment) = item.downcast_object_ref::<Trusted>() {
             if i > 0 {
-                out.push_str(sep);
+                // After the previous fragment's text, before the newline that
+                // ends it: `"a",` rather than `"a"` and `, "b"` on the next line.
+                if out.ends_with(FRAGMENT_END) {
+                    out.truncate(out.len() - FRAGMENT_END.len());
+                    out.push(END);
+                    out.push_str(sep);
+                    out.push('\n');
+                } else {
+                    out.push_str(sep);
+                }
             }
             out.push_str(&fragment.0);
             continue;
