@@ -700,7 +700,7 @@ mod tests {
     /// the size limit cannot exhaust it); operator rules or templates get it.
     #[test]
     fn only_operator_text_runs_on_fuel() {
-        for name in ["bwrap", "docker", "squid", "nftables"] {
+        for name in ["bwrap", "docker", "squid", "nftables", "srt"] {
             let builtin = Assets::default();
             let target = Target::load(&builtin, name).unwrap();
             let r = Renderer::new(&builtin, &target).unwrap();

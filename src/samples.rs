@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn every_builtin_target_passes_its_own_check() {
-        for name in ["bwrap", "docker", "squid", "nftables"] {
+        for name in ["bwrap", "docker", "squid", "nftables", "srt"] {
             let assets = Assets::default();
             let target = Target::load(&assets, name).unwrap();
             let renderer = Renderer::new(&assets, &target).unwrap();

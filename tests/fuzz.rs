@@ -365,7 +365,7 @@ fn save(bytes: &[u8], what: &str) -> PathBuf {
 fn fuzz(duration: Duration, seed: u64) -> (usize, usize) {
     eprintln!("fuzz: seed {seed} for {duration:?} (replay: CAPGATE_FUZZ_SEED={seed})");
     let seeds = seeds();
-    let compilers: Vec<(&str, Compiler)> = ["bwrap", "docker", "squid", "nftables"]
+    let compilers: Vec<(&str, Compiler)> = ["bwrap", "docker", "squid", "nftables", "srt"]
         .into_iter()
         .map(|t| {
             (
