@@ -47,6 +47,13 @@ fn nftables() {
     ));
 }
 
+#[test]
+fn srt() {
+    insta::glob!("../fixtures", "{manifests,injection}/*.json", |p| snapshot(
+        p, "srt"
+    ));
+}
+
 /// Invalid manifests: every diagnostic, as a user sees it.
 #[test]
 fn errors() {

@@ -151,6 +151,7 @@ p write_parent sh -c "echo NEW > '$T/ws/$N'"
 p write_flat sh -c "echo NEW > '$T/flat/$N'"
 p write_srt_tmp sh -c "echo NEW > /tmp/claude/$N.w"
 p write_hidden_scratch sh -c "mkdir -p '$T/sib2' && echo NEW > '$T/sib2/$N'"
+p unix_socket python3 -c 'import socket; socket.socket(socket.AF_UNIX)'
 "#;
 
 #[test]
@@ -224,6 +225,8 @@ fn srt_filesystem() {
         ("write_srt_tmp", "no"),
         // Undeclared paths are an in-memory tmpfs: writable, never the host's.
         ("write_hidden_scratch", "ok"),
+        // srt's seccomp helper refuses every new AF_UNIX socket.
+        ("unix_socket", "no"),
     ]
     .into();
     for (k, v) in &want {
@@ -303,6 +306,11 @@ fn srt_filesystem() {
                 v.as_object_mut().unwrap().remove("credentials");
             }),
             flips: &["see_srt_tmp", "write_srt_tmp"],
+        },
+        Mutation {
+            what: "allowAllUnixSockets",
+            apply: Box::new(|v: &mut Value| v["network"]["allowAllUnixSockets"] = json!(true)),
+            flips: &["unix_socket"],
         },
         Mutation {
             what: "srt's helper directory hidden",
