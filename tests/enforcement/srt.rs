@@ -53,8 +53,9 @@ fn require_srt(test: &str, extra: &[&str]) -> bool {
     true
 }
 
-/// Compiles for srt with the test's helper and socket directories.
-fn compile_srt(label: &str, manifest: &str, socket_dir: &Path) -> Value {
+/// Compiles for srt with the test's helper and socket directories; returns
+/// the settings and the capabilities listed in `unenforceable[]`.
+fn compile_srt(label: &str, manifest: &str, socket_dir: &Path) -> (Value, Vec<String>) {
     let artifact = compile(
         label,
         manifest,
@@ -65,7 +66,16 @@ fn compile_srt(label: &str, manifest: &str, socket_dir: &Path) -> Value {
             ("socket_dir", &s(socket_dir)),
         ],
     );
-    serde_json::from_str(&config(&artifact)).expect("srt settings are JSON")
+    let unenforced = match &artifact {
+        capgate::artifact::Artifact::Config(c) => c
+            .unenforceable
+            .iter()
+            .flat_map(|u| u.capabilities.iter().map(|c| c.capability.clone()))
+            .collect(),
+        capgate::artifact::Artifact::Argv(_) => panic!("expected a config artifact"),
+    };
+    let settings = serde_json::from_str(&config(&artifact)).expect("srt settings are JSON");
+    (settings, unenforced)
 }
 
 /// Runs `sh -c script` under srt with `settings`, from a cleared environment
@@ -148,6 +158,8 @@ p see_host_root_file cat "$R"
 p see_srt_tmp cat /tmp/claude/$N
 p write_nested sh -c "echo NEW > '$T/ws/out/$N'"
 p write_parent sh -c "echo NEW > '$T/ws/$N'"
+p read_file_in_readonly grep -qx LOG "$T/ws/log.txt"
+p write_file_in_readonly sh -c "echo NEW >> '$T/ws/log.txt'"
 p write_flat sh -c "echo NEW > '$T/flat/$N'"
 p write_srt_tmp sh -c "echo NEW > /tmp/claude/$N.w"
 p write_hidden_scratch sh -c "mkdir -p '$T/sib2' && echo NEW > '$T/sib2/$N'"
@@ -165,6 +177,7 @@ fn srt_filesystem() {
     root.file("ws/r.txt", "READ-OK\n", 0o644);
     root.file("ws/sub/deep.txt", "DEEP\n", 0o644);
     root.file("ws/out/pre.txt", "PRE\n", 0o644);
+    root.file("ws/log.txt", "LOG\n", 0o644);
     root.dir("flat", 0o755);
     root.file("sib/secret.txt", "SECRET\n", 0o644);
     root.file("undeclared.txt", "SECRET\n", 0o644);
@@ -195,12 +208,15 @@ fn srt_filesystem() {
             format!("fs:read:{t}/ws/**"),
             format!("fs:read,write,create,delete:{t}/ws/out/**"),
             format!("fs:read,write,create,delete:{t}/flat/**"),
+            // A writable path without a glob inside the read-only directory:
+            // unenforceable, and refused rather than wider.
+            format!("fs:read,write,create,delete:{t}/ws/log.txt"),
         ],
         "tools": []
     })
     .to_string();
     let work = TempDir::new("srtfs-run");
-    let settings = compile_srt("srt-fs", &manifest, &work.dir("sock", 0o700));
+    let (settings, unenforced) = compile_srt("srt-fs", &manifest, &work.dir("sock", 0o700));
     let script = format!("T='{t}'; R='{}'; N='{n}'\n{FS_PROBES}", s(&host_file));
     let probe = |name: &str, settings: &Value| -> (BTreeMap<String, String>, String) {
         let (out, err) = run_srt(&work, name, settings, &[], &root.join("ws"), &script);
@@ -221,6 +237,8 @@ fn srt_filesystem() {
         ("see_srt_tmp", "no"),
         ("write_nested", "ok"),
         ("write_parent", "no"),
+        ("read_file_in_readonly", "ok"),
+        ("write_file_in_readonly", "no"),
         ("write_flat", "ok"),
         ("write_srt_tmp", "no"),
         // Undeclared paths are an in-memory tmpfs: writable, never the host's.
@@ -236,6 +254,16 @@ fn srt_filesystem() {
             || detail.clone(),
         );
     }
+    checks.eq(
+        "compile: the writable file inside the read-only directory is unenforceable",
+        unenforced,
+        vec![format!("fs:read,write,create,delete:{t}/ws/log.txt")],
+    );
+    checks.eq(
+        "host: the file inside the read-only directory is unchanged",
+        read(&root.join("ws/log.txt")),
+        Some("LOG\n".to_owned()),
+    );
     // What the writes did on the host.
     checks.eq(
         "host: the nested writable dir got the file",
@@ -409,7 +437,8 @@ fn srt_network() {
         "tools": []
     })
     .to_string();
-    let settings = compile_srt("srt-net", &manifest, &dir.dir("sock", 0o700));
+    let (settings, unenforced) = compile_srt("srt-net", &manifest, &dir.dir("sock", 0o700));
+    assert!(unenforced.is_empty(), "{unenforced:?}");
 
     // One curl per probe, through srt's proxy (the proxy variables srt sets;
     // NO_PROXY cleared), printing the HTTP status; `direct` skips the proxy.
