@@ -366,7 +366,10 @@ fn init_refuses_to_overwrite_and_targets_lists_operator_targets() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["bwrap", "docker", "nftables", "oci", "squid"]);
+    assert_eq!(
+        names,
+        ["bwrap", "docker", "nftables", "oci", "squid", "srt"]
+    );
     let oci = &list[3];
     assert_eq!(oci["builtin"], false);
     assert_eq!(oci["format"], "json");

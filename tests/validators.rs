@@ -480,4 +480,30 @@ fn srt_schema_rejects_broken_settings() {
         lines[3]["dropped"],
         serde_json::json!(["network.allowAllDomains"])
     );
+
+    // A name srt refuses compiles with a note, and srt refuses the whole file:
+    // it starts nothing (fails closed).
+    let manifest = br#"{"name":"s","version":"1.0.0","grammar":"0.0",
+        "serverCapabilities":["net:connect:intranet:80"],"tools":[]}"#;
+    let out = Compiler::new(&Assets::default(), "srt")
+        .unwrap()
+        .compile(
+            "single-label.json",
+            manifest,
+            &Settings {
+                permissive: false,
+                set: vec![],
+            },
+        )
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    let artifact: serde_json::Value = serde_json::from_str(&out.artifact.to_json(false)).unwrap();
+    let noted = artifact["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n.as_str().unwrap().contains("srt refuses \"intranet\""));
+    assert!(noted, "{}", artifact["notes"]);
+    let file = dir.write("single-label.json", artifact["config"].as_str().unwrap());
+    let (_, lines) = srt_validate(&[file]);
+    assert_eq!(lines[0]["ok"], false, "{lines:?}");
 }

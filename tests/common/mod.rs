@@ -9,7 +9,7 @@ use capgate::assets::Assets;
 use capgate::compile::{Compiler, Output, Settings};
 use capgate::diag::Diagnostic;
 
-pub const TARGETS: [&str; 4] = ["bwrap", "docker", "squid", "nftables"];
+pub const TARGETS: [&str; 5] = ["bwrap", "docker", "squid", "nftables", "srt"];
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -984,9 +984,9 @@ pub fn check_srt(config: &str, declared: &Declared) -> Check {
         &v,
         "settings",
         &[
+            "credentials",
             "network",
             "filesystem",
-            "credentials",
             "allowNestedUserNamespaces",
             "enableWeakerNestedSandbox",
         ],
@@ -1043,7 +1043,7 @@ pub fn check_srt(config: &str, declared: &Declared) -> Check {
     srt_keys(
         fs,
         "filesystem",
-        &["denyRead", "allowRead", "allowWrite", "denyWrite"],
+        &["denyRead", "allowRead", "denyWrite", "allowWrite"],
     )?;
     let deny_read = srt_strings(&fs["denyRead"], "denyRead")?;
     if deny_read.get(..2) != Some(&["/", "/sys"][..]) {
