@@ -21,9 +21,9 @@ fn builtin_targets() -> Vec<Target> {
 }
 
 #[test]
-fn builtin_targets_are_the_four() {
+fn builtin_targets_are_the_five() {
     let names: Vec<String> = builtin_targets().into_iter().map(|t| t.name).collect();
-    assert_eq!(names, ["bwrap", "docker", "nftables", "squid"]);
+    assert_eq!(names, ["bwrap", "docker", "nftables", "squid", "srt"]);
 }
 
 #[test]

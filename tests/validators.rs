@@ -346,7 +346,8 @@ fn srt_validate(files: &[PathBuf]) -> (Output, Vec<serde_json::Value>) {
 fn srt_schema_accepts_every_fixture_settings() {
     // Strict compiles of the fixtures: none is refused (every fact kind has a
     // srt rule), and what srt cannot grant is in unenforceable[]: exactly the
-    // `net:connect:*` and `ipc:` capabilities (fails closed; see
+    // `net:connect:*` and `ipc:` capabilities and writable paths without a
+    // glob inside a read-only declared directory (fails closed; see
     // docs/targets/srt.md). The permissive compiles of every other manifest
     // are validated too.
     if !srt_available() {
@@ -390,10 +391,42 @@ fn srt_schema_accepts_every_fixture_settings() {
                 )
                 .filter_map(|c| c.as_str())
                 .map(str::to_owned);
-            let mut want: Vec<String> = declared
-                .filter(|c| {
-                    c.starts_with("ipc:") || c == "net:connect:*" || c.starts_with("net:connect:*:")
+            let declared: Vec<String> = declared.collect();
+            // fs capabilities as (writable, base path, has a glob).
+            let fs: Vec<(bool, &str, bool)> = declared
+                .iter()
+                .filter_map(|c| c.strip_prefix("fs:")?.split_once(':'))
+                .map(|(actions, path)| {
+                    let base = path.trim_end_matches("/**").trim_end_matches("/*");
+                    let writable = actions.split(',').any(|a| a != "read");
+                    (writable, base, base != path)
                 })
+                .collect();
+            let below = |p: &str, dir: &str| {
+                p.len() > dir.len() && p.starts_with(dir) && p.as_bytes()[dir.len()] == b'/'
+            };
+            // A writable path without a glob inside a read-only declared
+            // directory and inside no writable one (srt.fs.write-under-readonly-path).
+            let nested_file = |c: &str| {
+                let Some((true, base, false)) = c
+                    .strip_prefix("fs:")
+                    .and_then(|r| r.split_once(':'))
+                    .map(|(a, p)| (a.split(',').any(|a| a != "read"), p, p.ends_with('*')))
+                else {
+                    return false;
+                };
+                fs.iter().any(|(w, d, _)| !w && below(base, d))
+                    && !fs.iter().any(|(w, d, _)| *w && below(base, d))
+            };
+            let mut want: Vec<String> = declared
+                .iter()
+                .filter(|c| {
+                    c.starts_with("ipc:")
+                        || *c == "net:connect:*"
+                        || c.starts_with("net:connect:*:")
+                        || nested_file(c)
+                })
+                .cloned()
                 .collect();
             let mut got: Vec<String> = artifact["unenforceable"]
                 .as_array()
