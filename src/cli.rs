@@ -265,7 +265,7 @@ pub enum ErrorFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct TargetArgs {
-    /// Target to compile for: bwrap, docker, squid, nftables, oci, egress (with --egress-target),
+    /// Target to compile for: bwrap, docker, squid, nftables, oci, systemd, kubernetes, srt, egress (with --egress-target),
     /// or an operator target from --rules. Example: --target nftables
     #[arg(long, short = 't', default_value = "bwrap", value_name = "TARGET")]
     pub target: String,

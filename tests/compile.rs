@@ -86,6 +86,12 @@ fn oci() {
 fn systemd() {
     insta::glob!("../fixtures", "{manifests,injection}/*.json", |p| snapshot(
         p, "systemd"
+}
+
+#[test]
+fn srt() {
+    insta::glob!("../fixtures", "{manifests,injection}/*.json", |p| snapshot(
+        p, "srt"
     ));
 }
 

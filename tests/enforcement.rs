@@ -20,3 +20,6 @@ mod podman;
 
 #[path = "enforcement/paths.rs"]
 mod paths;
+
+#[path = "enforcement/srt.rs"]
+mod srt;

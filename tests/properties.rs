@@ -284,6 +284,7 @@ fn compilers() -> Vec<(&'static str, Compiler)> {
         "oci",
         "systemd",
         "kubernetes",
+        "srt",
     ]
     .into_iter()
     .map(|t| {

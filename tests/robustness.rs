@@ -18,7 +18,7 @@ use capgate::compile::{Compiler, Settings};
 use capgate::diag::{Code, Diagnostic};
 use hostile::{Declared, TempFile};
 
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "bwrap",
     "docker",
     "squid",
@@ -26,6 +26,7 @@ const TARGETS: [&str; 7] = [
     "oci",
     "systemd",
     "kubernetes",
+    "srt",
 ];
 
 /// Generous budget for refusing one hostile input in a debug build (a release

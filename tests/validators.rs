@@ -296,3 +296,247 @@ fn nft_rulesets_load_twice_into_a_private_netns() {
         assert!(listed.contains("policy drop"), "{name}: {listed}");
     }
 }
+
+// ------------------------------------------------------------------ srt
+
+/// The installed sandbox-runtime package (.ci/run: npm -g --prefix $CAPGATE_MCP_PREFIX/npm).
+fn srt_package() -> PathBuf {
+    PathBuf::from(std::env::var("CAPGATE_MCP_PREFIX").unwrap_or_else(|_| "/opt/capgate-mcp".into()))
+        .join("npm/lib/node_modules/@anthropic-ai/sandbox-runtime")
+}
+
+/// node and the package, or a loud skip (a failure under `CI=true`).
+fn srt_available() -> bool {
+    if !available("node", &["--version"]) {
+        return false;
+    }
+    let pkg = srt_package();
+    let found = pkg.join("package.json").exists();
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "sandbox-runtime is required in CI (CI=true) at {}",
+            pkg.display()
+        );
+        eprintln!(
+            "\n!!! SKIPPED: sandbox-runtime is not installed at {}; see .ci/run\n",
+            pkg.display()
+        );
+    }
+    found
+}
+
+/// One line per file of tests/data/srt/validate-settings.mjs.
+fn srt_validate(files: &[PathBuf]) -> (Output, Vec<serde_json::Value>) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/srt/validate-settings.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(srt_package())
+        .args(files)
+        .output()
+        .unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{}", show(&out))))
+        .collect();
+    (out, lines)
+}
+
+#[test]
+fn srt_schema_accepts_every_fixture_settings() {
+    // Strict compiles of the fixtures: none is refused (every fact kind has a
+    // srt rule), and what srt cannot grant is in unenforceable[]: exactly the
+    // `net:connect:*` and `ipc:` capabilities and writable paths without a
+    // glob inside a read-only declared directory (fails closed; see
+    // docs/targets/srt.md). The permissive compiles of every other manifest
+    // are validated too.
+    if !srt_available() {
+        return;
+    }
+    let dir = TempDir::new("srt");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compiler = Compiler::new(&Assets::default(), "srt").unwrap();
+    let mut files = Vec::new();
+    let mut strict = 0;
+    for path in manifests() {
+        let fixture = path.parent() == Some(&root.join("fixtures/manifests"));
+        let conf = if fixture {
+            let bytes = std::fs::read(&path).unwrap();
+            let settings = Settings {
+                permissive: false,
+                set: vec![],
+            };
+            let out = compiler
+                .compile(&path.display().to_string(), &bytes, &settings)
+                .unwrap_or_else(|d| {
+                    panic!(
+                        "srt refuses {} in strict mode:\n{}",
+                        path.display(),
+                        d.iter().map(Diagnostic::render).collect::<String>()
+                    )
+                });
+            let artifact: serde_json::Value =
+                serde_json::from_str(&out.artifact.to_json(false)).unwrap();
+            let manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let declared = manifest["serverCapabilities"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(
+                    manifest["tools"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|t| t["capabilities"].as_array().into_iter().flatten()),
+                )
+                .filter_map(|c| c.as_str())
+                .map(str::to_owned);
+            let declared: Vec<String> = declared.collect();
+            // fs capabilities as (writable, base path, has a glob).
+            let fs: Vec<(bool, &str, bool)> = declared
+                .iter()
+                .filter_map(|c| c.strip_prefix("fs:")?.split_once(':'))
+                .map(|(actions, path)| {
+                    let base = path.trim_end_matches("/**").trim_end_matches("/*");
+                    let writable = actions.split(',').any(|a| a != "read");
+                    (writable, base, base != path)
+                })
+                .collect();
+            let below = |p: &str, dir: &str| {
+                p.len() > dir.len() && p.starts_with(dir) && p.as_bytes()[dir.len()] == b'/'
+            };
+            // A writable path without a glob inside a read-only declared
+            // directory and inside no writable one (srt.fs.write-under-readonly-path).
+            let nested_file = |c: &str| {
+                let Some((true, base, false)) = c
+                    .strip_prefix("fs:")
+                    .and_then(|r| r.split_once(':'))
+                    .map(|(a, p)| (a.split(',').any(|a| a != "read"), p, p.ends_with('*')))
+                else {
+                    return false;
+                };
+                fs.iter().any(|(w, d, _)| !w && below(base, d))
+                    && !fs.iter().any(|(w, d, _)| *w && below(base, d))
+            };
+            let mut want: Vec<String> = declared
+                .iter()
+                .filter(|c| {
+                    c.starts_with("ipc:")
+                        || *c == "net:connect:*"
+                        || c.starts_with("net:connect:*:")
+                        || nested_file(c)
+                })
+                .cloned()
+                .collect();
+            let mut got: Vec<String> = artifact["unenforceable"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|u| u["capabilities"].as_array().unwrap().clone())
+                .map(|c| c["capability"].as_str().unwrap().to_owned())
+                .collect();
+            for v in [&mut want, &mut got] {
+                v.sort();
+                v.dedup();
+            }
+            assert_eq!(got, want, "{}: unenforceable capabilities", path.display());
+            strict += 1;
+            artifact["config"].as_str().unwrap().to_owned()
+        } else {
+            let Some(conf) = config(&path, "srt") else {
+                continue;
+            };
+            conf
+        };
+        let name = format!(
+            "{}-{}.srt-settings.json",
+            path.parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy(),
+            path.file_stem().unwrap().to_string_lossy()
+        );
+        files.push(dir.write(&name, &conf));
+    }
+    assert!(strict >= 10, "only {strict} fixtures compiled strictly");
+    let (out, lines) = srt_validate(&files);
+    let bad: Vec<&serde_json::Value> = lines.iter().filter(|l| l["ok"] != true).collect();
+    assert!(
+        out.status.success() && bad.is_empty() && lines.len() == files.len(),
+        "srt's schema rejected capgate's settings:\n{bad:#?}\n{}",
+        show(&out)
+    );
+    assert_eq!(
+        lines[0]["version"], "0.0.83",
+        "the pinned sandbox-runtime version"
+    );
+}
+
+#[test]
+fn srt_schema_rejects_broken_settings() {
+    // The validator itself must be able to fail: a `*` domain, an unbracketed
+    // IPv6 literal, a single-label name and a key srt does not know (zod strips
+    // it silently, which the validator reports as dropped).
+    if !srt_available() {
+        return;
+    }
+    let dir = TempDir::new("srt-bad");
+    let base = |network: &str| {
+        format!(
+            r#"{{"network":{{"allowedDomains":[{network}],"deniedDomains":[]}},
+               "filesystem":{{"denyRead":[],"allowWrite":[],"denyWrite":[]}}}}"#
+        )
+    };
+    let good = dir.write("good.json", &base(r#""api.example.com:443""#));
+    let bad = [
+        dir.write("star.json", &base(r#""*""#)),
+        dir.write("ipv6.json", &base(r#""2001:db8::1""#)),
+        dir.write("label.json", &base(r#""intranet""#)),
+        dir.write(
+            "unknown.json",
+            &base(r#""a.example.com""#).replace(
+                r#""deniedDomains""#,
+                r#""allowAllDomains":true,"deniedDomains""#,
+            ),
+        ),
+    ];
+    let (_, lines) = srt_validate(&[good]);
+    assert_eq!(lines[0]["ok"], true, "{lines:?}");
+    let (out, lines) = srt_validate(&bad);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert_eq!(lines.len(), bad.len(), "{}", show(&out));
+    for l in &lines {
+        assert_eq!(l["ok"], false, "{l}");
+    }
+    assert_eq!(
+        lines[3]["dropped"],
+        serde_json::json!(["network.allowAllDomains"])
+    );
+
+    // A name srt refuses compiles with a note, and srt refuses the whole file:
+    // it starts nothing (fails closed).
+    let manifest = br#"{"name":"s","version":"1.0.0","grammar":"0.0",
+        "serverCapabilities":["net:connect:intranet:80"],"tools":[]}"#;
+    let out = Compiler::new(&Assets::default(), "srt")
+        .unwrap()
+        .compile(
+            "single-label.json",
+            manifest,
+            &Settings {
+                permissive: false,
+                set: vec![],
+            },
+        )
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    let artifact: serde_json::Value = serde_json::from_str(&out.artifact.to_json(false)).unwrap();
+    let noted = artifact["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n.as_str().unwrap().contains("srt refuses \"intranet\""));
+    assert!(noted, "{}", artifact["notes"]);
+    let file = dir.write("single-label.json", artifact["config"].as_str().unwrap());
+    let (_, lines) = srt_validate(&[file]);
+    assert_eq!(lines[0]["ok"], false, "{lines:?}");
+}

@@ -9,7 +9,7 @@ use capgate::assets::Assets;
 use capgate::compile::{Compiler, Output, Settings};
 use capgate::diag::Diagnostic;
 
-pub const TARGETS: [&str; 7] = [
+pub const TARGETS: [&str; 8] = [
     "bwrap",
     "docker",
     "squid",
@@ -17,6 +17,7 @@ pub const TARGETS: [&str; 7] = [
     "oci",
     "systemd",
     "kubernetes",
+    "srt",
 ];
 
 pub fn root() -> PathBuf {

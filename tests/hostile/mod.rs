@@ -199,6 +199,7 @@ pub fn check_artifact(target: &str, artifact: &Artifact, declared: &Declared) ->
             };
             check_kubernetes(&files, declared)
         }
+        ("srt", Artifact::Config(c)) => check_srt(&c.config, declared),
         _ => Err(format!("unexpected artifact shape for target {target}")),
     }
 }
@@ -1518,6 +1519,202 @@ pub fn check_kubernetes(files: &[&str], declared: &Declared) -> Check {
         if spec.get(k).is_some() {
             return Err(format!("cnp {k}"));
         }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ srt
+
+/// srt's `system_read` default (rules/srt.toml): the bwrap baseline plus what
+/// clients need to resolve `localhost`, where srt's proxy relay listens.
+pub const SRT_SYSTEM_READ: &[&str] = &[
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/bin",
+    "/sbin",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/alternatives",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+];
+pub const SRT_HELPER_DIR: &str =
+    "/usr/local/lib/node_modules/@anthropic-ai/sandbox-runtime/vendor/seccomp";
+pub const SRT_SOCKET_DIR: &str = "/tmp/capgate-srt";
+
+/// An `allowedDomains` entry as srt splits it: `host`, `host:port`,
+/// `[v6]`, `[v6]:port`.
+fn srt_domain(entry: &str) -> Result<(HostDecl, Option<u16>), String> {
+    let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
+        let (ip, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("allowedDomains {entry:?}: unclosed bracket"))?;
+        (ip, after.strip_prefix(':'))
+    } else if entry.matches(':').count() > 1 {
+        return Err(format!(
+            "allowedDomains {entry:?}: unbracketed IPv6 literal"
+        ));
+    } else {
+        match entry.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (entry, None),
+        }
+    };
+    let port = match port {
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|n| *n > 0 && !p.starts_with('0'))
+                .ok_or_else(|| format!("allowedDomains {entry:?}: bad port"))?,
+        ),
+        None => None,
+    };
+    let host = if let Ok(ip) = host.parse::<IpAddr>() {
+        HostDecl::Ip(ip)
+    } else if let Some(d) = host.strip_prefix("*.") {
+        HostDecl::Wildcard(d.to_owned())
+    } else if host.contains('*') || host.is_empty() {
+        return Err(format!("allowedDomains {entry:?}: not a name"));
+    } else {
+        HostDecl::Name(host.to_owned())
+    };
+    Ok((host, port))
+}
+
+fn srt_strings<'a>(v: &'a serde_json::Value, what: &str) -> Result<Vec<&'a str>, String> {
+    v.as_array()
+        .ok_or_else(|| format!("{what} is not a list"))?
+        .iter()
+        .map(|e| {
+            e.as_str()
+                .ok_or_else(|| format!("{what} holds a non-string {e}"))
+        })
+        .collect()
+}
+
+fn srt_keys(v: &serde_json::Value, what: &str, want: &[&str]) -> Check {
+    let got: Vec<&str> = v
+        .as_object()
+        .ok_or_else(|| format!("{what} is not an object"))?
+        .keys()
+        .map(String::as_str)
+        .collect();
+    if got != want {
+        return Err(format!("{what} has keys {got:?}, want {want:?}"));
+    }
+    Ok(())
+}
+
+/// srt settings: valid JSON with exactly the keys capgate writes (srt's
+/// schema drops unknown keys silently), every allowed destination, socket,
+/// read and write a declared one or the fixed baseline, `/` and `/sys`
+/// read-denied, and srt's own writable paths closed.
+pub fn check_srt(config: &str, declared: &Declared) -> Check {
+    let v: serde_json::Value =
+        serde_json::from_str(config).map_err(|e| format!("srt settings are not JSON: {e}"))?;
+    srt_keys(
+        &v,
+        "settings",
+        &[
+            "credentials",
+            "network",
+            "filesystem",
+            "allowNestedUserNamespaces",
+            "enableWeakerNestedSandbox",
+        ],
+    )?;
+    let net = &v["network"];
+    srt_keys(
+        net,
+        "network",
+        &[
+            "allowedDomains",
+            "deniedDomains",
+            "deniedResolvedAddresses",
+            "strictAllowlist",
+            "allowUnixSockets",
+            "allowAllUnixSockets",
+            "allowLocalBinding",
+        ],
+    )?;
+    for entry in srt_strings(&net["allowedDomains"], "allowedDomains")? {
+        let (host, port) = srt_domain(entry)?;
+        if !declared.net.contains(&(host, port)) {
+            return Err(format!("allowedDomains {entry:?} is not declared"));
+        }
+    }
+    if !srt_strings(&net["deniedDomains"], "deniedDomains")?.is_empty() {
+        return Err("deniedDomains is not empty".to_owned());
+    }
+    let denied = srt_strings(&net["deniedResolvedAddresses"], "deniedResolvedAddresses")?;
+    for range in [
+        "10.0.0.0/8",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fc00::/7",
+        "fe80::/10",
+    ] {
+        if !denied.contains(&range) {
+            return Err(format!("deniedResolvedAddresses lacks {range}"));
+        }
+    }
+    if net["strictAllowlist"] != true
+        || net["allowAllUnixSockets"] != false
+        || net["allowLocalBinding"] != false
+    {
+        return Err(format!("network flags widened: {net}"));
+    }
+    for socket in srt_strings(&net["allowUnixSockets"], "allowUnixSockets")? {
+        if !declared.sockets.contains(socket) {
+            return Err(format!("allowUnixSockets {socket:?} is not declared"));
+        }
+    }
+    let fs = &v["filesystem"];
+    srt_keys(
+        fs,
+        "filesystem",
+        &["denyRead", "allowRead", "denyWrite", "allowWrite"],
+    )?;
+    let deny_read = srt_strings(&fs["denyRead"], "denyRead")?;
+    if deny_read.get(..2) != Some(&["/", "/sys"][..]) {
+        return Err(format!(
+            "denyRead does not start with / and /sys: {deny_read:?}"
+        ));
+    }
+    // The other denyRead entries re-layer writable directories: they must be
+    // declared writable (a deny of anything else would only hide more).
+    for p in &deny_read[2..] {
+        if declared.fs_bind(p) != Some(true) {
+            return Err(format!("denyRead {p:?} is not a declared writable path"));
+        }
+    }
+    for p in srt_strings(&fs["allowRead"], "allowRead")? {
+        let baseline = SRT_SYSTEM_READ.contains(&p)
+            || p == SRT_HELPER_DIR
+            || (p == SRT_SOCKET_DIR && declared.has_net())
+            || (declared.tzdata && (TZDATA.contains(&p) || p == "/etc/timezone"));
+        if !baseline && declared.fs_bind(p).is_none() {
+            return Err(format!(
+                "allowRead {p:?} is neither declared nor the baseline"
+            ));
+        }
+    }
+    for p in srt_strings(&fs["allowWrite"], "allowWrite")? {
+        if declared.fs_bind(p) != Some(true) {
+            return Err(format!("allowWrite {p:?} is not a declared writable path"));
+        }
+    }
+    if srt_strings(&fs["denyWrite"], "denyWrite")? != ["~/.npm/_logs", "~/.claude/debug"] {
+        return Err(format!("denyWrite changed: {}", fs["denyWrite"]));
+    }
+    if v["credentials"] != serde_json::json!({"files": [{"path": "/tmp/claude", "mode": "deny"}]}) {
+        return Err(format!("credentials changed: {}", v["credentials"]));
+    }
+    if !v["allowNestedUserNamespaces"].is_boolean() || v["enableWeakerNestedSandbox"] != false {
+        return Err("nested sandbox flags widened".to_owned());
     }
     Ok(())
 }
