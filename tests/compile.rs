@@ -86,6 +86,7 @@ fn oci() {
 fn systemd() {
     insta::glob!("../fixtures", "{manifests,injection}/*.json", |p| snapshot(
         p, "systemd"
+    ));
 }
 
 #[test]
