@@ -387,6 +387,7 @@ fn init_refuses_to_overwrite_and_targets_lists_operator_targets() {
             "nftables",
             "oci",
             "squid",
+            "srt",
             "systemd"
         ]
     );

@@ -32,6 +32,7 @@ fn builtin_targets_are_the_known_ones() {
             "nftables",
             "oci",
             "squid",
+            "srt",
             "systemd"
         ]
     );
