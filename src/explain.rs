@@ -13,7 +13,7 @@ use crate::compile::Trace;
 use crate::diag::Location;
 use crate::ir::CapId;
 use crate::lower::{fact_caps, kinded_fact_json};
-use crate::rules::{Rule, Target, Verdict};
+use crate::rules::{Rule, Target, Verdict, WhenValue};
 
 /// A capability as explain shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -353,27 +353,29 @@ impl Explanation {
 
 /// `capgate explain --rule ID --format json`: the rule as data.
 pub fn rule_json(target: &Target, rule: &Rule) -> serde_json::Value {
-    let when: serde_json::Map<String, serde_json::Value> = rule
-        .when
-        .iter()
-        .map(|(k, vs)| {
-            let vs: Vec<serde_json::Value> = vs
-                .iter()
-                .map(|v| match v {
-                    crate::rules::WhenValue::Bool(b) => (*b).into(),
-                    crate::rules::WhenValue::Int(i) => (*i).into(),
-                    crate::rules::WhenValue::Str(s) => s.clone().into(),
+    let conditions =
+        |when: &[(String, Vec<WhenValue>)]| -> serde_json::Map<String, serde_json::Value> {
+            when.iter()
+                .map(|(k, vs)| {
+                    let vs: Vec<serde_json::Value> = vs
+                        .iter()
+                        .map(|v| match v {
+                            WhenValue::Bool(b) => (*b).into(),
+                            WhenValue::Int(i) => (*i).into(),
+                            WhenValue::Str(s) => s.clone().into(),
+                        })
+                        .collect();
+                    (k.clone(), vs.into())
                 })
-                .collect();
-            (k.clone(), vs.into())
-        })
-        .collect();
+                .collect()
+        };
     serde_json::json!({
         "rule": rule.id,
         "target": target.name,
         "ruleSource": rule_source(target, rule),
         "fact": rule.fact.as_str(),
-        "when": when,
+        "when": conditions(&rule.when),
+        "whenSandbox": conditions(&rule.when_sandbox),
         "verdict": rule.verdict.map(Verdict::as_str),
         "slot": rule.slot,
         "template": rule.template.as_ref().map(|t| format!("templates/{t}")),
@@ -394,23 +396,25 @@ pub fn rule_doc(target: &Target, rule: &Rule) -> String {
         rule_source(target, rule)
     );
     let _ = writeln!(out, "fact: {}", rule.fact.as_str());
-    if !rule.when.is_empty() {
-        let conds: Vec<String> = rule
-            .when
+    for (label, when) in [("when", &rule.when), ("when_sandbox", &rule.when_sandbox)] {
+        if when.is_empty() {
+            continue;
+        }
+        let conds: Vec<String> = when
             .iter()
             .map(|(k, vs)| {
                 let vs: Vec<String> = vs
                     .iter()
                     .map(|v| match v {
-                        crate::rules::WhenValue::Bool(b) => b.to_string(),
-                        crate::rules::WhenValue::Int(i) => i.to_string(),
-                        crate::rules::WhenValue::Str(s) => format!("\"{s}\""),
+                        WhenValue::Bool(b) => b.to_string(),
+                        WhenValue::Int(i) => i.to_string(),
+                        WhenValue::Str(s) => format!("\"{s}\""),
                     })
                     .collect();
                 format!("{k} = {}", vs.join(" | "))
             })
             .collect();
-        let _ = writeln!(out, "when: {}", conds.join(", "));
+        let _ = writeln!(out, "{label}: {}", conds.join(", "));
     }
     if let Some(v) = rule.verdict {
         let _ = writeln!(out, "verdict: {}", v.as_str());

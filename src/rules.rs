@@ -272,6 +272,8 @@ struct RawRule {
     fact: FactKind,
     #[serde(default)]
     when: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    when_sandbox: BTreeMap<String, toml::Value>,
     slot: Option<String>,
     template: Option<String>,
     verdict: Option<Verdict>,
@@ -529,6 +531,9 @@ pub struct Rule {
     pub fact: FactKind,
     /// Field = any of these values.
     pub when: Vec<(String, Vec<WhenValue>)>,
+    /// Baseline field = any of these values: the rule fires only in a
+    /// policy whose baseline matches (`when_sandbox = { net = false }`).
+    pub when_sandbox: Vec<(String, Vec<WhenValue>)>,
     pub slot: Option<String>,
     /// Loader name of the fragment template (`<target>/<file>`).
     pub template: Option<String>,
@@ -803,8 +808,6 @@ fn parse_target(
         let r = spanned.get_ref();
         // Where a key of this rule is written (errors point at it, not at `[[rule]]`).
         let at = |key: &str| key_offset(text, spanned.span(), key, None).unwrap_or(offset);
-        let at_when =
-            |field: &str| key_offset(text, spanned.span(), "when", Some(field)).unwrap_or(offset);
         let line = lines.line_col(offset).0;
         if r.id.is_empty()
             || !r
@@ -826,48 +829,56 @@ fn parse_target(
         if r.doc.trim().is_empty() {
             err(at("doc"), format!("rule `{}` has an empty `doc`", r.id));
         }
-        let mut when = Vec::new();
-        for (field, value) in &r.when {
-            if !r.fact.fields().contains(&field.as_str()) {
-                err(
-                    at_when(field),
-                    format!(
-                        "rule `{}`: `when.{field}` is not a field of {} facts (fields: {})",
-                        r.id,
-                        r.fact.as_str(),
-                        r.fact.fields().join(", ")
-                    ),
-                );
-                continue;
-            }
-            let values = match value {
-                toml::Value::Array(items) => {
-                    items.iter().map(when_value).collect::<Option<Vec<_>>>()
+        let mut when_of = |key: &str,
+                           kind: FactKind,
+                           conditions: &BTreeMap<String, toml::Value>| {
+            let mut when = Vec::new();
+            for (field, value) in conditions {
+                let at_field = key_offset(text, spanned.span(), key, Some(field)).unwrap_or(offset);
+                if !kind.fields().contains(&field.as_str()) {
+                    err(
+                        at_field,
+                        format!(
+                            "rule `{}`: `{key}.{field}` is not a field of {} facts (fields: {})",
+                            r.id,
+                            kind.as_str(),
+                            kind.fields().join(", ")
+                        ),
+                    );
+                    continue;
                 }
-                v => when_value(v).map(|v| vec![v]),
-            };
-            let def = crate::facts::schema(r.fact)
-                .iter()
-                .find(|f| f.name == field.as_str())
-                .expect("a field of the kind");
-            match values {
-                Some(v) if !v.is_empty() => {
-                    for value in &v {
-                        if let Some(why) = def.ty.refuses(value) {
-                            err(
-                                at_when(field),
-                                format!(
-                                    "rule `{}`: `when.{field}` can never match: {why} (docs/templates.md, \"The fact model\")",
-                                    r.id
-                                ),
-                            );
-                        }
+                let values = match value {
+                    toml::Value::Array(items) => {
+                        items.iter().map(when_value).collect::<Option<Vec<_>>>()
                     }
-                    when.push((field.clone(), v));
+                    v => when_value(v).map(|v| vec![v]),
+                };
+                let def = crate::facts::schema(kind)
+                    .iter()
+                    .find(|f| f.name == field.as_str())
+                    .expect("a field of the kind");
+                match values {
+                    Some(v) if !v.is_empty() => {
+                        for value in &v {
+                            if let Some(why) = def.ty.refuses(value) {
+                                err(
+                                    at_field,
+                                    format!(
+                                        "rule `{}`: `{key}.{field}` can never match: {why} (docs/templates.md, \"The fact model\")",
+                                        r.id
+                                    ),
+                                );
+                            }
+                        }
+                        when.push((field.clone(), v));
+                    }
+                    _ => err(at_field, format!("rule `{}`: `{key}.{field}` must be a string, integer, boolean or a non-empty list of them", r.id)),
                 }
-                _ => err(at_when(field), format!("rule `{}`: `when.{field}` must be a string, integer, boolean or a non-empty list of them", r.id)),
             }
-        }
+            when
+        };
+        let when = when_of("when", r.fact, &r.when);
+        let when_sandbox = when_of("when_sandbox", FactKind::Baseline, &r.when_sandbox);
         match (r.fact, r.verdict) {
             (FactKind::Baseline, Some(_)) => err(at("verdict"), format!("rule `{}`: baseline rules have no verdict (they lower no capability)", r.id)),
             (FactKind::Of(_), None) => err(offset, format!("rule `{}`: rules for {} facts need a `verdict` (exact, superset, host-enforced, unenforceable)", r.id, r.fact.as_str())),
@@ -920,6 +931,7 @@ fn parse_target(
             doc: r.doc.trim().to_owned(),
             fact: r.fact,
             when,
+            when_sandbox,
             slot: r.slot.clone(),
             template: r.template.as_deref().map(template_name),
             verdict: r.verdict,

@@ -1533,3 +1533,130 @@ fn bad_output_files_are_located_errors() {
         .unwrap_err();
     assert!(err.contains("an argv artifact is one argv"), "{err}");
 }
+
+/// `when_sandbox` conditions a rule on the policy's baseline: a net rule can
+/// say `exact` where nothing else widens and `superset` where something does.
+#[test]
+fn rules_can_depend_on_the_sandbox() {
+    let dir = TempDir::new("whensandbox");
+    let d = &dir.0;
+    fs::create_dir_all(d.join("rules")).unwrap();
+    fs::create_dir_all(d.join("templates/cond")).unwrap();
+    let rules = r#"[target]
+description = "test: one line per host, worded by whether the sandbox declares a writable path"
+format = "lines"
+artifact = "config"
+filename = "hosts.txt"
+
+[[rule]]
+id = "cond.net.alone"
+doc = "no writable path declared"
+fact = "net"
+when_sandbox = { fs_writable = false }
+slot = "net"
+template = "alone.lines.j2"
+verdict = "exact"
+
+[[rule]]
+id = "cond.net.shared"
+doc = "a writable path and one or two net facts declared"
+fact = "net"
+when_sandbox = { fs_writable = true, net_count = [1, 2] }
+slot = "net"
+template = "shared.lines.j2"
+verdict = "superset"
+"#;
+    write(d, "rules/cond.toml", rules);
+    write(
+        d,
+        "templates/cond/main.lines.j2",
+        "{% for f in slots.net %}\n{{ f }}\n{% endfor %}\n",
+    );
+    write(
+        d,
+        "templates/cond/alone.lines.j2",
+        "alone {{ fact.host }}\n",
+    );
+    write(
+        d,
+        "templates/cond/shared.lines.j2",
+        "shared {{ fact.host }}\n",
+    );
+    let compile = |caps: &[&str]| {
+        let m = d.join("m.json");
+        let caps: Vec<String> = caps.iter().map(|c| format!("\"{c}\"")).collect();
+        fs::write(
+            &m,
+            format!(
+                r#"{{"name":"n","version":"1","grammar":"0.0","serverCapabilities":[{}],"tools":[]}}"#,
+                caps.join(",")
+            ),
+        )
+        .unwrap();
+        compile_with(&assets(d), "cond", &m, true)
+    };
+    let out = compile(&["net:connect:a.example.com:443"]).unwrap();
+    let artifact: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(artifact["config"], "alone a.example.com");
+    let out = compile(&["net:connect:a.example.com:443", "fs:read,write:/srv/x/**"]).unwrap();
+    let artifact: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(artifact["config"], "shared a.example.com");
+    // Neither matches (three net facts): the net facts are unlowered, never dropped silently.
+    let out = compile(&[
+        "net:connect:a.example.com:443",
+        "net:connect:b.example.com:443",
+        "net:connect:c.example.com:443",
+        "fs:read,write:/srv/x/**",
+    ])
+    .unwrap();
+    let artifact: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(artifact["config"], "");
+    let unlowered_hosts = artifact["unenforceable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["rule"]["host"].is_string())
+        .count();
+    assert_eq!(unlowered_hosts, 3, "{artifact}");
+
+    // explain --rule shows the condition.
+    let (code, text, _) = capgate(&[
+        "explain",
+        "--rule",
+        "cond.net.shared",
+        "--target",
+        "cond",
+        "--rules",
+        d.join("rules").to_str().unwrap(),
+        "--templates",
+        d.join("templates").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("when_sandbox: fs_writable = true, net_count = 1 | 2"),
+        "{text}"
+    );
+
+    // A baseline field that does not exist, or a value it can never have, is a located error.
+    for (from, to, says, at) in [
+        (
+            "fs_writable = false",
+            "writable = false",
+            "`when_sandbox.writable` is not a field of baseline facts",
+            "cond.toml:11:18",
+        ),
+        (
+            "fs_writable = false",
+            "fs_writable = \"no\"",
+            "`when_sandbox.fs_writable` can never match",
+            "cond.toml:11:18",
+        ),
+    ] {
+        write(d, "rules/cond.toml", &rules.replacen(from, to, 1));
+        let err = Compiler::new(&assets(d), "cond")
+            .map(|_| ())
+            .map_err(|e| common::render_errors(&e))
+            .unwrap_err();
+        assert!(err.contains(says) && err.contains(at), "{err}");
+    }
+}

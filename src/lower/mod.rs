@@ -217,6 +217,9 @@ struct Prepared<'a> {
     /// `when` with each field as its index into the view (`None`: not a
     /// field of the rule's fact kind, which never matches).
     when: Vec<(Option<usize>, &'a [WhenValue])>,
+    /// Whether the policy's baseline meets `when_sandbox`: if not, the rule
+    /// fires on no fact of this compile.
+    sandbox_matches: bool,
     fragment: Option<(Template<'a>, &'a str)>,
     note: Option<Template<'a>>,
     reason: Option<Template<'a>>,
@@ -227,8 +230,22 @@ struct Prepared<'a> {
 }
 
 impl<'a> Prepared<'a> {
-    fn new(rule: &'a Rule, target: &Target, renderer: &'a Renderer) -> Prepared<'a> {
+    fn new(
+        rule: &'a Rule,
+        target: &Target,
+        renderer: &'a Renderer,
+        baseline: &View,
+    ) -> Prepared<'a> {
         let fields = rule.fact.fields();
+        let sandbox_fields = FactKind::Baseline.fields();
+        let sandbox_when: Vec<(Option<usize>, &[WhenValue])> = rule
+            .when_sandbox
+            .iter()
+            .map(|(field, values)| {
+                let index = sandbox_fields.iter().position(|f| f == field);
+                (index, values.as_slice())
+            })
+            .collect();
         let fragment = match (&rule.template, &rule.slot) {
             (Some(template), Some(slot)) => Some((renderer.template(template), slot.as_str())),
             _ => None,
@@ -257,6 +274,7 @@ impl<'a> Prepared<'a> {
                     (index, values.as_slice())
                 })
                 .collect(),
+            sandbox_matches: baseline.matches(&sandbox_when),
             fragment,
             note,
             reason,
@@ -277,10 +295,11 @@ pub fn lower(
     base: &Value,
     caps_text: &(dyn Fn(&[CapId]) -> Vec<String> + Sync),
 ) -> Result<Lowered, Vec<Diagnostic>> {
+    let baseline = View::of(policy, FactRef::Baseline);
     let rules: Vec<Prepared> = target
         .rules
         .iter()
-        .map(|r| Prepared::new(r, target, renderer))
+        .map(|r| Prepared::new(r, target, renderer, &baseline))
         .collect();
     let mut lowered_kinds: Vec<FactKind> = Vec::new();
     for p in &rules {
@@ -387,7 +406,7 @@ impl Run<'_> {
             let mut lowered = false;
             for (ri, prepared) in self.rules.iter().enumerate() {
                 let rule = prepared.rule;
-                if rule.fact != kind || !view.matches(&prepared.when) {
+                if rule.fact != kind || !prepared.sandbox_matches || !view.matches(&prepared.when) {
                     continue;
                 }
                 lowered = true;
