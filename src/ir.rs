@@ -154,6 +154,21 @@ impl Policy {
     pub fn bind_of(&self, path: &str) -> Option<&FsFact> {
         self.fs.iter().find(|f| f.path.as_str() == path)
     }
+
+    /// The nearest fs fact whose bind holds `path` (the path itself or a
+    /// directory above it), if any. Both are compared as the host paths the
+    /// binds resolve (after the well-known aliases: `/var/run` is `/run`).
+    pub fn enclosing_bind(&self, path: &str) -> Option<&FsFact> {
+        let path = crate::syntax::host_path(path);
+        self.fs
+            .iter()
+            .filter(|f| {
+                let p = crate::syntax::host_path(f.path.as_str());
+                *path == *p
+                    || (path.starts_with(&*p) && path.as_bytes().get(p.len()) == Some(&b'/'))
+            })
+            .max_by_key(|f| crate::syntax::host_path(f.path.as_str()).len())
+    }
 }
 
 /// Builds the policy from capabilities in declaration order.
