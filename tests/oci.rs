@@ -961,6 +961,89 @@ fn oci_socket_binds_under_runc() {
     c.finish("oci_socket_binds_under_runc");
 }
 
+/// A host directory below /run, removed on drop.
+struct RunDir(PathBuf);
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Two spellings of one host path (`/var/run/X` is `/run/X`): a read-only path declared
+/// as `/run/X/sub` inside a writable `/var/run/X` is folded into it, like any read-only
+/// path inside a writable one. Bound on its own, it followed the symlink a container left
+/// in `/var/run/X` (an undeclared host directory was mounted). Under runc, with the
+/// control of the read-only bind added back.
+#[test]
+fn oci_alias_spelling_under_runc() {
+    if !require("oci_alias_spelling_under_runc", &["runc"], true) {
+        return;
+    }
+    if std::fs::read_link("/var/run").ok().as_deref() != Some(Path::new("/run"))
+        && std::fs::read_link("/var/run").ok().as_deref() != Some(Path::new("../run"))
+    {
+        skip(
+            "oci_alias_spelling_under_runc",
+            "/var/run is not a link to /run",
+        );
+        return;
+    }
+    let root = TempDir::new("oci-alias");
+    let secret = s(&root.dir("secret", 0o755));
+    root.file("secret/s.txt", "undeclared-host-dir\n", 0o644);
+    let name = format!("capgate-{}", unique());
+    let run_dir = RunDir(PathBuf::from("/run").join(&name));
+    std::fs::create_dir(&run_dir.0).unwrap();
+    chmod(&run_dir.0, 0o777);
+    rootfs(&root.join("rootfs"));
+    let rootfs_path = s(&root.join("rootfs"));
+    let set = [("rootfs", rootfs_path.as_str())];
+    let compile = |caps: &[String]| -> Value {
+        serde_json::from_str(&compile_oci("m.json", &manifest(caps), &set).unwrap()).unwrap()
+    };
+    let writable = format!("fs:read,write,create,delete:/var/run/{name}");
+    let sub = format!("/run/{name}/sub");
+    let mut c = Checks::new();
+    let out = run_script(
+        &root.path,
+        "plant",
+        &compile(std::slice::from_ref(&writable)),
+        &format!("ln -s {secret} /var/run/{name}/sub && echo planted=1"),
+    );
+    c.eq(
+        "the container plants a symlink",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "planted=1",
+    );
+    let policy = compile(&[writable, format!("fs:read:{sub}")]);
+    c.check(
+        "one bind: the read-only path is folded into the writable one",
+        !sources(&policy).contains(&sub),
+        || format!("{:?}", sources(&policy)),
+    );
+    let leak = format!("cat {sub}/s.txt {secret}/s.txt 2>/dev/null; echo done=1");
+    let got = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    let f = got(&run_script(&root.path, "alias", &policy, &leak));
+    c.check(
+        "the planted symlink is not followed",
+        f.contains("done=1") && !f.contains("undeclared-host-dir"),
+        || f.clone(),
+    );
+    let mut ctl = policy.clone();
+    ctl["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": sub, "type": "bind", "source": sub,
+        "options": ["rbind", "rro", "rprivate", "nosuid", "nodev"]
+    }));
+    let f = got(&run_script(&root.path, "alias-control", &ctl, &leak));
+    c.check(
+        "control: a bind of the read-only spelling follows the symlink",
+        f.contains("undeclared-host-dir"),
+        || f.clone(),
+    );
+    c.finish("oci_alias_spelling_under_runc");
+}
+
 // ------------------------------------------------------------------ seccomp
 
 /// The seccomp templates are what scripts/oci-seccomp.py generates from the docker
