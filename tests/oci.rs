@@ -961,6 +961,94 @@ fn oci_socket_binds_under_runc() {
     c.finish("oci_socket_binds_under_runc");
 }
 
+/// The same attack on the bwrap and docker targets, which bound the socket again
+/// inside the writable bind too (`--ro-bind-try` / `--mount ...,readonly`): a
+/// relative symlink the sandbox leaves in the socket's place (`../../../../etc`)
+/// resolves to the same path on the host and in the new root, so bwrap mounted the
+/// host's /etc. Compile-level for docker; under bwrap (as root, through the
+/// artifact's launcher) for bwrap, with the old `--ro-bind-try` as control.
+#[test]
+fn socket_inside_a_writable_path_bwrap_and_docker() {
+    let compiler = |target: &str| {
+        capgate::compile::Compiler::new(&capgate::assets::Assets::default(), target).unwrap()
+    };
+    let settings = capgate::compile::Settings {
+        permissive: false,
+        set: vec![],
+    };
+    for target in ["bwrap", "docker"] {
+        let out = compiler(target)
+            .compile(
+                "m.json",
+                &manifest(&[
+                    "fs:read,write,create,delete:/srv/w".to_owned(),
+                    "ipc:connect:\"unix:/srv/w/app.sock\"".to_owned(),
+                ]),
+                &settings,
+            )
+            .unwrap();
+        let (argv, _) = argv(&out.artifact);
+        assert!(
+            !argv.iter().any(|a| a.contains("/srv/w/app.sock")),
+            "{target}: the socket is bound on its own: {argv:?}"
+        );
+    }
+    if !require(
+        "socket_inside_a_writable_path_bwrap_and_docker",
+        &["bwrap", "setpriv"],
+        true,
+    ) {
+        return;
+    }
+    let root = TempDir::new("bwrap-sockets");
+    let w = root.dir("w", 0o777);
+    let w_s = s(&w);
+    let depth = w.components().count() - 1;
+    let up = "../".repeat(depth);
+    std::os::unix::fs::symlink(format!("{up}etc"), w.join("app.sock")).unwrap();
+    let out = compiler("bwrap")
+        .compile(
+            "m.json",
+            &manifest(&[
+                format!("fs:read,write,create,delete:{w_s}"),
+                format!("ipc:connect:\"unix:{w_s}/app.sock\""),
+            ]),
+            &settings,
+        )
+        .unwrap();
+    let (policy, _) = argv(&out.artifact);
+    let launcher = launcher(&out.artifact);
+    let probe = |argv: &[String]| -> String {
+        let mut c = bwrap_command(&launcher, argv);
+        c.args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /etc/passwd 2>/dev/null | wc -l; echo done",
+        ]);
+        let out = run(&mut c, Duration::from_secs(30));
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let f = probe(&policy);
+    assert!(
+        f.contains("done") && f.lines().next().map(str::trim) == Some("0"),
+        "bwrap: the host's /etc is visible: {f}"
+    );
+    let mut ctl = policy.clone();
+    let at = ctl.iter().position(|a| a == "--clearenv").unwrap();
+    let sock = format!("{w_s}/app.sock");
+    ctl.splice(at..at, ["--ro-bind-try".to_owned(), sock.clone(), sock]);
+    let f = probe(&ctl);
+    assert!(
+        f.lines().next().map(str::trim) != Some("0"),
+        "control: the bind of the socket should mount the host's /etc: {f}"
+    );
+}
+
 /// A host directory below /run, removed on drop.
 struct RunDir(PathBuf);
 
