@@ -174,6 +174,8 @@ const IPC: &[FieldDef] = &[
         "`x11`, `dbus-session`, `dbus-system`, `unix`",
     ),
     null("path", Text, "the socket path for `unix`"),
+    null("under", Text, "the path of the nearest declared fs fact whose bind already holds the endpoint's socket (`unix`: its path; `x11`: the directory `/tmp/.X11-unix`; `dbus-system`: `/run/dbus/system_bus_socket`), if any"),
+    f("covered", Bool, "`under is not none`: a declared fs bind already makes the socket reachable, and a second bind of it would resolve a path the container may have written"),
     f(
         "index",
         Int,

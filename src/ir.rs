@@ -154,6 +154,21 @@ impl Policy {
     pub fn bind_of(&self, path: &str) -> Option<&FsFact> {
         self.fs.iter().find(|f| f.path.as_str() == path)
     }
+
+    /// The nearest fs fact whose bind holds `path` (the path itself or a
+    /// directory above it), if any. Both are compared as the host paths the
+    /// binds resolve (after the well-known aliases: `/var/run` is `/run`).
+    pub fn enclosing_bind(&self, path: &str) -> Option<&FsFact> {
+        let path = crate::syntax::host_path(path);
+        self.fs
+            .iter()
+            .filter(|f| {
+                let p = crate::syntax::host_path(f.path.as_str());
+                *path == *p
+                    || (path.starts_with(&*p) && path.as_bytes().get(p.len()) == Some(&b'/'))
+            })
+            .max_by_key(|f| crate::syntax::host_path(f.path.as_str()).len())
+    }
 }
 
 /// Builds the policy from capabilities in declaration order.
@@ -192,14 +207,17 @@ fn fs_facts(caps: &[CapInfo]) -> (Vec<FsFact>, Vec<Widening>) {
     // Keys borrow from `caps`: a large manifest has tens of thousands of
     // capabilities, and a fact's key is cloned once, when the fact is created.
     let mut fs: Vec<FsFact> = Vec::new();
-    let mut fs_index: FoldMap<&AbsPath, usize> = FoldMap::default();
+    // Keyed by the host path a bind resolves (after the well-known aliases:
+    // `/var/run/app` is `/run/app`), so that two spellings of one host path are
+    // one fact and folding sees their nesting.
+    let mut fs_index: FoldMap<std::borrow::Cow<'_, str>, usize> = FoldMap::default();
     for (id, info) in caps.iter().enumerate() {
         let Capability::Fs { actions, path } = &info.capability else {
             continue;
         };
         let id = id as CapId;
         let actions = actions.closure();
-        match fs_index.entry(&path.path) {
+        match fs_index.entry(crate::syntax::host_path(path.path.as_str())) {
             Entry::Occupied(e) => {
                 let f = &mut fs[*e.get()];
                 f.actions = f.actions.union(actions);
@@ -357,26 +375,34 @@ fn fs_declared_writable(caps: &[CapInfo], id: CapId) -> bool {
 /// grants at least the fact's mode. Linear after the sort: kept ancestors of
 /// the current path form a stack.
 fn fold_fs(mut fs: Vec<FsFact>, caps: &[CapInfo], widenings: &mut Vec<Widening>) -> Vec<FsFact> {
-    fs.sort_by_cached_key(|f| segment_key(f.path.as_str()));
+    // Sorted and nested by host path (after the aliases): a bind's source is
+    // resolved on the host, so `/run/app/sub` lies inside `/var/run/app`, and a
+    // read-only bind of it inside a writable one would follow whatever the
+    // sandbox left there.
+    let host = |f: &FsFact| crate::syntax::host_path(f.path.as_str()).into_owned();
+    fs.sort_by_cached_key(|f| segment_key(&host(f)));
     let mut kept: Vec<FsFact> = Vec::with_capacity(fs.len());
-    let mut stack: Vec<usize> = Vec::new();
+    let mut stack: Vec<(usize, String)> = Vec::new();
     // Capabilities folded into each kept fact from below, for the widening report.
     for f in fs {
-        while let Some(&top) = stack.last() {
-            if kept[top].path.is_ancestor_or_self(&f.path) {
+        let fhost = host(&f);
+        while let Some((_, top)) = stack.last() {
+            if fhost
+                .strip_prefix(top.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            {
                 break;
             }
             stack.pop();
         }
-        match stack.last() {
-            Some(&a) if kept[a].actions.writable() || !f.actions.writable() => {
+        match stack.last().map(|(a, _)| *a) {
+            Some(a) if kept[a].actions.writable() || !f.actions.writable() => {
                 let anc = &mut kept[a];
                 anc.actions = anc.actions.union(f.actions);
                 anc.caps.extend(f.caps);
             }
             parent => {
-                let parent = parent.copied();
-                stack.push(kept.len());
+                stack.push((kept.len(), fhost));
                 kept.push(FsFact { parent, ..f });
             }
         }

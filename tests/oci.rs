@@ -240,7 +240,7 @@ fn every_fixture_config_validates_against_the_runtime_spec_schema() {
 
 const APPLETS: &[&str] = &[
     "sh", "cat", "touch", "grep", "id", "env", "ls", "echo", "sleep", "cut", "tr", "sort", "wc",
-    "test", "true", "unshare", "df", "awk", "mkdir",
+    "test", "true", "unshare", "df", "awk", "mkdir", "ln", "stat",
 ];
 const SECRET: &str = "capgate-host-secret-must-not-leak";
 
@@ -724,6 +724,412 @@ fn oci_config_under_runc() {
 
     drop(spare);
     c.finish("oci_config_under_runc");
+}
+
+// ------------------------------------------------------------------ socket binds
+
+/// Runs `config` with process.args replaced by `script` (busybox sh) under `runc run`;
+/// returns the output, whether or not the container started.
+fn run_script(base: &Path, label: &str, config: &Value, script: &str) -> std::process::Output {
+    let bundle = base.join(format!("bundle-{label}"));
+    std::fs::create_dir_all(&bundle).unwrap();
+    let mut config = config.clone();
+    config["process"]["args"] = json!(["/bin/sh", "-c", script]);
+    std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
+    let guard = Container {
+        root: base.join("runc-state"),
+        id: unique(),
+    };
+    let mut c = Command::new("runc");
+    c.arg("--root")
+        .arg(&guard.root)
+        .args(["run", "--bundle", &s(&bundle), &guard.id]);
+    run(&mut c, Duration::from_secs(60))
+}
+
+fn manifest(caps: &[String]) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "name": "socket-binds", "version": "1.0.0",
+        "tools": [{ "name": "t", "capabilities": caps }]
+    }))
+    .unwrap()
+}
+
+fn sources(config: &Value) -> Vec<String> {
+    config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["source"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A socket inside a declared fs path is reached through that path's bind, never
+/// bound again: a second bind of a path inside a writable mount would follow
+/// whatever the container left there. Compile-level; the runc test below runs it.
+#[test]
+fn oci_socket_inside_a_declared_path_gets_no_mount_of_its_own() {
+    let compile = |caps: &[&str]| -> (Value, Vec<String>) {
+        let caps: Vec<String> = caps.iter().map(|c| (*c).to_owned()).collect();
+        let compiler =
+            capgate::compile::Compiler::new(&capgate::assets::Assets::default(), "oci").unwrap();
+        let out = compiler
+            .compile(
+                "m.json",
+                &manifest(&caps),
+                &capgate::compile::Settings {
+                    permissive: false,
+                    set: vec![],
+                },
+            )
+            .unwrap_or_else(|d| panic!("{caps:?}: {}", d[0].render()));
+        let text = serde_json::to_value(&out.artifact).unwrap();
+        let notes = text["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect();
+        (serde_json::from_str(&config(&out.artifact)).unwrap(), notes)
+    };
+    for (caps, under) in [
+        (
+            &[
+                "fs:read,write,create,delete:/srv/w/**",
+                "ipc:connect:\"unix:/srv/w/run/app.sock\"",
+            ][..],
+            "/srv/w",
+        ),
+        (
+            &[
+                "fs:read,write:/srv/w",
+                "ipc:connect:\"unix:/srv/w/app.sock\"",
+            ][..],
+            "/srv/w",
+        ),
+        (
+            &["fs:read:/srv/r/*", "ipc:connect:\"unix:/srv/r/app.sock\""][..],
+            "/srv/r",
+        ),
+        // The alias: the bind of /var/run/app is the host's /run/app.
+        (
+            &[
+                "fs:read,write:/var/run/app",
+                "ipc:connect:\"unix:/run/app/app.sock\"",
+            ][..],
+            "/var/run/app",
+        ),
+        (
+            &["fs:read,write,create,delete:/tmp", "ipc:connect:x11"][..],
+            "/tmp",
+        ),
+    ] {
+        let (config, notes) = compile(caps);
+        let socket = caps[1].trim_start_matches("ipc:connect:").trim_matches('"');
+        let socket = socket.strip_prefix("unix:").unwrap_or("/tmp/.X11-unix/X0");
+        assert!(
+            !sources(&config)
+                .iter()
+                .any(|s| s == socket || s == "/dev/null"),
+            "{caps:?}: the socket has a mount of its own: {:?}",
+            sources(&config)
+        );
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains(&format!("the bind of \"{under}\""))),
+            "{caps:?}: {notes:?}"
+        );
+    }
+    // Not inside a declared path: the socket is bound, over a bind of /dev/null
+    // (a directory in its place fails the start), and the note says a regular
+    // file would be readable.
+    let (config, notes) = compile(&["fs:read:/srv/other", "ipc:connect:\"unix:/srv/w/app.sock\""]);
+    let mounts = config["mounts"].as_array().unwrap();
+    let at: Vec<&Value> = mounts
+        .iter()
+        .filter(|m| m["destination"] == json!("/srv/w/app.sock"))
+        .collect();
+    assert_eq!(at.len(), 2, "{at:?}");
+    assert_eq!(at[0]["source"], json!("/dev/null"));
+    assert_eq!(at[1]["source"], json!("/srv/w/app.sock"));
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("a regular file there would be readable")),
+        "{notes:?}"
+    );
+}
+
+/// Under runc: (1) a container with a writable directory plants a symlink where a
+/// socket of a later manifest is declared; the later config must not mount what the
+/// symlink names (a host directory nobody declared). (2) A `unix:` path that is a
+/// directory must not be mounted (its whole tree would be readable). (3) A real
+/// socket is still bound. Each with the control of the config as it was before.
+#[test]
+fn oci_socket_binds_under_runc() {
+    if !require("oci_socket_binds_under_runc", &["runc"], true) {
+        return;
+    }
+    let root = TempDir::new("oci-sockets");
+    let w = root.dir("w", 0o777);
+    let secret = root.dir("secret", 0o755);
+    root.file("secret/s.txt", "undeclared-host-dir\n", 0o644);
+    let sockd = root.dir("sockd", 0o755);
+    let sock = sockd.join("app.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    chmod(&sock, 0o777);
+    rootfs(&root.join("rootfs"));
+    let rootfs_path = s(&root.join("rootfs"));
+    let set = [("rootfs", rootfs_path.as_str())];
+    let compile = |caps: &[String]| -> Value {
+        serde_json::from_str(&compile_oci("m.json", &manifest(caps), &set).unwrap()).unwrap()
+    };
+    let (w, secret, sock) = (s(&w), s(&secret), s(&sock));
+    let planted = format!("{w}/app.sock");
+    let mut c = Checks::new();
+
+    // (1) The first server version may write /w; it leaves a symlink.
+    let writer = compile(&[format!("fs:read,write,create,delete:{w}")]);
+    let out = run_script(
+        &root.path,
+        "plant",
+        &writer,
+        &format!("ln -s {secret} {planted} && echo planted=1"),
+    );
+    c.eq(
+        "the container plants a symlink",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "planted=1",
+    );
+    // The next one also declares a socket there.
+    let policy = compile(&[
+        format!("fs:read,write,create,delete:{w}"),
+        format!("ipc:connect:\"unix:{planted}\""),
+    ]);
+    let leak = format!("cat {secret}/s.txt {planted}/s.txt 2>/dev/null; echo done=1");
+    let got = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    let f = got(&run_script(&root.path, "swap", &policy, &leak));
+    c.check(
+        "the planted symlink is not followed",
+        f.contains("done=1") && !f.contains("undeclared-host-dir"),
+        || f.clone(),
+    );
+    // Control: the socket bound on its own, as before.
+    let mut ctl = policy.clone();
+    ctl["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": planted, "type": "bind", "source": planted,
+        "options": ["bind", "ro", "rprivate", "nosuid", "nodev"]
+    }));
+    let f = got(&run_script(&root.path, "swap-control", &ctl, &leak));
+    c.check(
+        "control: a bind of the socket follows the symlink",
+        f.contains("undeclared-host-dir"),
+        || f.clone(),
+    );
+
+    // (2) A `unix:` path that is a directory.
+    let policy = compile(&[format!("ipc:connect:\"unix:{secret}\"")]);
+    let read = format!("cat {secret}/s.txt 2>/dev/null; echo done=1");
+    let out = run_script(&root.path, "dir", &policy, &read);
+    c.check(
+        "a directory in the socket's place fails the start",
+        !out.status.success() && !got(&out).contains("undeclared-host-dir"),
+        || format!("{out:?}"),
+    );
+    let mut ctl = policy.clone();
+    ctl["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["source"] != json!("/dev/null"));
+    let f = got(&run_script(&root.path, "dir-control", &ctl, &read));
+    c.check(
+        "control: without /dev/null below it the directory is readable",
+        f.contains("undeclared-host-dir"),
+        || f.clone(),
+    );
+
+    // (3) A socket is still bound.
+    let policy = compile(&[format!("ipc:connect:\"unix:{sock}\"")]);
+    let f = got(&run_script(
+        &root.path,
+        "socket",
+        &policy,
+        &format!("echo type=$(stat -c %F {sock})"),
+    ));
+    c.eq("a socket is bound", f.trim(), "type=socket");
+    c.finish("oci_socket_binds_under_runc");
+}
+
+/// The same attack on the bwrap and docker targets, which bound the socket again
+/// inside the writable bind too (`--ro-bind-try` / `--mount ...,readonly`): a
+/// relative symlink the sandbox leaves in the socket's place (`../../../../etc`)
+/// resolves to the same path on the host and in the new root, so bwrap mounted the
+/// host's /etc. Compile-level for docker; under bwrap (as root, through the
+/// artifact's launcher) for bwrap, with the old `--ro-bind-try` as control.
+#[test]
+fn socket_inside_a_writable_path_bwrap_and_docker() {
+    let compiler = |target: &str| {
+        capgate::compile::Compiler::new(&capgate::assets::Assets::default(), target).unwrap()
+    };
+    let settings = capgate::compile::Settings {
+        permissive: false,
+        set: vec![],
+    };
+    for target in ["bwrap", "docker"] {
+        let out = compiler(target)
+            .compile(
+                "m.json",
+                &manifest(&[
+                    "fs:read,write,create,delete:/srv/w".to_owned(),
+                    "ipc:connect:\"unix:/srv/w/app.sock\"".to_owned(),
+                ]),
+                &settings,
+            )
+            .unwrap();
+        let (argv, _) = argv(&out.artifact);
+        assert!(
+            !argv.iter().any(|a| a.contains("/srv/w/app.sock")),
+            "{target}: the socket is bound on its own: {argv:?}"
+        );
+    }
+    if !require(
+        "socket_inside_a_writable_path_bwrap_and_docker",
+        &["bwrap", "setpriv"],
+        true,
+    ) {
+        return;
+    }
+    let root = TempDir::new("bwrap-sockets");
+    let w = root.dir("w", 0o777);
+    let w_s = s(&w);
+    let depth = w.components().count() - 1;
+    let up = "../".repeat(depth);
+    std::os::unix::fs::symlink(format!("{up}etc"), w.join("app.sock")).unwrap();
+    let out = compiler("bwrap")
+        .compile(
+            "m.json",
+            &manifest(&[
+                format!("fs:read,write,create,delete:{w_s}"),
+                format!("ipc:connect:\"unix:{w_s}/app.sock\""),
+            ]),
+            &settings,
+        )
+        .unwrap();
+    let (policy, _) = argv(&out.artifact);
+    let launcher = launcher(&out.artifact);
+    let probe = |argv: &[String]| -> String {
+        let mut c = bwrap_command(&launcher, argv);
+        c.args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /etc/passwd 2>/dev/null | wc -l; echo done",
+        ]);
+        let out = run(&mut c, Duration::from_secs(30));
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let f = probe(&policy);
+    assert!(
+        f.contains("done") && f.lines().next().map(str::trim) == Some("0"),
+        "bwrap: the host's /etc is visible: {f}"
+    );
+    let mut ctl = policy.clone();
+    let at = ctl.iter().position(|a| a == "--clearenv").unwrap();
+    let sock = format!("{w_s}/app.sock");
+    ctl.splice(at..at, ["--ro-bind-try".to_owned(), sock.clone(), sock]);
+    let f = probe(&ctl);
+    assert!(
+        f.lines().next().map(str::trim) != Some("0"),
+        "control: the bind of the socket should mount the host's /etc: {f}"
+    );
+}
+
+/// A host directory below /run, removed on drop.
+struct RunDir(PathBuf);
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Two spellings of one host path (`/var/run/X` is `/run/X`): a read-only path declared
+/// as `/run/X/sub` inside a writable `/var/run/X` is folded into it, like any read-only
+/// path inside a writable one. Bound on its own, it followed the symlink a container left
+/// in `/var/run/X` (an undeclared host directory was mounted). Under runc, with the
+/// control of the read-only bind added back.
+#[test]
+fn oci_alias_spelling_under_runc() {
+    if !require("oci_alias_spelling_under_runc", &["runc"], true) {
+        return;
+    }
+    if std::fs::read_link("/var/run").ok().as_deref() != Some(Path::new("/run"))
+        && std::fs::read_link("/var/run").ok().as_deref() != Some(Path::new("../run"))
+    {
+        skip(
+            "oci_alias_spelling_under_runc",
+            "/var/run is not a link to /run",
+        );
+        return;
+    }
+    let root = TempDir::new("oci-alias");
+    let secret = s(&root.dir("secret", 0o755));
+    root.file("secret/s.txt", "undeclared-host-dir\n", 0o644);
+    let name = format!("capgate-{}", unique());
+    let run_dir = RunDir(PathBuf::from("/run").join(&name));
+    std::fs::create_dir(&run_dir.0).unwrap();
+    chmod(&run_dir.0, 0o777);
+    rootfs(&root.join("rootfs"));
+    let rootfs_path = s(&root.join("rootfs"));
+    let set = [("rootfs", rootfs_path.as_str())];
+    let compile = |caps: &[String]| -> Value {
+        serde_json::from_str(&compile_oci("m.json", &manifest(caps), &set).unwrap()).unwrap()
+    };
+    let writable = format!("fs:read,write,create,delete:/var/run/{name}");
+    let sub = format!("/run/{name}/sub");
+    let mut c = Checks::new();
+    let out = run_script(
+        &root.path,
+        "plant",
+        &compile(std::slice::from_ref(&writable)),
+        &format!("ln -s {secret} /var/run/{name}/sub && echo planted=1"),
+    );
+    c.eq(
+        "the container plants a symlink",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "planted=1",
+    );
+    let policy = compile(&[writable, format!("fs:read:{sub}")]);
+    c.check(
+        "one bind: the read-only path is folded into the writable one",
+        !sources(&policy).contains(&sub),
+        || format!("{:?}", sources(&policy)),
+    );
+    let leak = format!("cat {sub}/s.txt {secret}/s.txt 2>/dev/null; echo done=1");
+    let got = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    let f = got(&run_script(&root.path, "alias", &policy, &leak));
+    c.check(
+        "the planted symlink is not followed",
+        f.contains("done=1") && !f.contains("undeclared-host-dir"),
+        || f.clone(),
+    );
+    let mut ctl = policy.clone();
+    ctl["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": sub, "type": "bind", "source": sub,
+        "options": ["rbind", "rro", "rprivate", "nosuid", "nodev"]
+    }));
+    let f = got(&run_script(&root.path, "alias-control", &ctl, &leak));
+    c.check(
+        "control: a bind of the read-only spelling follows the symlink",
+        f.contains("undeclared-host-dir"),
+        || f.clone(),
+    );
+    c.finish("oci_alias_spelling_under_runc");
 }
 
 // ------------------------------------------------------------------ seccomp

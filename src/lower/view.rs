@@ -148,13 +148,33 @@ impl<'a> View<'a> {
                     )
                 }
                 Kind::Ipc => {
-                    let (endpoint, path) = match &policy.ipc[i].endpoint {
-                        Endpoint::X11 => ("x11", Null),
-                        Endpoint::DbusSession => ("dbus-session", Null),
-                        Endpoint::DbusSystem => ("dbus-system", Null),
-                        Endpoint::Unix(p) => ("unix", Str(Cow::Owned(p.to_string()))),
+                    let (endpoint, path, socket) = match &policy.ipc[i].endpoint {
+                        Endpoint::X11 => ("x11", Null, Some("/tmp/.X11-unix".to_owned())),
+                        Endpoint::DbusSession => ("dbus-session", Null, None),
+                        Endpoint::DbusSystem => (
+                            "dbus-system",
+                            Null,
+                            Some("/run/dbus/system_bus_socket".to_owned()),
+                        ),
+                        Endpoint::Unix(p) => {
+                            ("unix", Str(Cow::Owned(p.to_string())), Some(p.to_string()))
+                        }
                     };
-                    View::new(kind, [Str(Cow::Borrowed(endpoint)), path, Uint(i as u64)])
+                    // The nearest declared bind that already holds the socket.
+                    let under = socket
+                        .as_deref()
+                        .and_then(|s| policy.enclosing_bind(s))
+                        .map(|f| f.path.as_str());
+                    View::new(
+                        kind,
+                        [
+                            Str(Cow::Borrowed(endpoint)),
+                            path,
+                            under.map_or(Null, |u| Str(Cow::Borrowed(u))),
+                            Bool(under.is_some()),
+                            Uint(i as u64),
+                        ],
+                    )
                 }
                 Kind::Clock => View::new(
                     kind,

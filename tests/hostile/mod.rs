@@ -482,7 +482,8 @@ pub fn check_oci(config: &str, declared: &Declared) -> Check {
         "newinstance",
     ]
     .into();
-    for m in c["mounts"].as_array().ok_or("no mounts")? {
+    let mounts = c["mounts"].as_array().ok_or("no mounts")?;
+    for (i, m) in mounts.iter().enumerate() {
         let (ty, src, dst) = (
             m["type"].as_str().unwrap_or_default(),
             m["source"].as_str().unwrap_or_default(),
@@ -502,6 +503,23 @@ pub fn check_oci(config: &str, declared: &Declared) -> Check {
             .collect();
         if let Some(o) = opts.iter().find(|o| !allowed.contains(*o)) {
             return Err(format!("mount {m}: option {o}"));
+        }
+        // A socket's placeholder (rules/oci.toml, oci.ipc.unix): /dev/null, read-only
+        // and nodev, under a bind of the same destination (checked as every bind), so
+        // that a directory in the socket's place fails the start.
+        if src == "/dev/null" && src != dst {
+            let next = &mounts
+                .get(i + 1)
+                .ok_or(format!("mount {m}: /dev/null at the end"))?;
+            if !(opts.contains(&"ro") && opts.contains(&"nodev") && !opts.contains(&"rw"))
+                || next["type"] != "bind"
+                || next["destination"] != m["destination"]
+            {
+                return Err(format!(
+                    "mount {m}: /dev/null is not a socket's read-only placeholder"
+                ));
+            }
+            continue;
         }
         if src != dst {
             return Err(format!("mount {m}: source and destination differ"));
