@@ -327,6 +327,18 @@ fn the_fuzz_oracle_refuses_wider_drop_ins() {
             add(&conf, "Environment=SECRET=x"),
             add(&conf, "ProtectSystem=strict"),
             add(&conf, "BindPaths=/srv/%h"),
+            // The resets of what the operator's unit may have set.
+            conf.replacen("RestrictAddressFamilies=\n", "", 1),
+            conf.replacen("IPAddressAllow=\n", "", 1),
+            conf.replacen("SystemCallFilter=\n", "", 1),
+            conf.replacen("BindPaths=\n", "", 1),
+            conf.replace("ProtectSystem=no\n", ""),
+            conf.replace("DynamicUser=no\n", ""),
+            conf.replace("TemporaryFileSystem=/dev/shm:mode=1777,nosuid,nodev\n", ""),
+            add(&conf, "RestrictAddressFamilies="),
+            add(&conf, "SystemCallFilter="),
+            add(&conf, "PassEnvironment=CAPGATE_CANARY"),
+            add(&conf, "NetworkNamespacePath=/proc/1/ns/net"),
             conf.lines()
                 .filter(|l| !l.starts_with("IPAddressDeny=") && !l.starts_with("PrivateNetwork="))
                 .map(|l| format!("{l}\n"))
@@ -415,6 +427,15 @@ os.chmod("/etc/capgate/mcp-server.env", 0o600)
 a = socket.socket(socket.AF_UNIX); a.bind("\0capgate-test-abstract"); a.listen(64); keep.append(a)
 t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 t.bind(("0.0.0.0", 9)); t.listen(64); keep.append(t)
+open("/dev/shm/host-shm", "w").write("host shared memory")
+os.chmod("/dev/shm/host-shm", 0o666)
+import ctypes, pty
+pty_keep = os.openpty()
+try:
+    rt = ctypes.CDLL("librt.so.1", use_errno=True)
+    rt.mq_open(b"/host-mq", os.O_CREAT | os.O_RDWR, 0o666, None)
+except Exception:
+    pass
 open("/run/listen-ready", "w").close()
 time.sleep(120)
 "#;
@@ -433,7 +454,7 @@ def conn_unix(path):
 def conn_tcp(host):
     s = socket.socket(); s.settimeout(1); s.connect((host, 9)); s.close(); return "connected"
 def status():
-    want = ("Uid", "Gid", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
+    want = ("Uid", "Gid", "Groups", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
     return {l.split(":")[0]: l.split(":", 1)[1].strip() for l in open("/proc/self/status") if l.split(":")[0] in want}
 t("status", status)
 t("root", lambda: sorted(os.listdir("/")))
@@ -463,6 +484,21 @@ t("write_tmp", lambda: open("/tmp/new", "w").write("x"))
 t("token", lambda: os.environ["TOKEN"])
 t("netlink", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).close())
 t("pid1", lambda: open("/proc/1/cmdline").read())
+t("dev_shm", lambda: sorted(os.listdir("/dev/shm")))
+t("host_shm", lambda: open("/dev/shm/host-shm").read())
+t("dev_mqueue", lambda: sorted(os.listdir("/dev/mqueue")))
+t("dev_pts", lambda: sorted(os.listdir("/dev/pts")))
+t("write_dev_shm", lambda: open("/dev/shm/planted", "w").write("x"))
+t("dev_list", lambda: sorted(os.listdir("/dev")))
+def sysfs():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    n = libc.syscall(139, 3)
+    if n < 0:
+        raise OSError(ctypes.get_errno(), "sysfs(3)")
+    return n
+t("sysfs_syscall", sysfs)
+t("cred_dir", lambda: sorted(os.listdir(os.environ["CREDENTIALS_DIRECTORY"])))
 def unshare_user():
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
@@ -531,6 +567,12 @@ impl Drop for Cgroup {
 
 /// Starts systemd in the container with a probe service under `conf`; the probe's report.
 fn run_probe(tag: &str, conf: &str) -> Value {
+    run_probe_in(tag, "", conf)
+}
+
+/// As `run_probe`, with `unit` added to the base unit's `[Service]` section: what an
+/// operator's own unit sets, which systemd merges with the drop-in.
+fn run_probe_in(tag: &str, unit: &str, conf: &str) -> Value {
     let dir = TempDir::new(tag);
     let b = &dir.0;
     for d in ["root", "out", "units/probe.service.d"] {
@@ -545,13 +587,17 @@ fn run_probe(tag: &str, conf: &str) -> Value {
         &b.join("units/capgate-test.target"),
         "[Unit]\nDescription=capgate test\nDefaultDependencies=no\nWants=probe.service\n",
     );
-    // The probe's own plumbing (the script and the report directory) is bound by the base
-    // unit; everything else the service sees comes from the drop-in.
+    // The probe's own plumbing (the script and the report directory) is bound by a drop-in
+    // read after capgate.conf; everything else the service sees comes from capgate.conf.
     write(
         &b.join("units/probe.service"),
-        "[Unit]\nDefaultDependencies=no\nSuccessAction=exit-force\nFailureAction=exit-force\n\n\
-         [Service]\nType=oneshot\nExecStart=/usr/bin/python3 /units/probe.py\n\
-         BindReadOnlyPaths=/units\nBindPaths=/out\n",
+        &format!("[Unit]\nDefaultDependencies=no\nSuccessAction=exit-force\nFailureAction=exit-force\n\n\
+         [Service]\nType=oneshot\nExecStart=/usr/bin/python3 /units/probe.py\n{unit}"),
+    );
+    // The probe's plumbing comes after the drop-in (a later drop-in adds to it).
+    write(
+        &b.join("units/probe.service.d/zz-plumbing.conf"),
+        "[Service]\nBindReadOnlyPaths=/units\nBindPaths=/out\n",
     );
     write(&b.join("units/probe.service.d/capgate.conf"), conf);
 
@@ -814,4 +860,102 @@ fn the_enforcement_probes_can_fail() {
     assert_ne!(mutated, conf);
     let r = run_probe("mutant-any", &mutated);
     assert!(ok(&r, "tcp_private"), "{r:#}");
+}
+
+/// The operator's unit is merged with the drop-in, and systemd adds list directives up:
+/// each of these unit settings, common in hardened units, widened the sandbox before the
+/// drop-in reset them (the host root came back, netlink, loopback, a deny-list seccomp
+/// filter, the host's abstract sockets, the manager's environment).
+#[test]
+fn the_units_own_directives_cannot_widen_the_drop_in() {
+    if !container_available("the_units_own_directives_cannot_widen_the_drop_in") {
+        return;
+    }
+    let hidden = |r: &Value| {
+        assert!(!ok(r, "passwd"), "{r:#}");
+        assert!(!ok(r, "var_lib"), "{r:#}");
+        let root = r["root"][1].as_array().unwrap();
+        for d in ["opt", "data"] {
+            assert!(!root.iter().any(|v| v == d), "/{d} visible: {r:#}");
+        }
+    };
+    // ProtectSystem= (and DynamicUser=yes, which implies it) make systemd ignore
+    // TemporaryFileSystem=/: the host root came back, read-only.
+    for unit in [
+        "ProtectSystem=strict\n",
+        "ProtectSystem=full\n",
+        "DynamicUser=yes\n",
+    ] {
+        let conf = drop_in("unit-fs", NO_NET.as_bytes(), &[]).unwrap();
+        let r = run_probe_in("unit-fs", unit, &conf);
+        hidden(&r);
+        assert_eq!(
+            r["status"][1]["Uid"], "65534\t65534\t65534\t65534",
+            "{unit}{r:#}"
+        );
+        assert_eq!(r["read_declared"][1], "declared", "{unit}{r:#}");
+    }
+    // Binds, groups, a deny-list seccomp filter (which turned @system-service into a deny
+    // list), the host's network namespace, the manager's environment, credentials.
+    let unit = "BindReadOnlyPaths=/etc/passwd /opt\nBindPaths=/data /var/lib\n\
+                SupplementaryGroups=0\nSystemCallFilter=~@mount\n\
+                NetworkNamespacePath=/proc/1/ns/net\nEnvironment=SECRET=unit\n\
+                PassEnvironment=CAPGATE_CANARY\nLoadCredential=pw:/etc/passwd\n\
+                StateDirectory=state\nSystemCallArchitectures=x86\n";
+    let conf = drop_in("unit-lists", NO_NET.as_bytes(), &[]).unwrap();
+    let r = run_probe_in("unit-lists", unit, &conf);
+    hidden(&r);
+    assert_eq!(r["status"][1]["Groups"], "65534", "{r:#}");
+    assert!(!ok(&r, "sysfs_syscall"), "{r:#}");
+    assert!(!ok(&r, "abstract_socket"), "{r:#}");
+    assert!(!ok(&r, "cred_dir"), "{r:#}");
+    let env = r["env"][1].as_array().unwrap();
+    for v in [
+        "SECRET",
+        "CAPGATE_CANARY",
+        "CREDENTIALS_DIRECTORY",
+        "STATE_DIRECTORY",
+    ] {
+        assert!(!env.iter().any(|e| e == v), "{v} set: {r:#}");
+    }
+    assert!(ok(&r, "declared_socket") && ok(&r, "write_rw"), "{r:#}");
+    // Net: an address-family allow list or deny list of the unit, and its IPAddressAllow=.
+    for unit in [
+        "RestrictAddressFamilies=~AF_PACKET\nIPAddressAllow=localhost\n",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK\nIPAddressAllow=any\n",
+    ] {
+        let conf = drop_in("unit-net", NET.as_bytes(), &[]).unwrap();
+        let r = run_probe_in("unit-net", unit, &conf);
+        assert!(!ok(&r, "netlink"), "{unit}{r:#}");
+        assert!(!ok(&r, "tcp_loopback"), "{unit}{r:#}");
+        assert!(ok(&r, "tcp_declared"), "{unit}{r:#}");
+    }
+    // Without a unix ipc declared, a unit's deny list must not bring AF_UNIX back.
+    let no_ipc = NET.replace(",\n  \"ipc:connect:unix:/srv/sock/declared.sock\"", "");
+    let conf = drop_in("unit-net-no-ipc", no_ipc.as_bytes(), &[]).unwrap();
+    let r = run_probe_in(
+        "unit-net-no-ipc",
+        "RestrictAddressFamilies=~AF_PACKET\n",
+        &conf,
+    );
+    assert!(!ok(&r, "abstract_socket"), "{r:#}");
+    assert!(ok(&r, "tcp_declared"), "{r:#}");
+}
+
+/// PrivateDevices=yes binds the host's /dev/shm (and /dev/pts) into the private /dev:
+/// every host process's POSIX shared memory, readable and writable, although the
+/// grammar refuses every path under /dev. The drop-in puts a private tmpfs there.
+#[test]
+fn dev_shm_is_private() {
+    if !container_available("dev_shm_is_private") {
+        return;
+    }
+    for (tag, manifest) in [("shm-no-net", NO_NET), ("shm-desktop", DESKTOP)] {
+        let conf = drop_in(tag, manifest.as_bytes(), &[]).unwrap();
+        let r = run_probe(tag, &conf);
+        assert!(!ok(&r, "host_shm"), "{r:#}");
+        // Still a usable, empty /dev/shm (shm_open: browsers need it).
+        assert!(ok(&r, "write_dev_shm"), "{r:#}");
+        assert_eq!(r["dev_shm"][1], serde_json::json!([]), "{r:#}");
+    }
 }

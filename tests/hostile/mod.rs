@@ -1054,6 +1054,65 @@ const SYSTEMD_DIRECTIVES: &[&str] = &[
     "IPAddressAllow",
     "Environment",
     "EnvironmentFile",
+    "DynamicUser",
+    "ProtectSystem",
+    "SupplementaryGroups",
+    "RootDirectory",
+    "RootImage",
+    "MountImages",
+    "ExtensionImages",
+    "ExtensionDirectories",
+    "ReadWritePaths",
+    "StateDirectory",
+    "CacheDirectory",
+    "LogsDirectory",
+    "RuntimeDirectory",
+    "ConfigurationDirectory",
+    "LoadCredential",
+    "LoadCredentialEncrypted",
+    "SetCredential",
+    "SetCredentialEncrypted",
+    "DeviceAllow",
+    "NetworkNamespacePath",
+    "IPCNamespacePath",
+    "PassEnvironment",
+];
+
+/// Directives the drop-in must reset with an empty assignment before anything else sets
+/// them: systemd merges the drop-in with the operator's unit, and these add up (a unit's
+/// `IPAddressAllow=localhost`, `RestrictAddressFamilies=~AF_PACKET`, `BindPaths=`...).
+/// After the reset they must never be empty again (a later empty assignment would wipe
+/// the drop-in's own value). `DynamicUser=no` and `ProtectSystem=no` are checked apart.
+const SYSTEMD_RESETS: &[&str] = &[
+    "SupplementaryGroups",
+    "RootDirectory",
+    "RootImage",
+    "MountImages",
+    "ExtensionImages",
+    "ExtensionDirectories",
+    "BindPaths",
+    "BindReadOnlyPaths",
+    "TemporaryFileSystem",
+    "ReadWritePaths",
+    "StateDirectory",
+    "CacheDirectory",
+    "LogsDirectory",
+    "RuntimeDirectory",
+    "ConfigurationDirectory",
+    "LoadCredential",
+    "LoadCredentialEncrypted",
+    "SetCredential",
+    "SetCredentialEncrypted",
+    "DeviceAllow",
+    "NetworkNamespacePath",
+    "IPCNamespacePath",
+    "RestrictAddressFamilies",
+    "IPAddressAllow",
+    "SystemCallArchitectures",
+    "SystemCallFilter",
+    "Environment",
+    "EnvironmentFile",
+    "PassEnvironment",
 ];
 
 /// A systemd drop-in: one `[Service]` section of known directives, no specifier or
@@ -1083,6 +1142,21 @@ pub fn check_systemd(config: &str, declared: &Declared) -> Check {
         }
         seen.entry(key).or_default().push(value);
     }
+    for key in SYSTEMD_RESETS {
+        let values = seen.remove(key).unwrap_or_default();
+        match values.split_first() {
+            Some((&"", rest)) if !rest.contains(&"") => {
+                if !rest.is_empty() {
+                    seen.insert(key, rest.to_vec());
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "systemd: {key} is not reset first (and only first): {values:?}"
+                ))
+            }
+        }
+    }
     let one = |key: &str| -> Result<&str, String> {
         match seen.get(key).map(Vec::as_slice) {
             Some([v]) => Ok(v),
@@ -1104,6 +1178,8 @@ pub fn check_systemd(config: &str, declared: &Declared) -> Check {
         ("PrivateUsers", "yes"),
         ("PrivateDevices", "yes"),
         ("ProtectHome", "tmpfs"),
+        ("DynamicUser", "no"),
+        ("ProtectSystem", "no"),
     ] {
         if one(key)? != want {
             return Err(format!("systemd: {key} is not {want:?}"));
@@ -1111,10 +1187,11 @@ pub fn check_systemd(config: &str, declared: &Declared) -> Check {
     }
     let tmpfs = seen.get("TemporaryFileSystem").cloned().unwrap_or_default();
     if tmpfs.first() != Some(&"/:ro")
+        || !tmpfs.contains(&"/dev/shm:mode=1777,nosuid,nodev")
         || tmpfs
             .iter()
             .skip(1)
-            .any(|t| *t != "/tmp:mode=1777,nosuid,nodev")
+            .any(|t| *t != "/tmp:mode=1777,nosuid,nodev" && *t != "/dev/shm:mode=1777,nosuid,nodev")
     {
         return Err(format!("systemd: TemporaryFileSystem {tmpfs:?}"));
     }
@@ -1191,6 +1268,30 @@ pub fn check_systemd(config: &str, declared: &Declared) -> Check {
         {
             return Err(format!("systemd: Environment={value}"));
         }
+    }
+    // Reset and never set again: only what the drop-in itself sets may follow its reset.
+    let sets = [
+        "BindPaths",
+        "BindReadOnlyPaths",
+        "TemporaryFileSystem",
+        "RestrictAddressFamilies",
+        "IPAddressAllow",
+        "SystemCallArchitectures",
+        "SystemCallFilter",
+        "Environment",
+        "EnvironmentFile",
+    ];
+    for key in SYSTEMD_RESETS.iter().filter(|k| !sets.contains(k)) {
+        if seen.contains_key(key) {
+            return Err(format!("systemd: {key} set after its reset"));
+        }
+    }
+    if one("SystemCallArchitectures")? != "native"
+        || seen.get("SystemCallFilter").and_then(|v| v.first()) != Some(&"@system-service")
+    {
+        return Err(
+            "systemd: the system call filter is not the @system-service allow list".to_owned(),
+        );
     }
     if seen.contains_key("EnvironmentFile") == declared.env.is_empty() {
         return Err("systemd: EnvironmentFile without env declared (or the reverse)".to_owned());
