@@ -322,6 +322,7 @@ fn the_fuzz_oracle_refuses_wider_drop_ins() {
             conf.replace("NoNewPrivileges=yes", "NoNewPrivileges=no"),
             add(&conf, "BindPaths=/etc"),
             add(&conf, "BindReadOnlyPaths=/srv"),
+            add(&conf, "BindReadOnlyPaths=-/etc/ssl"),
             add(&conf, "IPAddressAllow=192.0.2.7"),
             add(&conf, "RestrictAddressFamilies=AF_NETLINK"),
             add(&conf, "Environment=SECRET=x"),
@@ -436,6 +437,14 @@ try:
     rt.mq_open(b"/host-mq", os.O_CREAT | os.O_RDWR, 0o666, None)
 except Exception:
     pass
+# A TLS private key as Debian keeps them (/etc/ssl/private: root:ssl-cert 0710, keys 0640),
+# and a service account that is a member of the key group.
+os.makedirs("/etc/ssl/private", exist_ok=True)
+open("/etc/group", "a").write("capgate-keys:x:4243:capgate-svc\n")
+open("/etc/passwd", "a").write("capgate-svc:x:4242:4242::/nonexistent:/usr/sbin/nologin\n")
+os.chown("/etc/ssl/private", 0, 4243); os.chmod("/etc/ssl/private", 0o710)
+open("/etc/ssl/private/capgate-test.key", "w").write("PRIVATE KEY")
+os.chown("/etc/ssl/private/capgate-test.key", 0, 4243); os.chmod("/etc/ssl/private/capgate-test.key", 0o640)
 open("/run/listen-ready", "w").close()
 time.sleep(120)
 "#;
@@ -490,6 +499,8 @@ t("dev_mqueue", lambda: sorted(os.listdir("/dev/mqueue")))
 t("dev_pts", lambda: sorted(os.listdir("/dev/pts")))
 t("write_dev_shm", lambda: open("/dev/shm/planted", "w").write("x"))
 t("dev_list", lambda: sorted(os.listdir("/dev")))
+t("tls_key", lambda: open("/etc/ssl/private/capgate-test.key").read())
+t("tls_certs", lambda: len(os.listdir("/etc/ssl/certs")))
 def sysfs():
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
@@ -958,4 +969,20 @@ fn dev_shm_is_private() {
         assert!(ok(&r, "write_dev_shm"), "{r:#}");
         assert_eq!(r["dev_shm"][1], serde_json::json!([]), "{r:#}");
     }
+}
+
+/// /etc/ssl is bound for its certificates, but it also holds the host's TLS private keys
+/// (/etc/ssl/private, root:ssl-cert 0710, keys 0640): a service whose `user` option names
+/// the key group (a reused service account's group) read them. They are hidden.
+#[test]
+fn tls_private_keys_stay_hidden() {
+    if !container_available("tls_private_keys_stay_hidden") {
+        return;
+    }
+    let conf = drop_in("tls", NO_NET.as_bytes(), &[("user", "4242:4243")]).unwrap();
+    let r = run_probe("tls", &conf);
+    assert_eq!(r["status"][1]["Groups"], "4243", "{r:#}");
+    assert!(!ok(&r, "tls_key"), "{r:#}");
+    // The certificates are still there.
+    assert!(r["tls_certs"][1].as_u64().is_some_and(|n| n > 0), "{r:#}");
 }

@@ -1078,6 +1078,19 @@ const SYSTEMD_DIRECTIVES: &[&str] = &[
     "PassEnvironment",
 ];
 
+/// The system paths the drop-in binds back read-only over its empty root.
+const SYSTEMD_BASELINE: &[&str] = &[
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/bin",
+    "/sbin",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
+    "/etc/ca-certificates",
+    "/etc/alternatives",
+];
+
 /// Directives the drop-in must reset with an empty assignment before anything else sets
 /// them: systemd merges the drop-in with the operator's unit, and these add up (a unit's
 /// `IPAddressAllow=localhost`, `RestrictAddressFamilies=~AF_PACKET`, `BindPaths=`...).
@@ -1205,7 +1218,9 @@ pub fn check_systemd(config: &str, declared: &Declared) -> Check {
     for value in seen.get("BindReadOnlyPaths").into_iter().flatten() {
         for token in value.split(' ') {
             let path = token.strip_prefix('-').unwrap_or(token);
-            let ok = BWRAP_BASELINE.contains(&path)
+            // The bwrap baseline, with /etc/ssl narrowed to its certificates (its
+            // private/ holds the host's TLS keys).
+            let ok = SYSTEMD_BASELINE.contains(&path)
                 || declared.fs_bind(path).is_some()
                 || declared.sockets.contains(path)
                 || (declared.x11 && x11_socket(path))
