@@ -986,3 +986,37 @@ fn tls_private_keys_stay_hidden() {
     // The certificates are still there.
     assert!(r["tls_certs"][1].as_u64().is_some_and(|n| n > 0), "{r:#}");
 }
+
+/// `env_file` is the one free-text option printed into the drop-in. systemd expands `%`
+/// specifiers in EnvironmentFile= (`%h`: the service user's home) and a trailing `\`
+/// continues the line; the option refuses them, spaces and quotes (the doc said so,
+/// nothing checked it).
+#[test]
+fn env_file_cannot_carry_specifiers_or_continue_the_line() {
+    let manifest = br#"{"name": "t", "version": "1", "tools": [{"name": "t", "capabilities": [
+      "env:inject:TOKEN"]}]}"#;
+    for bad in [
+        "/etc/%h/x.env",
+        "/etc/x.env\\",
+        "/etc/a b.env",
+        "/etc/\"x.env",
+        "/etc/'x.env",
+    ] {
+        let got = drop_in("env-file", manifest, &[("env_file", bad)]);
+        assert!(
+            got.as_ref().is_err_and(|e| e.contains("OPTION_INVALID")),
+            "env_file={bad:?} accepted: {got:?}"
+        );
+    }
+    let conf = drop_in(
+        "env-file",
+        manifest,
+        &[("env_file", "/etc/capgate/a-b_c.env")],
+    )
+    .unwrap();
+    assert!(
+        conf.lines()
+            .any(|l| l == "EnvironmentFile=/etc/capgate/a-b_c.env"),
+        "{conf}"
+    );
+}
