@@ -510,6 +510,19 @@ def sysfs():
     return n
 t("sysfs_syscall", sysfs)
 t("cred_dir", lambda: sorted(os.listdir(os.environ["CREDENTIALS_DIRECTORY"])))
+def unshare_user_and(flag):
+    # In a child, and before unshare_user (after it, this uid has no mapping).
+    import ctypes
+    pid = os.fork()
+    if pid == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        os._exit(0 if libc.unshare(0x10000000 | flag) == 0 else ctypes.get_errno())
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code != 0:
+        raise OSError(code, "unshare(CLONE_NEWUSER | %#x)" % flag)
+    return "created"
+t("unshare_user_mnt", lambda: unshare_user_and(0x00020000))
+t("unshare_user_uts", lambda: unshare_user_and(0x04000000))
 def unshare_user():
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
@@ -941,6 +954,13 @@ fn the_units_own_directives_cannot_widen_the_drop_in() {
         assert!(!ok(&r, "tcp_loopback"), "{unit}{r:#}");
         assert!(ok(&r, "tcp_declared"), "{unit}{r:#}");
     }
+    // nestedSandbox allows user, pid and net namespaces; the unit's own list is merged
+    // with it (mnt added) unless the drop-in resets it first.
+    let conf = drop_in("unit-nested", DESKTOP.as_bytes(), &[]).unwrap();
+    let r = run_probe_in("unit-nested", "RestrictNamespaces=mnt\n", &conf);
+    assert!(ok(&r, "unshare_user"), "{r:#}");
+    assert!(!ok(&r, "unshare_user_mnt"), "{r:#}");
+    assert!(!ok(&r, "unshare_user_uts"), "{r:#}");
     // Without a unix ipc declared, a unit's deny list must not bring AF_UNIX back.
     let no_ipc = NET.replace(",\n  \"ipc:connect:unix:/srv/sock/declared.sock\"", "");
     let conf = drop_in("unit-net-no-ipc", no_ipc.as_bytes(), &[]).unwrap();
