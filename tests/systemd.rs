@@ -115,7 +115,7 @@ fn drop_in(label: &str, manifest: &[u8], set: &[(&str, &str)]) -> Result<String,
     match compiler.compile(label, manifest, &settings) {
         Ok(out) => {
             let json: Value = serde_json::from_str(&out.artifact.to_json(false)).unwrap();
-            assert_eq!(json["filename"], "capgate.conf");
+            assert_eq!(json["filename"], DROP_IN);
             Ok(json["config"].as_str().expect("config artifact").to_owned())
         }
         Err(diags) => Err(diags.iter().map(|d| d.render()).collect()),
@@ -138,6 +138,10 @@ fn fixtures() -> Vec<PathBuf> {
 
 const UNIT: &str = "capgate-mcp.service";
 
+/// The drop-in's file name: it must sort after `override.conf`, which `systemctl edit`
+/// writes, and after numbered drop-ins (`10-foo.conf`).
+const DROP_IN: &str = "zz-capgate.conf";
+
 /// A minimal unit with the drop-in beside it, as an operator installs them.
 fn install(dir: &Path, conf: Option<&str>) -> PathBuf {
     let unit = dir.join(UNIT);
@@ -146,7 +150,7 @@ fn install(dir: &Path, conf: Option<&str>) -> PathBuf {
         "[Unit]\nDescription=MCP server sandboxed by capgate\n\n[Service]\nExecStart=/bin/true\n",
     );
     if let Some(conf) = conf {
-        write(&dir.join(format!("{UNIT}.d/capgate.conf")), conf);
+        write(&dir.join(format!("{UNIT}.d/{DROP_IN}")), conf);
     }
     unit
 }
@@ -594,9 +598,15 @@ fn run_probe(tag: &str, conf: &str) -> Value {
     run_probe_in(tag, "", conf)
 }
 
-/// As `run_probe`, with `unit` added to the base unit's `[Service]` section: what an
-/// operator's own unit sets, which systemd merges with the drop-in.
+/// As `run_probe_in`, with other drop-ins of the operator's beside the capgate one.
 fn run_probe_in(tag: &str, unit: &str, conf: &str) -> Value {
+    run_probe_with(tag, unit, conf, &[])
+}
+
+/// As `run_probe`, with `unit` added to the base unit's `[Service]` section (what an
+/// operator's own unit sets, which systemd merges with the drop-in), and `later` drop-ins
+/// `(file name, text)` of the operator's.
+fn run_probe_with(tag: &str, unit: &str, conf: &str, later: &[(&str, &str)]) -> Value {
     let dir = TempDir::new(tag);
     let b = &dir.0;
     for d in ["root", "out", "units/probe.service.d"] {
@@ -612,7 +622,7 @@ fn run_probe_in(tag: &str, unit: &str, conf: &str) -> Value {
         "[Unit]\nDescription=capgate test\nDefaultDependencies=no\nWants=probe.service\n",
     );
     // The probe's own plumbing (the script and the report directory) is bound by a drop-in
-    // read after capgate.conf; everything else the service sees comes from capgate.conf.
+    // read after the capgate drop-in; everything else the service sees comes from it.
     write(
         &b.join("units/probe.service"),
         &format!("[Unit]\nDefaultDependencies=no\nSuccessAction=exit-force\nFailureAction=exit-force\n\n\
@@ -620,10 +630,13 @@ fn run_probe_in(tag: &str, unit: &str, conf: &str) -> Value {
     );
     // The probe's plumbing comes after the drop-in (a later drop-in adds to it).
     write(
-        &b.join("units/probe.service.d/zz-plumbing.conf"),
+        &b.join("units/probe.service.d/zzz-plumbing.conf"),
         "[Service]\nBindReadOnlyPaths=/units\nBindPaths=/out\n",
     );
-    write(&b.join("units/probe.service.d/capgate.conf"), conf);
+    write(&b.join(format!("units/probe.service.d/{DROP_IN}")), conf);
+    for (name, text) in later {
+        write(&b.join(format!("units/probe.service.d/{name}")), text);
+    }
 
     let cg = Cgroup(cgroup2().unwrap().join(format!(
         "capgate-test-{}-{}",
@@ -1039,4 +1052,31 @@ fn env_file_cannot_carry_specifiers_or_continue_the_line() {
             .any(|l| l == "EnvironmentFile=/etc/capgate/a-b_c.env"),
         "{conf}"
     );
+}
+
+/// `systemctl edit` writes `override.conf`, and systemd reads drop-ins in file-name
+/// order: a drop-in named `capgate.conf` came first, so an operator's hardening there
+/// (`ProtectSystem=strict`: the host root came back) or a bind undid it. The drop-in's
+/// name sorts after it, and its resets clear what came before.
+#[test]
+fn an_override_from_systemctl_edit_cannot_widen_the_drop_in() {
+    if !container_available("an_override_from_systemctl_edit_cannot_widen_the_drop_in") {
+        return;
+    }
+    let conf = drop_in("override", NO_NET.as_bytes(), &[]).unwrap();
+    for name in ["override.conf", "50-local.conf", "capgate-local.conf"] {
+        let r = run_probe_with(
+            "override",
+            "",
+            &conf,
+            &[(
+                name,
+                "[Service]\nProtectSystem=strict\nBindReadOnlyPaths=/opt\nIPAddressAllow=any\n",
+            )],
+        );
+        assert!(!ok(&r, "passwd"), "{name}: {r:#}");
+        assert!(!ok(&r, "var_lib"), "{name}: {r:#}");
+        let root = r["root"][1].as_array().unwrap();
+        assert!(!root.iter().any(|v| v == "opt"), "{name}: {r:#}");
+    }
 }
