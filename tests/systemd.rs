@@ -344,6 +344,7 @@ fn the_fuzz_oracle_refuses_wider_drop_ins() {
             add(&conf, "SystemCallFilter="),
             add(&conf, "PassEnvironment=CAPGATE_CANARY"),
             add(&conf, "NetworkNamespacePath=/proc/1/ns/net"),
+            add(&conf, "[Unit]\nConditionPathExists=/"),
             conf.lines()
                 .filter(|l| !l.starts_with("IPAddressDeny=") && !l.starts_with("PrivateNetwork="))
                 .map(|l| format!("{l}\n"))
@@ -354,6 +355,22 @@ fn the_fuzz_oracle_refuses_wider_drop_ins() {
                 hostile::check_systemd(&w, &declared).is_err(),
                 "the oracle accepts:\n{w}"
             );
+        }
+        // With net: the cgroup v2 assertion, neither dropped nor changed.
+        if manifest.contains("net:") {
+            for w in [
+                conf.replace(
+                    "AssertControlGroupController=v2",
+                    "AssertControlGroupController=v1",
+                ),
+                conf.replace("\n[Unit]\nAssertControlGroupController=v2", ""),
+            ] {
+                assert_ne!(w, conf);
+                assert!(
+                    hostile::check_systemd(&w, &declared).is_err(),
+                    "the oracle accepts:\n{w}"
+                );
+            }
         }
     }
 }
@@ -607,6 +624,17 @@ fn run_probe_in(tag: &str, unit: &str, conf: &str) -> Value {
 /// operator's own unit sets, which systemd merges with the drop-in), and `later` drop-ins
 /// `(file name, text)` of the operator's.
 fn run_probe_with(tag: &str, unit: &str, conf: &str, later: &[(&str, &str)]) -> Value {
+    try_run_probe(tag, unit, conf, later).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// As `run_probe_with`; the error (systemd's log) when the probe wrote no report, e.g.
+/// because the service did not start.
+fn try_run_probe(
+    tag: &str,
+    unit: &str,
+    conf: &str,
+    later: &[(&str, &str)],
+) -> Result<Value, String> {
     let dir = TempDir::new(tag);
     let b = &dir.0;
     for d in ["root", "out", "units/probe.service.d"] {
@@ -661,7 +689,10 @@ fn run_probe_with(tag: &str, unit: &str, conf: &str, later: &[(&str, &str)]) -> 
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
+        // A failed assertion fails the start job but runs no FailureAction=: stop here.
+        let asserted =
+            std::fs::read_to_string(b.join("log")).is_ok_and(|l| l.contains("Assertion failed"));
+        if asserted || Instant::now() > deadline {
             let _ = child.kill();
             break;
         }
@@ -669,15 +700,15 @@ fn run_probe_with(tag: &str, unit: &str, conf: &str, later: &[(&str, &str)]) -> 
     }
     let out = child.wait_with_output().unwrap();
     let log = std::fs::read_to_string(b.join("log")).unwrap_or_default();
-    let report = std::fs::read_to_string(b.join("out/result.json")).unwrap_or_else(|_| {
-        panic!(
+    let report = std::fs::read_to_string(b.join("out/result.json")).map_err(|_| {
+        format!(
             "{tag}: the probe wrote no report\n{}\nsystemd log:\n{log}\ndrop-in:\n{conf}",
             show(&out)
         )
-    });
+    })?;
     let report: Value = serde_json::from_str(&report).unwrap();
     eprintln!("{tag}: {report}");
-    report
+    Ok(report)
 }
 
 fn ok(r: &Value, key: &str) -> bool {
@@ -1079,4 +1110,32 @@ fn an_override_from_systemctl_edit_cannot_widen_the_drop_in() {
         let root = r["root"][1].as_array().unwrap();
         assert!(!root.iter().any(|v| v == "opt"), "{name}: {r:#}");
     }
+}
+
+/// The net rules rest on the cgroup IP firewall, which systemd ignores (a log line, no
+/// failure) on a host with the legacy or hybrid cgroup hierarchy: every address would be
+/// reachable. With net declared the drop-in asserts cgroup v2, so such a host refuses to
+/// start the service. The container is cgroup v2: the service starts; asserting v1
+/// instead shows the assertion is evaluated and fails the start.
+#[test]
+fn with_net_the_ip_firewall_is_asserted() {
+    let net = drop_in("assert", NET.as_bytes(), &[]).unwrap();
+    let tail: Vec<&str> = net.lines().rev().take(2).collect();
+    assert_eq!(tail, ["AssertControlGroupController=v2", "[Unit]"], "{net}");
+    let no_net = drop_in("assert", NO_NET.as_bytes(), &[]).unwrap();
+    assert!(!no_net.contains("[Unit]"), "{no_net}");
+    if !container_available("with_net_the_ip_firewall_is_asserted") {
+        return;
+    }
+    let r = run_probe("assert-v2", &net);
+    assert!(ok(&r, "tcp_declared"), "{r:#}");
+    let v1 = net.replace(
+        "AssertControlGroupController=v2",
+        "AssertControlGroupController=v1",
+    );
+    let e = try_run_probe("assert-v1", "", &v1, &[]).unwrap_err();
+    assert!(
+        e.contains("Assertion failed") && e.contains("ControlGroupController=v1"),
+        "{e}"
+    );
 }

@@ -1141,7 +1141,21 @@ pub fn check_systemd(config: &str, declared: &Declared) -> Check {
         return Err("systemd line 1 is not [Service]".to_owned());
     }
     let mut seen: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (n, line) in lines.enumerate() {
+    // The one [Unit] section, last, holds only the cgroup v2 assertion (net declared).
+    let all: Vec<&str> = lines.collect();
+    let (service, unit) = match all.iter().position(|l| *l == "[Unit]") {
+        Some(i) => (&all[..i], &all[i + 1..]),
+        None => (&all[..], &[][..]),
+    };
+    let want_unit: &[&str] = if declared.has_net() {
+        &["AssertControlGroupController=v2"]
+    } else {
+        &[]
+    };
+    if unit != want_unit || (declared.has_net() && service.len() == all.len()) {
+        return Err(format!("systemd: [Unit] section {unit:?}"));
+    }
+    for (n, line) in service.iter().copied().enumerate() {
         if line.chars().any(char::is_control) || line.contains(['%', '\\', '"', '\'', '[']) {
             return Err(format!(
                 "systemd line {n} {line:?}: control, specifier, escape, quote or section"
