@@ -259,6 +259,10 @@ struct RawOption {
     /// String values refused by prefix (e.g. `container:`).
     #[serde(default)]
     forbid_prefix: Vec<String>,
+    /// Characters a string or path value may not contain (e.g. `%` where systemd
+    /// expands specifiers).
+    #[serde(default)]
+    forbid_chars: String,
     /// The values a `choice` option accepts.
     #[serde(default)]
     values: Vec<String>,
@@ -292,6 +296,8 @@ pub struct TargetOption {
     pub max: Option<i64>,
     pub forbid: Vec<String>,
     pub forbid_prefix: Vec<String>,
+    /// Characters a string or path value may not contain.
+    pub forbid_chars: String,
     /// The values of a `choice` option.
     pub values: Vec<String>,
 }
@@ -311,6 +317,12 @@ impl TargetOption {
             }
             Ok(())
         };
+        if let Some(c) = text.chars().find(|&c| self.forbid_chars.contains(c)) {
+            return Err(bad(format!(
+                "refuses the character {c:?} (refused: {:?})",
+                self.forbid_chars
+            )));
+        }
         match self.ty {
             OptionType::Boolean => match text {
                 "true" => Ok(OptionValue::Boolean(true)),
@@ -767,6 +779,16 @@ fn parse_target(
                         format!("option `{oname}`: forbid_prefix applies to string options (a network option's forbid list names modes, `container` refuses `container:...`)"),
                     );
                 }
+                if !o.forbid_chars.is_empty()
+                    && !matches!(o.ty, OptionType::String | OptionType::Path)
+                {
+                    err(
+                        offset,
+                        format!(
+                            "option `{oname}`: forbid_chars applies to string and path options"
+                        ),
+                    );
+                }
                 if o.values.is_empty() == (o.ty == OptionType::Choice) {
                     err(
                         offset,
@@ -782,6 +804,7 @@ fn parse_target(
                     max: o.max,
                     forbid: o.forbid.clone(),
                     forbid_prefix: o.forbid_prefix.clone(),
+                    forbid_chars: o.forbid_chars.clone(),
                     values: o.values.clone(),
                 };
                 // The default goes through the same parser as a `--set` value
@@ -1346,6 +1369,18 @@ mod option_tests {
         assert!(e[0].contains("min and max apply"), "{e:?}");
         let e = bad("[options.u]\ntype = \"user\"\ndefault = \"1:1\"\nforbid_prefix = [\"0\"]\ndoc = \"d\"\n");
         assert!(e[0].contains("forbid_prefix applies to string"), "{e:?}");
+        let e = bad(
+            "[options.n]\ntype = \"integer\"\ndefault = 1\nforbid_chars = \"%\"\ndoc = \"d\"\n",
+        );
+        assert!(
+            e[0].contains("forbid_chars applies to string and path"),
+            "{e:?}"
+        );
+        // The default is checked too.
+        let e = bad(
+            "[options.p]\ntype = \"path\"\ndefault = \"/a b\"\nforbid_chars = \" \"\ndoc = \"d\"\n",
+        );
+        assert!(e[0].contains("refuses the character ' '"), "{e:?}");
         let e = bad("[options.s]\ntype = \"size\"\ndefault = \"0\"\ndoc = \"d\"\n");
         assert!(
             e[0].starts_with("default of option \"s\" refuses 0"),

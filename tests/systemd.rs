@@ -115,7 +115,7 @@ fn drop_in(label: &str, manifest: &[u8], set: &[(&str, &str)]) -> Result<String,
     match compiler.compile(label, manifest, &settings) {
         Ok(out) => {
             let json: Value = serde_json::from_str(&out.artifact.to_json(false)).unwrap();
-            assert_eq!(json["filename"], "capgate.conf");
+            assert_eq!(json["filename"], DROP_IN);
             Ok(json["config"].as_str().expect("config artifact").to_owned())
         }
         Err(diags) => Err(diags.iter().map(|d| d.render()).collect()),
@@ -138,6 +138,10 @@ fn fixtures() -> Vec<PathBuf> {
 
 const UNIT: &str = "capgate-mcp.service";
 
+/// The drop-in's file name: it must sort after `override.conf`, which `systemctl edit`
+/// writes, and after numbered drop-ins (`10-foo.conf`).
+const DROP_IN: &str = "zz-capgate.conf";
+
 /// A minimal unit with the drop-in beside it, as an operator installs them.
 fn install(dir: &Path, conf: Option<&str>) -> PathBuf {
     let unit = dir.join(UNIT);
@@ -146,7 +150,7 @@ fn install(dir: &Path, conf: Option<&str>) -> PathBuf {
         "[Unit]\nDescription=MCP server sandboxed by capgate\n\n[Service]\nExecStart=/bin/true\n",
     );
     if let Some(conf) = conf {
-        write(&dir.join(format!("{UNIT}.d/capgate.conf")), conf);
+        write(&dir.join(format!("{UNIT}.d/{DROP_IN}")), conf);
     }
     unit
 }
@@ -322,11 +326,25 @@ fn the_fuzz_oracle_refuses_wider_drop_ins() {
             conf.replace("NoNewPrivileges=yes", "NoNewPrivileges=no"),
             add(&conf, "BindPaths=/etc"),
             add(&conf, "BindReadOnlyPaths=/srv"),
+            add(&conf, "BindReadOnlyPaths=-/etc/ssl"),
             add(&conf, "IPAddressAllow=192.0.2.7"),
             add(&conf, "RestrictAddressFamilies=AF_NETLINK"),
             add(&conf, "Environment=SECRET=x"),
             add(&conf, "ProtectSystem=strict"),
             add(&conf, "BindPaths=/srv/%h"),
+            // The resets of what the operator's unit may have set.
+            conf.replacen("RestrictAddressFamilies=\n", "", 1),
+            conf.replacen("IPAddressAllow=\n", "", 1),
+            conf.replacen("SystemCallFilter=\n", "", 1),
+            conf.replacen("BindPaths=\n", "", 1),
+            conf.replace("ProtectSystem=no\n", ""),
+            conf.replace("DynamicUser=no\n", ""),
+            conf.replace("TemporaryFileSystem=/dev/shm:mode=1777,nosuid,nodev\n", ""),
+            add(&conf, "RestrictAddressFamilies="),
+            add(&conf, "SystemCallFilter="),
+            add(&conf, "PassEnvironment=CAPGATE_CANARY"),
+            add(&conf, "NetworkNamespacePath=/proc/1/ns/net"),
+            add(&conf, "[Unit]\nConditionPathExists=/"),
             conf.lines()
                 .filter(|l| !l.starts_with("IPAddressDeny=") && !l.starts_with("PrivateNetwork="))
                 .map(|l| format!("{l}\n"))
@@ -337,6 +355,22 @@ fn the_fuzz_oracle_refuses_wider_drop_ins() {
                 hostile::check_systemd(&w, &declared).is_err(),
                 "the oracle accepts:\n{w}"
             );
+        }
+        // With net: the cgroup v2 assertion, neither dropped nor changed.
+        if manifest.contains("net:") {
+            for w in [
+                conf.replace(
+                    "AssertControlGroupController=v2",
+                    "AssertControlGroupController=v1",
+                ),
+                conf.replace("\n[Unit]\nAssertControlGroupController=v2", ""),
+            ] {
+                assert_ne!(w, conf);
+                assert!(
+                    hostile::check_systemd(&w, &declared).is_err(),
+                    "the oracle accepts:\n{w}"
+                );
+            }
         }
     }
 }
@@ -415,6 +449,23 @@ os.chmod("/etc/capgate/mcp-server.env", 0o600)
 a = socket.socket(socket.AF_UNIX); a.bind("\0capgate-test-abstract"); a.listen(64); keep.append(a)
 t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 t.bind(("0.0.0.0", 9)); t.listen(64); keep.append(t)
+open("/dev/shm/host-shm", "w").write("host shared memory")
+os.chmod("/dev/shm/host-shm", 0o666)
+import ctypes, pty
+pty_keep = os.openpty()
+try:
+    rt = ctypes.CDLL("librt.so.1", use_errno=True)
+    rt.mq_open(b"/host-mq", os.O_CREAT | os.O_RDWR, 0o666, None)
+except Exception:
+    pass
+# A TLS private key as Debian keeps them (/etc/ssl/private: root:ssl-cert 0710, keys 0640),
+# and a service account that is a member of the key group.
+os.makedirs("/etc/ssl/private", exist_ok=True)
+open("/etc/group", "a").write("capgate-keys:x:4243:capgate-svc\n")
+open("/etc/passwd", "a").write("capgate-svc:x:4242:4242::/nonexistent:/usr/sbin/nologin\n")
+os.chown("/etc/ssl/private", 0, 4243); os.chmod("/etc/ssl/private", 0o710)
+open("/etc/ssl/private/capgate-test.key", "w").write("PRIVATE KEY")
+os.chown("/etc/ssl/private/capgate-test.key", 0, 4243); os.chmod("/etc/ssl/private/capgate-test.key", 0o640)
 open("/run/listen-ready", "w").close()
 time.sleep(120)
 "#;
@@ -433,7 +484,7 @@ def conn_unix(path):
 def conn_tcp(host):
     s = socket.socket(); s.settimeout(1); s.connect((host, 9)); s.close(); return "connected"
 def status():
-    want = ("Uid", "Gid", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
+    want = ("Uid", "Gid", "Groups", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
     return {l.split(":")[0]: l.split(":", 1)[1].strip() for l in open("/proc/self/status") if l.split(":")[0] in want}
 t("status", status)
 t("root", lambda: sorted(os.listdir("/")))
@@ -463,6 +514,36 @@ t("write_tmp", lambda: open("/tmp/new", "w").write("x"))
 t("token", lambda: os.environ["TOKEN"])
 t("netlink", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).close())
 t("pid1", lambda: open("/proc/1/cmdline").read())
+t("dev_shm", lambda: sorted(os.listdir("/dev/shm")))
+t("host_shm", lambda: open("/dev/shm/host-shm").read())
+t("dev_mqueue", lambda: sorted(os.listdir("/dev/mqueue")))
+t("dev_pts", lambda: sorted(os.listdir("/dev/pts")))
+t("write_dev_shm", lambda: open("/dev/shm/planted", "w").write("x"))
+t("dev_list", lambda: sorted(os.listdir("/dev")))
+t("tls_key", lambda: open("/etc/ssl/private/capgate-test.key").read())
+t("tls_certs", lambda: len(os.listdir("/etc/ssl/certs")))
+def sysfs():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    n = libc.syscall(139, 3)
+    if n < 0:
+        raise OSError(ctypes.get_errno(), "sysfs(3)")
+    return n
+t("sysfs_syscall", sysfs)
+t("cred_dir", lambda: sorted(os.listdir(os.environ["CREDENTIALS_DIRECTORY"])))
+def unshare_user_and(flag):
+    # In a child, and before unshare_user (after it, this uid has no mapping).
+    import ctypes
+    pid = os.fork()
+    if pid == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        os._exit(0 if libc.unshare(0x10000000 | flag) == 0 else ctypes.get_errno())
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code != 0:
+        raise OSError(code, "unshare(CLONE_NEWUSER | %#x)" % flag)
+    return "created"
+t("unshare_user_mnt", lambda: unshare_user_and(0x00020000))
+t("unshare_user_uts", lambda: unshare_user_and(0x04000000))
 def unshare_user():
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
@@ -531,6 +612,29 @@ impl Drop for Cgroup {
 
 /// Starts systemd in the container with a probe service under `conf`; the probe's report.
 fn run_probe(tag: &str, conf: &str) -> Value {
+    run_probe_in(tag, "", conf)
+}
+
+/// As `run_probe_in`, with other drop-ins of the operator's beside the capgate one.
+fn run_probe_in(tag: &str, unit: &str, conf: &str) -> Value {
+    run_probe_with(tag, unit, conf, &[])
+}
+
+/// As `run_probe`, with `unit` added to the base unit's `[Service]` section (what an
+/// operator's own unit sets, which systemd merges with the drop-in), and `later` drop-ins
+/// `(file name, text)` of the operator's.
+fn run_probe_with(tag: &str, unit: &str, conf: &str, later: &[(&str, &str)]) -> Value {
+    try_run_probe(tag, unit, conf, later).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// As `run_probe_with`; the error (systemd's log) when the probe wrote no report, e.g.
+/// because the service did not start.
+fn try_run_probe(
+    tag: &str,
+    unit: &str,
+    conf: &str,
+    later: &[(&str, &str)],
+) -> Result<Value, String> {
     let dir = TempDir::new(tag);
     let b = &dir.0;
     for d in ["root", "out", "units/probe.service.d"] {
@@ -545,15 +649,22 @@ fn run_probe(tag: &str, conf: &str) -> Value {
         &b.join("units/capgate-test.target"),
         "[Unit]\nDescription=capgate test\nDefaultDependencies=no\nWants=probe.service\n",
     );
-    // The probe's own plumbing (the script and the report directory) is bound by the base
-    // unit; everything else the service sees comes from the drop-in.
+    // The probe's own plumbing (the script and the report directory) is bound by a drop-in
+    // read after the capgate drop-in; everything else the service sees comes from it.
     write(
         &b.join("units/probe.service"),
-        "[Unit]\nDefaultDependencies=no\nSuccessAction=exit-force\nFailureAction=exit-force\n\n\
-         [Service]\nType=oneshot\nExecStart=/usr/bin/python3 /units/probe.py\n\
-         BindReadOnlyPaths=/units\nBindPaths=/out\n",
+        &format!("[Unit]\nDefaultDependencies=no\nSuccessAction=exit-force\nFailureAction=exit-force\n\n\
+         [Service]\nType=oneshot\nExecStart=/usr/bin/python3 /units/probe.py\n{unit}"),
     );
-    write(&b.join("units/probe.service.d/capgate.conf"), conf);
+    // The probe's plumbing comes after the drop-in (a later drop-in adds to it).
+    write(
+        &b.join("units/probe.service.d/zzz-plumbing.conf"),
+        "[Service]\nBindReadOnlyPaths=/units\nBindPaths=/out\n",
+    );
+    write(&b.join(format!("units/probe.service.d/{DROP_IN}")), conf);
+    for (name, text) in later {
+        write(&b.join(format!("units/probe.service.d/{name}")), text);
+    }
 
     let cg = Cgroup(cgroup2().unwrap().join(format!(
         "capgate-test-{}-{}",
@@ -578,7 +689,10 @@ fn run_probe(tag: &str, conf: &str) -> Value {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
+        // A failed assertion fails the start job but runs no FailureAction=: stop here.
+        let asserted =
+            std::fs::read_to_string(b.join("log")).is_ok_and(|l| l.contains("Assertion failed"));
+        if asserted || Instant::now() > deadline {
             let _ = child.kill();
             break;
         }
@@ -586,15 +700,15 @@ fn run_probe(tag: &str, conf: &str) -> Value {
     }
     let out = child.wait_with_output().unwrap();
     let log = std::fs::read_to_string(b.join("log")).unwrap_or_default();
-    let report = std::fs::read_to_string(b.join("out/result.json")).unwrap_or_else(|_| {
-        panic!(
+    let report = std::fs::read_to_string(b.join("out/result.json")).map_err(|_| {
+        format!(
             "{tag}: the probe wrote no report\n{}\nsystemd log:\n{log}\ndrop-in:\n{conf}",
             show(&out)
         )
-    });
+    })?;
     let report: Value = serde_json::from_str(&report).unwrap();
     eprintln!("{tag}: {report}");
-    report
+    Ok(report)
 }
 
 fn ok(r: &Value, key: &str) -> bool {
@@ -814,4 +928,214 @@ fn the_enforcement_probes_can_fail() {
     assert_ne!(mutated, conf);
     let r = run_probe("mutant-any", &mutated);
     assert!(ok(&r, "tcp_private"), "{r:#}");
+}
+
+/// The operator's unit is merged with the drop-in, and systemd adds list directives up:
+/// each of these unit settings, common in hardened units, widened the sandbox before the
+/// drop-in reset them (the host root came back, netlink, loopback, a deny-list seccomp
+/// filter, the host's abstract sockets, the manager's environment).
+#[test]
+fn the_units_own_directives_cannot_widen_the_drop_in() {
+    if !container_available("the_units_own_directives_cannot_widen_the_drop_in") {
+        return;
+    }
+    let hidden = |r: &Value| {
+        assert!(!ok(r, "passwd"), "{r:#}");
+        assert!(!ok(r, "var_lib"), "{r:#}");
+        let root = r["root"][1].as_array().unwrap();
+        for d in ["opt", "data"] {
+            assert!(!root.iter().any(|v| v == d), "/{d} visible: {r:#}");
+        }
+    };
+    // ProtectSystem= (and DynamicUser=yes, which implies it) make systemd ignore
+    // TemporaryFileSystem=/: the host root came back, read-only.
+    for unit in [
+        "ProtectSystem=strict\n",
+        "ProtectSystem=full\n",
+        "DynamicUser=yes\n",
+    ] {
+        let conf = drop_in("unit-fs", NO_NET.as_bytes(), &[]).unwrap();
+        let r = run_probe_in("unit-fs", unit, &conf);
+        hidden(&r);
+        assert_eq!(
+            r["status"][1]["Uid"], "65534\t65534\t65534\t65534",
+            "{unit}{r:#}"
+        );
+        assert_eq!(r["read_declared"][1], "declared", "{unit}{r:#}");
+    }
+    // Binds, groups, a deny-list seccomp filter (which turned @system-service into a deny
+    // list), the host's network namespace, the manager's environment, credentials.
+    let unit = "BindReadOnlyPaths=/etc/passwd /opt\nBindPaths=/data /var/lib\n\
+                SupplementaryGroups=0\nSystemCallFilter=~@mount\n\
+                NetworkNamespacePath=/proc/1/ns/net\nEnvironment=SECRET=unit\n\
+                PassEnvironment=CAPGATE_CANARY\nLoadCredential=pw:/etc/passwd\n\
+                StateDirectory=state\nSystemCallArchitectures=x86\n";
+    let conf = drop_in("unit-lists", NO_NET.as_bytes(), &[]).unwrap();
+    let r = run_probe_in("unit-lists", unit, &conf);
+    hidden(&r);
+    assert_eq!(r["status"][1]["Groups"], "65534", "{r:#}");
+    assert!(!ok(&r, "sysfs_syscall"), "{r:#}");
+    assert!(!ok(&r, "abstract_socket"), "{r:#}");
+    assert!(!ok(&r, "cred_dir"), "{r:#}");
+    let env = r["env"][1].as_array().unwrap();
+    for v in [
+        "SECRET",
+        "CAPGATE_CANARY",
+        "CREDENTIALS_DIRECTORY",
+        "STATE_DIRECTORY",
+    ] {
+        assert!(!env.iter().any(|e| e == v), "{v} set: {r:#}");
+    }
+    assert!(ok(&r, "declared_socket") && ok(&r, "write_rw"), "{r:#}");
+    // Net: an address-family allow list or deny list of the unit, and its IPAddressAllow=.
+    for unit in [
+        "RestrictAddressFamilies=~AF_PACKET\nIPAddressAllow=localhost\n",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK\nIPAddressAllow=any\n",
+    ] {
+        let conf = drop_in("unit-net", NET.as_bytes(), &[]).unwrap();
+        let r = run_probe_in("unit-net", unit, &conf);
+        assert!(!ok(&r, "netlink"), "{unit}{r:#}");
+        assert!(!ok(&r, "tcp_loopback"), "{unit}{r:#}");
+        assert!(ok(&r, "tcp_declared"), "{unit}{r:#}");
+    }
+    // nestedSandbox allows user, pid and net namespaces; the unit's own list is merged
+    // with it (mnt added) unless the drop-in resets it first.
+    let conf = drop_in("unit-nested", DESKTOP.as_bytes(), &[]).unwrap();
+    let r = run_probe_in("unit-nested", "RestrictNamespaces=mnt\n", &conf);
+    assert!(ok(&r, "unshare_user"), "{r:#}");
+    assert!(!ok(&r, "unshare_user_mnt"), "{r:#}");
+    assert!(!ok(&r, "unshare_user_uts"), "{r:#}");
+    // Without a unix ipc declared, a unit's deny list must not bring AF_UNIX back.
+    let no_ipc = NET.replace(",\n  \"ipc:connect:unix:/srv/sock/declared.sock\"", "");
+    let conf = drop_in("unit-net-no-ipc", no_ipc.as_bytes(), &[]).unwrap();
+    let r = run_probe_in(
+        "unit-net-no-ipc",
+        "RestrictAddressFamilies=~AF_PACKET\n",
+        &conf,
+    );
+    assert!(!ok(&r, "abstract_socket"), "{r:#}");
+    assert!(ok(&r, "tcp_declared"), "{r:#}");
+}
+
+/// PrivateDevices=yes binds the host's /dev/shm (and /dev/pts) into the private /dev:
+/// every host process's POSIX shared memory, readable and writable, although the
+/// grammar refuses every path under /dev. The drop-in puts a private tmpfs there.
+#[test]
+fn dev_shm_is_private() {
+    if !container_available("dev_shm_is_private") {
+        return;
+    }
+    for (tag, manifest) in [("shm-no-net", NO_NET), ("shm-desktop", DESKTOP)] {
+        let conf = drop_in(tag, manifest.as_bytes(), &[]).unwrap();
+        let r = run_probe(tag, &conf);
+        assert!(!ok(&r, "host_shm"), "{r:#}");
+        // Still a usable, empty /dev/shm (shm_open: browsers need it).
+        assert!(ok(&r, "write_dev_shm"), "{r:#}");
+        assert_eq!(r["dev_shm"][1], serde_json::json!([]), "{r:#}");
+    }
+}
+
+/// /etc/ssl is bound for its certificates, but it also holds the host's TLS private keys
+/// (/etc/ssl/private, root:ssl-cert 0710, keys 0640): a service whose `user` option names
+/// the key group (a reused service account's group) read them. They are hidden.
+#[test]
+fn tls_private_keys_stay_hidden() {
+    if !container_available("tls_private_keys_stay_hidden") {
+        return;
+    }
+    let conf = drop_in("tls", NO_NET.as_bytes(), &[("user", "4242:4243")]).unwrap();
+    let r = run_probe("tls", &conf);
+    assert_eq!(r["status"][1]["Groups"], "4243", "{r:#}");
+    assert!(!ok(&r, "tls_key"), "{r:#}");
+    // The certificates are still there.
+    assert!(r["tls_certs"][1].as_u64().is_some_and(|n| n > 0), "{r:#}");
+}
+
+/// `env_file` is the one free-text option printed into the drop-in. systemd expands `%`
+/// specifiers in EnvironmentFile= (`%h`: the service user's home) and a trailing `\`
+/// continues the line; the option refuses them, spaces and quotes (the doc said so,
+/// nothing checked it).
+#[test]
+fn env_file_cannot_carry_specifiers_or_continue_the_line() {
+    let manifest = br#"{"name": "t", "version": "1", "tools": [{"name": "t", "capabilities": [
+      "env:inject:TOKEN"]}]}"#;
+    for bad in [
+        "/etc/%h/x.env",
+        "/etc/x.env\\",
+        "/etc/a b.env",
+        "/etc/\"x.env",
+        "/etc/'x.env",
+    ] {
+        let got = drop_in("env-file", manifest, &[("env_file", bad)]);
+        assert!(
+            got.as_ref().is_err_and(|e| e.contains("OPTION_INVALID")),
+            "env_file={bad:?} accepted: {got:?}"
+        );
+    }
+    let conf = drop_in(
+        "env-file",
+        manifest,
+        &[("env_file", "/etc/capgate/a-b_c.env")],
+    )
+    .unwrap();
+    assert!(
+        conf.lines()
+            .any(|l| l == "EnvironmentFile=/etc/capgate/a-b_c.env"),
+        "{conf}"
+    );
+}
+
+/// `systemctl edit` writes `override.conf`, and systemd reads drop-ins in file-name
+/// order: a drop-in named `capgate.conf` came first, so an operator's hardening there
+/// (`ProtectSystem=strict`: the host root came back) or a bind undid it. The drop-in's
+/// name sorts after it, and its resets clear what came before.
+#[test]
+fn an_override_from_systemctl_edit_cannot_widen_the_drop_in() {
+    if !container_available("an_override_from_systemctl_edit_cannot_widen_the_drop_in") {
+        return;
+    }
+    let conf = drop_in("override", NO_NET.as_bytes(), &[]).unwrap();
+    for name in ["override.conf", "50-local.conf", "capgate-local.conf"] {
+        let r = run_probe_with(
+            "override",
+            "",
+            &conf,
+            &[(
+                name,
+                "[Service]\nProtectSystem=strict\nBindReadOnlyPaths=/opt\nIPAddressAllow=any\n",
+            )],
+        );
+        assert!(!ok(&r, "passwd"), "{name}: {r:#}");
+        assert!(!ok(&r, "var_lib"), "{name}: {r:#}");
+        let root = r["root"][1].as_array().unwrap();
+        assert!(!root.iter().any(|v| v == "opt"), "{name}: {r:#}");
+    }
+}
+
+/// The net rules rest on the cgroup IP firewall, which systemd ignores (a log line, no
+/// failure) on a host with the legacy or hybrid cgroup hierarchy: every address would be
+/// reachable. With net declared the drop-in asserts cgroup v2, so such a host refuses to
+/// start the service. The container is cgroup v2: the service starts; asserting v1
+/// instead shows the assertion is evaluated and fails the start.
+#[test]
+fn with_net_the_ip_firewall_is_asserted() {
+    let net = drop_in("assert", NET.as_bytes(), &[]).unwrap();
+    let tail: Vec<&str> = net.lines().rev().take(2).collect();
+    assert_eq!(tail, ["AssertControlGroupController=v2", "[Unit]"], "{net}");
+    let no_net = drop_in("assert", NO_NET.as_bytes(), &[]).unwrap();
+    assert!(!no_net.contains("[Unit]"), "{no_net}");
+    if !container_available("with_net_the_ip_firewall_is_asserted") {
+        return;
+    }
+    let r = run_probe("assert-v2", &net);
+    assert!(ok(&r, "tcp_declared"), "{r:#}");
+    let v1 = net.replace(
+        "AssertControlGroupController=v2",
+        "AssertControlGroupController=v1",
+    );
+    let e = try_run_probe("assert-v1", "", &v1, &[]).unwrap_err();
+    assert!(
+        e.contains("Assertion failed") && e.contains("ControlGroupController=v1"),
+        "{e}"
+    );
 }

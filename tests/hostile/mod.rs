@@ -1080,6 +1080,78 @@ const SYSTEMD_DIRECTIVES: &[&str] = &[
     "IPAddressAllow",
     "Environment",
     "EnvironmentFile",
+    "DynamicUser",
+    "ProtectSystem",
+    "SupplementaryGroups",
+    "RootDirectory",
+    "RootImage",
+    "MountImages",
+    "ExtensionImages",
+    "ExtensionDirectories",
+    "ReadWritePaths",
+    "StateDirectory",
+    "CacheDirectory",
+    "LogsDirectory",
+    "RuntimeDirectory",
+    "ConfigurationDirectory",
+    "LoadCredential",
+    "LoadCredentialEncrypted",
+    "SetCredential",
+    "SetCredentialEncrypted",
+    "DeviceAllow",
+    "NetworkNamespacePath",
+    "IPCNamespacePath",
+    "PassEnvironment",
+];
+
+/// The system paths the drop-in binds back read-only over its empty root.
+const SYSTEMD_BASELINE: &[&str] = &[
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/bin",
+    "/sbin",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
+    "/etc/ca-certificates",
+    "/etc/alternatives",
+];
+
+/// Directives the drop-in must reset with an empty assignment before anything else sets
+/// them: systemd merges the drop-in with the operator's unit, and these add up (a unit's
+/// `IPAddressAllow=localhost`, `RestrictAddressFamilies=~AF_PACKET`, `BindPaths=`...).
+/// After the reset they must never be empty again (a later empty assignment would wipe
+/// the drop-in's own value). `DynamicUser=no` and `ProtectSystem=no` are checked apart.
+const SYSTEMD_RESETS: &[&str] = &[
+    "SupplementaryGroups",
+    "RootDirectory",
+    "RootImage",
+    "MountImages",
+    "ExtensionImages",
+    "ExtensionDirectories",
+    "BindPaths",
+    "BindReadOnlyPaths",
+    "TemporaryFileSystem",
+    "ReadWritePaths",
+    "StateDirectory",
+    "CacheDirectory",
+    "LogsDirectory",
+    "RuntimeDirectory",
+    "ConfigurationDirectory",
+    "LoadCredential",
+    "LoadCredentialEncrypted",
+    "SetCredential",
+    "SetCredentialEncrypted",
+    "DeviceAllow",
+    "NetworkNamespacePath",
+    "IPCNamespacePath",
+    "RestrictAddressFamilies",
+    "IPAddressAllow",
+    "SystemCallArchitectures",
+    "SystemCallFilter",
+    "Environment",
+    "EnvironmentFile",
+    "PassEnvironment",
 ];
 
 /// A systemd drop-in: one `[Service]` section of known directives, no specifier or
@@ -1095,7 +1167,21 @@ pub fn check_systemd(config: &str, declared: &Declared) -> Check {
         return Err("systemd line 1 is not [Service]".to_owned());
     }
     let mut seen: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (n, line) in lines.enumerate() {
+    // The one [Unit] section, last, holds only the cgroup v2 assertion (net declared).
+    let all: Vec<&str> = lines.collect();
+    let (service, unit) = match all.iter().position(|l| *l == "[Unit]") {
+        Some(i) => (&all[..i], &all[i + 1..]),
+        None => (&all[..], &[][..]),
+    };
+    let want_unit: &[&str] = if declared.has_net() {
+        &["AssertControlGroupController=v2"]
+    } else {
+        &[]
+    };
+    if unit != want_unit || (declared.has_net() && service.len() == all.len()) {
+        return Err(format!("systemd: [Unit] section {unit:?}"));
+    }
+    for (n, line) in service.iter().copied().enumerate() {
         if line.chars().any(char::is_control) || line.contains(['%', '\\', '"', '\'', '[']) {
             return Err(format!(
                 "systemd line {n} {line:?}: control, specifier, escape, quote or section"
@@ -1108,6 +1194,21 @@ pub fn check_systemd(config: &str, declared: &Declared) -> Check {
             return Err(format!("systemd line {n}: unreviewed directive {key}"));
         }
         seen.entry(key).or_default().push(value);
+    }
+    for key in SYSTEMD_RESETS {
+        let values = seen.remove(key).unwrap_or_default();
+        match values.split_first() {
+            Some((&"", rest)) if !rest.contains(&"") => {
+                if !rest.is_empty() {
+                    seen.insert(key, rest.to_vec());
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "systemd: {key} is not reset first (and only first): {values:?}"
+                ))
+            }
+        }
     }
     let one = |key: &str| -> Result<&str, String> {
         match seen.get(key).map(Vec::as_slice) {
@@ -1130,6 +1231,8 @@ pub fn check_systemd(config: &str, declared: &Declared) -> Check {
         ("PrivateUsers", "yes"),
         ("PrivateDevices", "yes"),
         ("ProtectHome", "tmpfs"),
+        ("DynamicUser", "no"),
+        ("ProtectSystem", "no"),
     ] {
         if one(key)? != want {
             return Err(format!("systemd: {key} is not {want:?}"));
@@ -1137,10 +1240,11 @@ pub fn check_systemd(config: &str, declared: &Declared) -> Check {
     }
     let tmpfs = seen.get("TemporaryFileSystem").cloned().unwrap_or_default();
     if tmpfs.first() != Some(&"/:ro")
+        || !tmpfs.contains(&"/dev/shm:mode=1777,nosuid,nodev")
         || tmpfs
             .iter()
             .skip(1)
-            .any(|t| *t != "/tmp:mode=1777,nosuid,nodev")
+            .any(|t| *t != "/tmp:mode=1777,nosuid,nodev" && *t != "/dev/shm:mode=1777,nosuid,nodev")
     {
         return Err(format!("systemd: TemporaryFileSystem {tmpfs:?}"));
     }
@@ -1154,7 +1258,9 @@ pub fn check_systemd(config: &str, declared: &Declared) -> Check {
     for value in seen.get("BindReadOnlyPaths").into_iter().flatten() {
         for token in value.split(' ') {
             let path = token.strip_prefix('-').unwrap_or(token);
-            let ok = BWRAP_BASELINE.contains(&path)
+            // The bwrap baseline, with /etc/ssl narrowed to its certificates (its
+            // private/ holds the host's TLS keys).
+            let ok = SYSTEMD_BASELINE.contains(&path)
                 || declared.fs_bind(path).is_some()
                 || declared.sockets.contains(path)
                 || (declared.x11 && x11_socket(path))
@@ -1217,6 +1323,30 @@ pub fn check_systemd(config: &str, declared: &Declared) -> Check {
         {
             return Err(format!("systemd: Environment={value}"));
         }
+    }
+    // Reset and never set again: only what the drop-in itself sets may follow its reset.
+    let sets = [
+        "BindPaths",
+        "BindReadOnlyPaths",
+        "TemporaryFileSystem",
+        "RestrictAddressFamilies",
+        "IPAddressAllow",
+        "SystemCallArchitectures",
+        "SystemCallFilter",
+        "Environment",
+        "EnvironmentFile",
+    ];
+    for key in SYSTEMD_RESETS.iter().filter(|k| !sets.contains(k)) {
+        if seen.contains_key(key) {
+            return Err(format!("systemd: {key} set after its reset"));
+        }
+    }
+    if one("SystemCallArchitectures")? != "native"
+        || seen.get("SystemCallFilter").and_then(|v| v.first()) != Some(&"@system-service")
+    {
+        return Err(
+            "systemd: the system call filter is not the @system-service allow list".to_owned(),
+        );
     }
     if seen.contains_key("EnvironmentFile") == declared.env.is_empty() {
         return Err("systemd: EnvironmentFile without env declared (or the reverse)".to_owned());
