@@ -391,6 +391,7 @@ const HOSTS: &str = "\
 ::1 localhost
 11.0.0.2 allowed.test sub.wild.test wild.test denied.test
 198.18.0.7 private.test
+127.0.0.1 a.lo.localhost db.localhost
 ";
 
 #[test]
@@ -424,6 +425,16 @@ fn srt_network() {
         &[format!("tcp:11.0.0.2:{p1}"), format!("tcp:11.0.0.2:{p2}")],
     );
     near.adopt(upstream);
+    // A service on the loopback of srt's own namespace (the host's, for a
+    // real deployment): no name may reach it.
+    let loopback_log = dir.join("loopback.log");
+    let loopback = serve(
+        "loopback",
+        &near.exec_prefix(),
+        &loopback_log,
+        &[format!("tcp:127.0.0.1:{p1}")],
+    );
+    near.adopt(loopback);
     let hosts = dir.file("hosts", HOSTS, 0o644);
 
     let manifest = json!({
@@ -433,12 +444,16 @@ fn srt_network() {
             format!("net:connect:*.wild.test:{p1}"),
             format!("net:connect:private.test:{p1}"),
             format!("net:connect:11.0.0.2:{p2}"),
+            // Loopback names: srt's proxy would connect them to its own
+            // host's loopback, past deniedResolvedAddresses.
+            format!("net:connect:localhost:{p1}"),
+            format!("net:connect:db.localhost:{p1}"),
+            format!("net:connect:*.lo.localhost:{p1}"),
         ],
         "tools": []
     })
     .to_string();
     let (settings, unenforced) = compile_srt("srt-net", &manifest, &dir.dir("sock", 0o700));
-    assert!(unenforced.is_empty(), "{unenforced:?}");
 
     // One curl per probe, through srt's proxy (the proxy variables srt sets;
     // NO_PROXY cleared), printing the HTTP status; `direct` skips the proxy.
@@ -465,6 +480,18 @@ fn srt_network() {
         (
             "private_resolve",
             format!("http://private.test:{p1}/private_resolve"),
+        ),
+        (
+            "loopback_name",
+            format!("http://localhost:{p1}/loopback_name"),
+        ),
+        (
+            "loopback_sub",
+            format!("http://db.localhost:{p1}/loopback_sub"),
+        ),
+        (
+            "loopback_wildcard",
+            format!("http://a.lo.localhost:{p1}/loopback_wildcard"),
         ),
     ];
     let mut script = String::from("echo STARTED=ok\nunset NO_PROXY no_proxy\n");
@@ -496,11 +523,17 @@ fn srt_network() {
     };
     let reached = |path: &str| {
         hits(&log)
-            .iter()
+            .into_iter()
+            .chain(hits(&loopback_log))
             .any(|h| h.data.contains(&format!("GET /{path} ")))
     };
 
     let mut checks = Checks::new();
+    checks.eq(
+        "compile: only the loopback name `localhost` is unenforceable",
+        unenforced,
+        vec![format!("net:connect:localhost:{p1}")],
+    );
     let (got, detail) = probe("control", &settings);
     let allowed = ["name_port", "wildcard_sub", "ip_port"];
     checks.eq(
@@ -579,6 +612,11 @@ fn srt_network() {
                     .remove("deniedResolvedAddresses");
             }),
             flips: &["private_resolve"],
+        },
+        Mutation {
+            what: "no deniedDomains (the loopback names)",
+            apply: Box::new(|v: &mut Value| v["network"]["deniedDomains"] = json!([])),
+            flips: &["loopback_name", "loopback_sub", "loopback_wildcard"],
         },
         Mutation {
             what: "srt's socket directory hidden",
