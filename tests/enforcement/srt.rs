@@ -80,13 +80,15 @@ fn compile_srt(label: &str, manifest: &str, socket_dir: &Path) -> (Value, Vec<St
 
 /// Runs `sh -c script` under srt with `settings`, from a cleared environment
 /// holding TMPDIR=`<dir>/sock` (as the target's notes ask), in `cwd`; `wrap`
-/// is the argv prefix that places srt (e.g. into a network namespace).
-/// Returns stdout and stderr.
+/// is the argv prefix that places srt (e.g. into a network namespace);
+/// `env` adds `NAME=VALUE` entries to srt's own environment. Returns stdout
+/// and stderr.
 fn run_srt(
     dir: &TempDir,
     name: &str,
     settings: &Value,
     wrap: &[&str],
+    env: &[&str],
     cwd: &Path,
     script: &str,
 ) -> (String, String) {
@@ -105,6 +107,9 @@ fn run_srt(
         "PATH=/usr/local/bin:/usr/bin:/bin",
         "HOME=/root",
         tmpdir.as_str(),
+    ]);
+    argv.extend(env);
+    argv.extend([
         srt.as_str(),
         "--settings",
         file.as_str(),
@@ -219,7 +224,7 @@ fn srt_filesystem() {
     let (settings, unenforced) = compile_srt("srt-fs", &manifest, &work.dir("sock", 0o700));
     let script = format!("T='{t}'; R='{}'; N='{n}'\n{FS_PROBES}", s(&host_file));
     let probe = |name: &str, settings: &Value| -> (BTreeMap<String, String>, String) {
-        let (out, err) = run_srt(&work, name, settings, &[], &root.join("ws"), &script);
+        let (out, err) = run_srt(&work, name, settings, &[], &[], &root.join("ws"), &script);
         (kv(&out), format!("stdout:\n{out}\nstderr:\n{err}"))
     };
 
@@ -435,6 +440,17 @@ fn srt_network() {
         &[format!("tcp:127.0.0.1:{p1}")],
     );
     near.adopt(loopback);
+    // A would-be parent proxy on srt's loopback: srt takes one from
+    // HTTP_PROXY in its own environment unless the settings pin parentProxy.
+    let p3 = 18129u16;
+    let parent_log = dir.join("parent.log");
+    let parent = serve(
+        "parent",
+        &near.exec_prefix(),
+        &parent_log,
+        &[format!("tcp:127.0.0.1:{p3}")],
+    );
+    near.adopt(parent);
     let hosts = dir.file("hosts", HOSTS, 0o644);
 
     let manifest = json!({
@@ -517,10 +533,12 @@ fn srt_network() {
         "sh",
     ]);
     let cwd = dir.dir("cwd", 0o755);
-    let probe = |name: &str, settings: &Value| -> (BTreeMap<String, String>, String) {
-        let (out, err) = run_srt(&dir, name, settings, &wrap, &cwd, &script);
-        (kv(&out), format!("stdout:\n{out}\nstderr:\n{err}"))
-    };
+    let probe_env =
+        |name: &str, settings: &Value, env: &[&str]| -> (BTreeMap<String, String>, String) {
+            let (out, err) = run_srt(&dir, name, settings, &wrap, env, &cwd, &script);
+            (kv(&out), format!("stdout:\n{out}\nstderr:\n{err}"))
+        };
+    let probe = |name: &str, settings: &Value| probe_env(name, settings, &[]);
     let reached = |path: &str| {
         hits(&log)
             .into_iter()
@@ -642,5 +660,52 @@ fn srt_network() {
             );
         }
     }
+
+    // srt started with HTTP_PROXY in its own environment: the settings pin
+    // `parentProxy.noProxy` to `*`, so srt still connects (and checks the
+    // resolved addresses) itself and hands nothing to that parent. Without
+    // the pin, srt sends the special-range and loopback names to the parent,
+    // which resolves them unchecked.
+    let parent_env = format!("HTTP_PROXY=http://127.0.0.1:{p3}");
+    let parent_reqs = || {
+        hits(&parent_log)
+            .into_iter()
+            .filter(|h| h.data.contains("GET http://"))
+            .count()
+    };
+    let (got_p, detail_p) = probe_env("parent", &settings, &[parent_env.as_str()]);
+    for (name, want) in [
+        ("name_port", "200"),
+        ("private_resolve", "403"),
+        ("loopback_name", "403"),
+        ("loopback_sub", "403"),
+    ] {
+        checks.check(
+            &format!("HTTP_PROXY in srt's environment: {name} answered {want}"),
+            got_p.get(name).map(String::as_str) == Some(want),
+            || detail_p.clone(),
+        );
+    }
+    checks.eq(
+        "HTTP_PROXY in srt's environment: nothing went to that parent proxy",
+        parent_reqs(),
+        0,
+    );
+    let mut unpinned = settings.clone();
+    unpinned["network"]
+        .as_object_mut()
+        .unwrap()
+        .remove("parentProxy");
+    let (got_u, detail_u) = probe_env("parent-unpinned", &unpinned, &[parent_env.as_str()]);
+    checks.check(
+        "mutation `no parentProxy pin` flips private_resolve (control 403)",
+        got_u.get("private_resolve").is_some_and(|c| c != "403"),
+        || detail_u.clone(),
+    );
+    checks.check(
+        "mutation `no parentProxy pin` sends requests to the parent proxy",
+        parent_reqs() > 0,
+        || detail_u.clone(),
+    );
     checks.finish(TEST);
 }

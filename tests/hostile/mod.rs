@@ -1633,6 +1633,7 @@ pub fn check_srt(config: &str, declared: &Declared) -> Check {
             "deniedDomains",
             "deniedResolvedAddresses",
             "strictAllowlist",
+            "parentProxy",
             "allowUnixSockets",
             "allowAllUnixSockets",
             "allowLocalBinding",
@@ -1681,6 +1682,14 @@ pub fn check_srt(config: &str, declared: &Declared) -> Check {
         if !denied.contains(&range) {
             return Err(format!("deniedResolvedAddresses lacks {range}"));
         }
+    }
+    // srt would take a parent proxy from its environment and skip every
+    // resolved-address check for connections through it.
+    if net["parentProxy"] != serde_json::json!({ "noProxy": "*" }) {
+        return Err(format!(
+            "parentProxy is not {{\"noProxy\": \"*\"}}: {}",
+            net["parentProxy"]
+        ));
     }
     if net["strictAllowlist"] != true
         || net["allowAllUnixSockets"] != false
