@@ -846,6 +846,46 @@ fn options_reach_the_output() {
     assert!(e.contains("OPTION_INVALID"), "{e}");
 }
 
+/// `recursiveReadOnly` is a gated field that an API server without the feature
+/// drops without an error, leaving writable submounts below a read-only path
+/// writable: every read-only directory says so in a note (never silently
+/// `exact` for a wider grant), and IfPossible's runtime fallback is named too.
+#[test]
+fn read_only_directories_note_that_recursive_read_only_may_be_dropped() {
+    let dir = TempDir::new("rro");
+    let m = dir.write(
+        "m.json",
+        r#"{"name":"rro","version":"1","tools":[{"name":"t","capabilities":[
+            "fs:read:/srv/ro/**","fs:read:/etc/app.conf","fs:read,write,create,delete:/srv/rw/**"]}]}"#,
+    );
+    let notes = |set: &[(&str, &str)]| -> Vec<String> {
+        let a: Value =
+            serde_json::from_str(&compile(&m, set).unwrap().artifact.to_json(false)).unwrap();
+        a["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .filter(|n| n.contains("recursiveReadOnly"))
+            .collect()
+    };
+    let enabled = notes(&[]);
+    assert_eq!(enabled.len(), 1, "{enabled:?}");
+    assert!(
+        enabled[0].starts_with("fs: /srv/ro ")
+            && enabled[0].contains("drops the field without an error")
+            && enabled[0].contains("stays writable")
+            && !enabled[0].contains("IfPossible"),
+        "{enabled:?}"
+    );
+    let if_possible = notes(&[("recursive_readonly", "IfPossible")]);
+    assert_eq!(if_possible.len(), 1, "{if_possible:?}");
+    assert!(
+        if_possible[0].contains("recursive_readonly=IfPossible"),
+        "{if_possible:?}"
+    );
+}
+
 /// The checks are not no-ops: each refuses a document broken the way a template bug would.
 #[test]
 fn the_checks_refuse_broken_documents() {

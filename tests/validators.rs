@@ -424,6 +424,8 @@ fn srt_schema_accepts_every_fixture_settings() {
                     c.starts_with("ipc:")
                         || *c == "net:connect:*"
                         || c.starts_with("net:connect:*:")
+                        // srt.net.loopback-name: `localhost` and `*.localhost`.
+                        || c.split(':').nth(2).is_some_and(|h| h == "localhost" || h == "*.localhost")
                         || nested_file(c)
                 })
                 .cloned()

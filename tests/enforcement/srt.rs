@@ -80,13 +80,15 @@ fn compile_srt(label: &str, manifest: &str, socket_dir: &Path) -> (Value, Vec<St
 
 /// Runs `sh -c script` under srt with `settings`, from a cleared environment
 /// holding TMPDIR=`<dir>/sock` (as the target's notes ask), in `cwd`; `wrap`
-/// is the argv prefix that places srt (e.g. into a network namespace).
-/// Returns stdout and stderr.
+/// is the argv prefix that places srt (e.g. into a network namespace);
+/// `env` adds `NAME=VALUE` entries to srt's own environment. Returns stdout
+/// and stderr.
 fn run_srt(
     dir: &TempDir,
     name: &str,
     settings: &Value,
     wrap: &[&str],
+    env: &[&str],
     cwd: &Path,
     script: &str,
 ) -> (String, String) {
@@ -105,6 +107,9 @@ fn run_srt(
         "PATH=/usr/local/bin:/usr/bin:/bin",
         "HOME=/root",
         tmpdir.as_str(),
+    ]);
+    argv.extend(env);
+    argv.extend([
         srt.as_str(),
         "--settings",
         file.as_str(),
@@ -219,7 +224,7 @@ fn srt_filesystem() {
     let (settings, unenforced) = compile_srt("srt-fs", &manifest, &work.dir("sock", 0o700));
     let script = format!("T='{t}'; R='{}'; N='{n}'\n{FS_PROBES}", s(&host_file));
     let probe = |name: &str, settings: &Value| -> (BTreeMap<String, String>, String) {
-        let (out, err) = run_srt(&work, name, settings, &[], &root.join("ws"), &script);
+        let (out, err) = run_srt(&work, name, settings, &[], &[], &root.join("ws"), &script);
         (kv(&out), format!("stdout:\n{out}\nstderr:\n{err}"))
     };
 
@@ -391,6 +396,7 @@ const HOSTS: &str = "\
 ::1 localhost
 11.0.0.2 allowed.test sub.wild.test wild.test denied.test
 198.18.0.7 private.test
+127.0.0.1 a.lo.localhost db.localhost
 ";
 
 #[test]
@@ -424,6 +430,27 @@ fn srt_network() {
         &[format!("tcp:11.0.0.2:{p1}"), format!("tcp:11.0.0.2:{p2}")],
     );
     near.adopt(upstream);
+    // A service on the loopback of srt's own namespace (the host's, for a
+    // real deployment): no name may reach it.
+    let loopback_log = dir.join("loopback.log");
+    let loopback = serve(
+        "loopback",
+        &near.exec_prefix(),
+        &loopback_log,
+        &[format!("tcp:127.0.0.1:{p1}")],
+    );
+    near.adopt(loopback);
+    // A would-be parent proxy on srt's loopback: srt takes one from
+    // HTTP_PROXY in its own environment unless the settings pin parentProxy.
+    let p3 = 18129u16;
+    let parent_log = dir.join("parent.log");
+    let parent = serve(
+        "parent",
+        &near.exec_prefix(),
+        &parent_log,
+        &[format!("tcp:127.0.0.1:{p3}")],
+    );
+    near.adopt(parent);
     let hosts = dir.file("hosts", HOSTS, 0o644);
 
     let manifest = json!({
@@ -433,12 +460,16 @@ fn srt_network() {
             format!("net:connect:*.wild.test:{p1}"),
             format!("net:connect:private.test:{p1}"),
             format!("net:connect:11.0.0.2:{p2}"),
+            // Loopback names: srt's proxy would connect them to its own
+            // host's loopback, past deniedResolvedAddresses.
+            format!("net:connect:localhost:{p1}"),
+            format!("net:connect:db.localhost:{p1}"),
+            format!("net:connect:*.lo.localhost:{p1}"),
         ],
         "tools": []
     })
     .to_string();
     let (settings, unenforced) = compile_srt("srt-net", &manifest, &dir.dir("sock", 0o700));
-    assert!(unenforced.is_empty(), "{unenforced:?}");
 
     // One curl per probe, through srt's proxy (the proxy variables srt sets;
     // NO_PROXY cleared), printing the HTTP status; `direct` skips the proxy.
@@ -466,6 +497,18 @@ fn srt_network() {
             "private_resolve",
             format!("http://private.test:{p1}/private_resolve"),
         ),
+        (
+            "loopback_name",
+            format!("http://localhost:{p1}/loopback_name"),
+        ),
+        (
+            "loopback_sub",
+            format!("http://db.localhost:{p1}/loopback_sub"),
+        ),
+        (
+            "loopback_wildcard",
+            format!("http://a.lo.localhost:{p1}/loopback_wildcard"),
+        ),
     ];
     let mut script = String::from("echo STARTED=ok\nunset NO_PROXY no_proxy\n");
     for (name, url) in &probes {
@@ -490,17 +533,25 @@ fn srt_network() {
         "sh",
     ]);
     let cwd = dir.dir("cwd", 0o755);
-    let probe = |name: &str, settings: &Value| -> (BTreeMap<String, String>, String) {
-        let (out, err) = run_srt(&dir, name, settings, &wrap, &cwd, &script);
-        (kv(&out), format!("stdout:\n{out}\nstderr:\n{err}"))
-    };
+    let probe_env =
+        |name: &str, settings: &Value, env: &[&str]| -> (BTreeMap<String, String>, String) {
+            let (out, err) = run_srt(&dir, name, settings, &wrap, env, &cwd, &script);
+            (kv(&out), format!("stdout:\n{out}\nstderr:\n{err}"))
+        };
+    let probe = |name: &str, settings: &Value| probe_env(name, settings, &[]);
     let reached = |path: &str| {
         hits(&log)
-            .iter()
+            .into_iter()
+            .chain(hits(&loopback_log))
             .any(|h| h.data.contains(&format!("GET /{path} ")))
     };
 
     let mut checks = Checks::new();
+    checks.eq(
+        "compile: only the loopback name `localhost` is unenforceable",
+        unenforced,
+        vec![format!("net:connect:localhost:{p1}")],
+    );
     let (got, detail) = probe("control", &settings);
     let allowed = ["name_port", "wildcard_sub", "ip_port"];
     checks.eq(
@@ -581,6 +632,11 @@ fn srt_network() {
             flips: &["private_resolve"],
         },
         Mutation {
+            what: "no deniedDomains (the loopback names)",
+            apply: Box::new(|v: &mut Value| v["network"]["deniedDomains"] = json!([])),
+            flips: &["loopback_name", "loopback_sub", "loopback_wildcard"],
+        },
+        Mutation {
             what: "srt's socket directory hidden",
             apply: Box::new({
                 let sock = s(&dir.join("sock"));
@@ -604,5 +660,52 @@ fn srt_network() {
             );
         }
     }
+
+    // srt started with HTTP_PROXY in its own environment: the settings pin
+    // `parentProxy.noProxy` to `*`, so srt still connects (and checks the
+    // resolved addresses) itself and hands nothing to that parent. Without
+    // the pin, srt sends the special-range and loopback names to the parent,
+    // which resolves them unchecked.
+    let parent_env = format!("HTTP_PROXY=http://127.0.0.1:{p3}");
+    let parent_reqs = || {
+        hits(&parent_log)
+            .into_iter()
+            .filter(|h| h.data.contains("GET http://"))
+            .count()
+    };
+    let (got_p, detail_p) = probe_env("parent", &settings, &[parent_env.as_str()]);
+    for (name, want) in [
+        ("name_port", "200"),
+        ("private_resolve", "403"),
+        ("loopback_name", "403"),
+        ("loopback_sub", "403"),
+    ] {
+        checks.check(
+            &format!("HTTP_PROXY in srt's environment: {name} answered {want}"),
+            got_p.get(name).map(String::as_str) == Some(want),
+            || detail_p.clone(),
+        );
+    }
+    checks.eq(
+        "HTTP_PROXY in srt's environment: nothing went to that parent proxy",
+        parent_reqs(),
+        0,
+    );
+    let mut unpinned = settings.clone();
+    unpinned["network"]
+        .as_object_mut()
+        .unwrap()
+        .remove("parentProxy");
+    let (got_u, detail_u) = probe_env("parent-unpinned", &unpinned, &[parent_env.as_str()]);
+    checks.check(
+        "mutation `no parentProxy pin` flips private_resolve (control 403)",
+        got_u.get("private_resolve").is_some_and(|c| c != "403"),
+        || detail_u.clone(),
+    );
+    checks.check(
+        "mutation `no parentProxy pin` sends requests to the parent proxy",
+        parent_reqs() > 0,
+        || detail_u.clone(),
+    );
     checks.finish(TEST);
 }

@@ -1781,19 +1781,41 @@ pub fn check_srt(config: &str, declared: &Declared) -> Check {
             "deniedDomains",
             "deniedResolvedAddresses",
             "strictAllowlist",
+            "parentProxy",
             "allowUnixSockets",
             "allowAllUnixSockets",
             "allowLocalBinding",
         ],
     )?;
+    // srt's proxy connects a loopback name (`localhost`, `*.localhost`) to its
+    // own host's loopback past deniedResolvedAddresses: each allowed one must
+    // be denied by name too, and deniedDomains holds nothing else.
+    let loopback = |d: &str| d == "localhost" || d.ends_with(".localhost");
+    let mut want_denied = std::collections::BTreeSet::new();
     for entry in srt_strings(&net["allowedDomains"], "allowedDomains")? {
         let (host, port) = srt_domain(entry)?;
+        match &host {
+            HostDecl::Name(d) if loopback(d) => {
+                want_denied.insert(d.clone());
+            }
+            HostDecl::Wildcard(d) if loopback(d) => {
+                want_denied.insert(format!("*.{d}"));
+            }
+            _ => {}
+        }
         if !declared.net.contains(&(host, port)) {
             return Err(format!("allowedDomains {entry:?} is not declared"));
         }
     }
-    if !srt_strings(&net["deniedDomains"], "deniedDomains")?.is_empty() {
-        return Err("deniedDomains is not empty".to_owned());
+    let got_denied: std::collections::BTreeSet<String> =
+        srt_strings(&net["deniedDomains"], "deniedDomains")?
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+    if got_denied != want_denied {
+        return Err(format!(
+            "deniedDomains {got_denied:?} is not the allowed loopback names {want_denied:?}"
+        ));
     }
     let denied = srt_strings(&net["deniedResolvedAddresses"], "deniedResolvedAddresses")?;
     for range in [
@@ -1808,6 +1830,14 @@ pub fn check_srt(config: &str, declared: &Declared) -> Check {
         if !denied.contains(&range) {
             return Err(format!("deniedResolvedAddresses lacks {range}"));
         }
+    }
+    // srt would take a parent proxy from its environment and skip every
+    // resolved-address check for connections through it.
+    if net["parentProxy"] != serde_json::json!({ "noProxy": "*" }) {
+        return Err(format!(
+            "parentProxy is not {{\"noProxy\": \"*\"}}: {}",
+            net["parentProxy"]
+        ));
     }
     if net["strictAllowlist"] != true
         || net["allowAllUnixSockets"] != false
