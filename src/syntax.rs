@@ -692,8 +692,8 @@ pub const HOST_ALIASES: &[(&str, &str)] = &[
     ("/etc/mtab", "/proc/self/mounts"),
 ];
 
-/// File names of container-engine API sockets, refused wherever they are:
-/// access to any of them is root on the host.
+/// File names of container-engine (and libvirt's) API sockets, refused
+/// wherever they are: access to any of them is root on the host.
 pub const ENGINE_SOCKETS: &[&str] = &[
     "docker.sock",
     "podman.sock",
@@ -706,6 +706,8 @@ pub const ENGINE_SOCKETS: &[&str] = &[
     "balena-engine.sock",
     "balena.sock",
     "k3s.sock",
+    "libvirt-sock",
+    "virtqemud-sock",
 ];
 
 /// Where container engines keep their sockets, and the state directories
@@ -757,6 +759,9 @@ pub const ENGINE_PATHS: &[&str] = &[
     "/var/lib/machines",
     "/var/lib/buildkit",
     "/var/lib/nerdctl",
+    "/run/incus",
+    "/run/libvirt",
+    "/run/snapd.socket",
 ];
 
 /// Engine state kept in a user's home (rootless podman and Docker): refused
@@ -767,6 +772,8 @@ pub const ENGINE_HOME_PATHS: &[&str] = &[
     "/home/*/.local/share/docker",
     "/root/.local/share/containers",
     "/root/.local/share/docker",
+    "/home/*/.docker/run",
+    "/root/.docker/run",
 ];
 
 /// [`AbsPath::is_ancestor_or_self`] on text, so checking every capability

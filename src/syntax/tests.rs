@@ -971,6 +971,45 @@ fn more_engine_locations_are_refused() {
     }
 }
 
+/// Root-equivalent sockets a review found accepted: libvirt's, incus's,
+/// snapd's and Docker Desktop's; the home directory above the last stays
+/// declarable.
+#[test]
+fn vm_manager_and_desktop_engine_sockets_are_refused() {
+    for raw in [
+        "ipc:connect:unix:/run/libvirt/libvirt-sock",
+        "ipc:connect:unix:/var/run/libvirt/virtqemud-sock",
+        "ipc:connect:unix:/srv/x/libvirt-sock",
+        "ipc:connect:unix:/run/incus/unix.socket",
+        "ipc:connect:unix:/run/snapd.socket",
+        "ipc:connect:unix:/home/u/.docker/run/docker.sock",
+    ] {
+        assert_eq!(
+            parse_capability(raw).unwrap_err().code,
+            CapIpcSocket,
+            "{raw}"
+        );
+        agree(raw);
+    }
+    for raw in [
+        "fs:read:/run/libvirt/**",
+        "fs:read:/run/incus",
+        "fs:read:/home/u/.docker/run/**",
+        "fs:read:/root/.docker/run",
+    ] {
+        assert_eq!(
+            parse_capability(raw).unwrap_err().code,
+            CapFsReserved,
+            "{raw}"
+        );
+        agree(raw);
+    }
+    for raw in ["fs:read:/home/u/.docker/config.json", "fs:read:/home/u/**"] {
+        ok(raw);
+        agree(raw);
+    }
+}
+
 /// V6: names of the documented categories the first table missed.
 #[test]
 fn more_dangerous_env_names_are_refused() {
