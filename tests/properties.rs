@@ -12,6 +12,7 @@
 //!
 //! Case counts keep the whole file well under 20 s in a debug build.
 
+mod common;
 mod hostile;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -276,24 +277,15 @@ fn manifest() -> impl Strategy<Value = (Vec<u8>, Declared)> {
 }
 
 fn compilers() -> Vec<(&'static str, Compiler)> {
-    [
-        "bwrap",
-        "docker",
-        "squid",
-        "nftables",
-        "oci",
-        "systemd",
-        "kubernetes",
-        "srt",
-    ]
-    .into_iter()
-    .map(|t| {
-        (
-            t,
-            Compiler::new(&Assets::default(), t).expect("built-in target"),
-        )
-    })
-    .collect()
+    common::TARGETS
+        .into_iter()
+        .map(|t| {
+            (
+                t,
+                Compiler::new(&Assets::default(), t).expect("built-in target"),
+            )
+        })
+        .collect()
 }
 
 proptest! {

@@ -36,6 +36,10 @@ fn builtin_targets_are_the_known_ones() {
             "systemd"
         ]
     );
+    // The integration tests that loop over common::TARGETS (explain, injection,
+    // robustness, properties) cover every built-in target.
+    let covered: BTreeSet<String> = common::TARGETS.iter().map(|t| (*t).to_owned()).collect();
+    assert_eq!(covered, names.into_iter().collect());
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! capability 4096 bytes (`syntax::MAX_CAPABILITY_LEN`), manifest 64 MiB
 //! (`manifest::MAX_MANIFEST_BYTES`).
 
+mod common;
 mod hostile;
 
 use std::io::Write as _;
@@ -18,16 +19,7 @@ use capgate::compile::{Compiler, Settings};
 use capgate::diag::{Code, Diagnostic};
 use hostile::{Declared, TempFile};
 
-const TARGETS: [&str; 8] = [
-    "bwrap",
-    "docker",
-    "squid",
-    "nftables",
-    "oci",
-    "systemd",
-    "kubernetes",
-    "srt",
-];
+use common::TARGETS;
 
 /// Generous budget for refusing one hostile input in a debug build (a release
 /// build takes a fraction of it).
