@@ -14,11 +14,14 @@
 //!
 //! A missing validator is a loud skip, or a failure under `CI=true`.
 
+mod common;
+
+use common::TempDir;
+
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use capgate::assets::Assets;
 use capgate::capability::{Endpoint, FsActions, Glob, Host};
@@ -46,34 +49,6 @@ fn require(what: &str, ok: bool) -> bool {
         eprintln!("\n!!!!!!!! SKIPPED: {what} is not installed; this validator did not run (see .ci/run) !!!!!!!!\n");
     }
     ok
-}
-
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "capgate-kubernetes-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 // ------------------------------------------------------------------ compiling
@@ -728,7 +703,7 @@ fn k8s_files(dir: &TempDir, tag: &str, d: &Docs) -> Vec<(PathBuf, String)> {
 
 #[test]
 fn every_fixture_validates_and_grants_exactly_what_it_declares() {
-    let dir = TempDir::new("fixtures");
+    let dir = TempDir::new("kubernetes-fixtures");
     let mut k8s = vec![];
     let mut cnps = vec![];
     let mut refused = vec![];
@@ -852,7 +827,7 @@ fn options_reach_the_output() {
 /// `exact` for a wider grant), and IfPossible's runtime fallback is named too.
 #[test]
 fn read_only_directories_note_that_recursive_read_only_may_be_dropped() {
-    let dir = TempDir::new("rro");
+    let dir = TempDir::new("kubernetes-rro");
     let m = dir.write(
         "m.json",
         r#"{"name":"rro","version":"1","tools":[{"name":"t","capabilities":[
@@ -924,7 +899,7 @@ fn the_checks_refuse_broken_documents() {
         json!({"drop": ["ALL"], "add": ["NET_RAW"]});
     assert!(check_pod(&pod, p, &o).is_err());
 
-    let dir = TempDir::new("broken");
+    let dir = TempDir::new("kubernetes-broken");
     // Cilium's schema: a misspelt key (which Kubernetes would prune, leaving an allow of
     // every destination on that port) and a bad protocol.
     if require(

@@ -14,9 +14,12 @@
 //! A missing tool (systemd-analyze, systemd, unshare, python3, a cgroup2 mount, root)
 //! skips loudly, or fails under `CI=true`.
 
+mod common;
+
+use common::TempDir;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[path = "hostile/mod.rs"]
@@ -58,29 +61,6 @@ fn is_root() -> bool {
         .find_map(|l| l.strip_prefix("Uid:"))
         .and_then(|l| l.split_whitespace().nth(1))
         == Some("0")
-}
-
-/// A scratch directory removed on drop (also when the test panics).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "capgate-systemd-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn write(path: &Path, text: &str) {
@@ -205,7 +185,7 @@ fn every_fixture_verifies_cleanly_and_scores_at_most_2() {
         return;
     }
     // The plain unit first: the parser and the analyzer tell a bare unit apart.
-    let plain = TempDir::new("plain");
+    let plain = TempDir::new("systemd-plain");
     install(&plain.0, None);
     let (bare, _) = exposure(&plain.0);
     assert!(bare > 9.0, "a unit without the drop-in scores {bare}");
@@ -272,7 +252,7 @@ fn the_validators_can_fail() {
     )
     .unwrap();
     let conf = drop_in("puppeteer", &manifest, &[]).unwrap();
-    let dir = TempDir::new("mut-base");
+    let dir = TempDir::new("systemd-mut-base");
     install(&dir.0, Some(&conf));
     let (base, _) = exposure(&dir.0);
 
@@ -290,7 +270,7 @@ fn the_validators_can_fail() {
             .filter(|l| *l != line)
             .map(|l| format!("{l}\n"))
             .collect();
-        let dir = TempDir::new("mut-drop");
+        let dir = TempDir::new("systemd-mut-drop");
         install(&dir.0, Some(&mutated));
         let (score, report) = exposure(&dir.0);
         assert!(
@@ -304,7 +284,7 @@ fn the_validators_can_fail() {
         ("NoNewPrivileges=yes", "NoNewPrivilege=yes"),
         ("ProtectProc=invisible", "ProtectProc=invisibl"),
     ] {
-        let dir = TempDir::new("mut-typo");
+        let dir = TempDir::new("systemd-mut-typo");
         install(&dir.0, Some(&conf.replace(from, to)));
         let (ok, printed) = verify(&dir.0);
         assert!(!ok || !printed.is_empty(), "verify accepted {to} silently");

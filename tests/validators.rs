@@ -7,43 +7,18 @@
 //! When a tool is missing the tests print a loud skip notice, unless `CI=true`, where a
 //! missing tool fails the test.
 
+mod common;
+
+use common::TempDir;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use capgate::assets::Assets;
 use capgate::compile::{Compiler, Settings};
 use capgate::diag::Diagnostic;
 
 // ------------------------------------------------------------------ helpers
-
-/// A scratch directory removed on drop (also when the test panics).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "capgate-validators-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Whether a program can be run; otherwise skip loudly, or fail when `CI=true`.
 fn available(program: &str, probe: &[&str]) -> bool {
@@ -145,7 +120,7 @@ fn squid_parses_every_fixture_config() {
     if !available("squid", &["-v"]) {
         return;
     }
-    let dir = TempDir::new("squid");
+    let dir = TempDir::new("validators-squid");
     let mut checked = 0;
     for path in manifests() {
         let Some(conf) = config(&path, "squid") else {
@@ -188,7 +163,7 @@ fn squid_rejects_a_broken_config() {
     if !available("squid", &["-v"]) {
         return;
     }
-    let dir = TempDir::new("squid-bad");
+    let dir = TempDir::new("validators-squid-bad");
     let file = dir.write(
         "bad.conf",
         "http_port 127.0.0.1:3128\nhttp_access allow capgate_nosuchacl\nhttp_access deny all\n",
@@ -208,7 +183,7 @@ fn nft_checks_every_fixture_ruleset() {
     if !available("nft", &["--version"]) || !available("unshare", &["--version"]) {
         return;
     }
-    let dir = TempDir::new("nft");
+    let dir = TempDir::new("validators-nft");
     let mut checked = 0;
     for path in manifests() {
         let Some(rules) = config(&path, "nftables") else {
@@ -239,7 +214,7 @@ fn nft_rejects_a_broken_ruleset() {
     if !available("nft", &["--version"]) || !available("unshare", &["--version"]) {
         return;
     }
-    let dir = TempDir::new("nft-bad");
+    let dir = TempDir::new("validators-nft-bad");
     let file = dir.write(
         "bad.nft",
         "table inet capgate_bad {\n  chain egress {\n    type filter hook output priority 0; policy drop;\n    ip daddr 10.0.0.1 tcp dport 99999 accept\n  }\n}\n",
@@ -260,7 +235,7 @@ fn nft_rulesets_load_twice_into_a_private_netns() {
     if !available("nft", &["--version"]) || !available("unshare", &["--version"]) {
         return;
     }
-    let dir = TempDir::new("nft-load");
+    let dir = TempDir::new("validators-nft-load");
     for name in ["egress-mix", "database", "github", "empty"] {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/manifests/{name}.json"));
@@ -353,7 +328,7 @@ fn srt_schema_accepts_every_fixture_settings() {
     if !srt_available() {
         return;
     }
-    let dir = TempDir::new("srt");
+    let dir = TempDir::new("validators-srt");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let compiler = Compiler::new(&Assets::default(), "srt").unwrap();
     let mut files = Vec::new();
@@ -483,7 +458,7 @@ fn srt_schema_rejects_broken_settings() {
     if !srt_available() {
         return;
     }
-    let dir = TempDir::new("srt-bad");
+    let dir = TempDir::new("validators-srt-bad");
     let base = |network: &str| {
         format!(
             r#"{{"network":{{"allowedDomains":[{network}],"deniedDomains":[]}},
