@@ -162,12 +162,10 @@ impl Policy {
         let path = crate::syntax::host_path(path);
         self.fs
             .iter()
-            .filter(|f| {
-                let p = crate::syntax::host_path(f.path.as_str());
-                *path == *p
-                    || (path.starts_with(&*p) && path.as_bytes().get(p.len()) == Some(&b'/'))
-            })
-            .max_by_key(|f| crate::syntax::host_path(f.path.as_str()).len())
+            .map(|f| (f, crate::syntax::host_path(f.path.as_str())))
+            .filter(|(_, bind)| crate::syntax::tree_holds(bind, &path))
+            .max_by_key(|(_, bind)| bind.len())
+            .map(|(f, _)| f)
     }
 }
 
@@ -387,10 +385,7 @@ fn fold_fs(mut fs: Vec<FsFact>, caps: &[CapInfo], widenings: &mut Vec<Widening>)
     for f in fs {
         let fhost = host(&f);
         while let Some((_, top)) = stack.last() {
-            if fhost
-                .strip_prefix(top.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-            {
+            if crate::syntax::tree_holds(top, &fhost) {
                 break;
             }
             stack.pop();

@@ -584,11 +584,6 @@ pub struct OutputFile {
 }
 
 impl Target {
-    /// Loader name of the first entry template, `main.<format>.j2`.
-    pub fn main(&self) -> &str {
-        &self.files[0].template
-    }
-
     /// Loads and validates a target by name.
     pub fn load(assets: &Assets, name: &str) -> Result<Target, Vec<Diagnostic>> {
         let unknown = || {
@@ -727,7 +722,7 @@ fn parse_target(
             );
         }
         let t = &file.template;
-        if !t.ends_with(&suffix) || t.contains('/') || t.starts_with('.') {
+        if !is_template_file(t, &suffix) {
             err(at("template"), format!("[[file]] template `{t}` must be a file name ending in `{suffix}` (the target's format)"));
         } else if files.iter().any(|f| f.template == template_name(t)) {
             err(
@@ -918,7 +913,7 @@ fn parse_target(
             );
         }
         if let Some(t) = &r.template {
-            if !t.ends_with(&suffix) || t.contains('/') || t.starts_with('.') {
+            if !is_template_file(t, &suffix) {
                 err(at("template"), format!("rule `{}`: template `{t}` must be a file name ending in `{suffix}` (the target's format)", r.id));
             }
         }
@@ -978,6 +973,12 @@ fn parse_target(
         source: display.to_owned(),
         builtin,
     })
+}
+
+/// A template named in a rules file is a file of `templates/<target>/`
+/// written in the target's format (`<name>.<format>.j2`).
+fn is_template_file(name: &str, suffix: &str) -> bool {
+    name.ends_with(suffix) && !name.contains('/') && !name.starts_with('.')
 }
 
 /// An output file name is one plain path component, so a consumer that

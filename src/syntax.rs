@@ -778,7 +778,7 @@ pub const ENGINE_HOME_PATHS: &[&str] = &[
 
 /// [`AbsPath::is_ancestor_or_self`] on text, so checking every capability
 /// against [`SANDBOX_TREES`] allocates nothing.
-fn tree_holds(top: &str, path: &str) -> bool {
+pub(crate) fn tree_holds(top: &str, path: &str) -> bool {
     path.strip_prefix(top)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }

@@ -61,6 +61,14 @@ fn compile_with(
         .map_err(|d| common::render_errors(&d))
 }
 
+/// The rendered errors of loading operator target `target` from `dir`, which must fail.
+fn load_error(dir: &Path, target: &str) -> String {
+    match Compiler::new(&assets(dir), target) {
+        Ok(_) => panic!("target {target} loaded"),
+        Err(e) => common::render_errors(&e),
+    }
+}
+
 fn ejected(tag: &str) -> TempDir {
     let dir = TempDir::new(tag);
     Assets::eject(&dir.0).unwrap();
@@ -1468,10 +1476,7 @@ fn bad_output_files_are_located_errors() {
             "filename = \"hosts.txt\"",
             &format!("filename = \"{file}\""),
         );
-        let err = Compiler::new(&assets(d), "pair")
-            .map(|_| ())
-            .map_err(|e| common::render_errors(&e))
-            .unwrap_err();
+        let err = load_error(d, "pair");
         assert!(
             err.contains("RULES_INVALID") && err.contains(expect),
             "{label}: {err}"
@@ -1488,10 +1493,7 @@ fn bad_output_files_are_located_errors() {
         "template = \"hosts.lines.j2\"",
         "template = \"hosts.json.j2\"",
     );
-    let err = Compiler::new(&assets(d), "pair")
-        .map(|_| ())
-        .map_err(|e| common::render_errors(&e))
-        .unwrap_err();
+    let err = load_error(d, "pair");
     assert!(
         err.contains("must be a file name ending in `.lines.j2`") && err.contains("pair.toml:9:1"),
         "{err}"
@@ -1502,10 +1504,7 @@ fn bad_output_files_are_located_errors() {
         "template = \"hosts.json.j2\"",
         "template = \"main.lines.j2\"",
     );
-    let err = Compiler::new(&assets(d), "pair")
-        .map(|_| ())
-        .map_err(|e| common::render_errors(&e))
-        .unwrap_err();
+    let err = load_error(d, "pair");
     assert!(err.contains("already renders another file"), "{err}");
     edit(
         d,
@@ -1513,10 +1512,7 @@ fn bad_output_files_are_located_errors() {
         "filename = \"env.txt\"",
         "filename = \"../env.txt\"",
     );
-    let err = Compiler::new(&assets(d), "pair")
-        .map(|_| ())
-        .map_err(|e| common::render_errors(&e))
-        .unwrap_err();
+    let err = load_error(d, "pair");
     assert!(
         err.contains("[target] filename `../env.txt`") && err.contains("pair.toml:5:1"),
         "{err}"
@@ -1527,10 +1523,7 @@ fn bad_output_files_are_located_errors() {
         "artifact = \"config\"",
         "artifact = \"argv\"",
     );
-    let err = Compiler::new(&assets(d), "pair")
-        .map(|_| ())
-        .map_err(|e| common::render_errors(&e))
-        .unwrap_err();
+    let err = load_error(d, "pair");
     assert!(err.contains("an argv artifact is one argv"), "{err}");
 }
 
@@ -1653,10 +1646,7 @@ verdict = "superset"
         ),
     ] {
         write(d, "rules/cond.toml", &rules.replacen(from, to, 1));
-        let err = Compiler::new(&assets(d), "cond")
-            .map(|_| ())
-            .map_err(|e| common::render_errors(&e))
-            .unwrap_err();
+        let err = load_error(d, "cond");
         assert!(err.contains(says) && err.contains(at), "{err}");
     }
 }
