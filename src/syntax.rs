@@ -58,6 +58,9 @@ struct Segment<'a> {
     /// Byte range of `text` inside the raw capability (inside the quotes if quoted).
     span: Range<usize>,
     quoted: bool,
+    /// The segment's leaf rule as the capability's parse matched it (a `t_*`
+    /// pair), or `None` if the segment was kept whole.
+    parsed: Option<Pair<'a, Rule>>,
 }
 
 /// Parses one capability string.
@@ -96,99 +99,13 @@ pub fn parse_capability(raw: &str) -> Result<Capability, CapError> {
         ));
     }
 
-    if let Some(cap) = fast(raw) {
-        return Ok(cap);
-    }
-    slow(raw)
+    convert(raw, Rule::capability)
 }
 
-/// The one-parse path for well-formed capabilities: `None` whenever anything
-/// is unusual or wrong, and the step-by-step parse decides (and explains).
-fn fast(raw: &str) -> Option<Capability> {
-    let mut parts = CapParser::parse(Rule::fast, raw).ok()?;
-    let first = parts.next()?;
-    // The conversions need a segment only to word errors, which make the fast path give up.
-    fn seg<'a>(p: &Pair<'a, Rule>) -> Segment<'a> {
-        Segment {
-            text: p.as_str(),
-            span: p.as_span().start()..p.as_span().end(),
-            quoted: false,
-        }
-    }
-    match first.as_rule() {
-        Rule::fs_actions => {
-            // The rule admits only allowed names joined by `,`.
-            let actions = first
-                .as_str()
-                .split(',')
-                .filter_map(FsActions::from_name)
-                .fold(FsActions::default(), FsActions::union);
-            let scope = parts.next()?;
-            // `fast_path` admits `*` only in a trailing `/*` or `/**`.
-            let text = scope.as_str();
-            let (dir, glob) = if let Some(dir) = text.strip_suffix("/**") {
-                (dir, Glob::Recursive)
-            } else if let Some(dir) = text.strip_suffix("/*") {
-                (dir, Glob::Children)
-            } else {
-                (text, Glob::None)
-            };
-            let path = AbsPath::new_unchecked(dir.to_owned());
-            reserved(&path, &seg(&scope)).ok()?;
-            let path = FsPath { path, glob };
-            socket_dir(&path, &seg(&scope)).ok()?;
-            Some(Capability::Fs { actions, path })
-        }
-        Rule::host_any | Rule::fast_wildcard | Rule::fast_dns | Rule::ipv4 | Rule::ipv6 => {
-            let s = seg(&first);
-            let host = match first.as_rule() {
-                Rule::host_any => Host::Any,
-                // The name after `*.`.
-                Rule::fast_wildcard => Host::Wildcard(dns_name(s.text.get(2..)?, &s).ok()?),
-                Rule::fast_dns => Host::Name(dns_name(s.text, &s).ok()?),
-                Rule::ipv4 => Host::V4(ipv4_from(&s).ok()?),
-                _ => Host::V6(ipv6_from(&s).ok()?),
-            };
-            let port = match parts.next() {
-                Some(p) => Some(port_from(p.as_str())?),
-                None => None,
-            };
-            Some(Capability::Net { host, port })
-        }
-        Rule::program => Some(Capability::Exec {
-            binary: Name::new_unchecked(first.as_str().to_owned()),
-            nested_sandbox: parts.next().is_some_and(|p| p.as_rule() == Rule::flag_true),
-        }),
-        Rule::env_actions => {
-            let word = parts.next()?;
-            let name = env_from(word.as_str(), &seg(&word)).ok()?;
-            Some(Capability::Env {
-                actions: EnvActions {
-                    read: first.as_str().split(',').any(|a| a == "read"),
-                    inject: first.as_str().split(',').any(|a| a == "inject"),
-                },
-                name,
-            })
-        }
-        Rule::ep_x11 | Rule::ep_dbus_session | Rule::ep_dbus_system | Rule::ep_unix => {
-            let s = seg(&first);
-            let endpoint = endpoint_from(first, 0, &s).ok()?;
-            Some(Capability::Ipc { endpoint })
-        }
-        Rule::clock_system => Some(Capability::Clock {
-            source: ClockSource::System,
-        }),
-        Rule::clock_tzdata => Some(Capability::Clock {
-            source: ClockSource::Tzdata,
-        }),
-        _ => None,
-    }
-}
-
-/// The step-by-step parse: every rule on its own, so a failure can be
-/// explained precisely. Also the whole path for assertions.
-fn slow(raw: &str) -> Result<Capability, CapError> {
-    let top = CapParser::parse(Rule::capability, raw)
+/// Parses `raw` with `rule` (`capability`, or `any_capability` in tests) and
+/// converts it: the shape, the kind and the refinements, then each segment.
+fn convert(raw: &str, rule: Rule) -> Result<Capability, CapError> {
+    let top = CapParser::parse(rule, raw)
         .map_err(|e| structure_error(raw, error_pos(&e)))?
         .next()
         .expect("capability rule yields one pair");
@@ -201,8 +118,8 @@ fn slow(raw: &str) -> Result<Capability, CapError> {
             Rule::kind => kind_pair = Some(pair),
             Rule::segment => segments.push(segment(pair)),
             Rule::refinements => refinements = Some(pair),
-            Rule::colon | Rule::qmark | Rule::EOI => {}
-            r => unreachable!("unexpected {r:?} in capability"),
+            Rule::EOI => {}
+            _ => segments.push(parsed_segment(pair)),
         }
     }
     let kind_pair = kind_pair.expect("capability always has a kind");
@@ -320,6 +237,7 @@ fn slow(raw: &str) -> Result<Capability, CapError> {
                         text: &raw[span.clone()],
                         span,
                         quoted: false,
+                        parsed: None,
                     })?
                 }
                 _ => {
@@ -340,14 +258,14 @@ fn slow(raw: &str) -> Result<Capability, CapError> {
         }
         Kind::Assert => {
             let id = &segments[0];
-            let id_name = leaf(Rule::assert_id, id).map_err(|_| {
+            leaf(Rule::assert_id, id).map_err(|_| {
                 CapError::new(
                     Code::CapAssertShape,
                     format!("assert needs <id>[:<description>], got {}", q(raw)),
                     nonempty(&id.span),
                 )
             })?;
-            let id_name = Name::new_unchecked(id_name.as_str().to_owned());
+            let id_name = Name::new_unchecked(id.text.to_owned());
             // The reference joins everything after the id with ':' (quotes dropped).
             let description = if segments.len() > 1 {
                 segments[1..]
@@ -404,26 +322,41 @@ fn structure_error(raw: &str, pos: usize) -> CapError {
     CapError::new(Code::CapSyntax, message, span)
 }
 
+/// A segment kept whole.
 fn segment(pair: Pair<'_, Rule>) -> Segment<'_> {
     let inner = pair.into_inner().next().expect("segment is quoted or bare");
-    match inner.as_rule() {
-        Rule::bare => Segment {
-            text: inner.as_str(),
-            span: inner.as_span().start()..inner.as_span().end(),
-            quoted: false,
-        },
-        Rule::quoted => {
-            let text = inner
-                .into_inner()
-                .find(|p| p.as_rule() == Rule::quoted_text)
-                .expect("quoted has quoted_text");
-            Segment {
-                text: text.as_str(),
-                span: text.as_span().start()..text.as_span().end(),
-                quoted: true,
-            }
-        }
+    let quoted = match inner.as_rule() {
+        Rule::bare => false,
+        Rule::quoted => true,
         r => unreachable!("unexpected {r:?} in segment"),
+    };
+    let text = if quoted {
+        inner.into_inner().next().expect("quoted has quoted_text")
+    } else {
+        inner
+    };
+    Segment {
+        text: text.as_str(),
+        span: text.as_span().start()..text.as_span().end(),
+        quoted,
+        parsed: None,
+    }
+}
+
+/// A segment its leaf rule matched (a `t_*` pair, quotes included).
+fn parsed_segment(pair: Pair<'_, Rule>) -> Segment<'_> {
+    let (text, start, end) = (pair.as_str(), pair.as_span().start(), pair.as_span().end());
+    let quoted = text.starts_with('"');
+    let (text, span) = if quoted {
+        (&text[1..text.len() - 1], start + 1..end - 1)
+    } else {
+        (text, start..end)
+    };
+    Segment {
+        text,
+        span,
+        quoted,
+        parsed: Some(pair),
     }
 }
 
@@ -440,11 +373,21 @@ fn exact<'s, 'a, const N: usize>(
     segments.try_into().map_err(|_| shape(code, raw, what))
 }
 
-/// Runs a leaf rule over one segment; on failure returns the absolute byte
-/// offset (in the raw capability) where the leaf stopped matching.
-fn leaf<'a>(rule: Rule, seg: &Segment<'a>) -> Result<Pair<'a, Rule>, usize> {
+/// A segment's leaf rule's pair, with the offset its positions are relative
+/// to: as the capability's parse matched it, else by running `rule` over the
+/// segment alone, which on failure returns the absolute byte offset (in the
+/// raw capability) where the leaf stopped matching.
+fn leaf<'a>(rule: Rule, seg: &Segment<'a>) -> Result<(Pair<'a, Rule>, usize), usize> {
+    if let Some(pair) = &seg.parsed {
+        return Ok((pair.clone(), 0));
+    }
     CapParser::parse(rule, seg.text)
-        .map(|mut pairs| pairs.next().expect("leaf rule yields one pair"))
+        .map(|mut pairs| {
+            (
+                pairs.next().expect("leaf rule yields one pair"),
+                seg.span.start,
+            )
+        })
         .map_err(|e| seg.span.start + error_pos(&e).min(seg.text.len()))
 }
 
@@ -490,7 +433,7 @@ fn check_actions<'a>(
         )
         .help(format!("allowed {kind} actions: {}", allowed.join(", ")))
     };
-    let pair = leaf(Rule::actions, seg).map_err(|pos| {
+    let (pair, base) = leaf(Rule::actions, seg).map_err(|pos| {
         // Name the comma-separated item the parse stopped in.
         let rel = pos - seg.span.start;
         let start = seg.text[..rel].rfind(',').map_or(0, |i| i + 1);
@@ -502,11 +445,10 @@ fn check_actions<'a>(
             seg.span.start + start..seg.span.start + end,
         )
     })?;
-    actions_from_items(pair.into_inner(), seg.span.start, allowed)
-        .map_err(|(item, span)| unknown(item, span))
+    actions_from_items(pair.into_inner(), base, allowed).map_err(|(item, span)| unknown(item, span))
 }
 
-/// Converts `action_item` pairs (positions relative to `base`); an unknown
+/// Converts `action` pairs (positions relative to `base`); an unknown
 /// action is returned with its absolute span.
 fn actions_from_items<'a>(
     items: impl Iterator<Item = Pair<'a, Rule>>,
@@ -514,8 +456,8 @@ fn actions_from_items<'a>(
     allowed: &[&'static str],
 ) -> Result<Vec<&'static str>, (&'a str, Range<usize>)> {
     let mut out = Vec::new();
-    for item in items.filter(|p| p.as_rule() == Rule::action_item) {
-        let action = item.into_inner().next().expect("action_item has action");
+    // `action_item` is silent: its `action` each.
+    for action in items.filter(|p| p.as_rule() == Rule::action) {
         let span = base + action.as_span().start()..base + action.as_span().end();
         let Some(name) = allowed.iter().find(|a| **a == action.as_str()) else {
             return Err((action.as_str(), span));
@@ -553,12 +495,12 @@ fn fs_path(seg: &Segment<'_>) -> Result<FsPath, CapError> {
             nonempty(&seg.span),
         ));
     }
-    let pair = leaf(Rule::fs_path, seg).map_err(|pos| path_error(seg, pos))?;
+    let (pair, base) = leaf(Rule::fs_path, seg).map_err(|pos| path_error(seg, pos))?;
     let abs = pair
         .into_inner()
         .find(|p| p.as_rule() == Rule::abs_path)
         .expect("fs_path has abs_path");
-    let fs = abs_path(abs, seg.span.start)?;
+    let fs = abs_path(abs, base)?;
     reserved(&fs.path, seg)?;
     socket_dir(&fs, seg)?;
     Ok(fs)
@@ -627,17 +569,14 @@ fn path_error(seg: &Segment<'_>, pos: usize) -> CapError {
 fn abs_path(pair: Pair<'_, Rule>, base: usize) -> Result<FsPath, CapError> {
     let mut names: Vec<&str> = Vec::new();
     let mut glob = Glob::None;
-    let segs: Vec<_> = pair
-        .into_inner()
-        .filter(|p| p.as_rule() == Rule::path_seg)
-        .collect();
-    let count = segs.len();
-    for (i, seg) in segs.into_iter().enumerate() {
-        let span = base + seg.as_span().start()..base + seg.as_span().end();
-        let inner = seg.into_inner().next().expect("path_seg has one child");
+    // `path_seg` is silent: its one child each.
+    let mut segs = pair.into_inner().peekable();
+    while let Some(inner) = segs.next() {
+        let span = base + inner.as_span().start()..base + inner.as_span().end();
+        let last = segs.peek().is_none();
         match inner.as_rule() {
             Rule::seg_name => names.push(inner.as_str()),
-            Rule::glob_rec | Rule::glob_one if i + 1 == count => {
+            Rule::glob_rec | Rule::glob_one if last => {
                 glob = if inner.as_rule() == Rule::glob_rec {
                     Glob::Recursive
                 } else {
@@ -905,7 +844,7 @@ fn host(seg: &Segment<'_>) -> Result<Host, CapError> {
     if seg.text.is_empty() {
         return Err(bad("empty host".to_owned(), seg.span.clone()));
     }
-    let pair = leaf(Rule::host, seg).map_err(|pos| {
+    let (pair, _) = leaf(Rule::host, seg).map_err(|pos| {
         let (c, span) = char_at_seg(seg, pos);
         match c {
             Some(c) => bad(
@@ -1067,8 +1006,8 @@ fn port(seg: &Segment<'_>) -> Result<Port, CapError> {
             nonempty(&seg.span),
         )
     };
-    let pair = leaf(Rule::port, seg).map_err(|_| bad())?;
-    port_from(pair.as_str()).ok_or_else(bad)
+    leaf(Rule::port, seg).map_err(|_| bad())?;
+    port_from(seg.text).ok_or_else(bad)
 }
 
 /// The port of a `port_digits` match, if in range.
@@ -1093,7 +1032,7 @@ fn exec_binary(seg: &Segment<'_>) -> Result<Name, CapError> {
             seg.span.clone(),
         ));
     }
-    let pair = leaf(Rule::binary, seg).map_err(|pos| {
+    let (pair, _) = leaf(Rule::binary, seg).map_err(|pos| {
         let (c, span) = char_at_seg(seg, pos);
         let message = match c {
             _ if seg.text.is_empty() => "exec binary is empty".to_owned(),
@@ -1373,14 +1312,14 @@ pub fn dangerous_env(name: &str) -> Option<&'static DangerousEnv> {
 }
 
 fn env_name(seg: &Segment<'_>) -> Result<Name, CapError> {
-    let pair = leaf(Rule::env_name, seg).map_err(|_| {
+    leaf(Rule::env_name, seg).map_err(|_| {
         CapError::new(
             Code::CapEnvName,
             format!("env var name must be UPPER_SNAKE: {}", q(seg.text)),
             nonempty(&seg.span),
         )
     })?;
-    env_from(pair.as_str(), seg)
+    env_from(seg.text, seg)
 }
 
 fn env_from(name: &str, seg: &Segment<'_>) -> Result<Name, CapError> {
@@ -1421,12 +1360,13 @@ pub const SOCKET_DIRS: &[&str] = &[
 ];
 
 fn endpoint(seg: &Segment<'_>) -> Result<Endpoint, CapError> {
-    let pair = leaf(Rule::endpoint, seg).map_err(|pos| {
+    let (pair, base) = leaf(Rule::endpoint, seg).map_err(|pos| {
         if seg.text.starts_with("unix:") {
             let sub = Segment {
                 text: &seg.text[5..],
                 span: seg.span.start + 5..seg.span.end,
                 quoted: seg.quoted,
+                parsed: None,
             };
             if !sub.text.starts_with('/') {
                 return CapError::new(
@@ -1450,7 +1390,7 @@ fn endpoint(seg: &Segment<'_>) -> Result<Endpoint, CapError> {
         )
     })?;
     let inner = pair.into_inner().next().expect("endpoint has one child");
-    endpoint_from(inner, seg.span.start, seg)
+    endpoint_from(inner, base, seg)
 }
 
 /// Converts the alternative an endpoint rule matched (positions relative to `origin`).
@@ -1533,7 +1473,7 @@ fn endpoint_from(
 // ---------------------------------------------------------------- clock
 
 fn clock_source(seg: &Segment<'_>) -> Result<ClockSource, CapError> {
-    let pair = leaf(Rule::clock_source, seg).map_err(|_| {
+    let (pair, _) = leaf(Rule::clock_source, seg).map_err(|_| {
         CapError::new(
             Code::CapClockSource,
             format!("clock source must be system|tzdata: {}", q(seg.text)),
@@ -1565,7 +1505,6 @@ fn nested_sandbox(pair: Pair<'_, Rule>, kind: Kind) -> Result<Option<bool>, CapE
             match p.as_rule() {
                 Rule::ref_key => key = Some(p),
                 Rule::ref_value => val = Some(p),
-                Rule::eq => {}
                 x => unreachable!("unexpected {x:?} in refinement"),
             }
         }
@@ -1592,19 +1531,16 @@ fn nested_sandbox(pair: Pair<'_, Rule>, kind: Kind) -> Result<Option<bool>, CapE
                 span,
             ));
         };
-        let flag = CapParser::parse(Rule::flag_value, val.as_str())
-            .map_err(|_| {
-                err(
-                    format!(
-                        "nestedSandbox must be true or false, not {}",
-                        q(val.as_str())
-                    ),
-                    span.clone(),
-                )
-            })?
-            .next()
-            .and_then(|p| p.into_inner().next())
-            .map(|p| p.as_rule());
+        let flag = val.clone().into_inner().next().map(|p| p.as_rule());
+        if !matches!(flag, Some(Rule::flag_true | Rule::flag_false)) {
+            return Err(err(
+                format!(
+                    "nestedSandbox must be true or false, not {}",
+                    q(val.as_str())
+                ),
+                span,
+            ));
+        }
         value = Some(flag == Some(Rule::flag_true));
     }
     Ok(value)

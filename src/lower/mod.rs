@@ -18,7 +18,7 @@ use crate::rules::{FactKind, OptionValue, Rule, Target, Verdict, WhenValue};
 
 mod view;
 pub use view::{fact_json, kinded_fact_json, kinded_view, KindedView};
-use view::{fact_kind, RenderContext, View};
+use view::{fact_kind, View};
 
 /// A fact by kind and index into its list in [`Policy`]; `Baseline` for the sandbox itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -420,12 +420,13 @@ impl Run<'_> {
                     continue;
                 }
                 let fact_value = fact_value.get_or_insert_with(|| view.to_value());
-                let context = |capabilities: Option<Value>| {
-                    Value::from_object(RenderContext {
-                        fact: fact_value.clone(),
+                let context = |capabilities: Option<Value>| match capabilities {
+                    Some(capabilities) => minijinja::context! {
+                        fact => fact_value.clone(),
                         capabilities,
-                        base: self.base.clone(),
-                    })
+                        ..self.base.clone()
+                    },
+                    None => minijinja::context! { fact => fact_value.clone(), ..self.base.clone() },
                 };
                 let ctx = if !prepared.reads_capabilities {
                     lean_ctx.get_or_insert_with(|| context(None)).clone()
@@ -601,129 +602,6 @@ mod tests {
             template_keys.sort_unstable();
             assert_eq!(template_keys, expected, "{fact:?}");
             assert!(value.get_attr("no_such_field").unwrap().is_undefined());
-        }
-    }
-
-    /// Templates used to get the view through `Value::from(Serde(fact_json))`;
-    /// the directly built value must be indistinguishable from it.
-    #[test]
-    fn template_value_behaves_as_the_serde_conversion() {
-        // Ways a template can look at a map; errors must match too.
-        let probes = [
-            "{{ fact|length }} {{ fact is mapping }} {{ fact is sequence }} {{ fact is iterable }}",
-            "{{ not fact }} {{ fact is true }} {{ fact|list }} {{ fact|reverse|list }}",
-            "{{ fact|items|list }}",
-            "{{ fact.items()|list }} {{ fact.keys()|list }} {{ fact.values()|list }}",
-            "{{ fact.get('path') }}",
-            "{{ fact|dictsort }} {{ fact|dictsort(reverse=true) }}",
-            "{{ fact|dictsort(by='value')|length }}",
-            "{{ fact|first }} {{ fact|last }} {{ fact|join(',') }} {{ fact|sort }}",
-            "{{ fact|unique|list }} {{ fact|string }} {{ fact|pprint }}",
-            "{{ fact|tojson }}",
-            "{{ fact == other }} {{ fact != other }} {{ fact < other }} {{ [fact, other]|unique|list }}",
-            "{{ fact == {} }} {{ fact in [other] }} {{ 'path' in fact }} {{ 'x' in fact }}",
-            "{{ fact[0] is defined }} {{ fact[none] is defined }} {{ fact[true] is defined }}",
-            "{{ fact.x is defined }} {{ fact['x'] is defined }} {{ fact|map('upper')|list }}",
-            "{{ fact|min }} {{ fact|max }} {{ fact|batch(2)|list }} {{ fact|slice(2)|list }}",
-            "{{ fact|groupby('x') }}",
-            "{{ fact|selectattr('x')|list }}",
-            "{{ fact|attr('path') }} {{ fact|attr('nested') }}",
-            "{% for k, v in fact|items %}{{ loop.index }}:{{ k }}={{ v }}/{{ fact[k] }};{% endfor %}",
-            "{% for k in fact %}{{ k }},{% endfor %}{% for k in fact|reverse %}{{ k }},{% endfor %}",
-            "{% for k, v in fact %}{{ k }}{% endfor %}",
-            "{{ debug(fact) }} {{ debug() }}",
-            "{{ fact }}",
-            "{{ fact.no_such_field }}",
-            "{{ fact.nope.deeper }}",
-            "{{ fact + fact }} {{ fact ~ '' }}",
-        ];
-        let mut env = minijinja::Environment::new();
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        let policy = varied_policy();
-        for fact in facts(&policy) {
-            let direct = View::of(&policy, fact).to_value();
-            let via_serde = Value::from(Serde(fact_json(&policy, fact)));
-            assert_eq!(direct, via_serde, "{fact:?}");
-            assert_eq!(format!("{direct:?}"), format!("{via_serde:?}"), "{fact:?}");
-            for probe in probes {
-                let render = |fact: &Value, other: &Value| {
-                    env.render_str(probe, minijinja::context! { fact => fact, other => other })
-                        .map_err(|e| (e.kind(), e.detail().map(str::to_owned)))
-                };
-                let expected = render(&via_serde, &via_serde);
-                assert_eq!(render(&direct, &via_serde), expected, "{fact:?} {probe}");
-                assert_eq!(render(&direct, &direct), expected, "{fact:?} {probe}");
-                assert_eq!(render(&via_serde, &direct), expected, "{fact:?} {probe}");
-            }
-            for key in via_serde.try_iter().unwrap() {
-                let (a, b) = (
-                    direct.get_item(&key).unwrap(),
-                    via_serde.get_item(&key).unwrap(),
-                );
-                assert_eq!(a.kind(), b.kind(), "{fact:?}.{key}");
-                assert_eq!(format!("{a:?}"), format!("{b:?}"), "{fact:?}.{key}");
-            }
-            // A template that reads an unknown field still fails.
-            let strict = env.render_str(
-                "{{ fact.no_such_field }}",
-                minijinja::context! { fact => direct },
-            );
-            assert_eq!(
-                strict.unwrap_err().kind(),
-                minijinja::ErrorKind::UndefinedError,
-                "{fact:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn render_context_behaves_as_the_merged_context() {
-        let policy = varied_policy();
-        let assets = crate::assets::Assets::default();
-        let target = Target::load(&assets, "bwrap").unwrap();
-        let options: BTreeMap<String, OptionValue> = target
-            .options
-            .iter()
-            .map(|o| (o.name.clone(), o.default.clone()))
-            .collect();
-        let base = base_context(&policy, &target, &options);
-        let fact = View::of(&policy, FactRef::Fact(Kind::Fs, 0)).to_value();
-        let capabilities = vec!["fs:read:/a (serverCapabilities)".to_owned()];
-        let probes = [
-            "{{ fact.path }} {{ options.uid }} {{ target.name }} {{ sandbox.net }}",
-            "{{ special.ipv4|length }} {{ special.ipv6_mapped }}",
-            "{{ capabilities|join(', ') }}",
-            "{{ capabilities is defined }} {{ nope is defined }}",
-            "{{ nope }}",
-            "{{ debug() }}",
-            "{% set fact = 1 %}{{ fact }}",
-        ];
-        let mut env = minijinja::Environment::new();
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        for with_capabilities in [false, true] {
-            let merged = if with_capabilities {
-                minijinja::context! {
-                    fact => fact.clone(),
-                    capabilities => capabilities.clone(),
-                    ..base.clone()
-                }
-            } else {
-                minijinja::context! { fact => fact.clone(), ..base.clone() }
-            };
-            let ours = Value::from_object(RenderContext {
-                fact: fact.clone(),
-                capabilities: with_capabilities.then(|| Value::from(capabilities.clone())),
-                base: base.clone(),
-            });
-            assert_eq!(format!("{ours:?}"), format!("{merged:?}"));
-            assert_eq!(ours, merged);
-            for probe in probes {
-                let render = |ctx: &Value| {
-                    env.render_str(probe, ctx)
-                        .map_err(|e| (e.kind(), e.detail().map(str::to_owned)))
-                };
-                assert_eq!(render(&ours), render(&merged), "{probe}");
-            }
         }
     }
 

@@ -4,10 +4,9 @@
 //! same view.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
-use std::sync::{Arc, LazyLock};
+use std::collections::BTreeMap;
 
-use minijinja::value::{Enumerator, Object, ObjectExt, Value, ValueKind};
+use minijinja::value::Value;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::FactRef;
@@ -225,33 +224,27 @@ impl<'a> View<'a> {
         }
     }
 
-    /// The view as templates see it: a map from field name to value that
-    /// behaves exactly as `Value::from(Serde(fact_json(..)))` did (a sorted
-    /// `BTreeMap<Value, Value>`), without building and sorting a map per fact.
-    /// The test `template_value_behaves_as_the_serde_conversion` holds the
-    /// two together.
+    /// The view as templates see it: minijinja's own map from field name to
+    /// value, the same fields as [`fact_json`].
     pub(super) fn to_value(&self) -> Value {
         let names = self.kind.fields();
-        let fields = sorted_fields(self.kind)
+        let map: BTreeMap<Value, Value> = names
             .iter()
-            .map(|&i| {
-                let value = match &self.values[i] {
+            .zip(&self.values)
+            .map(|(name, field)| {
+                let value = match field {
                     Field::Bool(b) => Value::from(*b),
                     Field::Uint(n) => Value::from(*n),
                     Field::Str(s) => Value::from(s.as_ref()),
                     Field::Null => Value::from(()),
-                    Field::Actions(actions) => Value::from(
-                        actions
-                            .names()
-                            .into_iter()
-                            .map(Value::from)
-                            .collect::<Vec<_>>(),
-                    ),
+                    Field::Actions(actions) => {
+                        actions.names().into_iter().map(Value::from).collect()
+                    }
                 };
-                (names[i], value)
+                (Value::from(*name), value)
             })
             .collect();
-        Value::from_object(FactValue { fields })
+        Value::from(map)
     }
 
     /// Whether every `when` condition holds; `when` holds indices into the view.
@@ -267,111 +260,6 @@ impl<'a> View<'a> {
                 _ => false,
             })
         })
-    }
-}
-
-/// Indices into [`FactKind::fields`] in name order: the order a map of the
-/// fields iterates in.
-pub(super) fn sorted_fields(kind: FactKind) -> &'static [usize] {
-    static SORTED: LazyLock<Vec<(FactKind, Vec<usize>)>> = LazyLock::new(|| {
-        std::iter::once(FactKind::Baseline)
-            .chain(Kind::ALL.into_iter().map(FactKind::Of))
-            .map(|kind| {
-                let fields = kind.fields();
-                let mut order: Vec<usize> = (0..fields.len()).collect();
-                order.sort_by_key(|&i| fields[i]);
-                (kind, order)
-            })
-            .collect()
-    });
-    SORTED
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, order)| order.as_slice())
-        .expect("every fact kind is listed")
-}
-
-/// A fact as templates see it: a read-only map, sorted by field name.
-///
-/// Every way a template can observe a map (lookup, iteration in either
-/// direction, items, length, truth, comparison, printing) goes through these
-/// methods, and they answer as minijinja's `BTreeMap<Value, Value>` does.
-#[derive(Debug)]
-pub(super) struct FactValue {
-    pub(super) fields: Vec<(&'static str, Value)>,
-}
-
-impl Object for FactValue {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        // Keys are strings, and a value of another kind never equals a string.
-        if key.kind() != ValueKind::String {
-            return None;
-        }
-        self.get_value_by_str(key.as_str()?)
-    }
-
-    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
-        self.fields
-            .iter()
-            .find(|(name, _)| *name == key)
-            .map(|(_, value)| value.clone())
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        self.mapped_rev_key_value_enumerator(|this| {
-            Box::new(
-                this.fields
-                    .iter()
-                    .map(|(name, value)| (Value::from(*name), value.clone())),
-            )
-        })
-    }
-
-    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
-        Some(self.fields.len())
-    }
-}
-
-/// The root context of a rule's templates: `fact` and, for templates that
-/// may read it, `capabilities`, over the values shared by the whole compile.
-///
-/// It answers as `context! { fact => .., capabilities => .., ..base }` (a
-/// minijinja merge of the two maps) does, without building a map and a merge
-/// per fact and with a direct answer for the most looked-up name, `fact`.
-/// The test `render_context_behaves_as_the_merged_context` holds the two
-/// together.
-#[derive(Debug)]
-pub(super) struct RenderContext {
-    pub(super) fact: Value,
-    pub(super) capabilities: Option<Value>,
-    pub(super) base: Value,
-}
-
-impl Object for RenderContext {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        if key.kind() != ValueKind::String {
-            return None;
-        }
-        self.get_value_by_str(key.as_str()?)
-    }
-
-    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
-        match (key, &self.capabilities) {
-            ("fact", _) => Some(self.fact.clone()),
-            ("capabilities", Some(capabilities)) => Some(capabilities.clone()),
-            _ => self.base.get_attr(key).ok().filter(|v| !v.is_undefined()),
-        }
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let mut keys = BTreeSet::from([Value::from("fact")]);
-        if self.capabilities.is_some() {
-            keys.insert(Value::from("capabilities"));
-        }
-        if self.base.kind() == ValueKind::Map {
-            keys.extend(self.base.try_iter().into_iter().flatten());
-        }
-        Enumerator::Iter(Box::new(keys.into_iter()))
     }
 }
 
