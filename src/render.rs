@@ -351,7 +351,8 @@ impl Renderer {
                         Format::Argv => text.trim(),
                         _ => text.trim_end(),
                     };
-                    (!text.trim().is_empty()).then(|| (text.to_owned(), owner))
+                    // Trimmed at the end already: blank exactly when nothing is left after leading blanks.
+                    (!text.trim_start().is_empty()).then(|| (text.to_owned(), owner))
                 })
                 .collect();
             if self.format == Format::Yaml && self.operator_text {
