@@ -378,7 +378,20 @@ fn exact<'s, 'a, const N: usize>(
 /// segment alone, which on failure returns the absolute byte offset (in the
 /// raw capability) where the leaf stopped matching.
 fn leaf<'a>(rule: Rule, seg: &Segment<'a>) -> Result<(Pair<'a, Rule>, usize), usize> {
-    if let Some(pair) = &seg.parsed {
+    // A pair is used only for the leaf rule it was matched with.
+    let in_capability = match rule {
+        Rule::actions => Rule::t_actions,
+        Rule::fs_path => Rule::t_path,
+        Rule::host => Rule::t_host,
+        Rule::port => Rule::t_port,
+        Rule::binary => Rule::t_program,
+        Rule::env_name => Rule::t_env,
+        Rule::endpoint => Rule::t_endpoint,
+        Rule::clock_source => Rule::t_clock,
+        Rule::assert_id => Rule::t_assert_id,
+        r => unreachable!("{r:?} is not a leaf rule"),
+    };
+    if let Some(pair) = seg.parsed.as_ref().filter(|p| p.as_rule() == in_capability) {
         return Ok((pair.clone(), 0));
     }
     CapParser::parse(rule, seg.text)
