@@ -545,8 +545,13 @@ fn socket_dir(fs: &FsPath, seg: &Segment<'_>) -> Result<(), CapError> {
 
 /// Explains why a path leaf failed at `pos`, by looking at the segment around it.
 fn path_error(seg: &Segment<'_>, pos: usize) -> CapError {
-    let rel = pos - seg.span.start;
     let text = seg.text;
+    // The leaf stops after its longest good prefix: at a `/`, the segment at
+    // fault is the one after it.
+    let mut rel = pos - seg.span.start;
+    if text[rel..].starts_with('/') {
+        rel += 1;
+    }
     let start = text[..rel].rfind('/').map_or(0, |i| i + 1);
     let end = text[rel..].find('/').map_or(text.len(), |i| rel + i);
     let part = &text[start..end];
@@ -580,37 +585,39 @@ fn path_error(seg: &Segment<'_>, pos: usize) -> CapError {
 
 /// Converts an `abs_path` pair; `base` is the absolute offset of the text it was parsed from.
 fn abs_path(pair: Pair<'_, Rule>, base: usize) -> Result<FsPath, CapError> {
+    // The rule admits `/` alone, or `/`-separated segments that are each a
+    // name, `*`, `**`, `.` or `..`.
+    let text = pair.as_str();
+    let mut at = base + pair.as_span().start() + 1;
     let mut names: Vec<&str> = Vec::new();
     let mut glob = Glob::None;
-    // `path_seg` is silent: its one child each.
-    let mut segs = pair.into_inner().peekable();
-    while let Some(inner) = segs.next() {
-        let span = base + inner.as_span().start()..base + inner.as_span().end();
-        let last = segs.peek().is_none();
-        match inner.as_rule() {
-            Rule::seg_name => names.push(inner.as_str()),
-            Rule::glob_rec | Rule::glob_one if last => {
-                glob = if inner.as_rule() == Rule::glob_rec {
+    let mut segs = text[1..].split('/').filter(|s| !s.is_empty()).peekable();
+    while let Some(seg) = segs.next() {
+        let span = at..at + seg.len();
+        at = span.end + 1;
+        match seg {
+            "**" | "*" if segs.peek().is_none() => {
+                glob = if seg == "**" {
                     Glob::Recursive
                 } else {
                     Glob::Children
                 };
             }
-            Rule::glob_rec | Rule::glob_one => {
+            "**" | "*" => {
                 return Err(CapError::new(
                     Code::CapFsGlob,
-                    format!("glob {} in the middle of a path", q(inner.as_str())),
+                    format!("glob {} in the middle of a path", q(seg)),
                     span,
                 ))
             }
-            Rule::dot | Rule::dot_dot => {
+            "." | ".." => {
                 return Err(CapError::new(
                     Code::CapFsPath,
-                    format!("path segment {} is not normalised", q(inner.as_str())),
+                    format!("path segment {} is not normalised", q(seg)),
                     span,
                 ))
             }
-            r => unreachable!("unexpected {r:?} in path_seg"),
+            name => names.push(name),
         }
     }
     let mut path = String::with_capacity(names.iter().map(|n| n.len() + 1).sum());
