@@ -1107,3 +1107,16 @@ fn more_dangerous_env_names_are_refused() {
         ok(&format!("env:inject:{name}"));
     }
 }
+
+/// A differential review found a quoted path ending in `.` or `..` accepted
+/// (the dot rules' end lookahead saw the closing quote and the segment fell
+/// through to a name). Segments are now read from the path's text.
+#[test]
+fn quoted_paths_ending_in_dots_are_refused() {
+    rejects("fs:write:\"/..\"", CapFsPath, "..");
+    rejects("fs:read:\"/d/.\"", CapFsPath, ".");
+    rejects("fs:read:\"/run/user/1000/..\"", CapFsPath, "..");
+    rejects("ipc:connect:\"unix:/tmp/..\"", CapIpcEndpoint, "..");
+    rejects("ipc:connect:\"unix:/a/.\"", CapIpcEndpoint, ".");
+    rejects("fs:read:/a/..?x=1", CapRefinement, "x=1");
+}
