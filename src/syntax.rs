@@ -482,18 +482,14 @@ fn actions_from_items<'a>(
     Ok(out)
 }
 
-fn fs_actions_from(names: &[&str]) -> FsActions {
-    names
-        .iter()
-        .filter_map(|n| FsActions::from_name(n))
-        .fold(FsActions::default(), FsActions::union)
-}
-
 const FS_ACTIONS: &[&str] = &["read", "write", "create", "delete"];
 
 fn fs_actions(seg: &Segment<'_>, raw: &str) -> Result<FsActions, CapError> {
     let names = check_actions(seg, raw, Kind::Fs, FS_ACTIONS)?;
-    Ok(fs_actions_from(&names))
+    Ok(names
+        .iter()
+        .filter_map(|n| FsActions::from_name(n))
+        .fold(FsActions::default(), FsActions::union))
 }
 
 // ---------------------------------------------------------------- paths
@@ -1027,19 +1023,16 @@ fn port(seg: &Segment<'_>) -> Result<Port, CapError> {
         )
     };
     leaf(Rule::port, seg).map_err(|_| bad())?;
-    port_from(seg.text).ok_or_else(bad)
-}
-
-/// The port of a `port_digits` match, if in range.
-fn port_from(digits: &str) -> Option<Port> {
-    if digits.len() > 5 {
-        return None;
+    // At most five digits, no leading zero (the rule): parse, then range-check.
+    if seg.text.len() > 5 {
+        return Err(bad());
     }
-    digits
+    seg.text
         .parse::<u32>()
         .ok()
         .and_then(|p| u16::try_from(p).ok())
         .and_then(Port::new)
+        .ok_or_else(bad)
 }
 
 // ---------------------------------------------------------------- exec, env
@@ -1339,10 +1332,7 @@ fn env_name(seg: &Segment<'_>) -> Result<Name, CapError> {
             nonempty(&seg.span),
         )
     })?;
-    env_from(seg.text, seg)
-}
-
-fn env_from(name: &str, seg: &Segment<'_>) -> Result<Name, CapError> {
+    let name = seg.text;
     if let Some(d) = dangerous_env(name) {
         let family = if d.prefix {
             format!("; every {}* name", d.name)
