@@ -352,7 +352,7 @@ impl Renderer {
                         _ => text.trim_end(),
                     };
                     // Trimmed at the end already: blank exactly when nothing is left after leading blanks.
-                    (!text.trim_start().is_empty()).then(|| (text.to_owned(), owner))
+                    (!blank(text)).then(|| (text.to_owned(), owner))
                 })
                 .collect();
             if self.format == Format::Yaml && self.operator_text {
@@ -642,7 +642,7 @@ fn split<'o>(out: &'o str, seen: &mut [u32]) -> Result<Vec<Line<'o>>, String> {
             .map_or(bytes.len(), |n| pos + n);
         if next > pos {
             let piece = &out[pos..next];
-            if owner.is_none() && piece.chars().any(|c| !c.is_whitespace()) {
+            if owner.is_none() && !blank(piece) {
                 owner = open;
             }
             line = match line {
@@ -705,6 +705,15 @@ fn split<'o>(out: &'o str, seen: &mut [u32]) -> Result<Vec<Line<'o>>, String> {
     }
     lines.push((line, owner));
     Ok(lines)
+}
+
+/// Whether `s` is empty or whitespace only (Unicode's, as `str::trim`).
+/// Output lines are mostly indentation: the leading spaces are skipped a
+/// byte at a time before the per-character check.
+fn blank(s: &str) -> bool {
+    let spaces = s.bytes().take_while(|b| *b == b' ').count();
+    // A space is one byte, so `spaces` is a character boundary.
+    s[spaces..].trim_start().is_empty()
 }
 
 /// After every entry template was split: each fragment placed exactly once.
@@ -914,6 +923,11 @@ mod tests {
         ) {
             let out: String = pieces.concat();
             prop_assert_eq!(split_one(&out, fragments).map(owned), split_by_char(&out, fragments));
+        }
+
+        #[test]
+        fn blank_is_trim_is_empty(s in "[ \t\n\u{b}\u{c}\r\u{85}\u{a0}\u{3000}xé]{0,8}") {
+            prop_assert_eq!(blank(&s), s.trim().is_empty());
         }
 
         #[test]

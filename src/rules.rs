@@ -105,17 +105,31 @@ impl FactKind {
     /// The fields a `when` clause (and a template, as `fact.<field>`) can
     /// use: the names of [`crate::facts::schema`], in view order.
     pub fn fields(self) -> &'static [&'static str] {
-        static NAMES: std::sync::LazyLock<Vec<(FactKind, Vec<&'static str>)>> =
-            std::sync::LazyLock::new(|| {
-                std::iter::once(FactKind::Baseline)
-                    .chain(Kind::ALL.into_iter().map(FactKind::Of))
-                    .map(|k| (k, crate::facts::schema(k).iter().map(|f| f.name).collect()))
-                    .collect()
-            });
-        NAMES
+        &self.schema().1
+    }
+
+    /// Indices into [`FactKind::fields`] in the order of the names: a
+    /// map built in that order needs no sorting.
+    pub fn fields_by_name(self) -> &'static [usize] {
+        &self.schema().2
+    }
+
+    fn schema(self) -> &'static (FactKind, Vec<&'static str>, Vec<usize>) {
+        type Schema = (FactKind, Vec<&'static str>, Vec<usize>);
+        static SCHEMAS: std::sync::LazyLock<Vec<Schema>> = std::sync::LazyLock::new(|| {
+            std::iter::once(FactKind::Baseline)
+                .chain(Kind::ALL.into_iter().map(FactKind::Of))
+                .map(|k| {
+                    let names: Vec<&str> = crate::facts::schema(k).iter().map(|f| f.name).collect();
+                    let mut order: Vec<usize> = (0..names.len()).collect();
+                    order.sort_by_key(|&i| names[i]);
+                    (k, names, order)
+                })
+                .collect()
+        });
+        SCHEMAS
             .iter()
-            .find(|(k, _)| *k == self)
-            .map(|(_, names)| names.as_slice())
+            .find(|(k, _, _)| *k == self)
             .expect("every fact kind has a schema")
     }
 }

@@ -228,9 +228,12 @@ impl<'a> View<'a> {
     /// value, the same fields as [`fact_json`].
     pub(super) fn to_value(&self) -> Value {
         let names = self.kind.fields();
-        let map: BTreeMap<Value, Value> = names
+        // In name order, so that building the map sorts nothing.
+        let map: BTreeMap<Value, Value> = self
+            .kind
+            .fields_by_name()
             .iter()
-            .zip(&self.values)
+            .map(|&i| (names[i], &self.values[i]))
             .map(|(name, field)| {
                 let value = match field {
                     Field::Bool(b) => Value::from(*b),
@@ -241,7 +244,7 @@ impl<'a> View<'a> {
                         actions.names().into_iter().map(Value::from).collect()
                     }
                 };
-                (Value::from(*name), value)
+                (Value::from(name), value)
             })
             .collect();
         Value::from(map)

@@ -1120,3 +1120,77 @@ fn quoted_paths_ending_in_dots_are_refused() {
     rejects("ipc:connect:\"unix:/a/.\"", CapIpcEndpoint, ".");
     rejects("fs:read:/a/..?x=1", CapRefinement, "x=1");
 }
+
+/// Cargo.toml pins pest 2.8 because 2.9's per-call stack probe guards only
+/// against recursion, which this grammar must not have: no rule may reach
+/// itself through the rules it names, so parse depth is bounded by the
+/// grammar, whatever the input.
+#[test]
+fn grammar_has_no_recursive_rule() {
+    let text = include_str!("../../grammar/capability.pest");
+    let code: String = text
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    // `name = modifier? { body }`; bodies hold no braces (string literals
+    // of braces would need quoting, and the grammar has none).
+    let mut rules: Vec<(&str, &str)> = Vec::new();
+    let mut rest = code.as_str();
+    while let Some(open) = rest.find('{') {
+        let head = rest[..open].trim_end_matches(['_', '@', '$', '!', ' ', '\n']);
+        let name = head
+            .trim_end()
+            .strip_suffix('=')
+            .expect("a rule is `name = {...}`")
+            .trim_end();
+        let name = name.rsplit(char::is_whitespace).next().unwrap();
+        let close = open + rest[open..].find('}').expect("closed rule");
+        rules.push((name, &rest[open + 1..close]));
+        rest = &rest[close + 1..];
+    }
+    assert!(rules.len() > 40, "read {} rules", rules.len());
+    let refs = |body: &str| -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut word = String::new();
+        let mut chars = body.chars().chain([' ']);
+        while let Some(c) = chars.next() {
+            if c == '"' || c == '\'' {
+                // A literal: skip to its closing quote, past escapes.
+                while let Some(d) = chars.next() {
+                    match d {
+                        '\\' => {
+                            chars.next();
+                        }
+                        d if d == c => break,
+                        _ => {}
+                    }
+                }
+            } else if c.is_ascii_alphanumeric() || c == '_' {
+                word.push(c);
+                continue;
+            }
+            if let Some(i) = rules.iter().position(|(n, _)| *n == word) {
+                out.push(i);
+            }
+            word.clear();
+        }
+        out
+    };
+    let edges: Vec<Vec<usize>> = rules.iter().map(|(_, b)| refs(b)).collect();
+    assert!(
+        edges.iter().any(|e| !e.is_empty()),
+        "no rule names another: the reader is broken"
+    );
+    // A rule is recursive when it is reachable from the rules it names.
+    for start in 0..rules.len() {
+        let mut seen = vec![false; rules.len()];
+        let mut todo = edges[start].clone();
+        while let Some(at) = todo.pop() {
+            assert!(at != start, "recursive rule: {}", rules[start].0);
+            if !std::mem::replace(&mut seen[at], true) {
+                todo.extend(&edges[at]);
+            }
+        }
+    }
+}
