@@ -54,7 +54,7 @@ pub const OPERATOR_FUEL: u64 = 10_000_000;
 
 thread_local! {
     /// The escaper of the render running on this thread, set by
-    /// [`Renderer::render_with`] for the whole render: the root template's,
+    /// [`render_with`] for the whole render: the root template's,
     /// so included and imported templates cannot pick a weaker one.
     static ESCAPER: Cell<Escaper> = const { Cell::new(Escaper::Output(Format::Argv)) };
 }
@@ -100,6 +100,8 @@ pub type FileElements = Vec<(String, Option<usize>)>;
 /// A template of a [`Renderer`], looked up once.
 pub struct Template<'r> {
     name: String,
+    /// The escaper every value it prints must pass ([`Renderer::escaper_of`]).
+    escaper: Escaper,
     /// `None` if the lookup failed; rendering then reports why.
     compiled: Option<minijinja::Template<'r, 'r>>,
 }
@@ -254,6 +256,7 @@ impl Renderer {
     pub fn template(&self, name: &str) -> Template<'_> {
         Template {
             name: name.to_owned(),
+            escaper: self.escaper_of(name),
             compiled: self.env.get_template(name).ok(),
         }
     }
@@ -291,38 +294,30 @@ impl Renderer {
 
     fn render_of(&self, template: &Template<'_>, ctx: &Value) -> Result<String, Diagnostic> {
         match &template.compiled {
-            Some(t) => self
-                .render_with(&template.name, || t.render(ctx))
-                .map_err(|e| self.error(&e)),
+            Some(t) => render_with(template.escaper, || t.render(ctx)).map_err(|e| self.error(&e)),
             // Looking it up again yields the error to report.
             None => self.render(&template.name, ctx),
         }
     }
 
     fn render(&self, name: &str, ctx: &Value) -> Result<String, Diagnostic> {
-        self.render_with(name, || {
+        render_with(self.escaper_of(name), || {
             self.env.get_template(name).and_then(|t| t.render(ctx))
         })
         .map_err(|e| self.error(&e))
     }
 
-    /// Runs one render of the root template `name` with the escaper every
-    /// value it prints must pass, wherever in the template tree it is
-    /// printed: plain text for an inline note or reason, the target's format
-    /// for everything else (fragments and the entry template, whose names
-    /// the rules loader requires to end in `.<format>.j2`).
-    fn render_with<T>(&self, name: &str, render: impl FnOnce() -> T) -> T {
-        // Inline note and reason names (`<rules file>#<rule>.note`) are the
-        // only ones with a `#`: most renders skip the list.
-        let escaper = if name.contains('#') && self.inline.iter().any(|(n, _)| n == name) {
+    /// The escaper every value printed by a render of the root template
+    /// `name` must pass, wherever in the template tree it is printed: plain
+    /// text for an inline note or reason, the target's format for everything
+    /// else (fragments and the entry template, whose names the rules loader
+    /// requires to end in `.<format>.j2`).
+    fn escaper_of(&self, name: &str) -> Escaper {
+        if self.inline.iter().any(|(n, _)| n == name) {
             Escaper::Text
         } else {
             Escaper::Output(self.format)
-        };
-        let previous = ESCAPER.with(|e| e.replace(escaper));
-        let result = render();
-        ESCAPER.with(|e| e.set(previous));
-        result
+        }
     }
 
     /// Renders every entry template with the fragments placed by slot, and
@@ -442,6 +437,14 @@ impl Renderer {
         };
         Diagnostic::new(code, message).at(location)
     }
+}
+
+/// Runs one render with `escaper` as the escaper of every printed value.
+fn render_with<T>(escaper: Escaper, render: impl FnOnce() -> T) -> T {
+    let previous = ESCAPER.with(|e| e.replace(escaper));
+    let result = render();
+    ESCAPER.with(|e| e.set(previous));
+    result
 }
 
 /// Wraps a rendered fragment in the markers [`Renderer::main`] reads back.
@@ -795,12 +798,14 @@ mod tests {
         for (i, (source, expected)) in cases.iter().enumerate() {
             let template = Template {
                 name: i.to_string(),
+                escaper: Escaper::Text,
                 compiled: env.get_template(&i.to_string()).ok(),
             };
             assert_eq!(template.may_read("capabilities"), *expected, "{source}");
         }
         let missing = Template {
             name: "missing".to_owned(),
+            escaper: Escaper::Text,
             compiled: None,
         };
         assert!(missing.may_read("capabilities"));
