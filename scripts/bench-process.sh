@@ -20,7 +20,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 OUT=${1:-$TARGET_DIR/bench-results}
 RUNS=${RUNS:-300}
 GEN_RUNS=${GEN_RUNS:-15}
-TARGETS=(bwrap docker squid nftables)
+TARGETS=(bwrap docker squid nftables kubernetes systemd srt oci)
 SIZES=(10 100 300 1000 3000)
 
 for tool in hyperfine jq; do
