@@ -646,6 +646,46 @@ mod tests {
         );
     }
 
+    /// Every spelling of one host directory nests as that directory: a read-only path
+    /// under any spelling of a writable one is folded into it, and a socket there is
+    /// covered by it (bound on their own, their sources could be symlinks the server
+    /// planted). tests/oci.rs proves the attack under runc.
+    #[test]
+    fn aliased_spellings_nest_as_one_host_directory() {
+        let pairs = [
+            ("/usr/lib/x", "/lib/x/cfg"),
+            ("/lib/x", "/usr/lib/x/cfg"),
+            ("/sbin/x", "/usr/bin/x/cfg"),
+            ("/usr/bin/x", "/sbin/x/cfg"),
+            ("/lib64/x", "/usr/lib/x/cfg"),
+            ("/var/spool/mail/x", "/var/mail/x/cfg"),
+            ("/usr/tmp/x", "/var/tmp/x/cfg"),
+            ("/var/run/x", "/run/x/cfg"),
+        ];
+        for (writable, readonly) in pairs {
+            let p = policy(&[
+                &format!("fs:read,write,create,delete:{writable}/**"),
+                &format!("fs:read:{readonly}/**"),
+            ]);
+            assert_eq!(
+                fs(&p),
+                [(writable.to_owned(), true, vec![0, 1])],
+                "{writable} / {readonly}"
+            );
+            assert_eq!(p.widenings.len(), 1, "{writable} / {readonly}: a note");
+            let socket = format!("{readonly}/agent.sock");
+            let p = policy(&[
+                &format!("fs:read,write,create,delete:{writable}/**"),
+                &format!("ipc:connect:unix:{socket}"),
+            ]);
+            assert_eq!(
+                p.enclosing_bind(&socket).map(|f| f.path.to_string()),
+                Some(writable.to_owned()),
+                "{writable} / {socket}"
+            );
+        }
+    }
+
     #[test]
     fn sibling_with_lower_byte_does_not_break_ancestry() {
         // "/a-b" sorts between "/a" and "/a/b" by plain bytes; segment order keeps /a/b under /a.

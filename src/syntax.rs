@@ -633,18 +633,30 @@ fn abs_path(pair: Pair<'_, Rule>, base: usize) -> Result<FsPath, CapError> {
 /// Trees the sandbox provides itself; the host's must never be bound over them.
 const SANDBOX_TREES: [&str; 3] = ["/proc", "/sys", "/dev"];
 
-/// Well-known host paths that are another name for a reserved or an engine
-/// path (symlinks on Debian, Ubuntu, Fedora and Arch alike). A bind source is
-/// resolved on the host, so every reserved-path and engine-socket check runs on
-/// the path after this mapping, for `fs:` and `ipc:` alike. Applied repeatedly
-/// (`/var/run/shm` → `/run/shm` → `/dev/shm`). docs/security.md lists this table
-/// and the aliases deliberately left out (merged-/usr links, `/usr/tmp`), which
-/// lead to nothing reserved.
+/// Well-known host paths that are another name for another host path (symlinks on
+/// Debian, Ubuntu, Fedora and Arch alike; where a distribution keeps the two apart,
+/// treating them as one only merges binds, never adds one). A bind source is resolved on
+/// the host, so every check that compares bind sources runs on the path after this
+/// mapping: the reserved-path and engine-socket checks, for `fs:` and `ipc:` alike, and
+/// the nesting of fs facts and sockets (a read-only path under a writable one is folded
+/// into it whatever its spelling: bound on its own, it would follow a symlink the server
+/// planted). Applied repeatedly (`/var/run/shm` → `/run/shm` → `/dev/shm`, `/sbin` →
+/// `/usr/sbin` → `/usr/bin`). docs/security.md lists this table.
 pub const HOST_ALIASES: &[(&str, &str)] = &[
     ("/var/run", "/run"),
     ("/var/lock", "/run/lock"),
     ("/run/shm", "/dev/shm"),
     ("/etc/mtab", "/proc/self/mounts"),
+    ("/bin", "/usr/bin"),
+    ("/sbin", "/usr/sbin"),
+    ("/usr/sbin", "/usr/bin"),
+    ("/lib", "/usr/lib"),
+    ("/lib32", "/usr/lib32"),
+    ("/libx32", "/usr/libx32"),
+    ("/lib64", "/usr/lib64"),
+    ("/usr/lib64", "/usr/lib"),
+    ("/usr/tmp", "/var/tmp"),
+    ("/var/spool/mail", "/var/mail"),
 ];
 
 /// File names of container-engine (and libvirt's) API sockets, refused

@@ -1058,30 +1058,46 @@ impl Drop for RunDir {
     }
 }
 
-/// Two spellings of one host path (`/var/run/X` is `/run/X`): a read-only path declared
-/// as `/run/X/sub` inside a writable `/var/run/X` is folded into it, like any read-only
-/// path inside a writable one. Bound on its own, it followed the symlink a container left
-/// in `/var/run/X` (an undeclared host directory was mounted). Under runc, with the
-/// control of the read-only bind added back.
+/// Two spellings of one host path (`/var/run/X` is `/run/X`, `/lib/X` is `/usr/lib/X` on
+/// a merged-/usr host): a read-only path declared under one spelling inside a writable
+/// path declared under the other is folded into it, like any read-only path inside a
+/// writable one. Bound on its own, it followed the symlink a container left in the
+/// writable directory (an undeclared host directory was mounted). Under runc, for each
+/// link this host has, in both directions, with the control of the read-only bind added
+/// back.
 #[test]
 fn oci_alias_spelling_under_runc() {
     if !require("oci_alias_spelling_under_runc", &["runc"], true) {
         return;
     }
-    if std::fs::read_link("/var/run").ok().as_deref() != Some(Path::new("/run"))
-        && std::fs::read_link("/var/run").ok().as_deref() != Some(Path::new("../run"))
-    {
-        skip(
-            "oci_alias_spelling_under_runc",
-            "/var/run is not a link to /run",
-        );
-        return;
+    let mut c = Checks::new();
+    let mut ran = 0;
+    for (alias, real) in [("/var/run", "/run"), ("/lib", "/usr/lib")] {
+        if std::fs::canonicalize(alias).ok().as_deref() != Some(Path::new(real)) {
+            skip(
+                "oci_alias_spelling_under_runc",
+                &format!("{alias} is not a link to {real} on this host"),
+            );
+            continue;
+        }
+        for (writable_root, readonly_root) in [(alias, real), (real, alias)] {
+            alias_case(&mut c, real, writable_root, readonly_root);
+            ran += 1;
+        }
     }
+    c.check("at least one alias ran", ran > 0, || "none".to_owned());
+    c.finish("oci_alias_spelling_under_runc");
+}
+
+/// One direction of [`oci_alias_spelling_under_runc`]: `writable_root/X` writable,
+/// `readonly_root/X/sub` read-only, the host directory created under `real`.
+fn alias_case(c: &mut Checks, real: &str, writable_root: &str, readonly_root: &str) {
+    let case = format!("{writable_root} writable, {readonly_root} read-only");
     let root = TempDir::new("oci-alias");
     let secret = s(&root.dir("secret", 0o755));
     root.file("secret/s.txt", "undeclared-host-dir\n", 0o644);
     let name = format!("capgate-{}", unique());
-    let run_dir = RunDir(PathBuf::from("/run").join(&name));
+    let run_dir = RunDir(PathBuf::from(real).join(&name));
     std::fs::create_dir(&run_dir.0).unwrap();
     chmod(&run_dir.0, 0o777);
     rootfs(&root.join("rootfs"));
@@ -1090,23 +1106,22 @@ fn oci_alias_spelling_under_runc() {
     let compile = |caps: &[String]| -> Value {
         serde_json::from_str(&compile_oci("m.json", &manifest(caps), &set).unwrap()).unwrap()
     };
-    let writable = format!("fs:read,write,create,delete:/var/run/{name}");
-    let sub = format!("/run/{name}/sub");
-    let mut c = Checks::new();
+    let writable = format!("fs:read,write,create,delete:{writable_root}/{name}");
+    let sub = format!("{readonly_root}/{name}/sub");
     let out = run_script(
         &root.path,
         "plant",
         &compile(std::slice::from_ref(&writable)),
-        &format!("ln -s {secret} /var/run/{name}/sub && echo planted=1"),
+        &format!("ln -s {secret} {writable_root}/{name}/sub && echo planted=1"),
     );
     c.eq(
-        "the container plants a symlink",
+        &format!("{case}: the container plants a symlink"),
         String::from_utf8_lossy(&out.stdout).trim(),
         "planted=1",
     );
     let policy = compile(&[writable, format!("fs:read:{sub}")]);
     c.check(
-        "one bind: the read-only path is folded into the writable one",
+        &format!("{case}: one bind, the read-only path folded into the writable one"),
         !sources(&policy).contains(&sub),
         || format!("{:?}", sources(&policy)),
     );
@@ -1114,7 +1129,7 @@ fn oci_alias_spelling_under_runc() {
     let got = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
     let f = got(&run_script(&root.path, "alias", &policy, &leak));
     c.check(
-        "the planted symlink is not followed",
+        &format!("{case}: the planted symlink is not followed"),
         f.contains("done=1") && !f.contains("undeclared-host-dir"),
         || f.clone(),
     );
@@ -1125,11 +1140,10 @@ fn oci_alias_spelling_under_runc() {
     }));
     let f = got(&run_script(&root.path, "alias-control", &ctl, &leak));
     c.check(
-        "control: a bind of the read-only spelling follows the symlink",
+        &format!("{case}: control, a bind of the read-only spelling follows the symlink"),
         f.contains("undeclared-host-dir"),
         || f.clone(),
     );
-    c.finish("oci_alias_spelling_under_runc");
 }
 
 // ------------------------------------------------------------------ seccomp
