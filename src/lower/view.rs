@@ -233,9 +233,8 @@ impl<'a> View<'a> {
             .kind
             .fields_by_name()
             .iter()
-            .map(|&i| (names[i], &self.values[i]))
-            .map(|(name, field)| {
-                let value = match field {
+            .map(|&i| {
+                let value = match &self.values[i] {
                     Field::Bool(b) => Value::from(*b),
                     Field::Uint(n) => Value::from(*n),
                     Field::Str(s) => Value::from(s.as_ref()),
@@ -244,7 +243,7 @@ impl<'a> View<'a> {
                         actions.names().into_iter().map(Value::from).collect()
                     }
                 };
-                (Value::from(name), value)
+                (Value::from(names[i]), value)
             })
             .collect();
         Value::from(map)
