@@ -55,6 +55,17 @@ const SAMPLE: &[&str] = &[
     "assert:sample.check:sample-assertion",
 ];
 
+/// The variants [`SAMPLE`] cannot hold at once, because they depend on the
+/// rest of the policy: no net (rules with `when_sandbox = { net = false }`),
+/// a unix socket no fs path holds, and the system bus socket inside a
+/// declared fs path (`covered`).
+const SAMPLE_ALT: &[&str] = &[
+    "fs:read:/run/dbus/system_bus_socket",
+    "ipc:connect:dbus:system",
+    "ipc:connect:\"unix:/srv/alt/app.sock\"",
+    "ipc:connect:x11",
+];
+
 /// The policy of these capability strings, as server capabilities (tests
 /// build theirs with it too).
 pub(crate) fn policy(caps: &[&str]) -> Policy {
@@ -68,6 +79,11 @@ pub(crate) fn policy(caps: &[&str]) -> Policy {
             })
             .collect(),
     )
+}
+
+/// Every sample policy: [`SAMPLE`], [`SAMPLE_ALT`] and the empty one.
+fn samples() -> [Policy; 3] {
+    [policy(SAMPLE), policy(SAMPLE_ALT), policy(&[])]
 }
 
 /// The option settings the check renders under: the defaults, then each
@@ -91,7 +107,7 @@ pub fn check_templates(target: &Target, renderer: &Renderer) -> Result<(), Vec<D
             .map(|_| "(sample capability)".to_owned())
             .collect()
     };
-    for sample in [policy(SAMPLE), policy(&[])] {
+    for sample in samples() {
         for set in option_variants(target) {
             let options = resolve_options(target, &set)?;
             let base = lower::base_context(&sample, target, &options);
@@ -148,6 +164,66 @@ mod tests {
         assert!(!p.env.is_empty() && !p.ipc.is_empty() && !p.assertions.is_empty());
         assert!(p.clock.is_some() && !p.nested.is_empty());
         assert!(p.net.iter().any(|n| n.port.is_none()) && p.net.iter().any(|n| n.private));
+    }
+
+    /// Between them the samples hold every ipc endpoint both covered and not,
+    /// and both with and without net.
+    #[test]
+    fn samples_hold_every_ipc_variant() {
+        let mut seen = std::collections::BTreeSet::new();
+        for p in samples() {
+            for i in 0..p.ipc.len() {
+                let v = crate::lower::fact_json(
+                    &p,
+                    crate::lower::FactRef::Fact(crate::capability::Kind::Ipc, i),
+                );
+                seen.insert((
+                    v["endpoint"].to_string(),
+                    v["covered"] == true,
+                    !p.net.is_empty(),
+                ));
+            }
+        }
+        for endpoint in ["x11", "dbus-system", "unix"] {
+            for covered in [false, true] {
+                assert!(
+                    seen.iter()
+                        .any(|(e, c, _)| e.trim_matches('"') == endpoint && *c == covered),
+                    "{endpoint} covered={covered}: {seen:?}"
+                );
+            }
+        }
+    }
+
+    /// A built-in target that lowers a kind lowers every variant of it: a
+    /// variant no rule matches fails every strict compile that declares it.
+    #[test]
+    fn every_builtin_target_lowers_every_variant_of_its_kinds() {
+        for name in Assets::default().target_names().unwrap() {
+            let assets = Assets::default();
+            let target = Target::load(&assets, &name).unwrap();
+            let renderer = Renderer::new(&assets, &target).unwrap();
+            let supported = target.supported_kinds();
+            for sample in samples() {
+                for set in option_variants(&target) {
+                    let options = resolve_options(&target, &set).unwrap();
+                    let base = lower::base_context(&sample, &target, &options);
+                    let lowered = lower::lower(&sample, &target, &renderer, &base, &|ids| {
+                        vec![String::new(); ids.len()]
+                    })
+                    .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+                    for fact in &lowered.unlowered {
+                        if let crate::lower::FactRef::Fact(kind, _) = fact {
+                            assert!(
+                                !supported.contains(kind),
+                                "{name} {set:?}: no rule lowers {}",
+                                crate::lower::fact_json(&sample, *fact)
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
