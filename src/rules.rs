@@ -184,6 +184,14 @@ pub enum OptionType {
     /// `""`); each canonical, duplicates dropped.
     #[serde(rename = "ip_list")]
     IpList,
+    /// A host path the sandbox can read (srt's `allowRead`), checked as the
+    /// capability `fs:read:PATH/**` is: an option can grant no more than a
+    /// manifest can declare (not the host root, /proc, an engine socket, ...).
+    #[serde(rename = "read_path")]
+    ReadPath,
+    /// Space-separated paths, each as for `read_path`; a list to templates.
+    #[serde(rename = "read_path_list")]
+    ReadPathList,
 }
 
 impl OptionType {
@@ -199,6 +207,8 @@ impl OptionType {
             OptionType::Choice => "choice",
             OptionType::Ip => "ip",
             OptionType::IpList => "ip_list",
+            OptionType::ReadPath => "read_path",
+            OptionType::ReadPathList => "read_path_list",
         }
     }
 
@@ -211,6 +221,12 @@ impl OptionType {
             OptionType::Network => "the name of a network (letters, digits, `_`, `.`, `-`), without `:options`",
             OptionType::Size => "a size: digits with an optional k, m or g suffix, e.g. 512m",
             OptionType::Path => "an absolute path without control characters",
+            OptionType::ReadPath => {
+                "an absolute, normalised path that `fs:read:PATH/**` could declare"
+            }
+            OptionType::ReadPathList => {
+                "absolute, normalised paths separated by spaces, each one `fs:read:PATH/**` could declare"
+            }
             OptionType::Choice => "one of its values",
             OptionType::Ip => "one IPv4 or IPv6 address, without a prefix length",
             OptionType::IpList => {
@@ -443,6 +459,19 @@ impl TargetOption {
                 let ip: std::net::IpAddr = text.parse().map_err(|_| expects())?;
                 Ok(OptionValue::String(ip.to_string()))
             }
+            OptionType::ReadPath => self
+                .readable(text)
+                .map(|p| OptionValue::String(p.to_owned())),
+            OptionType::ReadPathList => {
+                let mut out: Vec<String> = Vec::new();
+                for path in text.split(' ').filter(|p| !p.is_empty()) {
+                    let path = self.readable(path)?;
+                    if !out.iter().any(|o| o == path) {
+                        out.push(path.to_owned());
+                    }
+                }
+                Ok(OptionValue::List(out))
+            }
             OptionType::IpList => {
                 let mut out: Vec<String> = Vec::new();
                 for item in text
@@ -456,6 +485,26 @@ impl TargetOption {
                 }
                 Ok(OptionValue::List(out))
             }
+        }
+    }
+
+    /// `path` if the capability `fs:read:PATH/**` parses: the grammar's
+    /// normalisation and reserved-path checks, so that an option can make
+    /// readable only what a manifest could declare.
+    fn readable<'p>(&self, path: &'p str) -> Result<&'p str, String> {
+        let cap = if path == "/" {
+            "fs:read:/**".to_owned()
+        } else {
+            format!("fs:read:{path}/**")
+        };
+        match crate::syntax::parse_capability(&cap) {
+            Ok(_) => Ok(path),
+            Err(e) => Err(format!(
+                "option \"{}\" refuses {path:?}: it makes the path readable in the sandbox, so it is checked as the capability `{cap}` is, and that fails with {}: {}",
+                self.name,
+                e.code.as_str(),
+                e.message
+            )),
         }
     }
 
@@ -531,7 +580,9 @@ impl OptionValue {
                 | OptionType::Path
                 | OptionType::Choice
                 | OptionType::Ip
-                | OptionType::IpList,
+                | OptionType::IpList
+                | OptionType::ReadPath
+                | OptionType::ReadPathList,
                 toml::Value::String(s),
             ) => Some(OptionValue::String(s.clone())),
             (OptionType::Integer, toml::Value::Integer(i)) => Some(OptionValue::Integer(*i)),

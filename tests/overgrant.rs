@@ -2520,3 +2520,72 @@ fn docs_dangerous_env_table_is_the_refused_list() {
         "docs/capabilities.md refused env names differ"
     );
 }
+
+/// srt's `system_read`, `helper_dir` and `socket_dir` options land in
+/// `allowRead`: each path is checked as `fs:read:PATH/**` is, so an option
+/// makes readable nothing a manifest could not declare (the host root, /proc,
+/// an engine socket or directory, a socket directory, an unnormalised path).
+/// tests/enforcement/srt.rs shows under srt what `/` in allowRead exposes.
+#[test]
+fn srt_read_path_options_grant_no_more_than_a_capability() {
+    let bytes = manifest(&[&["fs:read:/data/**", "net:connect:api.github.com:443"]]);
+    let allow_read = |v: &Value| -> Vec<String> {
+        let config: Value = serde_json::from_str(v["config"].as_str().unwrap()).unwrap();
+        serde_json::from_value(config["filesystem"]["allowRead"].clone()).unwrap()
+    };
+    let refused = [
+        "/",
+        "/proc",
+        "/sys/kernel",
+        "/dev",
+        "/var/run/docker.sock",
+        "/run",
+        "/var/lib/docker/overlay2",
+        "/run/dbus",
+        "/tmp/.X11-unix",
+        "/usr/../etc",
+        "/usr/",
+        "//etc",
+        "relative",
+    ];
+    for option in ["system_read", "helper_dir", "socket_dir"] {
+        for value in refused {
+            // A list option refuses a bad path anywhere in the list.
+            let value = if option == "system_read" {
+                format!("/usr {value}")
+            } else {
+                value.to_owned()
+            };
+            match compile_bytes("srt", &bytes, false, &[(option, &value)]) {
+                Ok(v) => panic!("--set {option}={value:?} accepted: {:?}", allow_read(&v)),
+                Err(d) => {
+                    assert_eq!(d[0].code, Code::OptionInvalid, "{}", render(&d));
+                    assert!(d[0].message.contains(option), "{}", render(&d));
+                }
+            }
+        }
+    }
+    // Control: accepted paths are what allowRead gets, in order, once each.
+    let v = compile_bytes(
+        "srt",
+        &bytes,
+        false,
+        &[
+            ("system_read", "/usr /opt/tools /usr"),
+            ("helper_dir", "/opt/srt/vendor/seccomp"),
+            ("socket_dir", "/var/lib/capgate-srt/s1"),
+        ],
+    )
+    .unwrap_or_else(|d| panic!("{}", render(&d)));
+    let read = allow_read(&v);
+    assert_eq!(
+        read[..4],
+        [
+            "/usr",
+            "/opt/tools",
+            "/opt/srt/vendor/seccomp",
+            "/var/lib/capgate-srt/s1"
+        ],
+        "{read:?}"
+    );
+}

@@ -346,6 +346,16 @@ fn srt_filesystem() {
             flips: &["unix_socket"],
         },
         Mutation {
+            // What `--set system_read=/` (or helper_dir, socket_dir) emitted
+            // before those options were checked as fs:read capabilities
+            // (tests/overgrant.rs::srt_read_path_options_grant_no_more_than_a_capability).
+            what: "allowRead gains /",
+            apply: Box::new(|v: &mut Value| {
+                list_mut(v, "filesystem", "allowRead").push(json!("/"))
+            }),
+            flips: &["see_sibling_dir", "see_sibling_file", "see_host_root_file"],
+        },
+        Mutation {
             what: "srt's helper directory hidden",
             apply: Box::new(|v: &mut Value| {
                 remove_entry(v, "filesystem", "allowRead", &helper_dir())
