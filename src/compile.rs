@@ -589,6 +589,28 @@ fn metadata_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -
         .collect()
 }
 
+/// A path folded into another through [`syntax::HOST_ALIASES`] is one host
+/// directory only where the host has that link (`/usr/sbin` is `/usr/bin` on
+/// Arch, not on Debian): say what it was taken as, and that it gets no bind
+/// of its own where the two are apart (fails closed, never wider).
+fn alias_caveat(policy: &Policy, widened: &[CapId]) -> String {
+    widened
+        .iter()
+        .find_map(|&c| match &policy.caps[c as usize].capability {
+            Capability::Fs { path, .. } => {
+                let declared = path.path.as_str();
+                let real = syntax::host_path(declared);
+                (real != declared).then(|| {
+                    format!(
+                        " \"{declared}\" is taken as \"{real}\" (capgate's host aliases); on a host where they are two directories, \"{declared}\" gets no bind of its own."
+                    )
+                })
+            }
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
 /// One note per merge that gives capabilities more than they declared.
 fn widening_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -> Vec<String> {
     policy
@@ -602,7 +624,7 @@ fn widening_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -
             };
             let first = |ids: &[CapId]| describe(&ids[..1.min(ids.len())]).pop().unwrap_or_default();
             format!(
-                "{}: {subject} is {} for the whole server because of {}{}; this widens {} capabilit{} that declared less (first: {}). One sandbox serves every tool.",
+                "{}: {subject} is {} for the whole server because of {}{}; this widens {} capabilit{} that declared less (first: {}). One sandbox serves every tool.{}",
                 w.kind,
                 w.granted,
                 first(&w.by),
@@ -610,6 +632,7 @@ fn widening_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -
                 w.widened.len(),
                 if w.widened.len() == 1 { "y" } else { "ies" },
                 first(&w.widened),
+                alias_caveat(policy, &w.widened),
             )
         })
         .collect()
@@ -725,5 +748,49 @@ mod tests {
                 "{name}={value}: {errors:?}"
             );
         }
+    }
+
+    /// A path folded through a host alias says what it was taken as; the same
+    /// fold under one spelling does not.
+    #[test]
+    fn a_fold_through_a_host_alias_says_so() {
+        let notes = |caps: [&str; 2]| -> Vec<String> {
+            let manifest = serde_json::json!({
+                "name": "a", "version": "1",
+                "tools": [{ "name": "t", "capabilities": caps }]
+            });
+            let compiler = Compiler::new(&Assets::default(), "bwrap").unwrap();
+            let out = compiler
+                .compile(
+                    "m.json",
+                    manifest.to_string().as_bytes(),
+                    &Settings {
+                        permissive: false,
+                        set: vec![],
+                    },
+                )
+                .unwrap();
+            let json: serde_json::Value =
+                serde_json::from_str(&out.artifact.to_json(false)).unwrap();
+            serde_json::from_value(json["notes"].clone()).unwrap()
+        };
+        let aliased = notes([
+            "fs:read,write,create,delete:/usr/bin/x/**",
+            "fs:read:/usr/sbin/x/cfg/**",
+        ]);
+        assert!(
+            aliased.iter().any(|n| n.contains("for the whole server")
+                && n.contains("\"/usr/sbin/x/cfg\" is taken as \"/usr/bin/x/cfg\"")),
+            "{aliased:?}"
+        );
+        let same = notes([
+            "fs:read,write,create,delete:/usr/bin/x/**",
+            "fs:read:/usr/bin/x/cfg/**",
+        ]);
+        assert!(
+            same.iter().any(|n| n.contains("for the whole server")),
+            "{same:?}"
+        );
+        assert!(!same.iter().any(|n| n.contains("is taken as")), "{same:?}");
     }
 }

@@ -633,9 +633,11 @@ fn abs_path(pair: Pair<'_, Rule>, base: usize) -> Result<FsPath, CapError> {
 /// Trees the sandbox provides itself; the host's must never be bound over them.
 const SANDBOX_TREES: [&str; 3] = ["/proc", "/sys", "/dev"];
 
-/// Well-known host paths that are another name for another host path (symlinks on
-/// Debian, Ubuntu, Fedora and Arch alike; where a distribution keeps the two apart,
-/// treating them as one only merges binds, never adds one). A bind source is resolved on
+/// Well-known host paths that are another name for another host path (the merged-/usr
+/// links of current Debian, Ubuntu, Fedora and Arch; `/usr/sbin` and `/usr/lib64` are links
+/// only on some. Where a distribution keeps the two apart, treating them as one only merges
+/// binds, never adds one, and the widening note names the spelling it took: see
+/// `compile::alias_caveat`). A bind source is resolved on
 /// the host, so every check that compares bind sources runs on the path after this
 /// mapping: the reserved-path and engine-socket checks, for `fs:` and `ipc:` alike, and
 /// the nesting of fs facts and sockets (a read-only path under a writable one is folded

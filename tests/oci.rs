@@ -1071,8 +1071,8 @@ fn oci_alias_spelling_under_runc() {
         return;
     }
     let mut c = Checks::new();
-    let mut ran = 0;
     for (alias, real) in [("/var/run", "/run"), ("/lib", "/usr/lib")] {
+        // A missing link is a skip like a missing tool: loud here, a failure in CI.
         if std::fs::canonicalize(alias).ok().as_deref() != Some(Path::new(real)) {
             skip(
                 "oci_alias_spelling_under_runc",
@@ -1082,10 +1082,8 @@ fn oci_alias_spelling_under_runc() {
         }
         for (writable_root, readonly_root) in [(alias, real), (real, alias)] {
             alias_case(&mut c, real, writable_root, readonly_root);
-            ran += 1;
         }
     }
-    c.check("at least one alias ran", ran > 0, || "none".to_owned());
     c.finish("oci_alias_spelling_under_runc");
 }
 
