@@ -28,11 +28,13 @@ const SAMPLE: &[&str] = &[
     "fs:read:/srv/sample/tree/**",
     "fs:read,write:/srv/sample/w/*",
     "fs:read,write,create,delete:/srv/sample/tree/rw/**",
+    "fs:read,write,create,delete:/srv/sample/tree/log.txt",
     "fs:read,write,create,delete:/tmp/**",
     "fs:read,write,create,delete:/var/tmp/**",
     "fs:read,write,create,delete:/run/sample/**",
     "net:connect:sample.example.com:443",
     "net:connect:noport.example.com",
+    "net:connect:localhost:8080",
     "net:connect:*.wild.example.com",
     "net:connect:*.wild443.example.com:443",
     "net:connect:*",
@@ -55,10 +57,11 @@ const SAMPLE: &[&str] = &[
     "assert:sample.check:sample-assertion",
 ];
 
-/// The variants [`SAMPLE`] cannot hold at once, because they depend on the
-/// rest of the policy: no net (rules with `when_sandbox = { net = false }`),
-/// a unix socket no fs path holds, and the system bus socket inside a
-/// declared fs path (`covered`).
+/// The ipc variants [`SAMPLE`] cannot hold at once, because they depend on
+/// the rest of the policy: a unix socket and an X display no fs path holds,
+/// and the system bus socket inside a declared fs path (`covered`).
+/// [`samples`] renders both lists with and without net (rules with
+/// `when_sandbox = { net = ... }`).
 const SAMPLE_ALT: &[&str] = &[
     "fs:read:/run/dbus/system_bus_socket",
     "ipc:connect:dbus:system",
@@ -81,9 +84,27 @@ pub(crate) fn policy(caps: &[&str]) -> Policy {
     )
 }
 
-/// Every sample policy: [`SAMPLE`], [`SAMPLE_ALT`] and the empty one.
-fn samples() -> [Policy; 3] {
-    [policy(SAMPLE), policy(SAMPLE_ALT), policy(&[])]
+/// Every sample policy: [`SAMPLE`] and [`SAMPLE_ALT`], each with and without
+/// net, and the empty one. Between them every ipc endpoint is covered and
+/// not, with net and without.
+fn samples() -> [Policy; 5] {
+    let without_net: Vec<&str> = SAMPLE
+        .iter()
+        .copied()
+        .filter(|c| !c.starts_with("net:"))
+        .collect();
+    let with_net: Vec<&str> = SAMPLE_ALT
+        .iter()
+        .copied()
+        .chain(["net:connect:alt.example.com:443"])
+        .collect();
+    [
+        policy(SAMPLE),
+        policy(&without_net),
+        policy(SAMPLE_ALT),
+        policy(&with_net),
+        policy(&[]),
+    ]
 }
 
 /// The option settings the check renders under: the defaults, then each
@@ -166,8 +187,8 @@ mod tests {
         assert!(p.net.iter().any(|n| n.port.is_none()) && p.net.iter().any(|n| n.private));
     }
 
-    /// Between them the samples hold every ipc endpoint both covered and not,
-    /// and both with and without net.
+    /// Between them the samples hold every ipc endpoint covered and not, each
+    /// with net and without.
     #[test]
     fn samples_hold_every_ipc_variant() {
         let mut seen = std::collections::BTreeSet::new();
@@ -186,11 +207,10 @@ mod tests {
         }
         for endpoint in ["x11", "dbus-system", "unix"] {
             for covered in [false, true] {
-                assert!(
-                    seen.iter()
-                        .any(|(e, c, _)| e.trim_matches('"') == endpoint && *c == covered),
-                    "{endpoint} covered={covered}: {seen:?}"
-                );
+                for net in [false, true] {
+                    let want = (format!("{endpoint:?}"), covered, net);
+                    assert!(seen.contains(&want), "{want:?}: {seen:?}");
+                }
             }
         }
     }
@@ -223,6 +243,45 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The load check renders a rule only if it fires on a sample: every
+    /// rendering rule of every built-in target does, under some option setting,
+    /// so an operator's edited copy of any of them is checked at load.
+    #[test]
+    fn every_builtin_rendering_rule_fires_on_a_sample() {
+        for name in Assets::default().target_names().unwrap() {
+            let assets = Assets::default();
+            let target = Target::load(&assets, &name).unwrap();
+            let renderer = Renderer::new(&assets, &target).unwrap();
+            let mut fired = vec![false; target.rules.len()];
+            for sample in samples() {
+                for set in option_variants(&target) {
+                    let options = resolve_options(&target, &set).unwrap();
+                    let base = lower::base_context(&sample, &target, &options);
+                    let lowered = lower::lower(&sample, &target, &renderer, &base, &|ids| {
+                        vec![String::new(); ids.len()]
+                    })
+                    .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+                    for (f, seen) in fired.iter_mut().zip(&lowered.fired) {
+                        *f |= seen;
+                    }
+                }
+            }
+            let unchecked: Vec<&str> = target
+                .rules
+                .iter()
+                .zip(&fired)
+                .filter(|(r, f)| {
+                    !**f && (r.template.is_some() || r.note.is_some() || r.reason.is_some())
+                })
+                .map(|(r, _)| r.id.as_str())
+                .collect();
+            assert!(
+                unchecked.is_empty(),
+                "{name}: no sample fires {unchecked:?}"
+            );
         }
     }
 
