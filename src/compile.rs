@@ -229,6 +229,7 @@ impl Compiler {
         let lists = || {
             let mut notes = lowered.notes.clone();
             notes.extend(widening_notes(&policy, &describe));
+            notes.extend(partial_alias_notes(&policy, &describe));
             notes.extend(metadata_notes(&policy, &describe));
             (notes, unenforceable(&policy, &lowered, &manifest))
         };
@@ -589,26 +590,47 @@ fn metadata_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -
         .collect()
 }
 
-/// A path folded into another through [`syntax::HOST_ALIASES`] is one host
-/// directory only where the host has that link (`/usr/sbin` is `/usr/bin` on
-/// Arch, not on Debian): say what it was taken as, and that it gets no bind
-/// of its own where the two are apart (fails closed, never wider).
-fn alias_caveat(policy: &Policy, widened: &[CapId]) -> String {
-    widened
-        .iter()
-        .find_map(|&c| match &policy.caps[c as usize].capability {
-            Capability::Fs { path, .. } => {
-                let declared = path.path.as_str();
-                let real = syntax::host_path(declared);
-                (real != declared).then(|| {
-                    format!(
-                        " \"{declared}\" is taken as \"{real}\" (capgate's host aliases); on a host where they are two directories, \"{declared}\" gets no bind of its own."
-                    )
-                })
-            }
-            _ => None,
-        })
-        .unwrap_or_default()
+/// One note per fs fact that holds a capability only through a partial alias
+/// ([`syntax::PARTIAL_ALIASES`]: `/usr/sbin` is `/usr/bin` on Arch, a
+/// directory of its own on Debian). Folded, that path gets no bind of its own:
+/// where the two are separate directories it is not reachable as declared
+/// (fails closed, never wider), and the reviewer must be told.
+fn partial_alias_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -> Vec<String> {
+    let mut notes = Vec::new();
+    for f in &policy.fs {
+        let bind = syntax::sure_host_path(f.path.as_str());
+        let folded: Vec<(CapId, &str)> = f
+            .caps
+            .iter()
+            .filter_map(|&c| match &policy.caps[c as usize].capability {
+                Capability::Fs { path, .. } => Some((c, path.path.as_str())),
+                _ => None,
+            })
+            .filter(|(_, p)| !syntax::tree_holds(&bind, &syntax::sure_host_path(p)))
+            .collect();
+        let Some(&(first, path)) = folded.first() else {
+            continue;
+        };
+        let more = match folded.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        let sure = syntax::sure_host_path(path);
+        let why = syntax::PARTIAL_ALIASES
+            .iter()
+            .find(|(a, _)| syntax::tree_holds(a, &sure) || syntax::tree_holds(a, &bind))
+            .and_then(|(alias, hosts)| {
+                let (_, real) = syntax::HOST_ALIASES.iter().find(|(a, _)| a == alias)?;
+                Some(format!("{alias} is a link to {real} on {hosts} only"))
+            })
+            .unwrap_or_default();
+        notes.push(format!(
+            "fs: \"{path}\" is taken to lie in \"{}\" ({why}) and gets no bind of its own; on a host where they are two directories it is not reachable as declared by {}{more}",
+            f.path,
+            describe(&[first]).join(""),
+        ));
+    }
+    notes
 }
 
 /// One note per merge that gives capabilities more than they declared.
@@ -624,7 +646,7 @@ fn widening_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -
             };
             let first = |ids: &[CapId]| describe(&ids[..1.min(ids.len())]).pop().unwrap_or_default();
             format!(
-                "{}: {subject} is {} for the whole server because of {}{}; this widens {} capabilit{} that declared less (first: {}). One sandbox serves every tool.{}",
+                "{}: {subject} is {} for the whole server because of {}{}; this widens {} capabilit{} that declared less (first: {}). One sandbox serves every tool.",
                 w.kind,
                 w.granted,
                 first(&w.by),
@@ -632,7 +654,6 @@ fn widening_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -
                 w.widened.len(),
                 if w.widened.len() == 1 { "y" } else { "ies" },
                 first(&w.widened),
-                alias_caveat(policy, &w.widened),
             )
         })
         .collect()
@@ -750,11 +771,12 @@ mod tests {
         }
     }
 
-    /// A path folded through a host alias says what it was taken as; the same
-    /// fold under one spelling does not.
+    /// A path that lies in a bind only through a partial alias says so (it is
+    /// not reachable as declared where the two are separate directories);
+    /// nesting that holds on every host does not.
     #[test]
-    fn a_fold_through_a_host_alias_says_so() {
-        let notes = |caps: [&str; 2]| -> Vec<String> {
+    fn a_fold_through_a_partial_alias_says_so() {
+        let notes = |caps: &[&str]| -> Vec<String> {
             let manifest = serde_json::json!({
                 "name": "a", "version": "1",
                 "tools": [{ "name": "t", "capabilities": caps }]
@@ -774,23 +796,72 @@ mod tests {
                 serde_json::from_str(&out.artifact.to_json(false)).unwrap();
             serde_json::from_value(json["notes"].clone()).unwrap()
         };
-        let aliased = notes([
-            "fs:read,write,create,delete:/usr/bin/x/**",
-            "fs:read:/usr/sbin/x/cfg/**",
-        ]);
-        assert!(
-            aliased.iter().any(|n| n.contains("for the whole server")
-                && n.contains("\"/usr/sbin/x/cfg\" is taken as \"/usr/bin/x/cfg\"")),
-            "{aliased:?}"
-        );
-        let same = notes([
-            "fs:read,write,create,delete:/usr/bin/x/**",
-            "fs:read:/usr/bin/x/cfg/**",
-        ]);
-        assert!(
-            same.iter().any(|n| n.contains("for the whole server")),
-            "{same:?}"
-        );
-        assert!(!same.iter().any(|n| n.contains("is taken as")), "{same:?}");
+        let taken = |n: &Vec<String>| -> Vec<String> {
+            n.iter()
+                .filter(|n| n.contains("is taken to lie in"))
+                .cloned()
+                .collect()
+        };
+        for (caps, path, bind) in [
+            (
+                [
+                    "fs:read,write,create,delete:/usr/bin/x/**",
+                    "fs:read:/usr/sbin/x/cfg/**",
+                ],
+                "/usr/sbin/x/cfg",
+                "/usr/bin/x",
+            ),
+            (
+                [
+                    "fs:read,write,create,delete:/usr/sbin/x/**",
+                    "fs:read:/usr/bin/x/cfg/**",
+                ],
+                "/usr/bin/x/cfg",
+                "/usr/sbin/x",
+            ),
+            (
+                ["fs:read:/usr/bin/x/**", "fs:read:/sbin/x/cfg/**"],
+                "/sbin/x/cfg",
+                "/usr/bin/x",
+            ),
+            (
+                [
+                    "fs:read,write,create,delete:/usr/lib/x/**",
+                    "fs:read:/lib64/x/cfg/**",
+                ],
+                "/lib64/x/cfg",
+                "/usr/lib/x",
+            ),
+        ] {
+            let got = taken(&notes(&caps));
+            assert_eq!(got.len(), 1, "{caps:?}: {got:?}");
+            assert!(
+                got[0].contains(&format!("\"{path}\" is taken to lie in \"{bind}\"")),
+                "{caps:?}: {got:?}"
+            );
+        }
+        // Nesting that holds on every host: one spelling, or a link every
+        // distribution has (/lib is /usr/lib).
+        for caps in [
+            [
+                "fs:read,write,create,delete:/usr/bin/x/**",
+                "fs:read:/usr/bin/x/cfg/**",
+            ],
+            [
+                "fs:read,write,create,delete:/lib/x/**",
+                "fs:read:/usr/lib/x/cfg/**",
+            ],
+            [
+                "fs:read,write,create,delete:/lib/x/**",
+                "fs:read:/lib/x/cfg/**",
+            ],
+        ] {
+            let all = notes(&caps);
+            assert!(
+                all.iter().any(|n| n.contains("for the whole server")),
+                "{all:?}"
+            );
+            assert!(taken(&all).is_empty(), "{caps:?}: {all:?}");
+        }
     }
 }

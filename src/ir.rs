@@ -205,9 +205,11 @@ fn fs_facts(caps: &[CapInfo]) -> (Vec<FsFact>, Vec<Widening>) {
     // Keys borrow from `caps`: a large manifest has tens of thousands of
     // capabilities, and a fact's key is cloned once, when the fact is created.
     let mut fs: Vec<FsFact> = Vec::new();
-    // Keyed by the host path a bind resolves (after the well-known aliases:
-    // `/var/run/app` is `/run/app`), so that two spellings of one host path are
-    // one fact and folding sees their nesting.
+    // Keyed by the host path a bind resolves on every host (after the
+    // well-known aliases: `/var/run/app` is `/run/app`), so that two spellings
+    // of one host path are one fact. Not after the partial aliases: where they
+    // are not links the two spellings are two directories (folding still sees
+    // their nesting).
     let mut fs_index: FoldMap<std::borrow::Cow<'_, str>, usize> = FoldMap::default();
     for (id, info) in caps.iter().enumerate() {
         let Capability::Fs { actions, path } = &info.capability else {
@@ -215,9 +217,14 @@ fn fs_facts(caps: &[CapInfo]) -> (Vec<FsFact>, Vec<Widening>) {
         };
         let id = id as CapId;
         let actions = actions.closure();
-        match fs_index.entry(crate::syntax::host_path(path.path.as_str())) {
+        match fs_index.entry(crate::syntax::sure_host_path(path.path.as_str())) {
             Entry::Occupied(e) => {
                 let f = &mut fs[*e.get()];
+                // Bound under the spelling of a capability that asked for its
+                // widest grant: a reviewer sees the writable path as declared.
+                if actions.writable() && !f.actions.writable() {
+                    f.path = path.path.clone();
+                }
                 f.actions = f.actions.union(actions);
                 if path.glob == Glob::Children || f.glob == Glob::Children {
                     f.glob = Glob::Children;
@@ -683,6 +690,52 @@ mod tests {
                 Some(writable.to_owned()),
                 "{writable} / {socket}"
             );
+        }
+    }
+
+    /// Spellings that are one directory only on some hosts (`/usr/lib64` is
+    /// `/usr/lib` on Arch, not on Debian) never merge into one fact: the
+    /// read-only spelling is never bound writable, in either order. Spellings
+    /// that are one directory everywhere merge under the writable spelling.
+    #[test]
+    fn partial_aliases_never_merge_and_merges_keep_the_writable_spelling() {
+        for (ro, rw) in [
+            ("/usr/lib64/app", "/usr/lib/app"),
+            ("/usr/sbin/t", "/usr/bin/t"),
+            ("/sbin/t", "/usr/bin/t"),
+        ] {
+            for ro_first in [true, false] {
+                let (r, w) = (
+                    format!("fs:read:{ro}/**"),
+                    format!("fs:read,write,create,delete:{rw}/**"),
+                );
+                let caps: [&str; 2] = if ro_first { [&r, &w] } else { [&w, &r] };
+                let p = policy(&caps);
+                for f in &p.fs {
+                    assert!(
+                        !(f.actions.writable() && f.path.as_str() == ro),
+                        "{caps:?}: {:?}",
+                        fs(&p)
+                    );
+                }
+                assert!(
+                    p.fs.iter()
+                        .any(|f| f.path.as_str() == rw && f.actions.writable()),
+                    "{caps:?}: {:?}",
+                    fs(&p)
+                );
+            }
+        }
+        for (ro, rw) in [("/lib/app", "/usr/lib/app"), ("/var/run/app", "/run/app")] {
+            for ro_first in [true, false] {
+                let (r, w) = (
+                    format!("fs:read:{ro}/**"),
+                    format!("fs:read,write,create,delete:{rw}/**"),
+                );
+                let caps: [&str; 2] = if ro_first { [&r, &w] } else { [&w, &r] };
+                let p = policy(&caps);
+                assert_eq!(fs(&p), [(rw.to_owned(), true, vec![0, 1])], "{caps:?}");
+            }
         }
     }
 

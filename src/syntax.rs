@@ -634,10 +634,8 @@ fn abs_path(pair: Pair<'_, Rule>, base: usize) -> Result<FsPath, CapError> {
 const SANDBOX_TREES: [&str; 3] = ["/proc", "/sys", "/dev"];
 
 /// Well-known host paths that are another name for another host path (the merged-/usr
-/// links of current Debian, Ubuntu, Fedora and Arch; `/usr/sbin` and `/usr/lib64` are links
-/// only on some. Where a distribution keeps the two apart, treating them as one only merges
-/// binds, never adds one, and the widening note names the spelling it took: see
-/// `compile::alias_caveat`). A bind source is resolved on
+/// links of current Debian, Ubuntu, Fedora and Arch; the [`PARTIAL_ALIASES`] are links only
+/// on some, and fold without merging). A bind source is resolved on
 /// the host, so every check that compares bind sources runs on the path after this
 /// mapping: the reserved-path and engine-socket checks, for `fs:` and `ipc:` alike, and
 /// the nesting of fs facts and sockets (a read-only path under a writable one is folded
@@ -752,12 +750,34 @@ pub(crate) fn tree_holds(top: &str, path: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// The aliases of [`HOST_ALIASES`] that are links on some distributions only:
+/// `/usr/sbin` is `/usr/bin` on Arch and Fedora 42, a directory of its own on
+/// Debian; `/usr/lib64` is `/usr/lib` on Arch, a directory of its own on Debian
+/// and Fedora. Nesting across one of them folds (a read-only path inside a
+/// writable one gets no bind of its own, whichever host it is), but two
+/// spellings never merge into one fact: bound under one spelling with the
+/// other's grant, it would widen a directory that is separate on some hosts.
+pub const PARTIAL_ALIASES: &[(&str, &str)] =
+    &[("/usr/sbin", "Arch and Fedora 42"), ("/usr/lib64", "Arch")];
+
 /// The host path `path` names, after [`HOST_ALIASES`]; borrowed when no alias applies.
 pub fn host_path(path: &str) -> std::borrow::Cow<'_, str> {
+    resolve(path, true)
+}
+
+/// [`host_path`] without [`PARTIAL_ALIASES`]: the host path `path` names on
+/// every distribution.
+pub fn sure_host_path(path: &str) -> std::borrow::Cow<'_, str> {
+    resolve(path, false)
+}
+
+fn resolve(path: &str, partial: bool) -> std::borrow::Cow<'_, str> {
     let mut out = std::borrow::Cow::Borrowed(path);
     // The table has no cycles and each round applies one alias, so one round per alias suffices.
     for _ in 0..HOST_ALIASES.len() {
-        let Some((alias, real)) = HOST_ALIASES.iter().find(|(a, _)| tree_holds(a, &out)) else {
+        let Some((alias, real)) = HOST_ALIASES.iter().find(|(a, _)| {
+            (partial || !PARTIAL_ALIASES.iter().any(|(p, _)| p == a)) && tree_holds(a, &out)
+        }) else {
             break;
         };
         out = std::borrow::Cow::Owned(format!("{real}{}", &out[alias.len()..]));
