@@ -628,7 +628,7 @@ fn targets(args: &TargetsArgs) -> ExitCode {
                         "builtin": t.builtin,
                         "options": t.options.iter().map(|o| serde_json::json!({
                             "name": o.name,
-                            "type": format!("{:?}", o.ty).to_lowercase(),
+                            "type": o.ty.as_str(),
                             "default": o.default,
                             "doc": o.doc,
                         })).collect::<Vec<_>>(),
@@ -658,8 +658,8 @@ fn targets(args: &TargetsArgs) -> ExitCode {
                     s.push_str(&format!(
                         "  --set {}=<{}>  (default: {})  {}\n",
                         o.name,
-                        format!("{:?}", o.ty).to_lowercase(),
-                        o.default,
+                        o.ty.as_str(),
+                        o.value_text(&o.default),
                         o.doc
                     ));
                 }

@@ -488,6 +488,14 @@ impl TargetOption {
         }
     }
 
+    /// `value` as `--set` takes it back: a list joined with its type's separator.
+    pub fn value_text(&self, value: &OptionValue) -> String {
+        match (self.ty, value) {
+            (OptionType::ReadPathList, OptionValue::List(items)) => items.join(" "),
+            _ => value.to_string(),
+        }
+    }
+
     /// `path` if the capability `fs:read:PATH/**` parses: the grammar's
     /// normalisation and reserved-path checks, so that an option can make
     /// readable only what a manifest could declare.
@@ -497,6 +505,23 @@ impl TargetOption {
         } else {
             format!("fs:read:{path}/**")
         };
+        let host = crate::syntax::host_path(path);
+        if let Some(f) = self
+            .forbid
+            .iter()
+            .find(|f| crate::syntax::host_path(f) == host)
+        {
+            let named = if f == path {
+                format!("{path:?}")
+            } else {
+                format!("{path:?} (the host's {f})")
+            };
+            return Err(format!(
+                "option \"{}\" refuses {named}: {}",
+                self.name,
+                self.refused()
+            ));
+        }
         match crate::syntax::parse_capability(&cap) {
             Ok(_) => Ok(path),
             Err(e) => Err(format!(
@@ -826,11 +851,18 @@ fn parse_target(
                         ),
                     );
                 }
-                if !o.forbid.is_empty() && !matches!(o.ty, OptionType::String | OptionType::Network)
+                if !o.forbid.is_empty()
+                    && !matches!(
+                        o.ty,
+                        OptionType::String
+                            | OptionType::Network
+                            | OptionType::ReadPath
+                            | OptionType::ReadPathList
+                    )
                 {
                     err(
                         offset,
-                        format!("option `{oname}`: forbid applies to string and network options"),
+                        format!("option `{oname}`: forbid applies to string, network and read_path options"),
                     );
                 }
                 if !o.forbid_prefix.is_empty() && o.ty != OptionType::String {

@@ -2565,6 +2565,13 @@ fn srt_read_path_options_grant_no_more_than_a_capability() {
             }
         }
     }
+    // srt's TMPDIR is a directory of its own, never a shared one (any spelling).
+    for value in ["/tmp", "/var/tmp", "/usr/tmp"] {
+        match compile_bytes("srt", &bytes, false, &[("socket_dir", value)]) {
+            Ok(v) => panic!("--set socket_dir={value} accepted: {:?}", allow_read(&v)),
+            Err(d) => assert_eq!(d[0].code, Code::OptionInvalid, "{}", render(&d)),
+        }
+    }
     // Control: accepted paths are what allowRead gets, in order, once each.
     let v = compile_bytes(
         "srt",
