@@ -215,15 +215,15 @@ mod tests {
         }
     }
 
-    /// A built-in target that lowers a kind lowers every variant of it: a
-    /// variant no rule matches fails every strict compile that declares it.
-    #[test]
-    fn every_builtin_target_lowers_every_variant_of_its_kinds() {
+    /// Lowers every sample under every option setting of every built-in
+    /// target, handing each result to `visit`.
+    fn each_builtin_lowering(
+        mut visit: impl FnMut(&Target, &Policy, &[(String, String)], &lower::Lowered),
+    ) {
         for name in Assets::default().target_names().unwrap() {
             let assets = Assets::default();
             let target = Target::load(&assets, &name).unwrap();
             let renderer = Renderer::new(&assets, &target).unwrap();
-            let supported = target.supported_kinds();
             for sample in samples() {
                 for set in option_variants(&target) {
                     let options = resolve_options(&target, &set).unwrap();
@@ -232,18 +232,29 @@ mod tests {
                         vec![String::new(); ids.len()]
                     })
                     .unwrap_or_else(|e| panic!("{name}: {e:?}"));
-                    for fact in &lowered.unlowered {
-                        if let crate::lower::FactRef::Fact(kind, _) = fact {
-                            assert!(
-                                !supported.contains(kind),
-                                "{name} {set:?}: no rule lowers {}",
-                                crate::lower::fact_json(&sample, *fact)
-                            );
-                        }
-                    }
+                    visit(&target, &sample, &set, &lowered);
                 }
             }
         }
+    }
+
+    /// A built-in target that lowers a kind lowers every variant of it: a
+    /// variant no rule matches fails every strict compile that declares it.
+    #[test]
+    fn every_builtin_target_lowers_every_variant_of_its_kinds() {
+        each_builtin_lowering(|target, sample, set, lowered| {
+            let supported = target.supported_kinds();
+            for fact in &lowered.unlowered {
+                if let crate::lower::FactRef::Fact(kind, _) = fact {
+                    assert!(
+                        !supported.contains(kind),
+                        "{} {set:?}: no rule lowers {}",
+                        target.name,
+                        crate::lower::fact_json(sample, *fact)
+                    );
+                }
+            }
+        });
     }
 
     /// The load check renders a rule only if it fires on a sample: every
@@ -251,32 +262,30 @@ mod tests {
     /// so an operator's edited copy of any of them is checked at load.
     #[test]
     fn every_builtin_rendering_rule_fires_on_a_sample() {
-        for name in Assets::default().target_names().unwrap() {
-            let assets = Assets::default();
-            let target = Target::load(&assets, &name).unwrap();
-            let renderer = Renderer::new(&assets, &target).unwrap();
-            let mut fired = vec![false; target.rules.len()];
-            for sample in samples() {
-                for set in option_variants(&target) {
-                    let options = resolve_options(&target, &set).unwrap();
-                    let base = lower::base_context(&sample, &target, &options);
-                    let lowered = lower::lower(&sample, &target, &renderer, &base, &|ids| {
-                        vec![String::new(); ids.len()]
+        // Per target: each rule's id, whether it renders, and whether it fired.
+        let mut rules: std::collections::BTreeMap<String, Vec<(String, bool, bool)>> =
+            Default::default();
+        each_builtin_lowering(|target, _, _, lowered| {
+            let seen = rules.entry(target.name.clone()).or_insert_with(|| {
+                target
+                    .rules
+                    .iter()
+                    .map(|r| {
+                        let renders =
+                            r.template.is_some() || r.note.is_some() || r.reason.is_some();
+                        (r.id.clone(), renders, false)
                     })
-                    .unwrap_or_else(|e| panic!("{name}: {e:?}"));
-                    for (f, seen) in fired.iter_mut().zip(&lowered.fired) {
-                        *f |= seen;
-                    }
-                }
+                    .collect()
+            });
+            for ((_, _, f), fired) in seen.iter_mut().zip(&lowered.fired) {
+                *f |= fired;
             }
-            let unchecked: Vec<&str> = target
-                .rules
+        });
+        for (name, rules) in rules {
+            let unchecked: Vec<&str> = rules
                 .iter()
-                .zip(&fired)
-                .filter(|(r, f)| {
-                    !**f && (r.template.is_some() || r.note.is_some() || r.reason.is_some())
-                })
-                .map(|(r, _)| r.id.as_str())
+                .filter(|(_, renders, fired)| *renders && !fired)
+                .map(|(id, _, _)| id.as_str())
                 .collect();
             assert!(
                 unchecked.is_empty(),
