@@ -229,7 +229,7 @@ impl Compiler {
         let lists = || {
             let mut notes = lowered.notes.clone();
             notes.extend(widening_notes(&policy, &describe));
-            notes.extend(partial_alias_notes(&policy, &describe));
+            notes.extend(link_notes(&policy, &describe));
             notes.extend(metadata_notes(&policy, &describe));
             (notes, unenforceable(&policy, &lowered, &manifest))
         };
@@ -590,44 +590,74 @@ fn metadata_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -
         .collect()
 }
 
-/// One note per fs fact that holds a capability only through a partial alias
-/// ([`syntax::PARTIAL_ALIASES`]: `/usr/sbin` is `/usr/bin` on Arch, a
-/// directory of its own on Debian). Folded, that path gets no bind of its own:
-/// where the two are separate directories it is not reachable as declared
-/// (fails closed, never wider), and the reviewer must be told.
-fn partial_alias_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -> Vec<String> {
-    let mut notes = Vec::new();
+/// One note per bind that holds a declared path or socket only through an
+/// alias link the host may or may not have (`/var/mail/s.sock` inside
+/// `/var/spool` where `/var/mail` links to `/var/spool/mail`; `/usr/sbin/x`
+/// inside `/usr/bin` on Arch only). Such a path gets no bind of its own (bound
+/// on its own, its source would be walked through a directory the sandbox can
+/// write), so where the host's links lead elsewhere it is not reachable as
+/// declared: it fails closed, and the reviewer must be told.
+fn link_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -> Vec<String> {
+    let beyond_sure_nesting = |bind: &str, path: &str| {
+        !syntax::tree_holds(&syntax::sure_host_path(bind), &syntax::sure_host_path(path))
+    };
+    // (kind, bind, path, capability) for every such path, fs facts first.
+    let mut held: Vec<(Kind, &str, &str, CapId)> = Vec::new();
     for f in &policy.fs {
-        let bind = syntax::sure_host_path(f.path.as_str());
-        let folded: Vec<(CapId, &str)> = f
-            .caps
+        for &c in &f.caps {
+            if let Capability::Fs { path, .. } = &policy.caps[c as usize].capability {
+                if beyond_sure_nesting(f.path.as_str(), path.path.as_str()) {
+                    held.push((Kind::Fs, f.path.as_str(), path.path.as_str(), c));
+                }
+            }
+        }
+    }
+    for ipc in &policy.ipc {
+        if let crate::capability::Endpoint::Unix(socket) = &ipc.endpoint {
+            if let Some(f) = policy.enclosing_bind(socket.as_str()) {
+                if beyond_sure_nesting(f.path.as_str(), socket.as_str()) {
+                    held.push((Kind::Ipc, f.path.as_str(), socket.as_str(), ipc.caps[0]));
+                }
+            }
+        }
+    }
+    let mut notes: Vec<String> = Vec::new();
+    for (n, &(kind, bind, path, cap)) in held.iter().enumerate() {
+        // One note per bind and kind: the first path, and how many more.
+        if held[..n]
             .iter()
-            .filter_map(|&c| match &policy.caps[c as usize].capability {
-                Capability::Fs { path, .. } => Some((c, path.path.as_str())),
-                _ => None,
-            })
-            .filter(|(_, p)| !syntax::tree_holds(&bind, &syntax::sure_host_path(p)))
-            .collect();
-        let Some(&(first, path)) = folded.first() else {
+            .any(|(k, b, _, _)| *k == kind && *b == bind)
+        {
             continue;
-        };
-        let more = match folded.len() {
-            1 => String::new(),
-            n => format!(" (and {} more)", n - 1),
-        };
-        let sure = syntax::sure_host_path(path);
-        let why = syntax::PARTIAL_ALIASES
+        }
+        let more = match held[n + 1..]
             .iter()
-            .find(|(a, _)| syntax::tree_holds(a, &sure) || syntax::tree_holds(a, &bind))
+            .filter(|(k, b, _, _)| *k == kind && *b == bind)
+            .count()
+        {
+            0 => String::new(),
+            m => format!(" (and {m} more)"),
+        };
+        let bind_host = syntax::host_path(bind);
+        let via = syntax::spellings(path)
+            .into_iter()
+            .find(|s| syntax::tree_holds(&bind_host, s))
+            .unwrap_or_else(|| path.to_owned());
+        let partial = syntax::PARTIAL_ALIASES
+            .iter()
+            .find(|(a, _)| {
+                syntax::tree_holds(a, &syntax::sure_host_path(path))
+                    || syntax::tree_holds(a, &syntax::sure_host_path(bind))
+            })
             .and_then(|(alias, hosts)| {
                 let (_, real) = syntax::HOST_ALIASES.iter().find(|(a, _)| a == alias)?;
-                Some(format!("{alias} is a link to {real} on {hosts} only"))
+                Some(format!(": {alias} is a link to {real} on {hosts} only"))
             })
             .unwrap_or_default();
         notes.push(format!(
-            "fs: \"{path}\" is taken to lie in \"{}\" ({why}) and gets no bind of its own; on a host where they are two directories it is not reachable as declared by {}{more}",
-            f.path,
-            describe(&[first]).join(""),
+            "{kind}: \"{path}\" (the host's \"{}\") is taken to lie in \"{bind}\", which holds it as \"{via}\"{partial}; it gets no bind of its own, so where the host's links lead elsewhere it is not reachable as declared by {}{more}",
+            syntax::host_path(path),
+            describe(&[cap]).join(""),
         ));
     }
     notes
@@ -836,7 +866,8 @@ mod tests {
             let got = taken(&notes(&caps));
             assert_eq!(got.len(), 1, "{caps:?}: {got:?}");
             assert!(
-                got[0].contains(&format!("\"{path}\" is taken to lie in \"{bind}\"")),
+                got[0].starts_with(&format!("fs: \"{path}\" (the host's"))
+                    && got[0].contains(&format!("is taken to lie in \"{bind}\"")),
                 "{caps:?}: {got:?}"
             );
         }

@@ -156,14 +156,16 @@ impl Policy {
     }
 
     /// The nearest fs fact whose bind holds `path` (the path itself or a
-    /// directory above it), if any. Both are compared as the host paths the
-    /// binds resolve (after the well-known aliases: `/var/run` is `/run`).
+    /// directory above it), if any: the bind's host path (after the well-known
+    /// aliases: `/var/run` is `/run`) against every spelling of `path`.
     pub fn enclosing_bind(&self, path: &str) -> Option<&FsFact> {
-        let path = crate::syntax::host_path(path);
+        // Every spelling the host may walk: `/var/mail/s.sock` is reached
+        // through `/var/spool` where `/var/mail` links to `/var/spool/mail`.
+        let spellings = crate::syntax::spellings(path);
         self.fs
             .iter()
             .map(|f| (f, crate::syntax::host_path(f.path.as_str())))
-            .filter(|(_, bind)| crate::syntax::tree_holds(bind, &path))
+            .filter(|(_, bind)| spellings.iter().any(|s| crate::syntax::tree_holds(bind, s)))
             .max_by_key(|(_, bind)| bind.len())
             .map(|(f, _)| f)
     }
@@ -409,6 +411,7 @@ fn fold_fs(mut fs: Vec<FsFact>, caps: &[CapInfo], widenings: &mut Vec<Widening>)
             }
         }
     }
+    fold_through_links(&mut kept);
     for (i, f) in kept.iter_mut().enumerate() {
         f.caps.sort_unstable();
         if f.actions.writable() {
@@ -426,6 +429,60 @@ fn fold_fs(mut fs: Vec<FsFact>, caps: &[CapInfo], widenings: &mut Vec<Widening>)
         }
     }
     kept
+}
+
+/// Folds a kept fact into another whose directory strictly holds any
+/// spelling the host may walk to reach it ([`crate::syntax::spellings`]),
+/// under [`fold_fs`]'s condition (the holder is writable, or the fact is not).
+/// The host-path order cannot see this nesting: `/var/spool/mail/u` resolves
+/// to `/var/mail/u`, yet it is walked through `/var/spool`, and a writable
+/// bind of `/var/spool` lets the sandbox replace the `mail` link with a
+/// symlink to anywhere, which a separate bind would follow at the next start.
+/// Only facts with more than one spelling are looked at: an ordinary manifest
+/// pays one scan of its paths for alias prefixes.
+fn fold_through_links(kept: &mut Vec<FsFact>) {
+    let hosts = |kept: &[FsFact]| -> Vec<String> {
+        kept.iter()
+            .map(|f| crate::syntax::host_path(f.path.as_str()).into_owned())
+            .collect()
+    };
+    let mut bind_hosts = hosts(kept);
+    loop {
+        let found = kept.iter().enumerate().find_map(|(i, f)| {
+            let spellings = crate::syntax::spellings(f.path.as_str());
+            if spellings.len() < 2 {
+                return None;
+            }
+            let through = |j: usize| {
+                let bind = &bind_hosts[j];
+                spellings
+                    .iter()
+                    .any(|s| s != bind && crate::syntax::tree_holds(bind, s))
+            };
+            (0..kept.len())
+                .filter(|&j| j != i && (kept[j].actions.writable() || !f.actions.writable()))
+                .filter(|&j| through(j))
+                .max_by_key(|&j| bind_hosts[j].len())
+                .map(|j| (i, j))
+        });
+        let Some((i, holder)) = found else {
+            return;
+        };
+        let f = kept.remove(i);
+        let holder = if holder > i { holder - 1 } else { holder };
+        kept[holder].actions = kept[holder].actions.union(f.actions);
+        kept[holder].caps.extend(f.caps);
+        // A fact nested in the folded one lies in the holder too (the next
+        // round folds it if it must); indices above `i` shift down by one.
+        for k in kept.iter_mut() {
+            k.parent = match k.parent {
+                Some(p) if p == i => Some(holder),
+                Some(p) if p > i => Some(p - 1),
+                other => other,
+            };
+        }
+        bind_hosts = hosts(kept);
+    }
 }
 
 /// A key whose byte order is the order of paths segment by segment (as
@@ -736,6 +793,56 @@ mod tests {
                 assert_eq!(fs(&p), [(rw.to_owned(), true, vec![0, 1])], "{ro} {rw}");
             }
         }
+    }
+
+    /// A path the host walks through a writable directory under another
+    /// spelling (`/var/spool/mail/u` resolves to `/var/mail/u` through the
+    /// `mail` link inside `/var/spool`; Fedora links `/var/mail` to
+    /// `/var/spool/mail`) folds into it like any nested path, in either
+    /// declaration order, and a socket there is covered by it: bound on its
+    /// own, it would follow a symlink the sandbox left in place of the link.
+    /// Inside a read-only directory a writable path keeps its own bind.
+    #[test]
+    fn paths_walked_through_a_writable_link_fold_into_it() {
+        let rw = "fs:read,write,create,delete";
+        for (outer, inner) in [
+            ("/var/spool", "/var/spool/mail/u"),
+            ("/var/spool", "/var/mail/u"),
+            ("/usr", "/usr/tmp/u"),
+        ] {
+            for inner_access in ["fs:read", rw] {
+                let (o, i) = (
+                    format!("{rw}:{outer}/**"),
+                    format!("{inner_access}:{inner}/**"),
+                );
+                for caps in [[&o, &i], [&i, &o]] {
+                    let p = policy(&caps.map(String::as_str));
+                    assert_eq!(
+                        fs(&p)
+                            .iter()
+                            .map(|(path, w, _)| (path.as_str(), *w))
+                            .collect::<Vec<_>>(),
+                        [(outer, true)],
+                        "{caps:?}"
+                    );
+                }
+            }
+            let p = policy(&[&format!("{rw}:{outer}/**")]);
+            let socket = format!("{inner}/s.sock");
+            assert_eq!(
+                p.enclosing_bind(&socket).map(|f| f.path.to_string()),
+                Some(outer.to_owned()),
+                "{socket}"
+            );
+        }
+        let p = policy(&["fs:read:/var/spool/**", &format!("{rw}:/var/mail/u/**")]);
+        assert_eq!(
+            fs(&p)
+                .iter()
+                .map(|(path, w, _)| (path.as_str(), *w))
+                .collect::<Vec<_>>(),
+            [("/var/mail/u", true), ("/var/spool", false)]
+        );
     }
 
     #[test]

@@ -785,6 +785,41 @@ fn resolve(path: &str, partial: bool) -> std::borrow::Cow<'_, str> {
     out
 }
 
+/// The alias of [`HOST_ALIASES`] whose link points either way, depending on
+/// the distribution: Debian links `/var/spool/mail` to `/var/mail`, Fedora and
+/// Arch `/var/mail` to `/var/spool/mail`.
+const EITHER_WAY: &[&str] = &["/var/spool/mail"];
+
+/// Every spelling the host may walk to reach `path`: the path as written, each
+/// step of [`HOST_ALIASES`] from it (`/sbin/x`, `/usr/sbin/x`, `/usr/bin/x`),
+/// and for an [`EITHER_WAY`] pair the other spelling too. A bind whose source
+/// is walked through a directory the sandbox can write follows whatever the
+/// sandbox leaves there (a link replaced by a symlink to anywhere), so nesting
+/// is checked on every spelling, not only on the last.
+pub fn spellings(path: &str) -> Vec<String> {
+    let mut out = vec![path.to_owned()];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i].clone();
+        for (alias, real) in HOST_ALIASES {
+            let mut step = |from: &str, to: &str| {
+                if tree_holds(from, &p) {
+                    let next = format!("{to}{}", &p[from.len()..]);
+                    if !out.contains(&next) {
+                        out.push(next);
+                    }
+                }
+            };
+            step(alias, real);
+            if EITHER_WAY.contains(alias) {
+                step(real, alias);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Whether `path` (a host path after aliases) is an engine location of
 /// [`ENGINE_PATHS`], lies below one or contains one; returns that location.
 fn engine_path(path: &str) -> Option<&'static str> {

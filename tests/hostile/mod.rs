@@ -352,6 +352,8 @@ pub fn check_bwrap(argv: &[String], declared: &Declared) -> Check {
         return Err("bwrap argv lacks --cap-drop ALL".to_owned());
     }
     let mut seen_clearenv = false;
+    // (source, destination, writable) of every bind, in mount order.
+    let mut binds: Vec<(&str, &str, bool)> = Vec::new();
     for (opt, args) in &opts {
         match *opt {
             "--clearenv" => seen_clearenv = true,
@@ -368,9 +370,42 @@ pub fn check_bwrap(argv: &[String], declared: &Declared) -> Check {
                 }
                 bind_allowed(src, opt.starts_with("--bind"), declared, true)
                     .map_err(|e| format!("{opt} {src}: {e}"))?;
+                binds.push((src, dst, opt.starts_with("--bind")));
             }
             "--symlink" => return Err(format!("--symlink {args:?} is not expected")),
             _ => {}
+        }
+    }
+    walked_through_writable(&binds)
+}
+
+/// No declared bind's source is walked, under any spelling the host may use
+/// (`capgate::syntax::spellings`), through a writable bind's directory, where
+/// the sandbox could leave a symlink that the next start follows; unless it is
+/// mounted before the writable bind and beneath its destination (then hidden
+/// by it). Left out: the baseline's system paths (replacing `/usr/lib` needs
+/// write access to root's `/usr`, which the sandbox's uid lacks) and an X
+/// display's socket (`/tmp/.X11-unix` is root's and sticky: the sandbox cannot
+/// replace the X server's socket; bwrap keeps the reference's bind, b948417).
+fn walked_through_writable(binds: &[(&str, &str, bool)]) -> Check {
+    for (iw, &(w_src, w_dst, writable)) in binds.iter().enumerate() {
+        if !writable {
+            continue;
+        }
+        let w_host = capgate::syntax::host_path(w_src);
+        for (ib, &(b_src, b_dst, _)) in binds.iter().enumerate() {
+            if ib == iw || BWRAP_BASELINE.contains(&b_src) || x11_socket(b_src) {
+                continue;
+            }
+            let hidden = ib < iw && (b_dst == w_dst || is_ancestor(w_dst, b_dst));
+            let walked = capgate::syntax::spellings(b_src)
+                .into_iter()
+                .find(|s| is_ancestor(&w_host, s));
+            if let (Some(s), false) = (walked, hidden) {
+                return Err(format!(
+                    "bind of {b_src} is walked through the writable bind of {w_src} (as {s}): a symlink the sandbox leaves there is followed at the next start"
+                ));
+            }
         }
     }
     Ok(())
