@@ -441,47 +441,87 @@ fn fold_fs(mut fs: Vec<FsFact>, caps: &[CapInfo], widenings: &mut Vec<Widening>)
 /// Only facts with more than one spelling are looked at: an ordinary manifest
 /// pays one scan of its paths for alias prefixes.
 fn fold_through_links(kept: &mut Vec<FsFact>) {
-    let hosts = |kept: &[FsFact]| -> Vec<String> {
-        kept.iter()
-            .map(|f| crate::syntax::host_path(f.path.as_str()).into_owned())
-            .collect()
-    };
-    let mut bind_hosts = hosts(kept);
-    loop {
-        let found = kept.iter().enumerate().find_map(|(i, f)| {
-            let spellings = crate::syntax::spellings(f.path.as_str());
-            if spellings.len() < 2 {
+    let hosts: Vec<String> = kept
+        .iter()
+        .map(|f| crate::syntax::host_path(f.path.as_str()).into_owned())
+        .collect();
+    // Two kept facts can share a host path (partial aliases do not merge).
+    let mut by_host: FoldMap<&str, Vec<usize>> = FoldMap::default();
+    for (j, h) in hosts.iter().enumerate() {
+        by_host.entry(h.as_str()).or_default().push(j);
+    }
+    // The nearest holder of each fact with several spellings: a kept fact
+    // whose host path is a strict ancestor of one of them. Ancestors are
+    // looked up, not scanned, so this stays linear in the manifest.
+    let mut into: Vec<Option<usize>> = vec![None; kept.len()];
+    for (i, f) in kept.iter().enumerate() {
+        let spellings = crate::syntax::spellings(f.path.as_str());
+        if spellings.len() < 2 {
+            continue;
+        }
+        let mut best: Option<(usize, usize)> = None;
+        for s in &spellings {
+            for (cut, _) in s.match_indices('/').filter(|(cut, _)| *cut > 0) {
+                let Some(holders) = by_host.get(&s[..cut]) else {
+                    continue;
+                };
+                for &j in holders {
+                    let fits = j != i && (kept[j].actions.writable() || !f.actions.writable());
+                    if fits && best.is_none_or(|(len, _)| cut > len) {
+                        best = Some((cut, j));
+                    }
+                }
+            }
+        }
+        into[i] = best.map(|(_, j)| j);
+    }
+    // Where a holder folds too, its facts go where it goes (a chain is at
+    // most as long as the list; a cycle, which distinct host paths cannot
+    // form, would fold nothing).
+    let target = |mut i: usize| -> Option<usize> {
+        let mut steps = 0;
+        while let Some(j) = into[i] {
+            i = j;
+            steps += 1;
+            if steps > into.len() {
                 return None;
             }
-            let through = |j: usize| {
-                let bind = &bind_hosts[j];
-                spellings
-                    .iter()
-                    .any(|s| s != bind && crate::syntax::tree_holds(bind, s))
-            };
-            (0..kept.len())
-                .filter(|&j| j != i && (kept[j].actions.writable() || !f.actions.writable()))
-                .filter(|&j| through(j))
-                .max_by_key(|&j| bind_hosts[j].len())
-                .map(|j| (i, j))
-        });
-        let Some((i, holder)) = found else {
-            return;
-        };
-        let f = kept.remove(i);
-        let holder = if holder > i { holder - 1 } else { holder };
-        kept[holder].actions = kept[holder].actions.union(f.actions);
-        kept[holder].caps.extend(f.caps);
-        // A fact nested in the folded one lies in the holder too (the next
-        // round folds it if it must); indices above `i` shift down by one.
-        for k in kept.iter_mut() {
-            k.parent = match k.parent {
-                Some(p) if p == i => Some(holder),
-                Some(p) if p > i => Some(p - 1),
-                other => other,
-            };
         }
-        bind_hosts = hosts(kept);
+        Some(i)
+    };
+    let targets: Vec<Option<usize>> = (0..kept.len())
+        .map(|i| into[i].and_then(|_| target(i)))
+        .collect();
+    if targets.iter().all(Option::is_none) {
+        return;
+    }
+    for (i, t) in targets.iter().enumerate() {
+        if let Some(t) = *t {
+            let (actions, caps) = (kept[i].actions, std::mem::take(&mut kept[i].caps));
+            kept[t].actions = kept[t].actions.union(actions);
+            kept[t].caps.extend(caps);
+        }
+    }
+    // New indices of the facts that stay; a parent that folded becomes its holder.
+    let mut new_index = vec![usize::MAX; kept.len()];
+    let mut n = 0;
+    for (i, t) in targets.iter().enumerate() {
+        if t.is_none() {
+            new_index[i] = n;
+            n += 1;
+        }
+    }
+    let old = std::mem::take(kept);
+    for (i, mut f) in old.into_iter().enumerate() {
+        if targets[i].is_some() {
+            continue;
+        }
+        let me = kept.len();
+        f.parent = f
+            .parent
+            .map(|p| new_index[targets[p].unwrap_or(p)])
+            .filter(|&p| p != me);
+        kept.push(f);
     }
 }
 
