@@ -595,8 +595,8 @@ fn metadata_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -
 /// `/var/spool` where `/var/mail` links to `/var/spool/mail`; `/usr/sbin/x`
 /// inside `/usr/bin` on Arch only). Such a path gets no bind of its own (bound
 /// on its own, its source would be walked through a directory the sandbox can
-/// write), so where the host's links lead elsewhere it is not reachable as
-/// declared: it fails closed, and the reviewer must be told.
+/// write), so the sandbox may not reach it at its declared path (links resolve
+/// inside the sandbox's root): it fails closed, and the reviewer must be told.
 fn link_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -> Vec<String> {
     let beyond_sure_nesting = |bind: &str, path: &str| {
         !syntax::tree_holds(&syntax::sure_host_path(bind), &syntax::sure_host_path(path))
@@ -655,7 +655,7 @@ fn link_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -> Ve
             })
             .unwrap_or_default();
         notes.push(format!(
-            "{kind}: \"{path}\" (the host's \"{}\") is taken to lie in \"{bind}\", which holds it as \"{via}\"{partial}; it gets no bind of its own, so where the host's links lead elsewhere it is not reachable as declared by {}{more}",
+            "{kind}: \"{path}\" (the host's \"{}\") is taken to lie in \"{bind}\", which holds it as \"{via}\"{partial}; it gets no bind of its own, so the sandbox may not reach it at its declared path (links resolve inside the sandbox's root, and on some hosts they lead elsewhere): declared by {}{more}",
             syntax::host_path(path),
             describe(&[cap]).join(""),
         ));
