@@ -848,7 +848,6 @@ mod tests {
         for (outer, inner) in [
             ("/var/spool", "/var/spool/mail/u"),
             ("/var/spool", "/var/mail/u"),
-            ("/usr", "/usr/tmp/u"),
         ] {
             for inner_access in ["fs:read", rw] {
                 let (o, i) = (

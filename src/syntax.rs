@@ -170,7 +170,11 @@ fn convert(raw: &str, rule: Rule) -> Result<Capability, CapError> {
                 "fs needs <actions>:<path>",
             )?;
             let actions = fs_actions(actions, raw)?;
-            let path = fs_path(path)?;
+            let seg = path;
+            let path = fs_path(seg)?;
+            if actions.closure().writable() {
+                holds_system_source(&path, seg)?;
+            }
             Ok(Capability::Fs { actions, path })
         }
         Kind::Net => {
@@ -537,6 +541,58 @@ fn socket_dir(fs: &FsPath, seg: &Segment<'_>) -> Result<(), CapError> {
         seg.span.clone(),
     )
     .help("declare one socket instead: ipc:connect:x11 (one display), ipc:connect:dbus:system, or ipc:connect:unix:/path/to/one.sock"))
+}
+
+/// Host paths the built-in targets bind read-only beside the declared ones:
+/// bwrap's baseline, systemd's certificates, the `clock:tzdata` files (and
+/// `/etc/localtime`'s link into the zone database), srt's `system_read`
+/// default. docs/security.md lists them.
+pub const SYSTEM_BIND_SOURCES: &[&str] = &[
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/alternatives",
+    "/etc/localtime",
+    "/usr/share/zoneinfo",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+];
+
+/// A writable path that holds (or is) a [`SYSTEM_BIND_SOURCES`] entry, in any
+/// spelling the host may walk: the sandbox could replace that entry with a
+/// symlink, and the read-only bind of it at the next start would follow it
+/// (bwrap's `/bin` is walked through `/usr`; oci, docker and systemd mount the
+/// tzdata files over a writable `/etc`).
+fn holds_system_source(fs: &FsPath, seg: &Segment<'_>) -> Result<(), CapError> {
+    let p = fs.path.as_str();
+    let real = host_path(p);
+    let Some((source, spelling)) = SYSTEM_BIND_SOURCES.iter().find_map(|s| {
+        spellings(s)
+            .into_iter()
+            .find(|sp| tree_holds(&real, sp))
+            .map(|sp| (*s, sp))
+    }) else {
+        return Ok(());
+    };
+    let via = if spelling == source {
+        String::new()
+    } else {
+        format!(" (as {spelling})")
+    };
+    Err(CapError::new(
+        Code::CapFsReserved,
+        format!(
+            "{} is writable and {} {source}{via}, which sandboxes bind read-only from the host beside the declared paths: the server could replace it with a symlink that the next start follows",
+            named(p, &real),
+            if real == spelling { "is" } else { "holds" }
+        ),
+        seg.span.clone(),
+    )
+    .help("declare writable only the directories below it that the server writes (a read-only declaration of it is fine)"))
 }
 
 /// Explains why a path leaf failed at `pos`, by looking at the segment around it.

@@ -96,6 +96,15 @@ fn path() -> impl Strategy<Value = String> {
                 || (seg(0) == Some("etc") && seg(1) == Some("mtab")))
         })
         .prop_map(|s| format!("/{}", s.join("/")))
+        // Writable, a path holding a system bind source (/usr, /etc/ssl, ...) is refused.
+        .prop_filter("holds a system bind source (docs/security.md)", |p| {
+            let real = capgate::syntax::host_path(p);
+            !capgate::syntax::SYSTEM_BIND_SOURCES.iter().any(|s| {
+                capgate::syntax::spellings(s)
+                    .iter()
+                    .any(|sp| sp == &*real || sp.starts_with(&format!("{real}/")))
+            })
+        })
 }
 
 fn fs_decl() -> impl Strategy<Value = Decl> {

@@ -1194,3 +1194,35 @@ fn grammar_has_no_recursive_rule() {
         }
     }
 }
+
+/// A writable path that is or holds a path the targets bind read-only beside
+/// the declared ones is refused, in every spelling; read-only, or writable
+/// below such a path, it is accepted.
+#[test]
+fn writable_paths_holding_system_bind_sources_are_refused() {
+    for raw in [
+        "fs:read,write,create,delete:/usr/**",
+        "fs:delete:/usr",
+        "fs:write:/etc/**",
+        "fs:write:/etc/ssl/*",
+        "fs:read,write:/usr/lib",
+        "fs:read,write:/usr/share/**",
+        "fs:read,write:/usr/share/zoneinfo/**",
+        "fs:read,write:/etc/localtime",
+        "fs:read,write:/etc/hosts",
+    ] {
+        let e = parse_capability(raw).expect_err(raw);
+        assert_eq!(e.code, Code::CapFsReserved, "{raw}: {e:?}");
+        assert!(e.message.contains("bind read-only"), "{raw}: {e:?}");
+    }
+    for raw in [
+        "fs:read:/usr/**",
+        "fs:read:/etc/**",
+        "fs:write:/etc/app.conf",
+        "fs:read,write,create,delete:/usr/local/bin/**",
+        "fs:read,write,create,delete:/usr/lib/app/**",
+        "fs:read,write:/etc/ssl/private-app/**",
+    ] {
+        ok(raw);
+    }
+}
