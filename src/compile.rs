@@ -606,7 +606,8 @@ fn link_notes(policy: &Policy, describe: &dyn Fn(&[CapId]) -> Vec<String>) -> Ve
     for f in &policy.fs {
         for &c in &f.caps {
             if let Capability::Fs { path, .. } = &policy.caps[c as usize].capability {
-                if beyond_sure_nesting(f.path.as_str(), path.path.as_str()) {
+                // A capability of the fact's own spelling is held by it on every host.
+                if path.path != f.path && beyond_sure_nesting(f.path.as_str(), path.path.as_str()) {
                     held.push((Kind::Fs, f.path.as_str(), path.path.as_str(), c));
                 }
             }

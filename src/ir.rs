@@ -441,6 +441,12 @@ fn fold_fs(mut fs: Vec<FsFact>, caps: &[CapInfo], widenings: &mut Vec<Widening>)
 /// Only facts with more than one spelling are looked at: an ordinary manifest
 /// pays one scan of its paths for alias prefixes.
 fn fold_through_links(kept: &mut Vec<FsFact>) {
+    if !kept
+        .iter()
+        .any(|f| crate::syntax::has_other_spellings(f.path.as_str()))
+    {
+        return;
+    }
     let hosts: Vec<String> = kept
         .iter()
         .map(|f| crate::syntax::host_path(f.path.as_str()).into_owned())
@@ -455,10 +461,10 @@ fn fold_through_links(kept: &mut Vec<FsFact>) {
     // looked up, not scanned, so this stays linear in the manifest.
     let mut into: Vec<Option<usize>> = vec![None; kept.len()];
     for (i, f) in kept.iter().enumerate() {
-        let spellings = crate::syntax::spellings(f.path.as_str());
-        if spellings.len() < 2 {
+        if !crate::syntax::has_other_spellings(f.path.as_str()) {
             continue;
         }
+        let spellings = crate::syntax::spellings(f.path.as_str());
         let mut best: Option<(usize, usize)> = None;
         for s in &spellings {
             for (cut, _) in s.match_indices('/').filter(|(cut, _)| *cut > 0) {

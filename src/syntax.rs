@@ -568,14 +568,16 @@ pub const SYSTEM_BIND_SOURCES: &[&str] = &[
 /// (bwrap's `/bin` is walked through `/usr`; oci, docker and systemd mount the
 /// tzdata files over a writable `/etc`).
 fn holds_system_source(fs: &FsPath, seg: &Segment<'_>) -> Result<(), CapError> {
+    // Every writable capability is checked: the sources' spellings are worked out once.
+    static SOURCES: std::sync::LazyLock<Vec<(&str, String)>> = std::sync::LazyLock::new(|| {
+        SYSTEM_BIND_SOURCES
+            .iter()
+            .flat_map(|s| spellings(s).into_iter().map(move |sp| (*s, sp)))
+            .collect()
+    });
     let p = fs.path.as_str();
     let real = host_path(p);
-    let Some((source, spelling)) = SYSTEM_BIND_SOURCES.iter().find_map(|s| {
-        spellings(s)
-            .into_iter()
-            .find(|sp| tree_holds(&real, sp))
-            .map(|sp| (*s, sp))
-    }) else {
+    let Some((source, spelling)) = SOURCES.iter().find(|(_, sp)| tree_holds(&real, sp)) else {
         return Ok(());
     };
     let via = if spelling == source {
@@ -588,7 +590,7 @@ fn holds_system_source(fs: &FsPath, seg: &Segment<'_>) -> Result<(), CapError> {
         format!(
             "{} is writable and {} {source}{via}, which sandboxes bind read-only from the host beside the declared paths: the server could replace it with a symlink that the next start follows",
             named(p, &real),
-            if real == spelling { "is" } else { "holds" }
+            if *real == **spelling { "is" } else { "holds" }
         ),
         seg.span.clone(),
     )
@@ -832,7 +834,7 @@ fn resolve(path: &str, partial: bool) -> std::borrow::Cow<'_, str> {
     // The table has no cycles and each round applies one alias, so one round per alias suffices.
     for _ in 0..HOST_ALIASES.len() {
         let Some((alias, real)) = HOST_ALIASES.iter().find(|(a, _)| {
-            (partial || !PARTIAL_ALIASES.iter().any(|(p, _)| p == a)) && tree_holds(a, &out)
+            tree_holds(a, &out) && (partial || !PARTIAL_ALIASES.iter().any(|(p, _)| p == a))
         }) else {
             break;
         };
@@ -846,6 +848,14 @@ fn resolve(path: &str, partial: bool) -> std::borrow::Cow<'_, str> {
 /// Arch `/var/mail` to `/var/spool/mail`.
 const EITHER_WAY: &[&str] = &["/var/spool/mail"];
 
+/// Whether [`spellings`] of `path` has more than the path itself: a check
+/// without allocation, for the many paths no alias touches.
+pub fn has_other_spellings(path: &str) -> bool {
+    HOST_ALIASES
+        .iter()
+        .any(|(a, r)| tree_holds(a, path) || (EITHER_WAY.contains(a) && tree_holds(r, path)))
+}
+
 /// Every spelling the host may walk to reach `path`: the path as written, each
 /// step of [`HOST_ALIASES`] from it (`/sbin/x`, `/usr/sbin/x`, `/usr/bin/x`),
 /// and for an [`EITHER_WAY`] pair the other spelling too. A bind whose source
@@ -853,6 +863,9 @@ const EITHER_WAY: &[&str] = &["/var/spool/mail"];
 /// sandbox leaves there (a link replaced by a symlink to anywhere), so nesting
 /// is checked on every spelling, not only on the last.
 pub fn spellings(path: &str) -> Vec<String> {
+    if !has_other_spellings(path) {
+        return vec![path.to_owned()];
+    }
     let mut out = vec![path.to_owned()];
     let mut i = 0;
     while i < out.len() {
