@@ -217,6 +217,15 @@ impl Compiler {
         let base = lower::base_context(&policy, &self.target, &options);
         let mut lowered = lower::lower(&policy, &self.target, &self.renderer, &base, &describe)?;
 
+        let misplaced = self.read_options_in_writable(&policy, &options, &lowered);
+        if !misplaced.is_empty() {
+            let cap_locations = crate::source::locate_all(&source, &cap_offsets);
+            return Err(misplaced
+                .into_iter()
+                .map(|(d, cap)| d.at(cap_locations[cap as usize].clone()))
+                .collect());
+        }
+
         if !lowered.unlowered.is_empty() {
             if settings.permissive {
                 self.record_unlowered(&policy, &mut lowered);
@@ -380,6 +389,81 @@ impl Compiler {
 
     /// The reference's ADAPTER_UNSUPPORTED error, then one located error per
     /// capability that no rule lowers.
+    /// A host path option that the target's output uses (`path`, `read_path`,
+    /// `read_path_list`: paths granted beside the declared ones, files the
+    /// engine reads or writes at start) must not lie in a writable declared
+    /// path: the server could replace it, or put a symlink in its place, and
+    /// the next start would follow it (docs/security.md). Each diagnostic
+    /// comes with the capability to locate it at.
+    fn read_options_in_writable(
+        &self,
+        policy: &Policy,
+        options: &BTreeMap<String, OptionValue>,
+        lowered: &Lowered,
+    ) -> Vec<(Diagnostic, CapId)> {
+        let writable: Vec<_> = policy.fs.iter().filter(|f| f.actions.writable()).collect();
+        if writable.is_empty() {
+            return Vec::new();
+        }
+        // Templates that write output: the entry templates and the fragments of
+        // the rules that fired (a note grants nothing).
+        let output_templates: Vec<&str> = self
+            .target
+            .files
+            .iter()
+            .map(|f| f.template.as_str())
+            .chain(
+                self.target
+                    .rules
+                    .iter()
+                    .zip(&lowered.fired)
+                    .filter(|(_, fired)| **fired)
+                    .filter_map(|(r, _)| r.template.as_deref()),
+            )
+            .collect();
+        let mut out = Vec::new();
+        for option in self.target.options.iter().filter(|o| o.ty.is_host_path()) {
+            let used = output_templates
+                .iter()
+                .any(|t| self.renderer.template(t).may_read(&option.name));
+            let values = match options.get(&option.name) {
+                Some(OptionValue::String(v)) => std::slice::from_ref(v),
+                Some(OptionValue::List(vs)) => vs.as_slice(),
+                _ => &[],
+            };
+            for value in values.iter().filter(|_| used) {
+                let spellings = syntax::spellings(&syntax::lexical_normal(value));
+                for fact in &writable {
+                    let top = syntax::host_path(fact.path.as_str());
+                    if !spellings.iter().any(|sp| syntax::tree_holds(&top, sp)) {
+                        continue;
+                    }
+                    let d = Diagnostic::new(
+                        Code::OptionInWritable,
+                        format!(
+                            "{} is writable and holds {value}, option `{}` of target \"{}\": a host path the target grants beside the declared paths or its engine reads at start, so the server could replace it (or put a symlink in its place) and the next start would follow it",
+                            crate::diag::quote(fact.path.as_str()),
+                            option.name,
+                            self.target.name
+                        ),
+                    )
+                    .with_help(format!(
+                        "set `--set {}=...` to a path outside the writable declarations, or declare writable only the directories below {} that the server writes",
+                        option.name, fact.path
+                    ));
+                    let cap = fact
+                        .caps
+                        .iter()
+                        .copied()
+                        .find(|&c| matches!(&policy.caps[c as usize].capability, Capability::Fs { actions, .. } if actions.writable()))
+                        .unwrap_or(fact.caps[0]);
+                    out.push((d, cap));
+                }
+            }
+        }
+        out
+    }
+
     fn unsupported(
         &self,
         policy: &Policy,

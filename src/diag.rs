@@ -141,6 +141,8 @@ codes! {
         "run `capgate targets` to list the built-in and operator targets";
     OptionInvalid => "OPTION_INVALID", "a --set option is unknown or its value is invalid",
         "run `capgate targets` to see each target's options, their types and defaults";
+    OptionInWritable => "OPTION_IN_WRITABLE", "a path that the target reads beside the declared ones (a `read_path` or `read_path_list` option its output uses) lies in a writable declared path",
+        "set the option to a path outside the writable declarations, or declare writable only the directories the server writes";
     RulesInvalid => "RULES_INVALID", "a rules file is not valid TOML or does not match the rules schema",
         "see docs/templates.md for the rules file format";
     TemplateInvalid => "TEMPLATE_INVALID", "a template is missing, does not parse, or fails while rendering",

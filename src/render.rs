@@ -22,7 +22,8 @@
 //! control characters.
 
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -97,26 +98,54 @@ pub struct Renderer {
 /// the entry template's own text).
 pub type FileElements = Vec<(String, Option<usize>)>;
 
-/// A template of a [`Renderer`], looked up once.
+/// Whether `source` may call `function`: its name followed, after any
+/// blanks, by `(` (a bare mention, as in a path `~/.claude/debug`, is not a call).
+fn calls(source: &str, function: &str) -> bool {
+    source
+        .match_indices(function)
+        .any(|(at, _)| source[at + function.len()..].trim_start().starts_with('('))
+}
+
+/// A template of a [`Renderer`], looked up once, when first used.
 pub struct Template<'r> {
     name: String,
     /// The escaper every value it prints must pass ([`Renderer::escaper_of`]).
     escaper: Escaper,
+    env: &'r Environment<'static>,
     /// `None` if the lookup failed; rendering then reports why.
-    compiled: Option<minijinja::Template<'r, 'r>>,
+    compiled: OnceCell<Option<minijinja::Template<'r, 'r>>>,
 }
 
-impl Template<'_> {
+impl<'r> Template<'r> {
+    fn new(env: &'r Environment<'static>, name: &str, escaper: Escaper) -> Template<'r> {
+        Template {
+            name: name.to_owned(),
+            escaper,
+            env,
+            compiled: OnceCell::new(),
+        }
+    }
+
+    fn compiled(&self) -> Option<&minijinja::Template<'r, 'r>> {
+        self.compiled
+            .get_or_init(|| self.env.get_template(&self.name).ok())
+            .as_ref()
+    }
+
     /// Whether rendering may look `variable` up in the context. Conservative:
     /// true unless the source never names it, never prints the whole context
     /// (`debug()`) and pulls in no other template that could (`include`,
     /// `import`, `from ... import`, `extends`). A template cannot name a
     /// variable any other way, so a false answer is certain.
     pub fn may_read(&self, variable: &str) -> bool {
-        match &self.compiled {
-            Some(t) => [variable, "debug", "include", "import", "extends"]
-                .iter()
-                .any(|word| t.source().contains(word)),
+        match self.compiled() {
+            Some(t) => {
+                let source = t.source();
+                [variable, "include", "import", "extends"]
+                    .iter()
+                    .any(|word| source.contains(word))
+                    || calls(source, "debug")
+            }
             None => true,
         }
     }
@@ -133,8 +162,9 @@ pub fn reason_name(target: &Target, rule_id: &str) -> String {
 }
 
 impl Renderer {
-    /// Builds the environment and compiles every template the target uses, so
-    /// template errors surface before any output is produced.
+    /// Builds the environment. Operator rules or templates are compiled here,
+    /// so their errors surface before any manifest is compiled; built-in ones
+    /// when first used.
     pub fn new(assets: &Assets, target: &Target) -> Result<Renderer, Vec<Diagnostic>> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -156,8 +186,31 @@ impl Renderer {
         env.set_debug(false);
         env.set_formatter(format_value);
         env.add_filter("join_tokens", join_tokens);
+        // Inline notes and reasons are served by the loader too, so that
+        // nothing is compiled before it is used.
+        let mut inline = Vec::new();
+        let mut inline_text = HashMap::new();
+        for rule in &target.rules {
+            for (name, text) in [
+                (note_name(target, &rule.id), &rule.note),
+                (reason_name(target, &rule.id), &rule.reason),
+            ] {
+                if let Some(text) = text {
+                    let at = Location {
+                        file: target.source.clone(),
+                        line: rule.line,
+                        column: 1,
+                    };
+                    inline_text.insert(name.clone(), text.clone());
+                    inline.push((name, at, rule));
+                }
+            }
+        }
         let loader_assets = assets.clone();
         env.set_loader(move |name| {
+            if let Some(text) = inline_text.get(name) {
+                return Ok(Some(text.clone()));
+            }
             loader_assets
                 .template(name)
                 .map(|t| t.map(|(text, _)| text))
@@ -173,45 +226,42 @@ impl Renderer {
                 })
         });
 
-        let mut errors = Vec::new();
-        let mut inline = Vec::new();
-        for rule in &target.rules {
-            for (name, text) in [
-                (note_name(target, &rule.id), &rule.note),
-                (reason_name(target, &rule.id), &rule.reason),
-            ] {
-                if let Some(text) = text {
-                    let at = Location {
-                        file: target.source.clone(),
-                        line: rule.line,
-                        column: 1,
-                    };
-                    if let Err(e) = env.add_template_owned(name.clone(), text.clone()) {
-                        errors.push(
-                            Diagnostic::new(
-                                Code::TemplateInvalid,
-                                format!(
-                                    "{} in the note or reason of rule `{}`: {}",
-                                    e.kind(),
-                                    rule.id,
-                                    e.detail().unwrap_or_default()
-                                ),
-                            )
-                            .at(at.clone()),
-                        );
-                    }
-                    inline.push((name, at));
-                }
-            }
-        }
         let renderer = Renderer {
             env,
-            inline,
+            inline: inline
+                .iter()
+                .map(|(n, at, _)| (n.clone(), at.clone()))
+                .collect(),
             assets: assets.clone(),
             format: target.format,
             entries: target.files.iter().map(|f| f.template.clone()).collect(),
             operator_text,
         };
+        // Built-in templates are compiled and rendered against sample facts by
+        // the test suite (samples::tests), so a built-in target compiles each
+        // template when a manifest first uses it (a fixture fires about half
+        // the rules). Operator text is compiled here, so that its errors
+        // surface before any manifest is compiled.
+        if !operator_text {
+            return Ok(renderer);
+        }
+        let mut errors = Vec::new();
+        for (name, at, rule) in &inline {
+            if let Err(e) = renderer.env.get_template(name) {
+                errors.push(
+                    Diagnostic::new(
+                        Code::TemplateInvalid,
+                        format!(
+                            "{} in the note or reason of rule `{}`: {}",
+                            e.kind(),
+                            rule.id,
+                            e.detail().unwrap_or_default()
+                        ),
+                    )
+                    .at(at.clone()),
+                );
+            }
+        }
         let used = target
             .rules
             .iter()
@@ -254,11 +304,7 @@ impl Renderer {
 
     /// Looks a template up once, for rendering it many times.
     pub fn template(&self, name: &str) -> Template<'_> {
-        Template {
-            name: name.to_owned(),
-            escaper: self.escaper_of(name),
-            compiled: self.env.get_template(name).ok(),
-        }
+        Template::new(&self.env, name, self.escaper_of(name))
     }
 
     /// Renders a fragment template; the result always ends with a newline, so
@@ -293,7 +339,7 @@ impl Renderer {
     }
 
     fn render_of(&self, template: &Template<'_>, ctx: &Value) -> Result<String, Diagnostic> {
-        match &template.compiled {
+        match template.compiled() {
             Some(t) => render_with(template.escaper, || t.render(ctx)).map_err(|e| self.error(&e)),
             // Looking it up again yields the error to report.
             None => self.render(&template.name, ctx),
@@ -786,6 +832,8 @@ mod tests {
             ("{# capabilities #}", true),
             ("{% if capabilities is defined %}x{% endif %}", true),
             ("{{ debug() }}", true),
+            ("{{ debug\n  ( ) }}", true),
+            ("\"~/.claude/debug\" {{ fact.path }}", false),
             ("{% include 'other' %}", true),
             ("{% import 'other' as o %}", true),
             ("{% from 'other' import m %}", true),
@@ -796,18 +844,10 @@ mod tests {
                 .unwrap();
         }
         for (i, (source, expected)) in cases.iter().enumerate() {
-            let template = Template {
-                name: i.to_string(),
-                escaper: Escaper::Text,
-                compiled: env.get_template(&i.to_string()).ok(),
-            };
+            let template = Template::new(&env, &i.to_string(), Escaper::Text);
             assert_eq!(template.may_read("capabilities"), *expected, "{source}");
         }
-        let missing = Template {
-            name: "missing".to_owned(),
-            escaper: Escaper::Text,
-            compiled: None,
-        };
+        let missing = Template::new(&env, "missing", Escaper::Text);
         assert!(missing.may_read("capabilities"));
     }
 

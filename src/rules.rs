@@ -195,6 +195,16 @@ pub enum OptionType {
 }
 
 impl OptionType {
+    /// Whether a value names host paths: ones the target grants read access
+    /// to beside the declared paths, or files its engine reads or writes at
+    /// start (a seccomp profile, an environment file, squid's logs).
+    pub fn is_host_path(self) -> bool {
+        matches!(
+            self,
+            OptionType::Path | OptionType::ReadPath | OptionType::ReadPathList
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             OptionType::String => "string",
@@ -949,10 +959,12 @@ fn parse_target(
                            conditions: &BTreeMap<String, toml::Value>| {
             let mut when = Vec::new();
             for (field, value) in conditions {
-                let at_field = key_offset(text, spanned.span(), key, Some(field)).unwrap_or(offset);
+                // Only an error needs it: a scan of the rule's text.
+                let at_field =
+                    || key_offset(text, spanned.span(), key, Some(field)).unwrap_or(offset);
                 if !kind.fields().contains(&field.as_str()) {
                     err(
-                        at_field,
+                        at_field(),
                         format!(
                             "rule `{}`: `{key}.{field}` is not a field of {} facts (fields: {})",
                             r.id,
@@ -977,7 +989,7 @@ fn parse_target(
                         for value in &v {
                             if let Some(why) = def.ty.refuses(value) {
                                 err(
-                                    at_field,
+                                    at_field(),
                                     format!(
                                         "rule `{}`: `{key}.{field}` can never match: {why} (docs/templates.md, \"The fact model\")",
                                         r.id
@@ -987,7 +999,7 @@ fn parse_target(
                         }
                         when.push((field.clone(), v));
                     }
-                    _ => err(at_field, format!("rule `{}`: `{key}.{field}` must be a string, integer, boolean or a non-empty list of them", r.id)),
+                    _ => err(at_field(), format!("rule `{}`: `{key}.{field}` must be a string, integer, boolean or a non-empty list of them", r.id)),
                 }
             }
             when

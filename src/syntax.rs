@@ -545,8 +545,8 @@ fn socket_dir(fs: &FsPath, seg: &Segment<'_>) -> Result<(), CapError> {
 
 /// Host paths the built-in targets bind read-only beside the declared ones:
 /// bwrap's baseline, systemd's certificates, the `clock:tzdata` files (and
-/// `/etc/localtime`'s link into the zone database), srt's `system_read`
-/// default. docs/security.md lists them.
+/// `/etc/localtime`'s link into the zone database; srt also reads
+/// `/etc/timezone`), srt's `system_read` default. docs/security.md lists them.
 pub const SYSTEM_BIND_SOURCES: &[&str] = &[
     "/usr",
     "/bin",
@@ -560,6 +560,7 @@ pub const SYSTEM_BIND_SOURCES: &[&str] = &[
     "/usr/share/zoneinfo",
     "/etc/hosts",
     "/etc/nsswitch.conf",
+    "/etc/timezone",
 ];
 
 /// A writable path that holds (or is) a [`SYSTEM_BIND_SOURCES`] entry, in any
@@ -800,6 +801,22 @@ pub const ENGINE_HOME_PATHS: &[&str] = &[
     "/home/*/.docker/run",
     "/root/.docker/run",
 ];
+
+/// An absolute path with `//`, `.` and `..` worked out on the text alone (an
+/// option value, which is not normalised the way a capability's path is).
+pub(crate) fn lexical_normal(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
 
 /// [`AbsPath::is_ancestor_or_self`] on text, so checking every capability
 /// against [`SANDBOX_TREES`] allocates nothing.

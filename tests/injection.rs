@@ -323,3 +323,32 @@ fn checkers_catch_injected_grants() {
         }
     }
 }
+
+/// The host paths the oracles accept beside the declared ones are bound or
+/// read from the host at every start, so no writable declaration may hold
+/// one: the sandbox could replace it with a symlink that the next start
+/// follows. Every ancestor (but `/`) is refused writable, as a path and as a
+/// tree (`SYSTEM_BIND_SOURCES`, or a reserved tree such as /proc). Writable
+/// at or below a source is the declaration's own grant: its parent, which
+/// holds the name, stays read-only. A source added to a template without the
+/// grammar knowing fails here.
+#[test]
+fn no_writable_declaration_holds_a_source_bound_beside_the_declared_paths() {
+    for source in hostile::undeclared_sources() {
+        let mut paths = Vec::new();
+        let mut dir = std::path::Path::new(source);
+        while let Some(parent) = dir.parent().filter(|p| *p != std::path::Path::new("/")) {
+            paths.push(parent.display().to_string());
+            paths.push(format!("{}/**", parent.display()));
+            dir = parent;
+        }
+        for path in paths {
+            let cap = format!("fs:read,write,create,delete:{path}");
+            if let Ok(c) = capgate::syntax::parse_capability(&cap) {
+                panic!(
+                    "{cap} is accepted ({c:?}) though {source} is bound beside the declared paths"
+                );
+            }
+        }
+    }
+}

@@ -2596,3 +2596,101 @@ fn srt_read_path_options_grant_no_more_than_a_capability() {
         "{read:?}"
     );
 }
+
+/// A host path option that the output uses (a path srt grants, the seccomp
+/// profile docker reads, systemd's environment file, squid's log directory)
+/// must not lie in a writable declaration: the server could rewrite it, or
+/// put a symlink in its place, before the next start. Every built-in target
+/// with such an option, its default and `--set` spellings, the path itself
+/// and aliases; a writable sibling and an unused option stay accepted.
+#[test]
+fn host_path_options_never_lie_in_a_writable_declaration() {
+    let rw = |path: &str| format!("fs:read,write,create,delete:{path}");
+    // (target, the capabilities that make the output use the option, option, value)
+    let cases: &[(&str, &[&str], &str, Option<&str>)] = &[
+        (
+            "srt",
+            &["net:connect:api.github.com:443"],
+            "socket_dir",
+            None,
+        ),
+        ("srt", &[], "system_read", Some("/usr /opt/tools")),
+        ("srt", &[], "helper_dir", Some("/opt/tools/srt")),
+        ("docker", &[], "seccomp_profile", None),
+        ("systemd", &["env:inject:API_TOKEN"], "env_file", None),
+        // Its default, /run/capgate-squid, lies in /run, which no path may write.
+        (
+            "squid",
+            &["net:connect:api.github.com:443"],
+            "instance_dir",
+            Some("/run/capgate/squid"),
+        ),
+    ];
+    let permissive = |target: &str| target == "squid";
+    for &(target, uses, option, value) in cases {
+        let default = capgate::rules::Target::load(&Assets::default(), target)
+            .unwrap_or_else(|d| panic!("{}", render(&d)))
+            .options
+            .iter()
+            .find(|o| o.name == option)
+            .unwrap_or_else(|| panic!("{target} has option {option}"))
+            .default
+            .to_string();
+        let value = value.map_or(default, str::to_owned);
+        // The last path of a list option is the one each writable path holds.
+        let path = value.rsplit(' ').next().unwrap().to_owned();
+        let parent = Path::new(&path)
+            .parent()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let set: Vec<(&str, &str)> = match target {
+            "squid" => vec![(option, value.as_str()), ("private_instance", "true")],
+            _ => vec![(option, value.as_str())],
+        };
+        let compile = |writable: &str, set: &[(&str, &str)]| {
+            let mut caps = vec![rw(writable)];
+            caps.extend(uses.iter().map(|c| c.to_string()));
+            let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
+            compile_bytes(target, &manifest(&[&caps]), permissive(target), set)
+        };
+        // The parent directory, the path itself, a spelling through a host alias.
+        let mut writable = vec![format!("{parent}/**"), path.clone()];
+        if let Some(rest) = parent.strip_prefix("/run/") {
+            writable.push(format!("/var/run/{rest}/**"));
+        }
+        for w in &writable {
+            match compile(w, &set) {
+                Ok(_) => panic!("{target}: writable {w} holds option {option}={value}, accepted"),
+                Err(d) => {
+                    assert_eq!(d[0].code, Code::OptionInWritable, "{}", render(&d));
+                    assert!(d[0].message.contains(option), "{}", render(&d));
+                    assert!(d[0].location.is_some(), "{}", render(&d));
+                }
+            }
+        }
+        // The option's value spelled with `//` and `..`.
+        let name = Path::new(&parent).file_name().unwrap().to_str().unwrap();
+        let odd = format!("/{parent}/./../{name}{}", &path[parent.len()..]);
+        let mut odd_set = set.clone();
+        odd_set[0] = (option, odd.as_str());
+        if target != "srt" {
+            match compile(&format!("{parent}/**"), &odd_set) {
+                Ok(_) => panic!("{target}: --set {option}={odd} in writable {parent}, accepted"),
+                Err(d) => assert_eq!(d[0].code, Code::OptionInWritable, "{}", render(&d)),
+            }
+        }
+        // Control: a writable sibling of the option's directory.
+        let sibling = format!("{parent}-data/**");
+        compile(&sibling, &set).unwrap_or_else(|d| {
+            panic!(
+                "{target}: writable {sibling} beside {option}={value}:\n{}",
+                render(&d)
+            )
+        });
+    }
+    // Control: srt without net never uses socket_dir, so a writable /tmp stays accepted.
+    compile_bytes("srt", &manifest(&[&[&rw("/tmp/**")]]), false, &[])
+        .unwrap_or_else(|d| panic!("{}", render(&d)));
+}

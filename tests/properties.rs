@@ -308,6 +308,12 @@ proptest! {
         COMPILERS.with(|cs| {
             for (target, c) in cs {
                 let settings = Settings { permissive: true, set: vec![] };
+                if let Some(code) = common::default_option_refusal(target, &bytes) {
+                    let d = c.compile("generated.json", &bytes, &settings).err()
+                        .unwrap_or_else(|| panic!("{target} compiled, expected {code:?}"));
+                    assert!(d.iter().all(|d| d.code == code), "{target}: {d:?}");
+                    continue;
+                }
                 let out = c.compile("generated.json", &bytes, &settings).unwrap_or_else(|d| {
                     panic!("{target} refused a valid manifest:\n{}\n{}",
                         d.iter().map(Diagnostic::render).collect::<String>(),

@@ -6,6 +6,7 @@
 //! fires; a fact that no rule matches is *unlowered*, which the caller turns
 //! into an error (strict) or an `unenforceable` entry (permissive).
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 use minijinja::value::{Serde, Value};
@@ -225,8 +226,9 @@ struct Prepared<'a> {
     reason: Option<Template<'a>>,
     /// Whether any of its templates may read `capabilities`. Formatting that
     /// text for every fact was a large part of lowering, and most templates
-    /// never look at it; those get a context without it.
-    reads_capabilities: bool,
+    /// never look at it; those get a context without it. Worked out when the
+    /// rule first fires, as that compiles its templates.
+    reads_capabilities: OnceCell<bool>,
 }
 
 impl<'a> Prepared<'a> {
@@ -258,12 +260,6 @@ impl<'a> Prepared<'a> {
             .reason
             .as_ref()
             .map(|_| renderer.template(&reason_name(target, &rule.id)));
-        let reads_capabilities = fragment
-            .iter()
-            .map(|(t, _)| t)
-            .chain(&note)
-            .chain(&reason)
-            .any(|t| t.may_read("capabilities"));
         Prepared {
             rule,
             when: rule
@@ -278,8 +274,19 @@ impl<'a> Prepared<'a> {
             fragment,
             note,
             reason,
-            reads_capabilities,
+            reads_capabilities: OnceCell::new(),
         }
+    }
+
+    fn reads_capabilities(&self) -> bool {
+        *self.reads_capabilities.get_or_init(|| {
+            self.fragment
+                .iter()
+                .map(|(t, _)| t)
+                .chain(&self.note)
+                .chain(&self.reason)
+                .any(|t| t.may_read("capabilities"))
+        })
     }
 
     fn renders(&self) -> bool {
@@ -363,7 +370,7 @@ struct Part {
     errors: Vec<Diagnostic>,
 }
 
-/// Everything lowering a fact needs, shared by every thread.
+/// Everything lowering a fact needs.
 struct Run<'a> {
     policy: &'a Policy,
     renderer: &'a Renderer,
@@ -428,7 +435,7 @@ impl Run<'_> {
                     },
                     None => minijinja::context! { fact => fact_value.clone(), ..self.base.clone() },
                 };
-                let ctx = if !prepared.reads_capabilities {
+                let ctx = if !prepared.reads_capabilities() {
                     lean_ctx.get_or_insert_with(|| context(None)).clone()
                 } else {
                     match &full_ctx {

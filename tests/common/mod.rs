@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use capgate::assets::Assets;
 use capgate::compile::{Compiler, Output, Settings};
-use capgate::diag::Diagnostic;
+use capgate::diag::{Code, Diagnostic};
 
 pub const TARGETS: [&str; 8] = [
     "bwrap",
@@ -19,6 +19,65 @@ pub const TARGETS: [&str; 8] = [
     "kubernetes",
     "srt",
 ];
+
+/// srt's `socket_dir` default (rules/srt.toml), which its output uses when
+/// net is declared.
+pub const SRT_SOCKET_DIR: &str = "/tmp/capgate-srt";
+
+/// The refusal a built-in target gives a manifest with its default options,
+/// whatever else the manifest holds: a writable declaration at or above a
+/// host path option the output uses (`OPTION_IN_WRITABLE`, docs/errors.md).
+/// Modelled for srt's `socket_dir`, the one such default a fixture or a
+/// generated manifest reaches (puppeteer declares all of /tmp writable).
+pub fn default_option_refusal(target: &str, manifest: &[u8]) -> Option<Code> {
+    use capgate::capability::Capability;
+    let v: serde_json::Value = serde_json::from_slice(manifest).ok()?;
+    let mut lists = vec![v.get("serverCapabilities")];
+    if let Some(tools) = v.get("tools").and_then(|t| t.as_array()) {
+        lists.extend(tools.iter().map(|t| t.get("capabilities")));
+    }
+    let caps: Vec<Capability> = lists
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_array())
+        .flatten()
+        .filter_map(|c| c.as_str())
+        .filter_map(|c| capgate::syntax::parse_capability(c).ok())
+        .collect();
+    let net = caps.iter().any(|c| matches!(c, Capability::Net { .. }));
+    let holds = |source: &str| {
+        caps.iter().any(|c| match c {
+            Capability::Fs { actions, path } => {
+                let p = path.path.as_str();
+                actions.closure().writable()
+                    && (source == p || source.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
+            }
+            _ => false,
+        })
+    };
+    (target == "srt" && net && holds(SRT_SOCKET_DIR)).then_some(Code::OptionInWritable)
+}
+
+/// Compiles a fixture, or returns `None` if [`default_option_refusal`]
+/// predicts a refusal, which the compile must then give and only it.
+pub fn compile_unless_refused(
+    compiler: &Compiler,
+    target: &str,
+    name: &str,
+    bytes: &[u8],
+    settings: &Settings,
+) -> Option<Output> {
+    let render = |d: &[Diagnostic]| d.iter().map(Diagnostic::render).collect::<String>();
+    match (
+        default_option_refusal(target, bytes),
+        compiler.compile(name, bytes, settings),
+    ) {
+        (None, Ok(out)) => Some(out),
+        (Some(code), Err(d)) if d.iter().all(|d| d.code == code) => None,
+        (Some(code), Ok(_)) => panic!("{target} {name}: compiled, expected {code:?}"),
+        (_, Err(d)) => panic!("{target} {name}:\n{}", render(&d)),
+    }
+}
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -450,10 +450,13 @@ fn squid_connect_allowlist() {
         ("any", "fixtures/manifests/puppeteer.json", true, 3131),
         ("mix", "fixtures/manifests/egress-mix.json", false, 3132),
     ];
+    // The instance directories lie outside /tmp, which puppeteer declares
+    // writable: a writable path holding one is OPTION_IN_WRITABLE.
+    let runs = TempDir::new_in(Path::new("/run"), "squid");
     let mut squids = Vec::new();
     for (name, path, permissive, port) in configs {
         let listen = format!("127.0.0.1:{port}");
-        let run_dir = Squid::instance_dir(&dir.path, name);
+        let run_dir = Squid::instance_dir(&runs.path, name);
         let artifact = compile(
             path,
             &fixture(path),

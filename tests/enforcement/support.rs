@@ -441,7 +441,12 @@ pub struct TempDir {
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("{}-{tag}", unique()));
+        TempDir::new_in(&std::env::temp_dir(), tag)
+    }
+
+    /// A temporary directory in `base`.
+    pub fn new_in(base: &Path, tag: &str) -> TempDir {
+        let path = base.join(format!("{}-{tag}", unique()));
         fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
         chmod(&path, 0o755);
         TempDir { path }

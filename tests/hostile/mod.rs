@@ -36,6 +36,24 @@ pub const BWRAP_PROC_READONLY: &[&str] = &[
     "/proc/asound",
     "/proc/acpi",
 ];
+/// Every fixed host path an oracle below accepts as bound or read beside the
+/// declared paths and sockets: no writable declaration may hold one
+/// (tests/injection.rs). Paths that come from a target option (srt's helper
+/// and socket directories) are checked per compile instead (OPTION_IN_WRITABLE,
+/// tests/overgrant.rs).
+pub fn undeclared_sources() -> Vec<&'static str> {
+    [
+        BWRAP_BASELINE,
+        BWRAP_PROC_READONLY,
+        TZDATA,
+        SYSTEMD_BASELINE,
+        SRT_SYSTEM_READ,
+    ]
+    .concat()
+    .into_iter()
+    .chain([SRT_TIMEZONE])
+    .collect()
+}
 /// Bound read-only only when `clock:tzdata` is declared.
 pub const TZDATA: &[&str] = &["/usr/share/zoneinfo", "/etc/localtime"];
 /// Holds the one display socket (`X<n>`) bound read-only when `ipc:connect:x11`
@@ -1140,7 +1158,7 @@ const SYSTEMD_DIRECTIVES: &[&str] = &[
 ];
 
 /// The system paths the drop-in binds back read-only over its empty root.
-const SYSTEMD_BASELINE: &[&str] = &[
+pub const SYSTEMD_BASELINE: &[&str] = &[
     "/usr",
     "/lib",
     "/lib64",
@@ -1722,6 +1740,8 @@ pub const SRT_SYSTEM_READ: &[&str] = &[
     "/etc/hosts",
     "/etc/nsswitch.conf",
 ];
+/// Read by srt beside [`TZDATA`] when `clock:tzdata` is declared.
+pub const SRT_TIMEZONE: &str = "/etc/timezone";
 pub const SRT_HELPER_DIR: &str =
     "/usr/local/lib/node_modules/@anthropic-ai/sandbox-runtime/vendor/seccomp";
 pub const SRT_SOCKET_DIR: &str = "/tmp/capgate-srt";
@@ -1908,7 +1928,7 @@ pub fn check_srt(config: &str, declared: &Declared) -> Check {
         let baseline = SRT_SYSTEM_READ.contains(&p)
             || p == SRT_HELPER_DIR
             || (p == SRT_SOCKET_DIR && declared.has_net())
-            || (declared.tzdata && (TZDATA.contains(&p) || p == "/etc/timezone"));
+            || (declared.tzdata && (TZDATA.contains(&p) || p == SRT_TIMEZONE));
         if !baseline && declared.fs_bind(p).is_none() {
             return Err(format!(
                 "allowRead {p:?} is neither declared nor the baseline"
