@@ -262,6 +262,95 @@ fn never_host_root() {
     assert!(!text(&out.stdout).contains("TOP SECRET"));
 }
 
+/// The launcher's tools run outside the sandbox, as the caller: a directory
+/// on the caller's PATH that the manifest declares writable (`~/.local/bin`)
+/// must not supply them, or the server plants `env`, `bwrap`, `setpriv` or
+/// `nsenter` there and the next run starts it unconfined. Every tool is
+/// planted, first on PATH, and none may run.
+#[test]
+fn launcher_tools_never_come_from_the_callers_path() {
+    if !require_tools("launcher_tools_never_come_from_the_callers_path", BASE) {
+        return;
+    }
+    let dir = TempDir::new("toolpath");
+    let bin = dir.dir("home/.local/bin", 0o755);
+    let marker = dir.join("planted-ran");
+    for tool in [
+        "env", "bwrap", "setpriv", "nsenter", "ip", "nft", "squid", "podman", "docker",
+    ] {
+        dir.file(
+            &format!("home/.local/bin/{tool}"),
+            &format!("#!/bin/sh\necho {tool} >> {}\nexit 97\n", marker.display()),
+            0o755,
+        );
+    }
+    chown(&bin, 4321, 4321);
+    let m = dir.manifest(
+        "toolpath",
+        &[format!("fs:read,write,create,delete:{}/**", bin.display())],
+    );
+    // With net, the run also sets up a namespace, nftables and squid.
+    let with_net = dir.manifest(
+        "toolpath-net",
+        &[
+            format!("fs:read,write,create,delete:{}/**", bin.display()),
+            "net:connect:api.github.com:443".to_owned(),
+        ],
+    );
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for m in [&m, &with_net] {
+        let out = capgate()
+            .args(["run"])
+            .arg(m)
+            .args(["--user", "4321:4321", "--", "/bin/echo", "inside"])
+            .env("PATH", &path)
+            .stdin(Stdio::null())
+            .output()
+            .expect("capgate runs");
+        let planted = fs::read_to_string(&marker).unwrap_or_default();
+        assert!(
+            planted.is_empty(),
+            "planted tools ran outside the sandbox: {planted}"
+        );
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            m.display(),
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), "inside\n");
+    }
+    // Tools looked up where the operator says are refused in a writable grant.
+    let out = capgate()
+        .args(["run"])
+        .arg(&m)
+        .args(["--user", "4321:4321", "--", "/bin/echo", "inside"])
+        .env(
+            "CAPGATE_TOOL_PATH",
+            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("capgate runs");
+    let planted = fs::read_to_string(&marker).unwrap_or_default();
+    assert!(
+        planted.is_empty(),
+        "planted tools ran outside the sandbox: {planted}"
+    );
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.starts_with("capgate: RUN_START: `env`")
+            && err.contains("declares writable"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
 #[test]
 fn host_root_is_refused_in_every_spelling() {
     if !require_tools("host_root_is_refused_in_every_spelling", BASE) {
@@ -809,7 +898,7 @@ fn failures_are_one_clear_line() {
         (
             "bwrap missing",
             empty(&dir),
-            vec!["PATH=/nonexistent-capgate".into()],
+            vec!["CAPGATE_TOOL_PATH=/nonexistent-capgate".into()],
             vec!["/bin/true"],
             "capgate: RUN_START: bwrap is not installed",
         ),

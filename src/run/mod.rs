@@ -411,7 +411,7 @@ fn plan_bwrap(
     let bwrap = find_tool("bwrap").ok_or_else(|| {
         vec![Diagnostic::new(
             Code::RunStart,
-            format!("bwrap is not installed (not found on PATH={})", host_path()),
+            format!("bwrap is not installed (not found in {})", tool_dirs()),
         )
         .with_help("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap)")]
     })?;
@@ -441,6 +441,11 @@ fn plan_bwrap(
     // Paths of the manifest: every non-try bind source must exist; writable
     // ones must be writable by the sandbox user.
     preflight_binds(&art.argv, uid, gid, &mut plan)?;
+    tools_outside_writable(
+        &art.argv,
+        &["env", "setpriv", "bwrap", "nsenter", "ip", "nft", "squid"],
+    )
+    .map_err(|d| vec![d])?;
 
     // Launcher grants for the program's own runtime.
     let sandbox_path = out
@@ -477,6 +482,11 @@ fn plan_bwrap(
     // The argv with the grants after the baseline (the sandbox slot).
     let split = sandbox_prefix_len(&out);
     let mut argv: Vec<OsString> = launcher.iter().map(OsString::from).collect();
+    // The launcher's first tool by its path (env -i then runs setpriv and
+    // bwrap from /bin:/usr/bin, its default search path).
+    if let Some(first) = argv.first_mut() {
+        *first = tool_path(&first.to_string_lossy()).into_os_string();
+    }
     argv.push(bwrap.into_os_string());
     argv.extend(art.argv[..split].iter().map(OsString::from));
     for g in &finder.grants {
@@ -753,8 +763,56 @@ fn current_gid() -> Option<u32> {
 
 /// A program on capgate's PATH (the MCP client's), or in /usr/bin and /bin
 /// when PATH is unset.
-fn find_tool(name: &str) -> Option<PathBuf> {
-    runtime::resolve(Path::new(name), &host_path())
+/// Where host tools are looked up by default: the launcher chain (env,
+/// setpriv, bwrap), the network tools and the container engine run outside
+/// the sandbox, as the caller, so they never come from the caller's PATH,
+/// where a directory the manifest declares writable (`~/.local/bin`) would let
+/// the server plant a tool that the next run starts unconfined.
+/// `CAPGATE_TOOL_PATH` replaces the list; either way a tool found in a path
+/// the manifest binds writable is refused ([`tools_outside_writable`]).
+pub(crate) const TOOL_DIRS: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn tool_dirs() -> String {
+    std::env::var("CAPGATE_TOOL_PATH").unwrap_or_else(|_| TOOL_DIRS.to_owned())
+}
+
+pub(crate) fn find_tool(name: &str) -> Option<PathBuf> {
+    runtime::resolve(Path::new(name), &tool_dirs())
+}
+
+/// Refuses a host tool that lies in a path the compiled argv binds writable
+/// (by its real path: a link into the writable tree counts).
+fn tools_outside_writable(argv: &[String], tools: &[&str]) -> Result<(), Diagnostic> {
+    let writable: Vec<PathBuf> = argv
+        .windows(3)
+        .filter(|w| matches!(w[0].as_str(), "--bind" | "--bind-try"))
+        .map(|w| std::fs::canonicalize(&w[1]).unwrap_or_else(|_| PathBuf::from(&w[1])))
+        .collect();
+    for tool in tools {
+        let Some(found) = find_tool(tool) else {
+            continue;
+        };
+        let real = std::fs::canonicalize(&found).unwrap_or_else(|_| found.clone());
+        if let Some(w) = writable.iter().find(|w| real.starts_with(w)) {
+            return Err(Diagnostic::new(
+                Code::RunStart,
+                format!(
+                    "`{tool}` ({}) lies in {}, which the manifest declares writable: the server could replace the tool that runs its sandbox",
+                    found.display(),
+                    w.display()
+                ),
+            )
+            .with_help("install the tool in a system directory, or point CAPGATE_TOOL_PATH at directories the manifest does not declare writable"));
+        }
+    }
+    Ok(())
+}
+
+/// A host tool's path for spawning it; a missing one is named in
+/// [`TOOL_DIRS`]'s first directory, so that spawning fails instead of
+/// searching PATH.
+pub(crate) fn tool_path(name: &str) -> PathBuf {
+    find_tool(name).unwrap_or_else(|| Path::new("/usr/bin").join(name))
 }
 
 fn host_path() -> String {
@@ -937,8 +995,8 @@ fn plan_docker(args: &RunArgs, user: Option<(u32, u32)>) -> Result<Plan, Vec<Dia
             vec![Diagnostic::new(
                 Code::RunStart,
                 format!(
-                    "neither podman nor docker is installed (not found on PATH={})",
-                    host_path()
+                    "neither podman nor docker is installed (not found in {})",
+                    tool_dirs()
                 ),
             )]
         })?;

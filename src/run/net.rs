@@ -239,8 +239,11 @@ impl Network {
         let batch_file = self.dir.join("netns.ip");
         std::fs::write(&batch_file, batch)
             .map_err(|e| err(format!("cannot write {}: {e}", batch_file.display())))?;
-        tool("nsenter", &[&ns, "ip", "-batch", &path_str(&batch_file)])?;
-        tool("nsenter", &[&ns, "nft", "-f", &path_str(&self.ruleset())])?;
+        // nsenter runs its program by name through PATH: give it the path.
+        let ip = path_str(&super::tool_path("ip"));
+        let nft = path_str(&super::tool_path("nft"));
+        tool("nsenter", &[&ns, &ip, "-batch", &path_str(&batch_file)])?;
+        tool("nsenter", &[&ns, &nft, "-f", &path_str(&self.ruleset())])?;
         if self.direct {
             let table = format!(
                 "table ip capgate_run_{i} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {sip} oifname != \"{hif}\" masquerade\n  }}\n}}\n",
@@ -417,11 +420,11 @@ fn teardown(dir: &Path, index: u32, masquerade: bool, remains: Remains) {
         let mut c = match &remains {
             Remains::Gone => return,
             Remains::Enter(ns) => {
-                let mut c = Command::new("nsenter");
-                c.arg(format!("--net={ns}")).arg(program);
+                let mut c = Command::new(super::tool_path("nsenter"));
+                c.arg(format!("--net={ns}")).arg(super::tool_path(program));
                 c
             }
-            Remains::Here => Command::new(program),
+            Remains::Here => Command::new(super::tool_path(program)),
         };
         let _ = c
             .args(args)
@@ -569,7 +572,7 @@ fn path_str(p: &Path) -> String {
 
 /// Runs one host tool; its stderr is the error.
 fn tool(program: &str, args: &[&str]) -> Result<(), Diagnostic> {
-    let out = Command::new(program)
+    let out = Command::new(super::tool_path(program))
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -601,7 +604,10 @@ pub fn forwarding() -> bool {
 
 /// The host's own addresses, IPv4 and IPv6 (`ip -o addr`).
 pub fn local_addresses() -> Vec<std::net::IpAddr> {
-    let Ok(out) = Command::new("ip").args(["-o", "addr", "show"]).output() else {
+    let Ok(out) = Command::new(super::tool_path("ip"))
+        .args(["-o", "addr", "show"])
+        .output()
+    else {
         return Vec::new();
     };
     String::from_utf8_lossy(&out.stdout)
@@ -620,7 +626,7 @@ pub fn local_addresses() -> Vec<std::net::IpAddr> {
 pub fn local_prefixes() -> Vec<String> {
     let mut out = Vec::new();
     for family in ["-4", "-6"] {
-        let Ok(o) = Command::new("ip")
+        let Ok(o) = Command::new(super::tool_path("ip"))
             .args([
                 family, "-o", "route", "show", "table", "local", "type", "local",
             ])
