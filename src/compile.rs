@@ -387,14 +387,13 @@ impl Compiler {
         }
     }
 
-    /// The reference's ADAPTER_UNSUPPORTED error, then one located error per
-    /// capability that no rule lowers.
     /// A host path option that the target's output uses (`path`, `read_path`,
     /// `read_path_list`: paths granted beside the declared ones, files the
     /// engine reads or writes at start) must not lie in a writable declared
     /// path: the server could replace it, or put a symlink in its place, and
-    /// the next start would follow it (docs/security.md). Each diagnostic
-    /// comes with the capability to locate it at.
+    /// the next start would follow it (docs/security.md). The option types
+    /// accept only normalised paths, so the text is what the host resolves.
+    /// Each diagnostic comes with the capability to locate it at.
     fn read_options_in_writable(
         &self,
         policy: &Policy,
@@ -432,7 +431,7 @@ impl Compiler {
                 _ => &[],
             };
             for value in values.iter().filter(|_| used) {
-                let spellings = syntax::spellings(&syntax::lexical_normal(value));
+                let spellings = syntax::spellings(value);
                 for fact in &writable {
                     let top = syntax::host_path(fact.path.as_str());
                     if !spellings.iter().any(|sp| syntax::tree_holds(&top, sp)) {
@@ -464,6 +463,8 @@ impl Compiler {
         out
     }
 
+    /// The reference's ADAPTER_UNSUPPORTED error, then one located error per
+    /// capability that no rule lowers.
     fn unsupported(
         &self,
         policy: &Policy,

@@ -141,7 +141,7 @@ codes! {
         "run `capgate targets` to list the built-in and operator targets";
     OptionInvalid => "OPTION_INVALID", "a --set option is unknown or its value is invalid",
         "run `capgate targets` to see each target's options, their types and defaults";
-    OptionInWritable => "OPTION_IN_WRITABLE", "a path that the target reads beside the declared ones (a `read_path` or `read_path_list` option its output uses) lies in a writable declared path",
+    OptionInWritable => "OPTION_IN_WRITABLE", "a host path option that the output uses (types `path`, `read_path`, `read_path_list`) lies in a path the manifest declares writable",
         "set the option to a path outside the writable declarations, or declare writable only the directories the server writes";
     RulesInvalid => "RULES_INVALID", "a rules file is not valid TOML or does not match the rules schema",
         "see docs/templates.md for the rules file format";

@@ -230,7 +230,9 @@ impl OptionType {
             OptionType::User => "UID:GID, two decimal numbers (names and a missing group are refused: the image's /etc/passwd decides what they mean, and it may say root)",
             OptionType::Network => "the name of a network (letters, digits, `_`, `.`, `-`), without `:options`",
             OptionType::Size => "a size: digits with an optional k, m or g suffix, e.g. 512m",
-            OptionType::Path => "an absolute path without control characters",
+            OptionType::Path => {
+                "an absolute, normalised path (no `//`, `.`, `..` or trailing `/`) without control characters"
+            }
             OptionType::ReadPath => {
                 "an absolute, normalised path that `fs:read:PATH/**` could declare"
             }
@@ -446,7 +448,11 @@ impl TargetOption {
                 Ok(OptionValue::String(format!("{n}{unit}")))
             }
             OptionType::Path => {
-                if !text.starts_with('/') || text.chars().any(char::is_control) {
+                // Normalised, so that the text is the path the host resolves: a
+                // `..` after a link the server planted goes somewhere else.
+                let normalised =
+                    text.len() > 1 && text[1..].split('/').all(|c| !matches!(c, "" | "." | ".."));
+                if !text.starts_with('/') || !normalised || text.chars().any(char::is_control) {
                     return Err(expects());
                 }
                 Ok(OptionValue::String(text.to_owned()))

@@ -802,22 +802,6 @@ pub const ENGINE_HOME_PATHS: &[&str] = &[
     "/root/.docker/run",
 ];
 
-/// An absolute path with `//`, `.` and `..` worked out on the text alone (an
-/// option value, which is not normalised the way a capability's path is).
-pub(crate) fn lexical_normal(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
 /// [`AbsPath::is_ancestor_or_self`] on text, so checking every capability
 /// against [`SANDBOX_TREES`] allocates nothing.
 pub(crate) fn tree_holds(top: &str, path: &str) -> bool {

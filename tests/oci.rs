@@ -1381,3 +1381,99 @@ fn oci_memory_limit_under_runc() {
     );
     c.finish("oci_memory_limit_under_runc");
 }
+
+/// An X display's socket under a declared /tmp: `/tmp/.X11-unix` is 1777, so
+/// a sandbox that can write /tmp can create a display that is not running as
+/// a relative symlink (`X<n>` -> `../../etc`), and a bind of `X<n>` of its
+/// own was walked through it at the next start: bwrap mounted the host's /etc.
+/// bwrap, docker and systemd now reach the display through the /tmp bind
+/// (rules `*.ipc.x11-covered`); under bwrap, with the old `--ro-bind-try` of
+/// the display as control. The symlink is made in the host's /tmp/.X11-unix
+/// for an unused display number and removed at the end.
+#[test]
+fn x11_display_under_a_writable_tmp_gets_no_bind_of_its_own() {
+    let display = 4000 + std::process::id() % 1000;
+    let settings = capgate::compile::Settings {
+        permissive: false,
+        set: vec![("x11_display".to_owned(), display.to_string())],
+    };
+    let m = manifest(&[
+        "fs:read,write,create,delete:/tmp/**".to_owned(),
+        "ipc:connect:x11".to_owned(),
+    ]);
+    let socket = format!("/tmp/.X11-unix/X{display}");
+    for target in ["bwrap", "docker", "systemd"] {
+        let out = capgate::compile::Compiler::new(&capgate::assets::Assets::default(), target)
+            .unwrap()
+            .compile("m.json", &m, &settings)
+            .unwrap();
+        let json = out.artifact.to_json(false);
+        assert!(
+            !json.contains(&socket),
+            "{target}: the display is bound on its own: {json}"
+        );
+    }
+    if !require(
+        "x11_display_under_a_writable_tmp_gets_no_bind_of_its_own",
+        &["bwrap", "setpriv"],
+        true,
+    ) {
+        return;
+    }
+    struct Planted(PathBuf, bool);
+    impl Drop for Planted {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+            if self.1 {
+                let _ = std::fs::remove_dir(self.0.parent().unwrap());
+            }
+        }
+    }
+    let dir = Path::new("/tmp/.X11-unix");
+    let made_dir = !dir.exists();
+    if made_dir {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+            .unwrap();
+    }
+    let planted = Planted(PathBuf::from(&socket), made_dir);
+    std::os::unix::fs::symlink("../../etc", &planted.0).unwrap();
+    let out = capgate::compile::Compiler::new(&capgate::assets::Assets::default(), "bwrap")
+        .unwrap()
+        .compile("m.json", &m, &settings)
+        .unwrap();
+    let (policy, _) = argv(&out.artifact);
+    let launcher = launcher(&out.artifact);
+    let probe = |argv: &[String]| -> String {
+        let mut c = bwrap_command(&launcher, argv);
+        c.args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /etc/passwd 2>/dev/null | wc -l; echo done",
+        ]);
+        let out = run(&mut c, Duration::from_secs(30));
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let f = probe(&policy);
+    assert!(
+        f.contains("done") && f.lines().next().map(str::trim) == Some("0"),
+        "bwrap: the host's /etc is visible: {f}"
+    );
+    let mut ctl = policy.clone();
+    let at = ctl.iter().position(|a| a == "--clearenv").unwrap();
+    ctl.splice(
+        at..at,
+        ["--ro-bind-try".to_owned(), socket.clone(), socket.clone()],
+    );
+    let f = probe(&ctl);
+    assert!(
+        f.lines().next().map(str::trim) != Some("0"),
+        "control: the bind of the display should mount the host's /etc: {f}"
+    );
+    drop(planted);
+}

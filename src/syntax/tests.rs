@@ -1210,6 +1210,8 @@ fn writable_paths_holding_system_bind_sources_are_refused() {
         "fs:read,write:/usr/share/zoneinfo/**",
         "fs:read,write:/etc/localtime",
         "fs:read,write:/etc/hosts",
+        // srt reads it for clock:tzdata
+        "fs:read,write:/etc/timezone",
     ] {
         let e = parse_capability(raw).expect_err(raw);
         assert_eq!(e.code, Code::CapFsReserved, "{raw}: {e:?}");

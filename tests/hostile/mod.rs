@@ -402,9 +402,9 @@ pub fn check_bwrap(argv: &[String], declared: &Declared) -> Check {
 /// the sandbox could leave a symlink that the next start follows; unless it is
 /// mounted before the writable bind and beneath its destination (then hidden
 /// by it). Left out: the baseline's system paths (replacing `/usr/lib` needs
-/// write access to root's `/usr`, which the sandbox's uid lacks) and an X
-/// display's socket (`/tmp/.X11-unix` is root's and sticky: the sandbox cannot
-/// replace the X server's socket; bwrap keeps the reference's bind, b948417).
+/// write access to root's `/usr`, which the sandbox's uid lacks). An X
+/// display's socket is not left out: `/tmp/.X11-unix` is sticky, but 1777, so
+/// the sandbox can create a display that is not running as a symlink.
 fn walked_through_writable(binds: &[(&str, &str, bool)]) -> Check {
     for (iw, &(w_src, w_dst, writable)) in binds.iter().enumerate() {
         if !writable {
@@ -412,7 +412,7 @@ fn walked_through_writable(binds: &[(&str, &str, bool)]) -> Check {
         }
         let w_host = capgate::syntax::host_path(w_src);
         for (ib, &(b_src, b_dst, _)) in binds.iter().enumerate() {
-            if ib == iw || BWRAP_BASELINE.contains(&b_src) || x11_socket(b_src) {
+            if ib == iw || BWRAP_BASELINE.contains(&b_src) {
                 continue;
             }
             let hidden = ib < iw && (b_dst == w_dst || is_ancestor(w_dst, b_dst));
