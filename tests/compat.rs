@@ -541,12 +541,6 @@ impl Case {
         ))
     }
 
-    fn removed(&self, group: &[&str]) -> bool {
-        self.has(&Diff::ArgvRemoved(
-            group.iter().map(|s| s.to_string()).collect(),
-        ))
-    }
-
     fn notes_added(&self) -> impl Iterator<Item = &str> {
         self.diffs.iter().filter_map(|d| match d {
             Diff::NoteAdded(n) => Some(n.as_str()),
