@@ -961,6 +961,50 @@ fn oci_socket_binds_under_runc() {
     c.finish("oci_socket_binds_under_runc");
 }
 
+/// Runs the compiled bwrap policy (through its launcher) and checks that the
+/// sandbox cannot read the host's /etc/passwd; then, as control, the same
+/// policy with `--ro-bind-try SOURCE SOURCE` added, which must mount the
+/// host's /etc through the symlink planted at SOURCE.
+fn etc_hidden_unless_bound(artifact: &capgate::artifact::Artifact, source: &str) {
+    let (policy, _) = argv(artifact);
+    let launcher = launcher(artifact);
+    let probe = |argv: &[String]| -> String {
+        let mut c = bwrap_command(&launcher, argv);
+        c.args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /etc/passwd 2>/dev/null | wc -l; echo done",
+        ]);
+        let out = run(&mut c, Duration::from_secs(30));
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let f = probe(&policy);
+    assert!(
+        f.contains("done") && f.lines().next().map(str::trim) == Some("0"),
+        "bwrap: the host's /etc is visible: {f}"
+    );
+    let mut ctl = policy.clone();
+    let at = ctl.iter().position(|a| a == "--clearenv").unwrap();
+    ctl.splice(
+        at..at,
+        [
+            "--ro-bind-try".to_owned(),
+            source.to_owned(),
+            source.to_owned(),
+        ],
+    );
+    let f = probe(&ctl);
+    assert!(
+        f.lines().next().map(str::trim) != Some("0"),
+        "control: the bind of {source} should mount the host's /etc: {f}"
+    );
+}
+
 /// The same attack on the bwrap and docker targets, which bound the socket again
 /// inside the writable bind too (`--ro-bind-try` / `--mount ...,readonly`): a
 /// relative symlink the sandbox leaves in the socket's place (`../../../../etc`)
@@ -1016,37 +1060,7 @@ fn socket_inside_a_writable_path_bwrap_and_docker() {
             &settings,
         )
         .unwrap();
-    let (policy, _) = argv(&out.artifact);
-    let launcher = launcher(&out.artifact);
-    let probe = |argv: &[String]| -> String {
-        let mut c = bwrap_command(&launcher, argv);
-        c.args([
-            "--",
-            "/bin/sh",
-            "-c",
-            "cat /etc/passwd 2>/dev/null | wc -l; echo done",
-        ]);
-        let out = run(&mut c, Duration::from_secs(30));
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    };
-    let f = probe(&policy);
-    assert!(
-        f.contains("done") && f.lines().next().map(str::trim) == Some("0"),
-        "bwrap: the host's /etc is visible: {f}"
-    );
-    let mut ctl = policy.clone();
-    let at = ctl.iter().position(|a| a == "--clearenv").unwrap();
-    let sock = format!("{w_s}/app.sock");
-    ctl.splice(at..at, ["--ro-bind-try".to_owned(), sock.clone(), sock]);
-    let f = probe(&ctl);
-    assert!(
-        f.lines().next().map(str::trim) != Some("0"),
-        "control: the bind of the socket should mount the host's /etc: {f}"
-    );
+    etc_hidden_unless_bound(&out.artifact, &format!("{w_s}/app.sock"));
 }
 
 /// A host directory below /run, removed on drop.
@@ -1442,38 +1456,6 @@ fn x11_display_under_a_writable_tmp_gets_no_bind_of_its_own() {
         .unwrap()
         .compile("m.json", &m, &settings)
         .unwrap();
-    let (policy, _) = argv(&out.artifact);
-    let launcher = launcher(&out.artifact);
-    let probe = |argv: &[String]| -> String {
-        let mut c = bwrap_command(&launcher, argv);
-        c.args([
-            "--",
-            "/bin/sh",
-            "-c",
-            "cat /etc/passwd 2>/dev/null | wc -l; echo done",
-        ]);
-        let out = run(&mut c, Duration::from_secs(30));
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    };
-    let f = probe(&policy);
-    assert!(
-        f.contains("done") && f.lines().next().map(str::trim) == Some("0"),
-        "bwrap: the host's /etc is visible: {f}"
-    );
-    let mut ctl = policy.clone();
-    let at = ctl.iter().position(|a| a == "--clearenv").unwrap();
-    ctl.splice(
-        at..at,
-        ["--ro-bind-try".to_owned(), socket.clone(), socket.clone()],
-    );
-    let f = probe(&ctl);
-    assert!(
-        f.lines().next().map(str::trim) != Some("0"),
-        "control: the bind of the display should mount the host's /etc: {f}"
-    );
+    etc_hidden_unless_bound(&out.artifact, &socket);
     drop(planted);
 }
