@@ -561,6 +561,10 @@ pub const SYSTEM_BIND_SOURCES: &[&str] = &[
     "/etc/hosts",
     "/etc/nsswitch.conf",
     "/etc/timezone",
+    // Root's default PATH beside /usr/bin: `capgate run` takes its host tools
+    // from there (run::TOOL_DIRS), and so do the host's own root commands.
+    "/usr/local/sbin",
+    "/usr/local/bin",
 ];
 
 /// A writable path that holds (or is) a [`SYSTEM_BIND_SOURCES`] entry, in any
@@ -589,7 +593,7 @@ fn holds_system_source(fs: &FsPath, seg: &Segment<'_>) -> Result<(), CapError> {
     Err(CapError::new(
         Code::CapFsReserved,
         format!(
-            "{} is writable and {} {source}{via}, which sandboxes bind read-only from the host beside the declared paths: the server could replace it with a symlink that the next start follows",
+            "{} is writable and {} {source}{via}, which sandboxes bind read-only from the host beside the declared paths or capgate run takes its host tools from: the server could replace it, or plant a tool or a symlink there, that the next start follows",
             named(p, &real),
             if *real == **spelling { "is" } else { "holds" }
         ),

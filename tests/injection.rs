@@ -334,8 +334,18 @@ fn checkers_catch_injected_grants() {
 /// grammar knowing fails here.
 #[test]
 fn no_writable_declaration_holds_a_source_bound_beside_the_declared_paths() {
-    for source in hostile::undeclared_sources() {
-        let mut paths = Vec::new();
+    // capgate run's tool directories too (the host's root PATH), where even
+    // the directory itself may not be writable: a tool planted in it runs.
+    let bound = hostile::undeclared_sources()
+        .into_iter()
+        .map(|s| (s, false));
+    let tools = capgate::run::TOOL_DIRS.split(':').map(|s| (s, true));
+    for (source, itself) in bound.chain(tools) {
+        let mut paths: Vec<String> = if itself {
+            vec![source.to_owned(), format!("{source}/**")]
+        } else {
+            Vec::new()
+        };
         let mut dir = std::path::Path::new(source);
         while let Some(parent) = dir.parent().filter(|p| *p != std::path::Path::new("/")) {
             paths.push(parent.display().to_string());

@@ -324,31 +324,96 @@ fn launcher_tools_never_come_from_the_callers_path() {
         );
         assert_eq!(text(&out.stdout), "inside\n");
     }
-    // Tools looked up where the operator says are refused in a writable grant.
-    let out = capgate()
-        .args(["run"])
-        .arg(&m)
-        .args(["--user", "4321:4321", "--", "/bin/echo", "inside"])
-        .env(
-            "CAPGATE_TOOL_PATH",
-            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
-        )
-        .stdin(Stdio::null())
-        .output()
-        .expect("capgate runs");
-    let planted = fs::read_to_string(&marker).unwrap_or_default();
-    assert!(
-        planted.is_empty(),
-        "planted tools ran outside the sandbox: {planted}"
+    // A writable grant of a directory tools or capgate itself come from is
+    // refused, whatever it holds now: the tool directories the operator
+    // chose, and capgate's own directory; for --target docker too.
+    let exe_dir = Path::new(env!("CARGO_BIN_EXE_capgate")).parent().unwrap();
+    let of_exe = dir.manifest(
+        "toolpath-exe",
+        &[format!(
+            "fs:read,write,create,delete:{}/**",
+            exe_dir.display()
+        )],
     );
-    let err = text(&out.stderr);
-    assert!(
-        !out.status.success()
-            && err.starts_with("capgate: RUN_START: `env`")
-            && err.contains("declares writable"),
-        "{err}"
+    let tool_path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display());
+    for (m, target) in [(&m, "bwrap"), (&m, "docker"), (&of_exe, "bwrap")] {
+        let out = capgate()
+            .args(["run"])
+            .arg(m)
+            .args([
+                "--target",
+                target,
+                "--image",
+                "localhost/none",
+                "--user",
+                "4321:4321",
+            ])
+            .args(["--", "/bin/echo", "inside"])
+            .env("CAPGATE_TOOL_PATH", &tool_path)
+            .stdin(Stdio::null())
+            .output()
+            .expect("capgate runs");
+        let planted = fs::read_to_string(&marker).unwrap_or_default();
+        assert!(
+            planted.is_empty(),
+            "planted tools ran outside the sandbox: {planted}"
+        );
+        let err = text(&out.stderr);
+        assert!(
+            !out.status.success()
+                && err.starts_with("capgate: RUN_START: the manifest declares ")
+                && err.contains("where capgate run takes the programs it runs outside the sandbox"),
+            "{target} {}: {err}",
+            m.display()
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
+/// What a file in a writable grant says about its runtime is the server's to
+/// rewrite: a venv's `pyvenv.cfg` there names no base interpreter for the
+/// next run. The server rewrites `home` to a secret directory in the first
+/// run; the second must neither grant nor show it.
+#[test]
+fn a_writable_venv_names_no_grant_for_the_next_run() {
+    if !require_tools("a_writable_venv_names_no_grant_for_the_next_run", BASE) {
+        return;
+    }
+    let dir = TempDir::new("venvw");
+    dir.file("secret/bin/python3", "", 0o755);
+    dir.file("secret/key", "TOP SECRET", 0o644);
+    let venv = dir.dir("venv", 0o777);
+    dir.file("venv/pyvenv.cfg", "home = /usr/bin\n", 0o666);
+    let script = format!(
+        "#!/bin/sh\ncat {key} 2>/dev/null || echo no-secret\necho 'home = {home}' > {cfg}\n",
+        key = dir.join("secret/key").display(),
+        home = dir.join("secret/bin").display(),
+        cfg = venv.join("pyvenv.cfg").display(),
     );
-    assert!(out.stdout.is_empty());
+    let srv = dir.file("venv/bin/srv", &script, 0o755);
+    chown(&venv, 65534, 65534);
+    chown(&venv.join("pyvenv.cfg"), 65534, 65534);
+    let m = dir.manifest(
+        "venvw",
+        &[format!("fs:read,write,create,delete:{}/**", venv.display())],
+    );
+    let mut warnings = Vec::new();
+    for round in ["first", "second"] {
+        let out = run(&m, &[], &[&srv.display().to_string()]);
+        let stdout = text(&out.stdout);
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{round}: {err}");
+        assert_eq!(stdout, "no-secret\n", "{round}: {err}");
+        assert!(!err.contains("base interpreter prefix"), "{round}: {err}");
+        warnings.push(err);
+    }
+    assert!(
+        warnings.iter().all(|e| e.contains("is not followed")),
+        "{warnings:?}"
+    );
+    assert!(fs::read_to_string(venv.join("pyvenv.cfg"))
+        .unwrap()
+        .contains("secret/bin"));
 }
 
 #[test]

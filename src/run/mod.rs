@@ -441,11 +441,7 @@ fn plan_bwrap(
     // Paths of the manifest: every non-try bind source must exist; writable
     // ones must be writable by the sandbox user.
     preflight_binds(&art.argv, uid, gid, &mut plan)?;
-    tools_outside_writable(
-        &art.argv,
-        &["env", "setpriv", "bwrap", "nsenter", "ip", "nft", "squid"],
-    )
-    .map_err(|d| vec![d])?;
+    trusted_dirs_outside_writable(&writable_bind_sources(&art.argv)).map_err(|d| vec![d])?;
 
     // Launcher grants for the program's own runtime.
     let sandbox_path = out
@@ -467,6 +463,11 @@ fn plan_bwrap(
     let mut finder = runtime::Finder::new(&sandbox_path);
     // What the manifest itself binds needs no grant.
     finder.covered.extend(declared_sources(&art.argv));
+    // Each writable source as written and by its real path.
+    finder.writable = writable_bind_sources(&art.argv)
+        .into_iter()
+        .flat_map(|w| [std::fs::canonicalize(&w).unwrap_or_else(|_| w.clone()), w])
+        .collect();
     finder
         .command(&exe, &args.command[1..])
         .map_err(|d| vec![d])?;
@@ -540,6 +541,12 @@ fn plan_bwrap(
             .map(|a| a.to_string_lossy().into_owned()),
     );
 
+    for f in &finder.unfollowed {
+        plan.warnings.push(format!(
+            "{} lies in a path the manifest declares writable: its runtime (#! line, venv, package, link target) is not followed, since the server can rewrite it; declare what it needs (fs:read:...)",
+            f.display()
+        ));
+    }
     plan.launcher_grants = finder.grants;
     plan.command_line = shown;
     plan.argv = argv;
@@ -768,9 +775,9 @@ fn current_gid() -> Option<u32> {
 /// the sandbox, as the caller, so they never come from the caller's PATH,
 /// where a directory the manifest declares writable (`~/.local/bin`) would let
 /// the server plant a tool that the next run starts unconfined.
-/// `CAPGATE_TOOL_PATH` replaces the list; either way a tool found in a path
-/// the manifest binds writable is refused ([`tools_outside_writable`]).
-pub(crate) const TOOL_DIRS: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// `CAPGATE_TOOL_PATH` replaces the list; either way a manifest that binds
+/// one of them writable is refused ([`trusted_dirs_outside_writable`]).
+pub const TOOL_DIRS: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn tool_dirs() -> String {
     std::env::var("CAPGATE_TOOL_PATH").unwrap_or_else(|_| TOOL_DIRS.to_owned())
@@ -780,32 +787,68 @@ pub(crate) fn find_tool(name: &str) -> Option<PathBuf> {
     runtime::resolve(Path::new(name), &tool_dirs())
 }
 
-/// Refuses a host tool that lies in a path the compiled argv binds writable
-/// (by its real path: a link into the writable tree counts).
-fn tools_outside_writable(argv: &[String], tools: &[&str]) -> Result<(), Diagnostic> {
-    let writable: Vec<PathBuf> = argv
-        .windows(3)
-        .filter(|w| matches!(w[0].as_str(), "--bind" | "--bind-try"))
-        .map(|w| std::fs::canonicalize(&w[1]).unwrap_or_else(|_| PathBuf::from(&w[1])))
+/// Host paths that capgate runs as the caller, outside the sandbox: the tool
+/// directories and the directory of capgate's own executable (re-run for the
+/// supervisor and the reaper). A writable bind that is, holds or lies in one
+/// is refused, whatever tools it holds now: the server could plant one (or
+/// replace capgate) that this run, a later one, or the host's root runs. By
+/// real path, so a link into or out of them counts.
+fn trusted_dirs_outside_writable(writable: &[PathBuf]) -> Result<(), Diagnostic> {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut trusted: Vec<PathBuf> = tool_dirs()
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| real(Path::new(d)))
         .collect();
-    for tool in tools {
-        let Some(found) = find_tool(tool) else {
-            continue;
-        };
-        let real = std::fs::canonicalize(&found).unwrap_or_else(|_| found.clone());
-        if let Some(w) = writable.iter().find(|w| real.starts_with(w)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| real(&e).parent().map(Path::to_path_buf))
+    {
+        trusted.push(dir);
+    }
+    for w in writable {
+        let w_real = real(w);
+        if let Some(t) = trusted
+            .iter()
+            .find(|t| t.starts_with(&w_real) || w_real.starts_with(t))
+        {
             return Err(Diagnostic::new(
                 Code::RunStart,
                 format!(
-                    "`{tool}` ({}) lies in {}, which the manifest declares writable: the server could replace the tool that runs its sandbox",
-                    found.display(),
-                    w.display()
+                    "the manifest declares {} writable, which overlaps {}, where capgate run takes the programs it runs outside the sandbox (tools, or capgate itself): the server could plant one",
+                    w.display(),
+                    t.display()
                 ),
             )
-            .with_help("install the tool in a system directory, or point CAPGATE_TOOL_PATH at directories the manifest does not declare writable"));
+            .with_help("declare writable only the directories the server writes, or install capgate and the tools where the manifest does not reach (CAPGATE_TOOL_PATH)"));
         }
     }
     Ok(())
+}
+
+/// Sources of the writable binds of a bwrap argv.
+fn writable_bind_sources(argv: &[String]) -> Vec<PathBuf> {
+    argv.windows(3)
+        .filter(|w| matches!(w[0].as_str(), "--bind" | "--bind-try"))
+        .map(|w| PathBuf::from(&w[1]))
+        .collect()
+}
+
+/// Sources of the writable bind mounts of a docker argv (`--mount
+/// type=bind,source=...` without `readonly`).
+fn writable_mount_sources(argv: &[String]) -> Vec<PathBuf> {
+    argv.windows(2)
+        .filter(|w| w[0] == "--mount")
+        .filter_map(|w| {
+            let fields: Vec<&str> = w[1].split(',').collect();
+            let bind = fields.contains(&"type=bind");
+            let readonly = fields
+                .iter()
+                .any(|f| *f == "readonly" || f.starts_with("readonly="));
+            let source = fields.iter().find_map(|f| f.strip_prefix("source="))?;
+            (bind && !readonly).then(|| PathBuf::from(source))
+        })
+        .collect()
 }
 
 /// A host tool's path for spawning it; a missing one is named in
@@ -1029,6 +1072,7 @@ fn plan_docker(args: &RunArgs, user: Option<(u32, u32)>) -> Result<Plan, Vec<Dia
         &mut plan,
         Some("capgate run --target docker does not provide network yet; --target bwrap does, started as root"),
     )?;
+    trusted_dirs_outside_writable(&writable_mount_sources(&art.argv)).map_err(|d| vec![d])?;
     let user = out
         .trace
         .options
@@ -1205,7 +1249,8 @@ fn seccomp_profile_path() -> Result<PathBuf, Diagnostic> {
         std::fs::write(&tmp, SECCOMP_PROFILE).map_err(err)?;
         std::fs::rename(&tmp, &path).map_err(err)?;
     }
-    Ok(path)
+    // The option takes a normalised path; TMPDIR may hold `//` or `.`.
+    std::fs::canonicalize(&path).map_err(err)
 }
 
 /// The host duties of docs/security.md ("What the host must do", item 8)

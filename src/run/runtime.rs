@@ -149,6 +149,12 @@ pub struct Finder<'a> {
     pub sandbox_path: &'a str,
     /// Paths the run binds anyway (baseline); nothing under them is granted.
     pub covered: Vec<PathBuf>,
+    /// Paths the manifest binds writable: a file there is reachable, but what
+    /// it says (`#!` line, `pyvenv.cfg`, a link's target, a package) is the
+    /// server's to rewrite, so it never decides a grant.
+    pub writable: Vec<PathBuf>,
+    /// Files in a writable path whose runtime was not followed, for a warning.
+    pub unfollowed: Vec<PathBuf>,
     pub grants: Vec<Grant>,
     depth: usize,
 }
@@ -158,6 +164,8 @@ impl<'a> Finder<'a> {
         Finder {
             sandbox_path,
             covered: BASELINE.iter().map(PathBuf::from).collect(),
+            writable: Vec::new(),
+            unfollowed: Vec::new(),
             grants: Vec::new(),
             depth: 0,
         }
@@ -211,6 +219,16 @@ impl<'a> Finder<'a> {
     fn file(&mut self, p: &Path, role: &str) -> Result<(), Diagnostic> {
         self.depth += 1;
         if self.depth > 16 {
+            return Ok(());
+        }
+        // As written and by real path (a link into the writable tree counts).
+        let real = std::fs::canonicalize(p).ok();
+        if self
+            .writable
+            .iter()
+            .any(|w| under(p, w) || real.as_deref().is_some_and(|r| under(r, w)))
+        {
+            self.unfollowed.push(p.to_path_buf());
             return Ok(());
         }
         let meta = std::fs::symlink_metadata(p).map_err(|e| {

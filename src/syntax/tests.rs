@@ -1212,6 +1212,10 @@ fn writable_paths_holding_system_bind_sources_are_refused() {
         "fs:read,write:/etc/hosts",
         // srt reads it for clock:tzdata
         "fs:read,write:/etc/timezone",
+        // capgate run's tools, root's PATH
+        "fs:read,write,create,delete:/usr/local/bin/**",
+        "fs:write:/usr/local/sbin/ip",
+        "fs:read,write:/usr/local/**",
     ] {
         let e = parse_capability(raw).expect_err(raw);
         assert_eq!(e.code, Code::CapFsReserved, "{raw}: {e:?}");
@@ -1221,7 +1225,7 @@ fn writable_paths_holding_system_bind_sources_are_refused() {
         "fs:read:/usr/**",
         "fs:read:/etc/**",
         "fs:write:/etc/app.conf",
-        "fs:read,write,create,delete:/usr/local/bin/**",
+        "fs:read,write,create,delete:/usr/local/lib/app/**",
         "fs:read,write,create,delete:/usr/lib/app/**",
         "fs:read,write:/etc/ssl/private-app/**",
     ] {
