@@ -98,7 +98,7 @@ codes! {
         "write a normalised absolute path of letters, digits and . _ - + @ ~ (no `.`/`..` segments, `//` or trailing `/`)";
     CapFsGlob => "CAP_FS_GLOB", "a glob appears somewhere other than the whole last segment",
         "globs are allowed only as the whole last segment: /dir/** (recursive) or /dir/* (children)";
-    CapFsReserved => "CAP_FS_RESERVED", "an fs path (after host aliases such as /var/run or /run/shm) is the host root, lies under /proc, /sys or /dev, or is, holds or lies in a container-engine socket location, binds a well-known socket directory (/tmp/.X11-unix, /run/dbus), or is writable and is or holds a path the targets bind read-only beside the declared ones (/usr, /etc/ssl, /etc/localtime, ...) or a directory capgate run takes its tools from (/usr/local/bin, /usr/local/sbin)",
+    CapFsReserved => "CAP_FS_RESERVED", "an fs path (after host aliases such as /var/run or /run/shm) is the host root, lies under /proc, /sys or /dev, or is, holds or lies in a container-engine socket location, binds a well-known socket directory (/tmp/.X11-unix, /run/dbus), or is writable and is or holds a path the targets bind read-only beside the declared ones (/usr, /etc/ssl, /etc/localtime, ...) or is, holds or lies in a directory capgate run takes its tools from (/usr/local/bin, /usr/local/sbin)",
         "declare the directories the server needs; the sandbox provides its own /proc and a minimal /dev";
     CapNetHost => "CAP_NET_HOST", "a host is not a DNS name, `*.name`, an IPv4/IPv6 literal or `*`",
         "write a DNS name (api.github.com), *.example.com, 1.2.3.4, a quoted IPv6 literal or *";

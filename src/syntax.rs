@@ -561,17 +561,23 @@ pub const SYSTEM_BIND_SOURCES: &[&str] = &[
     "/etc/hosts",
     "/etc/nsswitch.conf",
     "/etc/timezone",
-    // Root's default PATH beside /usr/bin: `capgate run` takes its host tools
-    // from there (run::TOOL_DIRS), and so do the host's own root commands.
-    "/usr/local/sbin",
-    "/usr/local/bin",
 ];
+
+/// The directories of root's default PATH outside `/usr/bin` and `/usr/sbin`
+/// (which [`SYSTEM_BIND_SOURCES`] holds): `capgate run` takes its host tools
+/// from all of them (`run::TOOL_DIRS`), and so do the host's own root
+/// commands. A writable path that is, holds or lies in one is refused: a file
+/// in it is a command root runs. (A writable file below `/usr/bin` is root's,
+/// which the sandbox's uid, never 0, cannot write; `capgate run` refuses its
+/// bind as well.)
+pub const TOOL_DIRS_RESERVED: &[&str] = &["/usr/local/sbin", "/usr/local/bin"];
 
 /// A writable path that holds (or is) a [`SYSTEM_BIND_SOURCES`] entry, in any
 /// spelling the host may walk: the sandbox could replace that entry with a
 /// symlink, and the read-only bind of it at the next start would follow it
 /// (bwrap's `/bin` is walked through `/usr`; oci, docker and systemd mount the
-/// tzdata files over a writable `/etc`).
+/// tzdata files over a writable `/etc`). Also a writable path at, above or
+/// in one of [`TOOL_DIRS_RESERVED`].
 fn holds_system_source(fs: &FsPath, seg: &Segment<'_>) -> Result<(), CapError> {
     // Every writable capability is checked: the sources' spellings are worked out once.
     static SOURCES: std::sync::LazyLock<Vec<(&str, String)>> = std::sync::LazyLock::new(|| {
@@ -582,6 +588,27 @@ fn holds_system_source(fs: &FsPath, seg: &Segment<'_>) -> Result<(), CapError> {
     });
     let p = fs.path.as_str();
     let real = host_path(p);
+    if let Some(dir) = TOOL_DIRS_RESERVED.iter().find(|d| {
+        let d = host_path(d);
+        tree_holds(&real, &d) || tree_holds(&d, &real)
+    }) {
+        return Err(CapError::new(
+            Code::CapFsReserved,
+            format!(
+                "{} is writable and {} {dir}, where the host's root commands and capgate run's host tools come from: the server could plant or rewrite a command that root runs outside the sandbox",
+                named(p, &real),
+                if *real == *host_path(dir) {
+                    "is"
+                } else if tree_holds(&real, &host_path(dir)) {
+                    "holds"
+                } else {
+                    "lies in"
+                }
+            ),
+            seg.span.clone(),
+        )
+        .help("declare writable only directories outside the host's PATH (a read-only declaration is fine)"));
+    }
     let Some((source, spelling)) = SOURCES.iter().find(|(_, sp)| tree_holds(&real, sp)) else {
         return Ok(());
     };
@@ -593,7 +620,7 @@ fn holds_system_source(fs: &FsPath, seg: &Segment<'_>) -> Result<(), CapError> {
     Err(CapError::new(
         Code::CapFsReserved,
         format!(
-            "{} is writable and {} {source}{via}, which sandboxes bind read-only from the host beside the declared paths or capgate run takes its host tools from: the server could replace it, or plant a tool or a symlink there, that the next start follows",
+            "{} is writable and {} {source}{via}, which sandboxes bind read-only from the host beside the declared paths: the server could replace it with a symlink that the next start follows",
             named(p, &real),
             if *real == **spelling { "is" } else { "holds" }
         ),

@@ -341,11 +341,14 @@ fn no_writable_declaration_holds_a_source_bound_beside_the_declared_paths() {
         .map(|s| (s, false));
     let tools = capgate::run::TOOL_DIRS.split(':').map(|s| (s, true));
     for (source, itself) in bound.chain(tools) {
-        let mut paths: Vec<String> = if itself {
-            vec![source.to_owned(), format!("{source}/**")]
-        } else {
-            Vec::new()
-        };
+        let mut paths: Vec<String> = Vec::new();
+        if itself {
+            paths.extend([source.to_owned(), format!("{source}/**")]);
+            // A file in one of these is a root command; /usr/bin's files are root's.
+            if capgate::syntax::TOOL_DIRS_RESERVED.contains(&source) {
+                paths.push(format!("{source}/ip"));
+            }
+        }
         let mut dir = std::path::Path::new(source);
         while let Some(parent) = dir.parent().filter(|p| *p != std::path::Path::new("/")) {
             paths.push(parent.display().to_string());
