@@ -588,18 +588,19 @@ fn holds_system_source(fs: &FsPath, seg: &Segment<'_>) -> Result<(), CapError> {
     });
     let p = fs.path.as_str();
     let real = host_path(p);
-    if let Some(dir) = TOOL_DIRS_RESERVED.iter().find(|d| {
-        let d = host_path(d);
-        tree_holds(&real, &d) || tree_holds(&d, &real)
-    }) {
+    let tool_dir = TOOL_DIRS_RESERVED
+        .iter()
+        .map(|d| (*d, host_path(d)))
+        .find(|(_, d)| tree_holds(&real, d) || tree_holds(d, &real));
+    if let Some((dir, d)) = tool_dir {
         return Err(CapError::new(
             Code::CapFsReserved,
             format!(
                 "{} is writable and {} {dir}, where the host's root commands and capgate run's host tools come from: the server could plant or rewrite a command that root runs outside the sandbox",
                 named(p, &real),
-                if *real == *host_path(dir) {
+                if real == d {
                     "is"
-                } else if tree_holds(&real, &host_path(dir)) {
+                } else if tree_holds(&real, &d) {
                     "holds"
                 } else {
                     "lies in"

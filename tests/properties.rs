@@ -105,6 +105,12 @@ fn path() -> impl Strategy<Value = String> {
                     .any(|sp| sp == &*real || sp.starts_with(&format!("{real}/")))
             })
         })
+        // Writable, a path at, above or in /usr/local/bin or /usr/local/sbin is refused.
+        .prop_filter("touches a tool directory (docs/security.md)", |p| {
+            !capgate::syntax::TOOL_DIRS_RESERVED.iter().any(|d| {
+                d.starts_with(&format!("{p}/")) || p == d || p.starts_with(&format!("{d}/"))
+            })
+        })
 }
 
 fn fs_decl() -> impl Strategy<Value = Decl> {

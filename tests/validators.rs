@@ -69,8 +69,7 @@ fn config(path: &Path, target: &str) -> Option<String> {
         permissive: true,
         set: vec![],
     };
-    let result = compiler.compile(&path.display().to_string(), &bytes, &settings);
-    match result {
+    match compiler.compile(&path.display().to_string(), &bytes, &settings) {
         Ok(out) => {
             let json: serde_json::Value =
                 serde_json::from_str(&out.artifact.to_json(false)).unwrap();

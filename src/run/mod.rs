@@ -441,7 +441,8 @@ fn plan_bwrap(
     // Paths of the manifest: every non-try bind source must exist; writable
     // ones must be writable by the sandbox user.
     preflight_binds(&art.argv, uid, gid, &mut plan)?;
-    trusted_dirs_outside_writable(&writable_bind_sources(&art.argv)).map_err(|d| vec![d])?;
+    let writable = writable_bind_sources(&art.argv);
+    trusted_dirs_outside_writable(&writable).map_err(|d| vec![d])?;
 
     // Launcher grants for the program's own runtime.
     let sandbox_path = out
@@ -464,7 +465,7 @@ fn plan_bwrap(
     // What the manifest itself binds needs no grant.
     finder.covered.extend(declared_sources(&art.argv));
     // Each writable source as written and by its real path.
-    finder.writable = writable_bind_sources(&art.argv)
+    finder.writable = writable
         .into_iter()
         .flat_map(|w| [std::fs::canonicalize(&w).unwrap_or_else(|_| w.clone()), w])
         .collect();
@@ -768,8 +769,6 @@ fn current_gid() -> Option<u32> {
         .and_then(|v| v.parse().ok())
 }
 
-/// A program on capgate's PATH (the MCP client's), or in /usr/bin and /bin
-/// when PATH is unset.
 /// Where host tools are looked up by default: the launcher chain (env,
 /// setpriv, bwrap), the network tools and the container engine run outside
 /// the sandbox, as the caller, so they never come from the caller's PATH,
