@@ -495,7 +495,18 @@ fn render_with<T>(escaper: Escaper, render: impl FnOnce() -> T) -> T {
 
 /// Wraps a rendered fragment in the markers [`Renderer::main`] reads back.
 pub fn mark(index: usize, text: &str) -> Value {
-    Value::from_object(Trusted(format!("{START}{index}{SEP}{text}{END}")))
+    // Pushed into a string of the final size: `format!` spent more on its
+    // formatting machinery and regrowth than on the copy (a fragment can be
+    // long, and a large compile marks tens of thousands).
+    use std::fmt::Write as _;
+    // The markers are one byte each; a usize has at most 20 digits.
+    let mut marked = String::with_capacity(text.len() + 23);
+    marked.push(START);
+    write!(marked, "{index}").expect("writing to a String cannot fail");
+    marked.push(SEP);
+    marked.push_str(text);
+    marked.push(END);
+    Value::from_object(Trusted(marked))
 }
 
 /// Every printed value passes through here.

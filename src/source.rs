@@ -10,21 +10,28 @@ use crate::manifest::MAX_MANIFEST_BYTES;
 /// Columns count Unicode scalar values rather than bytes because that is what editors
 /// show for a line containing e.g. `é`. Lines are split on LF only; with CRLF endings
 /// the CR simply counts as the last column of its line. The index owns a copy of the
-/// text so it can outlive the buffer it was built from.
+/// text so it can outlive the buffer it was built from; the lines are found when
+/// the first offset is located, as most texts never have an error to point at.
 pub struct LineIndex {
     text: Box<str>,
     /// Byte offset at which each line starts; always begins with 0.
-    line_starts: Vec<usize>,
+    line_starts: std::sync::OnceLock<Vec<usize>>,
 }
 
 impl LineIndex {
     pub fn new(text: &str) -> Self {
-        let mut line_starts = vec![0];
-        line_starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
         LineIndex {
             text: text.into(),
-            line_starts,
+            line_starts: std::sync::OnceLock::new(),
         }
+    }
+
+    fn line_starts(&self) -> &[usize] {
+        self.line_starts.get_or_init(|| {
+            let mut starts = vec![0];
+            starts.extend(memchr::memchr_iter(b'\n', self.text.as_bytes()).map(|i| i + 1));
+            starts
+        })
     }
 
     pub fn text(&self) -> &str {
@@ -38,8 +45,9 @@ impl LineIndex {
         while !self.text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let line = self.line_starts.partition_point(|&start| start <= offset);
-        let line_start = self.line_starts[line - 1];
+        let line_starts = self.line_starts();
+        let line = line_starts.partition_point(|&start| start <= offset);
+        let line_start = line_starts[line - 1];
         let column = self.text[line_start..offset].chars().count() + 1;
         (line, column)
     }
@@ -55,10 +63,14 @@ impl Source {
     pub fn new(name: &str, bytes: &[u8]) -> Source {
         // An oversized manifest is refused before parsing, with no location:
         // indexing its lines would only spend time on input that is rejected.
+        // Valid UTF-8 (every manifest that loads) is checked by the fast
+        // validator; only invalid input takes the lossy decoder's slower walk.
         let text = if bytes.len() > MAX_MANIFEST_BYTES {
             std::borrow::Cow::Borrowed("")
         } else {
-            String::from_utf8_lossy(bytes)
+            std::str::from_utf8(bytes)
+                .map(std::borrow::Cow::Borrowed)
+                .unwrap_or_else(|_| String::from_utf8_lossy(bytes))
         };
         Source {
             name: name.to_owned(),
