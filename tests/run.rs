@@ -1113,6 +1113,43 @@ fn docker_target_runs_with_the_installed_engine() {
         "{}",
         text(&out.stderr)
     );
+
+    // A writable /tmp (a browser declares one) with TMPDIR=/tmp and no installed
+    // profile: root's built-in copy is written outside /tmp, so the run starts
+    // (it was OPTION_IN_WRITABLE when the copy went to $TMPDIR/capgate-0).
+    if Path::new("/etc/capgate/docker-seccomp.json").exists() {
+        panic!(
+            "an installed /etc/capgate/docker-seccomp.json hides the built-in copy this test needs"
+        );
+    }
+    let tmp_writer = dir.manifest("tmp-writer", &["fs:read,write,create:/tmp/**".into()]);
+    let out = capgate()
+        .arg("run")
+        .arg(&tmp_writer)
+        .args(["--target", "docker", "--image", &image, "--", "true"])
+        .env("CONTAINERS_CONF", &conf)
+        .env("TMPDIR", "/tmp")
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let profile = fs::read_dir("/run/capgate")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("docker-seccomp-")
+        })
+        .expect("root's built-in profile is in /run/capgate");
+    let meta = fs::metadata(profile.path()).unwrap();
+    assert_eq!(meta.uid(), 0);
+    assert_eq!(
+        meta.mode() & 0o022,
+        0,
+        "the profile is writable only by root"
+    );
 }
 
 #[test]

@@ -1205,9 +1205,12 @@ pub fn reaper(args: &[String]) -> ExitCode {
 }
 
 /// The docker target's seccomp profile: /etc/capgate/docker-seccomp.json when
-/// installed, else capgate's built-in copy written once per content into
-/// `$TMPDIR/capgate-<uid>/docker-seccomp-<hash>.json` (a directory only this
-/// uid owns; reused by every run).
+/// installed, else capgate's built-in copy written once per content into a
+/// directory only this uid owns (reused by every run): root's runs directory
+/// `/run/capgate`, or for another user `$XDG_RUNTIME_DIR/capgate`, else
+/// `$TMPDIR/capgate-<uid>`. Root's copy stays out of `/tmp`: a manifest that
+/// declares `/tmp` writable (a browser's) would hold the profile, and the
+/// compile refuses that (`OPTION_IN_WRITABLE`).
 fn seccomp_profile_path() -> Result<PathBuf, Diagnostic> {
     use sha2::Digest as _;
     let installed = Path::new("/etc/capgate/docker-seccomp.json");
@@ -1215,7 +1218,14 @@ fn seccomp_profile_path() -> Result<PathBuf, Diagnostic> {
         return Ok(installed.to_path_buf());
     }
     let uid = current_uid().unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!("capgate-{uid}"));
+    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute());
+    let dir = match (uid, runtime_dir) {
+        (0, _) => PathBuf::from(net::RUN_ROOT),
+        (_, Some(runtime)) => runtime.join("capgate"),
+        (_, None) => std::env::temp_dir().join(format!("capgate-{uid}")),
+    };
     let err = |e: std::io::Error| {
         Diagnostic::new(
             Code::RunStart,
