@@ -10,6 +10,7 @@ mod support;
 use std::fs;
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::process::CommandExt as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -1131,33 +1132,50 @@ fn docker_target_runs_with_the_installed_engine() {
         return;
     }
     let tmp_writer = dir.manifest("tmp-writer", &["fs:read,write,create:/tmp/**".into()]);
-    let out = capgate()
-        .arg("run")
-        .arg(&tmp_writer)
-        .args(["--target", "docker", "--image", &image, "--", "true"])
-        .env("CONTAINERS_CONF", &conf)
-        .env("TMPDIR", "/tmp")
-        .env_remove("XDG_RUNTIME_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let profile = fs::read_dir("/run/capgate")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .find(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("docker-seccomp-")
-        })
-        .expect("root's built-in profile is in /run/capgate");
-    let meta = fs::metadata(profile.path()).unwrap();
-    assert_eq!(meta.uid(), 0);
-    assert_eq!(
-        meta.mode() & 0o022,
-        0,
-        "the profile is writable only by root"
-    );
+    let run_tmp_writer = |umask: libc::mode_t| {
+        let mut c = capgate();
+        c.arg("run")
+            .arg(&tmp_writer)
+            .args(["--target", "docker", "--image", &image, "--", "true"])
+            .env("CONTAINERS_CONF", &conf)
+            .env("TMPDIR", "/tmp")
+            .env_remove("XDG_RUNTIME_DIR")
+            .stdin(Stdio::null());
+        // SAFETY: umask only sets the child's file mode mask before exec.
+        unsafe {
+            c.pre_exec(move || {
+                libc::umask(umask);
+                Ok(())
+            })
+        };
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let profile = fs::read_dir("/run/capgate")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("docker-seccomp-")
+            })
+            .expect("root's built-in profile is in /run/capgate")
+            .path();
+        let meta = fs::metadata(&profile).unwrap();
+        assert_eq!(meta.uid(), 0);
+        assert_eq!(
+            meta.mode() & 0o022,
+            0,
+            "the profile is writable only by root (umask {umask:o})"
+        );
+        profile
+    };
+    let profile = run_tmp_writer(0o022);
+    // /run/capgate is searchable by every user: a profile someone made
+    // writable is written again, not reused; so is one made under umask 0.
+    chmod(&profile, 0o666);
+    run_tmp_writer(0o022);
+    fs::remove_file(&profile).unwrap();
+    run_tmp_writer(0);
 }
 
 #[test]

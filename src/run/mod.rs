@@ -1253,9 +1253,23 @@ fn seccomp_profile_path() -> Result<PathBuf, Diagnostic> {
     let hash = sha2::Sha256::digest(SECCOMP_PROFILE.as_bytes());
     let name: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
     let path = dir.join(format!("docker-seccomp-{name}.json"));
-    if std::fs::read(&path).ok().as_deref() != Some(SECCOMP_PROFILE.as_bytes()) {
+    // Reused only as this uid's own file that no one else can write, with the
+    // same content; written with mode 0644 whatever the umask (root's directory
+    // is searchable by every user).
+    let reusable = std::fs::symlink_metadata(&path)
+        .is_ok_and(|m| m.is_file() && m.uid() == uid && m.mode() & 0o022 == 0)
+        && std::fs::read(&path).ok().as_deref() == Some(SECCOMP_PROFILE.as_bytes());
+    if !reusable {
+        use std::os::unix::fs::OpenOptionsExt as _;
         let tmp = dir.join(format!(".docker-seccomp-{}.tmp", std::process::id()));
-        std::fs::write(&tmp, SECCOMP_PROFILE).map_err(err)?;
+        let _ = std::fs::remove_file(&tmp);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(SECCOMP_PROFILE.as_bytes()))
+            .map_err(err)?;
         std::fs::rename(&tmp, &path).map_err(err)?;
     }
     // The option takes a normalised path; TMPDIR may hold `//` or `.`.
