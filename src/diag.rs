@@ -118,7 +118,7 @@ codes! {
     Usage => "USAGE", "the command line is invalid: an unknown flag or command, a missing value or an invalid choice",
         "run `capgate <command> --help` for every flag with an example";
     // Import (`capgate import`).
-    ImportYaml => "IMPORT_YAML", "a YAML input is not valid YAML or uses a feature the importer refuses (aliases, tags, several documents, duplicate keys)",
+    ImportYaml => "IMPORT_YAML", "a YAML input is not valid YAML or uses a feature the importer refuses (aliases, merge keys, tags, several documents, duplicate keys)",
         "fix the YAML at the given position; write aliased values out";
     ImportShape => "IMPORT_SHAPE", "an input field an importer reads is missing or has the wrong type or form",
         "the message names the field's source path; see docs/import.md for the fields each format needs";

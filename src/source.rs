@@ -16,6 +16,18 @@ pub struct LineIndex {
     text: Box<str>,
     /// Byte offset at which each line starts; always begins with 0.
     line_starts: std::sync::OnceLock<Vec<usize>>,
+    /// Characters that start before each multiple of [`CHUNK`] bytes: a column
+    /// is counted from the nearest one, not from its line's start, which for a
+    /// file written on one line made locating every node of it quadratic.
+    chunk_chars: std::sync::OnceLock<Vec<usize>>,
+}
+
+/// Bytes between two entries of [`LineIndex::chunk_chars`].
+const CHUNK: usize = 512;
+
+/// Whether `b` starts a character (is not a UTF-8 continuation byte).
+fn starts_char(b: u8) -> bool {
+    (b as i8) >= -0x40
 }
 
 impl LineIndex {
@@ -23,7 +35,29 @@ impl LineIndex {
         LineIndex {
             text: text.into(),
             line_starts: std::sync::OnceLock::new(),
+            chunk_chars: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Characters that start before byte `offset`.
+    fn chars_before(&self, offset: usize) -> usize {
+        let bytes = self.text.as_bytes();
+        let table = self.chunk_chars.get_or_init(|| {
+            let mut table = Vec::with_capacity(bytes.len() / CHUNK + 1);
+            let mut n = 0;
+            table.push(0);
+            for chunk in bytes.chunks(CHUNK) {
+                n += chunk.iter().filter(|&&b| starts_char(b)).count();
+                table.push(n);
+            }
+            table
+        });
+        let k = offset / CHUNK;
+        table[k]
+            + bytes[k * CHUNK..offset]
+                .iter()
+                .filter(|&&b| starts_char(b))
+                .count()
     }
 
     fn line_starts(&self) -> &[usize] {
@@ -48,7 +82,7 @@ impl LineIndex {
         let line_starts = self.line_starts();
         let line = line_starts.partition_point(|&start| start <= offset);
         let line_start = line_starts[line - 1];
-        let column = self.text[line_start..offset].chars().count() + 1;
+        let column = self.chars_before(offset) - self.chars_before(line_start) + 1;
         (line, column)
     }
 }
@@ -152,6 +186,36 @@ mod tests {
         let e = text.find('é').unwrap();
         assert_eq!(index.line_col(e + 1), index.line_col(e));
         assert_eq!(LineIndex::new("").line_col(0), (1, 1));
+    }
+
+    /// Columns counted from the chunk table agree with counting from the
+    /// line's start, across chunk boundaries and inside multi-byte characters.
+    #[test]
+    fn line_col_agrees_with_counting_from_the_line_start() {
+        let text: String = (0..3000)
+            .map(|i| match (i % 7, i % 900) {
+                // Lines of about 2,000 bytes: each spans several chunks.
+                (_, 450) => "\n",
+                (0, _) => "é",
+                (1, _) => "😀",
+                (3, _) => "€x",
+                _ => "ab",
+            })
+            .collect();
+        let index = LineIndex::new(&text);
+        for offset in 0..=text.len() + 2 {
+            let mut o = offset.min(text.len());
+            while !text.is_char_boundary(o) {
+                o -= 1;
+            }
+            let start = text[..o].rfind('\n').map_or(0, |i| i + 1);
+            let line = text[..o].matches('\n').count() + 1;
+            assert_eq!(
+                index.line_col(offset),
+                (line, text[start..o].chars().count() + 1),
+                "offset {offset}"
+            );
+        }
     }
 
     #[test]

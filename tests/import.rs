@@ -677,13 +677,14 @@ fn docker_disable_network_with_parameterised_volumes() {
         assert!(!caps(s).iter().any(|c| c.starts_with("net:")), "{name}");
     }
     let fs = server(&o, "filesystem");
-    assert_eq!(caps(fs), ["fs:read,write:/srv/a", "fs:read,write:/srv/b"]);
+    // No mode: the gateway mounts a host path read-only (docs/import.md).
+    assert_eq!(caps(fs), ["fs:read:/srv/a", "fs:read:/srv/b"]);
     assert_eq!(
-        sources_of(&fs.report, "fs:read,write:/srv/a"),
+        sources_of(&fs.report, "fs:read:/srv/a"),
         ["run.volumes[0]", "--param filesystem.paths"]
     );
     let ag = server(&o, "ast-grep");
-    assert_eq!(caps(ag), ["fs:read,write:/srv/code"]);
+    assert_eq!(caps(ag), ["fs:read:/srv/code"]);
     assert!(ag.report.capabilities[0]
         .note
         .as_deref()
@@ -709,7 +710,8 @@ fn docker_credential_mounts_are_flagged() {
     let arm = server(&o, "arm-mcp");
     // `:ro` in the publisher's spec is a read-only grant.
     assert!(caps(arm).contains(&"fs:read:/home/u/.ssh/id_ed25519".to_owned()));
-    assert!(caps(arm).contains(&"fs:read,write:/srv/ws".to_owned()));
+    // No mode: read-only, as the gateway mounts it.
+    assert!(caps(arm).contains(&"fs:read:/srv/ws".to_owned()));
     for name in ["arm-mcp", "cloud-run-mcp", "kubernetes"] {
         assert!(
             server(&o, name)
@@ -786,7 +788,7 @@ fn docker_fixed_paths_named_volumes_user_and_ports() {
     let o = docker(&["fixed-mounts"], &[]);
     let s = server(&o, "fixed-mounts");
     assert!(caps(s).contains(&"fs:read:/srv/data".to_owned()));
-    assert!(caps(s).contains(&"fs:read,write:/var/log/fixed-mounts".to_owned()));
+    assert!(caps(s).contains(&"fs:read:/var/log/fixed-mounts".to_owned()));
     assert!(caps(s).contains(&"fs:read:/etc/ssl/certs".to_owned()));
     assert!(not_carried(&s.report, "run.volumes[2]").contains("named volume"));
     assert!(not_carried(&s.report, "run.user").contains("user"));
@@ -1140,7 +1142,7 @@ fn cli_missing_param_names_the_parameter() {
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         m["serverCapabilities"],
-        serde_json::json!(["fs:read,write:/srv/data"])
+        serde_json::json!(["fs:read:/srv/data"])
     );
 }
 
@@ -1207,10 +1209,11 @@ fn error_messages() {
 #[allow(dead_code)]
 mod support;
 
-/// An imported Docker catalog entry (arm-mcp: a writable workspace and an SSH
-/// key and known_hosts mounted `:ro`) run under the real bwrap: the workspace
-/// is writable, the key readable but not writable, and what lies next to the
-/// key (not declared) is not there at all.
+/// An imported Docker catalog entry (arm-mcp: a workspace without a mode and
+/// an SSH key and known_hosts mounted `:ro`) run under the real bwrap: the
+/// workspace is readable but not writable (the gateway mounts a host path
+/// without a mode read-only), the key readable but not writable, and what lies
+/// next to the key (not declared) is not there at all.
 #[test]
 fn imported_mounts_enforced_by_bwrap() {
     use support::{argv, bwrap_command, compile, launcher, require, s, Checks, TempDir};
@@ -1278,7 +1281,11 @@ fn imported_mounts_enforced_by_bwrap() {
         )
     });
     let mut checks = Checks::new();
-    checks.eq("workspace is writable", f["ws_write"].as_bool(), Some(true));
+    checks.eq(
+        "the workspace (no mode) is not writable",
+        f["ws_write"].as_bool(),
+        Some(false),
+    );
     checks.eq("the key is readable", f["key_read"].as_bool(), Some(true));
     checks.eq(
         "the key (`:ro`) is not writable",
@@ -1298,9 +1305,9 @@ fn imported_mounts_enforced_by_bwrap() {
         !keys.join("planted").exists(),
         "the sandbox wrote into the host's key directory"
     );
-    assert_eq!(
-        std::fs::read_to_string(ws.join("from-sandbox")).unwrap(),
-        "x"
+    assert!(
+        !ws.join("from-sandbox").exists(),
+        "the sandbox wrote into the read-only workspace"
     );
 }
 
@@ -1467,10 +1474,10 @@ fn docker_engine_socket_mounts_are_dropped() {
         &[("engine-socket.workdir", "/srv/work")],
     );
     let s = server(&o, "engine-socket");
-    assert_eq!(caps(s), ["fs:read,write:/srv/work"]);
+    assert_eq!(caps(s), ["fs:read:/srv/work"]);
     use capgate::import::report::dropped_code;
     assert_eq!(
-        dropped_code(&s.report, "fs:read,write:/var/run/docker.sock"),
+        dropped_code(&s.report, "fs:read:/var/run/docker.sock"),
         Some(Code::CapIpcSocket)
     );
     assert_eq!(

@@ -34,13 +34,24 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
         None => "server".to_owned(),
     };
     rep.consume("type");
+    if !matches!(kind.as_str(), "server" | "remote" | "poci") {
+        return Err(doc.error(
+            Code::ImportShape,
+            root.get("type").unwrap_or(root),
+            "type",
+            format!(
+                "type {}: a catalog entry is `server`, `remote` or `poci`",
+                quote(&kind)
+            ),
+        ));
+    }
     if kind != "server" {
         rep.status = "nothing-to-sandbox";
         rep.network = "none";
         rep.note(match kind.as_str() {
             "remote" => "a remote server (type: remote): it runs at the publisher's URL, nothing runs locally to sandbox".to_owned(),
             "poci" => "a poci entry (type: poci): each tool call runs its own container image; there is no server process to sandbox".to_owned(),
-            other => format!("type {}: not a local server, nothing to sandbox", quote(other)),
+            other => unreachable!("type {other} was refused above"),
         });
         rep.sweep(root, "", &super::reason);
         return Ok(vec![Imported {
@@ -353,28 +364,74 @@ fn volume(
         return Ok(());
     }
     let host = trim_path(src);
-    let read_only = opts.split(',').any(|o| o == "ro" || o == "readonly");
-    let actions = if read_only { "read" } else { "read,write" };
+    let writable = writable(opts).map_err(|why| {
+        doc.error(
+            Code::ImportShape,
+            node,
+            vp,
+            format!("volume {}: {why}", quote(&spec.text)),
+        )
+    })?;
+    let actions = if writable { "read,write" } else { "read" };
+    if let Some(why) = super::literal_path_error(&host) {
+        let cap = format!("fs:{actions}:{host}");
+        if spec.src_from_param {
+            return Err(Diagnostic::new(
+                Code::ImportParamInvalid,
+                format!(
+                    "--param {}: {cap} for {vp}: {why}",
+                    spec.params.join(", --param ")
+                ),
+            )
+            .at(doc.location(node)));
+        }
+        rep.drop_cap(cap, sources, why);
+        return Ok(());
+    }
     let mut notes = Vec::new();
+    if opts.trim().is_empty() {
+        notes.push("no mode: the Docker MCP gateway mounts a host path read-only unless its operator allows writable binds there, so capgate grants read (declare write if the server needs it)".to_owned());
+    }
     if dst != host {
         notes.push(format!(
             "mounted at {dst} in the publisher's image; capgate binds {host} at {host}, so point the server at {host}"
         ));
     }
     let lower = format!("{dst} {}", spec.params.join(" ")).to_ascii_lowercase();
-    if [
-        "ssh",
-        "key",
-        "credential",
-        "kube",
-        ".azure",
-        "gcloud",
-        "token",
-        "secret",
-        "keyring",
-    ]
-    .iter()
-    .any(|w| lower.contains(w))
+    // The host path's own segments too, against the Docker MCP gateway's list
+    // of credential paths (`disallowedDockerHostPath`), which it refuses to mount.
+    let credential_segment = host.to_ascii_lowercase().split('/').any(|seg| {
+        matches!(
+            seg,
+            ".aws"
+                | ".azure"
+                | ".config"
+                | ".docker"
+                | ".gnupg"
+                | ".kube"
+                | ".ssh"
+                | ".netrc"
+                | ".npmrc"
+                | "id_dsa"
+                | "id_ecdsa"
+                | "id_ed25519"
+                | "id_rsa"
+        )
+    });
+    if credential_segment
+        || [
+            "ssh",
+            "key",
+            "credential",
+            "kube",
+            ".azure",
+            "gcloud",
+            "token",
+            "secret",
+            "keyring",
+        ]
+        .iter()
+        .any(|w| lower.contains(w))
     {
         notes.push("a credential mounted as a file: the sandbox can read it".to_owned());
         rep.note(format!("{vp} mounts a credential file or directory ({dst}): review whether the server needs it"));
@@ -401,4 +458,34 @@ fn volume(
         .at(doc.location(node)));
     }
     Ok(())
+}
+
+/// Whether a volume is writable, read as the Docker MCP gateway reads its
+/// options (`dockerVolumeModeReadOnly`: each option trimmed and lower-cased)
+/// and mounts it (`normalizeDockerVolumeBind`: a host path without a mode is
+/// read-only unless the gateway's operator allows writable binds there): only
+/// `rw` makes it writable. An option that is not a Docker bind option is an
+/// error (a misspelt `ro`, `r0`, must not pass as a mode), and so are both
+/// `ro` and `rw`.
+fn writable(opts: &str) -> Result<bool, String> {
+    let mut ro = false;
+    let mut rw = false;
+    for o in opts.split(',') {
+        match o.trim().to_ascii_lowercase().as_str() {
+            "" | "z" | "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate"
+            | "nocopy" | "consistent" | "cached" | "delegated" => {}
+            "ro" | "readonly" => ro = true,
+            "rw" => rw = true,
+            other => {
+                return Err(format!(
+                    "{} is not a volume option (ro, readonly, rw, z, Z, a propagation mode, nocopy, consistent, cached, delegated)",
+                    quote(other)
+                ))
+            }
+        }
+    }
+    if ro && rw {
+        return Err("both read-only and rw: say which".to_owned());
+    }
+    Ok(rw)
 }

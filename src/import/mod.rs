@@ -290,14 +290,24 @@ pub fn file_stem(name: &str) -> Result<String, Diagnostic> {
 
 // ------------------------------------------------------------ shared semantics
 
-/// The sandbox itself: ToolHive's `localhost` (the container) and loopback.
+/// The sandbox itself: ToolHive's `localhost` (the container) and loopback, in
+/// every spelling the address parsers accept (`0::1`, `::ffff:127.0.0.1`).
 pub fn loopback(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
-    h == "localhost"
-        || h.ends_with(".localhost")
-        || h == "::1"
+    h.eq_ignore_ascii_case("localhost")
+        || h.to_ascii_lowercase().ends_with(".localhost")
         || h.parse::<std::net::Ipv4Addr>()
             .is_ok_and(|a| a.is_loopback())
+        || h.parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|a| a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+}
+
+/// A mount's host path is literal: a `*` in it is a file name character to
+/// the publisher's runtime but a glob (the whole tree) to capgate.
+pub fn literal_path_error(host: &str) -> Option<String> {
+    host.contains('*').then(|| {
+        format!("{host} is a literal path to the publisher's runtime, where `*` is a file name character; in a capgate path it is a glob (the whole tree), which would grant more")
+    })
 }
 
 /// `net:connect:HOST[:PORT]`, quoting IPv6 literals.

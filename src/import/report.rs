@@ -58,6 +58,9 @@ pub struct ServerReport {
     pub notes: Vec<String>,
     #[serde(skip)]
     consumed: BTreeSet<String>,
+    /// Index of each granted capability in `capabilities`.
+    #[serde(skip)]
+    granted: std::collections::HashMap<String, usize>,
 }
 
 impl ServerReport {
@@ -74,6 +77,7 @@ impl ServerReport {
             not_carried_over: Vec::new(),
             notes: Vec::new(),
             consumed: BTreeSet::new(),
+            granted: std::collections::HashMap::new(),
         }
     }
 
@@ -115,9 +119,9 @@ impl ServerReport {
             return false;
         }
         if let Some(g) = self
-            .capabilities
-            .iter_mut()
-            .find(|g| g.capability == capability)
+            .granted
+            .get(&capability)
+            .map(|&i| &mut self.capabilities[i])
         {
             for s in sources {
                 if !g.sources.contains(&s) {
@@ -129,6 +133,8 @@ impl ServerReport {
             }
             return true;
         }
+        self.granted
+            .insert(capability.clone(), self.capabilities.len());
         self.capabilities.push(Granted {
             capability,
             sources,
@@ -175,10 +181,14 @@ impl ServerReport {
         if self.consumed.contains(path) {
             return;
         }
-        let below = self.consumed.iter().any(|c| {
-            c.len() > path.len()
-                && c.starts_with(path)
-                && matches!(c.as_bytes()[path.len()], b'.' | b'[')
+        // Whether a consumed path lies below this one: the consumed paths that
+        // start with `path.` or `path[` sort right after those prefixes.
+        let below = ['.', '['].iter().any(|sep| {
+            let prefix = format!("{path}{sep}");
+            self.consumed
+                .range(prefix.clone()..)
+                .next()
+                .is_some_and(|c| c.starts_with(&prefix))
         });
         let children: Vec<(String, &Node)> = match &node.value {
             Value::Object(m) if below || path.is_empty() => {

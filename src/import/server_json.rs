@@ -9,7 +9,7 @@
 use super::report::ServerReport;
 use super::tree::{index, join, Doc, Node};
 use super::{toolhive, Ctx, Imported, ManifestSpec};
-use crate::diag::{Code, Diagnostic};
+use crate::diag::{quote, Code, Diagnostic};
 
 const PUBLISHER: &str = "io.modelcontextprotocol.registry/publisher-provided";
 const STACKLOK: &str = "io.github.stacklok";
@@ -162,9 +162,31 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
             }
         }
     }
-    // Publisher permissions and tools.
+    // Publisher permissions and tools, under the package's identifier. Entries
+    // the extension holds for no package are an error: read as "the publisher
+    // says nothing", they would become net:connect:*.
     let entry = ext.and_then(|e| e.get(&id));
+    if entry.is_none() {
+        if let Some((key, node)) = ext.and_then(|e| match &e.value {
+            super::tree::Value::Object(members) => members.first().map(|(k, n)| (k, n)),
+            _ => None,
+        }) {
+            return Err(doc.error(
+                Code::ImportShape,
+                node,
+                &join(&ext_path, key),
+                format!(
+                    "publisher permissions under {} match no package identifier ({} is packages[{chosen}]'s): key them by the identifier exactly",
+                    quote(key),
+                    quote(&id)
+                ),
+            ));
+        }
+    }
     let ep = join(&ext_path, &id);
+    if let Some(entry) = entry {
+        toolhive::exact_keys(doc, entry, &ep, &["permissions", "tools"])?;
+    }
     let perms = entry.and_then(|e| e.get("permissions"));
     toolhive::permissions(doc, perms, &join(&ep, "permissions"), &mut rep, ctx)?;
     let tools = toolhive::tool_names(

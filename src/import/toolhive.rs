@@ -15,10 +15,47 @@ use super::tree::{index, join, Doc, Node};
 use super::{loopback, net_cap, unknown_network, Ctx, Imported, ManifestSpec};
 use crate::diag::{Code, Diagnostic};
 
+/// ToolHive decodes JSON with Go's `encoding/json`, which matches a key to a
+/// field regardless of case (and folds `ſ` to `s`, the Kelvin sign to `k`):
+/// `Network` is its `network`. A key that is such a variant of one capgate
+/// reads is an error, never an ignored field (ignoring `Network` would read
+/// the profile as "no restriction").
+pub fn exact_keys(doc: &Doc, node: &Node, path: &str, known: &[&str]) -> Result<(), Diagnostic> {
+    let fold = |k: &str| -> String {
+        k.chars()
+            .map(|c| match c {
+                '\u{17F}' => 's',
+                '\u{212A}' => 'k',
+                c => c.to_ascii_lowercase(),
+            })
+            .collect()
+    };
+    let super::tree::Value::Object(members) = &node.value else {
+        return Ok(());
+    };
+    for (key, value) in members {
+        if known.contains(&key.as_str()) {
+            continue;
+        }
+        if let Some(field) = known.iter().find(|k| fold(k) == fold(key)) {
+            return Err(doc.error(
+                Code::ImportShape,
+                value,
+                &join(path, key),
+                format!(
+                    "ToolHive reads keys regardless of case, so this is its `{field}`: write it `{field}`"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Imports every server of a legacy registry file.
 pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Diagnostic> {
     let mut out = Vec::new();
     let top = doc.object(root, "")?;
+    exact_keys(doc, root, "", &["servers", "remote_servers"])?;
     let mut seen_servers = false;
     for (key, node) in top {
         match key.as_str() {
@@ -71,6 +108,12 @@ fn import_entry(
     ctx: &mut Ctx,
 ) -> Result<Imported, Diagnostic> {
     doc.object(entry, path)?;
+    exact_keys(
+        doc,
+        entry,
+        path,
+        &["permissions", "env_vars", "tools", "image"],
+    )?;
     let mut rep = ServerReport::new(name, doc.file, path);
     let perms_path = join(path, "permissions");
     permissions(doc, entry.get("permissions"), &perms_path, &mut rep, ctx)?;
@@ -96,6 +139,7 @@ fn env_vars(doc: &Doc, entry: &Node, path: &str, rep: &mut ServerReport) -> Resu
     for (i, var) in doc.array(list, &lp)?.iter().enumerate() {
         let vp = index(&lp, i);
         doc.object(var, &vp)?;
+        exact_keys(doc, var, &vp, &["name", "secret"])?;
         let Some(name_node) = var.get("name") else {
             return Err(doc.error(Code::ImportShape, var, &vp, "an env var needs a `name`"));
         };
@@ -148,6 +192,7 @@ pub fn permissions(
         return Ok(());
     };
     doc.object(perms, path)?;
+    exact_keys(doc, perms, path, &["read", "write", "network"])?;
     for (key, writable) in [("read", false), ("write", true)] {
         let Some(list) = perms.get(key) else { continue };
         let lp = join(path, key);
@@ -161,7 +206,11 @@ pub fn permissions(
     let outbound = perms
         .get("network")
         .filter(|n| !n.is_null())
-        .map(|n| doc.object(n, &np).map(|_| n.get("outbound")))
+        .map(|n| {
+            doc.object(n, &np)?;
+            exact_keys(doc, n, &np, &["outbound"])?;
+            Ok(n.get("outbound"))
+        })
         .transpose()?
         .flatten()
         .filter(|o| !o.is_null());
@@ -180,6 +229,10 @@ fn mount(rep: &mut ServerReport, spec: &str, writable: bool, source: &str) {
     };
     let host = super::trim_path(host);
     let actions = if writable { "read,write" } else { "read" };
+    if let Some(why) = super::literal_path_error(&host) {
+        rep.drop_cap(format!("fs:{actions}:{host}"), vec![source.to_owned()], why);
+        return;
+    }
     let note = container.filter(|c| *c != host).map(|c| {
         format!("mounted at {c} in the publisher's container; capgate binds {host} at {host}")
     });
@@ -198,6 +251,12 @@ fn outbound_rules(
     rep: &mut ServerReport,
 ) -> Result<(), Diagnostic> {
     doc.object(o, path)?;
+    exact_keys(
+        doc,
+        o,
+        path,
+        &["allow_host", "allow_port", "insecure_allow_all"],
+    )?;
     let hp = join(path, "allow_host");
     let pp = join(path, "allow_port");
     let ip = join(path, "insecure_allow_all");
@@ -274,16 +333,27 @@ fn outbound_rules(
     }
     let mut granted_any = false;
     for (raw, hs) in &hosts {
-        let Some(names) = host_names(raw) else {
-            rep.drop_cap(
-                format!("net:connect:{raw}"),
-                vec![hs.clone()],
-                "localhost is the sandbox itself (ToolHive: the container), not a destination to grant",
-            );
-            rep.note(format!(
-                "{raw} in allow_host means the server's own sandbox: dropped"
-            ));
-            continue;
+        let names = match host_names(raw) {
+            Ok(names) => names,
+            Err(NoHost::Loopback) => {
+                rep.drop_cap(
+                    format!("net:connect:{raw}"),
+                    vec![hs.clone()],
+                    "localhost is the sandbox itself (ToolHive: the container), not a destination to grant",
+                );
+                rep.note(format!(
+                    "{raw} in allow_host means the server's own sandbox: dropped"
+                ));
+                continue;
+            }
+            Err(NoHost::Star) => {
+                rep.drop_cap(
+                    format!("net:connect:{raw}"),
+                    vec![hs.clone()],
+                    "a `*` other than a leading `*.` is no wildcard to ToolHive (its squid dstdomain has none): the entry matches no host, so it grants none",
+                );
+                continue;
+            }
         };
         for (host, note) in names {
             if ports.is_empty() {
@@ -312,14 +382,28 @@ fn outbound_rules(
     Ok(())
 }
 
-/// The capgate hosts for one `allow_host` entry, or `None` for the sandbox itself.
-fn host_names(raw: &str) -> Option<Vec<(String, Option<String>)>> {
+/// Why an `allow_host` entry grants nothing.
+enum NoHost {
+    /// The sandbox itself.
+    Loopback,
+    /// A `*` that is not the whole first label of `*.name`.
+    Star,
+}
+
+/// The capgate hosts for one `allow_host` entry.
+fn host_names(raw: &str) -> Result<Vec<(String, Option<String>)>, NoHost> {
     let h = raw.trim().to_ascii_lowercase();
     if loopback(&h) {
-        return None;
+        return Err(NoHost::Loopback);
     }
     let apex = h.strip_prefix("*.").or_else(|| h.strip_prefix('.'));
-    Some(match apex {
+    // Squid's dstdomain has no `*`: ToolHive writes the entry verbatim, so a
+    // `*` anywhere else (`*`, `.*`, `*.*.com`) matches no host there. Only
+    // Envoy's leading `*.` is a wildcard.
+    if apex.unwrap_or(&h).contains('*') {
+        return Err(NoHost::Star);
+    }
+    Ok(match apex {
         Some(apex) => {
             let note = if h.starts_with('*') {
                 format!("{raw}: ToolHive's Envoy backend reads *.name as .name, the apex {apex} and every subdomain")

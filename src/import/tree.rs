@@ -226,8 +226,10 @@ fn convert(node: &crate::json::Node, at: &dyn Fn(usize) -> Location) -> Result<N
         ),
         J::Object(members) => {
             let mut out: Vec<(String, Node)> = Vec::with_capacity(members.len());
+            // A set: a hostile file may hold millions of keys.
+            let mut keys = std::collections::HashSet::with_capacity(members.len());
             for m in members {
-                if out.iter().any(|(k, _)| *k == m.key) {
+                if !keys.insert(m.key.as_str()) {
                     return Err(Diagnostic::new(
                         Code::ManifestDuplicateKey,
                         format!("duplicate key {}", quote(&m.key)),

@@ -13,6 +13,7 @@
 //! 1.2 parser with an event API that gives positions, and its minimum Rust
 //! version (1.85) is the project's.
 
+use std::collections::HashSet;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -58,7 +59,9 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Node, Diagnostic> {
     // Open containers: (node under construction, pending key for mappings).
     enum Open {
         Seq(Node),
-        Map(Node, Option<(String, Marker)>),
+        /// The mapping, its pending key, and its keys so far (duplicates are
+        /// refused: a set, as a hostile file may hold millions).
+        Map(Node, Option<(String, Marker)>, HashSet<String>),
     }
     let mut stack: Vec<Open> = Vec::new();
     let mut root: Option<Node> = None;
@@ -120,7 +123,11 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Node, Diagnostic> {
                         format!("nesting deeper than {MAX_DEPTH} levels"),
                     ));
                 }
-                stack.push(Open::Map(at(Value::Object(Vec::new())), None));
+                stack.push(Open::Map(
+                    at(Value::Object(Vec::new())),
+                    None,
+                    HashSet::new(),
+                ));
                 None
             }
             Event::SequenceEnd => match stack.pop() {
@@ -128,7 +135,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Node, Diagnostic> {
                 _ => return Err(err(Some(mark), "unbalanced sequence end".into())),
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Open::Map(n, None)) => Some(n),
+                Some(Open::Map(n, None, _)) => Some(n),
                 _ => return Err(err(Some(mark), "unbalanced mapping end".into())),
             },
         };
@@ -140,7 +147,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Node, Diagnostic> {
                     items.push(node);
                 }
             }
-            Some(Open::Map(map, pending)) => match pending.take() {
+            Some(Open::Map(map, pending, keys)) => match pending.take() {
                 None => {
                     let key = match node.value {
                         Value::String(s) | Value::Number(s) => s,
@@ -150,10 +157,17 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Node, Diagnostic> {
                             return Err(err(Some(mark), "mapping keys must be scalars".into()));
                         }
                     };
-                    if let Value::Object(members) = &map.value {
-                        if members.iter().any(|(k, _)| *k == key) {
-                            return Err(err(Some(mark), format!("duplicate key {}", quote(&key))));
-                        }
+                    // yaml.v3 (the Docker MCP gateway's reader) merges a `<<`
+                    // key's mapping into this one; ignoring it would drop what it sets.
+                    if key == "<<" {
+                        return Err(err(
+                            Some(mark),
+                            "YAML merge keys (<<) are not supported: write the merged keys out"
+                                .into(),
+                        ));
+                    }
+                    if !keys.insert(key.clone()) {
+                        return Err(err(Some(mark), format!("duplicate key {}", quote(&key))));
                     }
                     *pending = Some((key, mark));
                 }

@@ -1,0 +1,274 @@
+//! `capgate import` against hostile and unusual publisher data: each test is a
+//! finding of an adversarial review (docs/security.md, I1-I10) and failed
+//! before its fix. Inputs are in memory; each test names the source semantics
+//! it checks.
+
+use std::time::{Duration, Instant};
+
+use capgate::import::{self, Format, Options, Outcome};
+
+fn import_one(format: Format, text: &str) -> Result<Outcome, Vec<capgate::diag::Diagnostic>> {
+    import::import(
+        format,
+        &[("input".to_owned(), text.as_bytes().to_vec())],
+        &Options::default(),
+    )
+}
+
+/// The capabilities of the only server, or `None` when the import was refused.
+fn caps(format: Format, text: &str) -> Option<Vec<String>> {
+    let o = import_one(format, text).ok()?;
+    let [s] = o.servers.as_slice() else {
+        panic!("one server expected")
+    };
+    Some(
+        s.report
+            .capabilities
+            .iter()
+            .map(|c| c.capability.clone())
+            .collect(),
+    )
+}
+
+fn toolhive_outbound(outbound: &str) -> String {
+    format!(
+        r#"{{"servers":{{"s":{{"image":"x:1","permissions":{{"network":{{"outbound":{outbound}}}}}}}}}}}"#
+    )
+}
+
+/// F1. `allow_host: ["*"]` (and `.*`, `*.*`) is a Squid dstdomain that matches
+/// no real host (ToolHive writes `acl allowed_dsts dstdomain *`), yet the
+/// import grants `net:connect:*` from an allow-list: any public host.
+#[test]
+fn f1_toolhive_star_host_is_not_any_host() {
+    for h in ["*", ".*", "*.*", " * "] {
+        for ports in ["", r#","allow_port":[443]"#] {
+            let text = toolhive_outbound(&format!(r#"{{"allow_host":["{h}"]{ports}}}"#));
+            if let Some(c) = caps(Format::Toolhive, &text) {
+                assert!(
+                    !c.iter()
+                        .any(|c| c == "net:connect:*" || c.starts_with("net:connect:*:")),
+                    "allow_host {h:?}{ports}: an allow-list became {c:?}"
+                );
+            }
+        }
+    }
+}
+
+/// F1b. `*.*.com` / `.*.com` widen to every `.com` host.
+#[test]
+fn f1b_toolhive_wildcard_apex_is_not_a_tld() {
+    for h in ["*.*.com", ".*.com"] {
+        let text = toolhive_outbound(&format!(r#"{{"allow_host":["{h}"]}}"#));
+        if let Some(c) = caps(Format::Toolhive, &text) {
+            assert!(
+                !c.iter().any(|c| c == "net:connect:*.com"),
+                "allow_host {h:?} became {c:?}"
+            );
+        }
+    }
+}
+
+/// F2. Docker volume options are case-insensitive and trimmed in the gateway
+/// (`dockerVolumeModeReadOnly`: `strings.ToLower(strings.TrimSpace(opt))`); a
+/// read-only mount written `RO`, `Ro`, ` ro` or `z, ro` becomes read,write.
+#[test]
+fn f2_docker_read_only_volume_is_not_widened_to_write() {
+    for opts in ["RO", "Ro", " ro", "ro ", "z, ro", "READONLY"] {
+        let text = format!(
+            "name: s\nimage: x:1\nrun:\n  disableNetwork: true\n  volumes: [\"/srv/a:/srv/a:{opts}\"]\n"
+        );
+        if let Some(c) = caps(Format::Docker, &text) {
+            assert!(
+                !c.iter().any(|c| c.contains("write")),
+                "mode {opts:?}: {c:?}"
+            );
+        }
+    }
+}
+
+/// F2b. An unknown volume option (a typo of `ro`) is accepted as read,write;
+/// so were `ro` and `rw` together.
+#[test]
+fn f2b_docker_unknown_volume_option_is_an_error() {
+    for opts in ["r0", "ro=false", "ro,rw"] {
+        let text = format!("name: s\nimage: x:1\nrun:\n  disableNetwork: true\n  volumes: [\"/srv/a:/srv/a:{opts}\"]\n");
+        assert!(
+            import_one(Format::Docker, &text).is_err(),
+            "mode {opts} was accepted"
+        );
+    }
+}
+
+/// F2c. The gateway mounts a host path without a mode read-only unless its
+/// operator allows writable binds there (`normalizeDockerVolumeBind`): only
+/// `rw` (any case) is writable.
+#[test]
+fn f2c_docker_volume_without_mode_is_read_only() {
+    for (opts, expected) in [
+        ("", "fs:read:/srv/a"),
+        (":z", "fs:read:/srv/a"),
+        (":rw", "fs:read,write:/srv/a"),
+        (":RW", "fs:read,write:/srv/a"),
+        (":z,rw", "fs:read,write:/srv/a"),
+    ] {
+        let text = format!("name: s\nimage: x:1\nrun:\n  disableNetwork: true\n  volumes: [\"/srv/a:/srv/a{opts}\"]\n");
+        assert_eq!(caps(Format::Docker, &text).unwrap(), [expected], "{opts:?}");
+    }
+}
+
+/// F3. YAML merge keys: the Docker gateway reads server.yaml with
+/// gopkg.in/yaml.v3, which applies `<<`. capgate ignores the key, so a
+/// `disableNetwork: true` (or an `allowHosts` list) given through a merge
+/// becomes net:connect:*.
+#[test]
+fn f3_yaml_merge_key_is_refused() {
+    for run in [
+        "  <<: {disableNetwork: true}\n",
+        "  <<:\n    allowHosts: [\"api.example.com:443\"]\n",
+    ] {
+        let text = format!("name: s\nimage: x:1\nrun:\n{run}");
+        if let Some(c) = caps(Format::Docker, &text) {
+            assert!(
+                !c.iter().any(|c| c == "net:connect:*"),
+                "merge key {run:?}: {c:?}"
+            );
+        }
+    }
+}
+
+/// F4. ToolHive decodes registry.json with Go's encoding/json, which matches
+/// field names case-insensitively. `Network`/`Outbound`/`Allow_Host` are
+/// ToolHive restrictions, but capgate ignores them and grants more.
+#[test]
+fn f4_toolhive_case_variant_keys_do_not_widen() {
+    let cases = [
+        r#"{"Network":{"outbound":{"allow_host":["api.example.com"],"allow_port":[443]}}}"#,
+        r#"{"network":{"Outbound":{"allow_host":["api.example.com"],"allow_port":[443]}}}"#,
+        r#"{"network":{"outbound":{"Allow_Host":["api.example.com"],"allow_port":[443]}}}"#,
+    ];
+    for perms in cases {
+        let text = format!(r#"{{"servers":{{"s":{{"image":"x:1","permissions":{perms}}}}}}}"#);
+        if let Some(c) = caps(Format::Toolhive, &text) {
+            assert!(
+                c.iter().all(|c| !c.starts_with("net:connect:*")),
+                "{perms}: {c:?}"
+            );
+        }
+    }
+}
+
+/// F5. Loopback spelled `0::1` / `0:0:0:0:0:0:0:1` is granted, where `::1`
+/// is dropped as "the sandbox itself" (docs/import.md).
+#[test]
+fn f5_loopback_ipv6_in_any_spelling_is_dropped() {
+    for h in ["0::1", "0:0:0:0:0:0:0:1", "::0:1"] {
+        let text = toolhive_outbound(&format!(r#"{{"allow_host":["{h}"],"allow_port":[443]}}"#));
+        let c = caps(Format::Toolhive, &text).unwrap_or_default();
+        assert!(c.iter().all(|c| !c.starts_with("net:")), "{h}: {c:?}");
+        let text = format!("name: s\nimage: x:1\nrun:\n  allowHosts: [\"[{h}]:443\"]\n");
+        let c = caps(Format::Docker, &text).unwrap_or_default();
+        assert!(
+            c.iter().all(|c| !c.starts_with("net:")),
+            "docker {h}: {c:?}"
+        );
+    }
+}
+
+/// F6. A server.json whose ToolHive extension has permissions under a key
+/// that matches no package identifier (here `identifier` + `version`, the
+/// 2025-07-09 spelling) falls back to net:connect:* silently.
+#[test]
+fn f6_server_json_unmatched_publisher_permissions_are_not_ignored() {
+    let text = r#"{"name":"io.example/s","version":"1.0.0",
+ "packages":[{"registryType":"oci","identifier":"ghcr.io/example/s","version":"1.0.0"}],
+ "_meta":{"io.modelcontextprotocol.registry/publisher-provided":{"io.github.stacklok":{
+   "ghcr.io/example/s:1.0.0":{"permissions":{"network":{"outbound":{"allow_host":["api.example.com"],"allow_port":[443]}}}}}}}}"#;
+    if let Some(c) = caps(Format::ServerJson, text) {
+        assert!(!c.iter().any(|c| c == "net:connect:*"), "{c:?}");
+    }
+}
+
+/// F7. A mount is a literal path, but `*`/`**` become capgate globs.
+#[test]
+fn f7_mount_path_is_not_a_glob() {
+    let text = r#"{"servers":{"s":{"image":"x:1","permissions":{"read":["/data/**"],"write":["/srv/*"],"network":{"outbound":{}}}}}}"#;
+    if let Some(c) = caps(Format::Toolhive, text) {
+        assert!(c.iter().all(|c| !c.contains('*')), "{c:?}");
+    }
+    let text =
+        "name: s\nimage: x:1\nrun:\n  disableNetwork: true\n  volumes: [\"/srv/a/**:/x:ro\"]\n";
+    if let Some(c) = caps(Format::Docker, text) {
+        assert!(c.iter().all(|c| !c.contains('*')), "{c:?}");
+    }
+}
+
+/// F8. A credential directory on the host side (`/home/u/.ssh:/data:ro`,
+/// `.aws`, `.docker`, `.gnupg`, `.netrc`) gets no credential note: the
+/// keyword check reads only the container path and the parameter names.
+#[test]
+fn f8_credential_host_path_is_flagged() {
+    for src in [
+        "/home/u/.ssh",
+        "/root/.aws",
+        "/home/u/.docker",
+        "/home/u/.gnupg",
+        "/home/u/.netrc",
+    ] {
+        let text = format!(
+            "name: s\nimage: x:1\nrun:\n  disableNetwork: true\n  volumes: [\"{src}:/data:ro\"]\n"
+        );
+        let o = import_one(Format::Docker, &text).unwrap();
+        let r = &o.servers[0].report;
+        assert!(
+            r.notes.iter().any(|n| n.contains("credential")),
+            "{src}: no credential note: {:?}",
+            r.notes
+        );
+    }
+}
+
+/// F9. Duplicate-key detection (and sweep / grant dedup) is quadratic:
+/// 20 000 keys take seconds, the 64 MiB input limit allows millions.
+#[test]
+fn f9_many_keys_are_linear() {
+    // Quadratic, 100,000 keys took more than 120 s in a debug build; linear,
+    // about 4 s (100,000 allow_host entries about 13 s, each a grammar parse).
+    // The bound only tells the two apart.
+    let n = 100_000;
+    let mut text =
+        String::from(r#"{"servers":{"s":{"image":"x:1","permissions":{"network":{"outbound":{}}}"#);
+    for i in 0..n {
+        text.push_str(&format!(r#","k{i}":1"#));
+    }
+    text.push_str("}}}");
+    let hosts: Vec<String> = (0..n / 4)
+        .map(|i| format!(r#""h{i}.example.com""#))
+        .collect();
+    let many_hosts = toolhive_outbound(&format!(r#"{{"allow_host":[{}]}}"#, hosts.join(",")));
+    let mut yaml = String::from("name: s\nimage: x:1\nrun:\n  disableNetwork: true\n");
+    for i in 0..n {
+        yaml.push_str(&format!("k{i}: 1\n"));
+    }
+    for (format, text, what) in [
+        (Format::Toolhive, &text, "JSON keys"),
+        (Format::Toolhive, &many_hosts, "allow_host entries"),
+        (Format::Docker, &yaml, "YAML keys"),
+    ] {
+        let t = Instant::now();
+        let _ = import_one(format, text);
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "{what} took {:?}",
+            t.elapsed()
+        );
+    }
+}
+
+/// F10. An unknown Docker `type` (`Server`) is "nothing to sandbox" instead
+/// of an error: the local server gets no manifest at all.
+#[test]
+fn f10_docker_unknown_type_is_an_error() {
+    let text = "name: s\ntype: Server\nimage: x:1\nrun:\n  volumes: [\"/home/u:/home/u\"]\n";
+    assert!(import_one(Format::Docker, text).is_err());
+}
