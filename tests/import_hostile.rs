@@ -272,3 +272,25 @@ fn f10_docker_unknown_type_is_an_error() {
     let text = "name: s\ntype: Server\nimage: x:1\nrun:\n  volumes: [\"/home/u:/home/u\"]\n";
     assert!(import_one(Format::Docker, text).is_err());
 }
+
+/// A volume spec with blanks around it or its parts is what the gateway mounts
+/// (`parseDockerVolumeBind` trims them), not a named volume.
+#[test]
+fn docker_volume_spec_is_trimmed_as_the_gateway_trims_it() {
+    let text = "name: s\nimage: x:1\nrun:\n  disableNetwork: true\n  volumes: [\" /srv/a : /srv/a : ro \"]\n";
+    assert_eq!(caps(Format::Docker, text).unwrap(), ["fs:read:/srv/a"]);
+}
+
+/// An allowHosts list whose every host is dropped (loopback) is no network, as
+/// for ToolHive, not an allow-list.
+#[test]
+fn docker_allow_hosts_all_dropped_is_no_network() {
+    let text = "name: s\nimage: x:1\nrun:\n  allowHosts: [\"localhost:8080\", \"[::1]:443\"]\n";
+    let o = import_one(Format::Docker, text).unwrap();
+    let r = &o.servers[0].report;
+    assert_eq!(r.network, "none");
+    assert!(r
+        .capabilities
+        .iter()
+        .all(|c| !c.capability.starts_with("net:")));
+}

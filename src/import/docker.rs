@@ -226,6 +226,7 @@ fn network(
         rep.network = "none";
         rep.consume("run.allowHosts");
     }
+    let mut granted_any = false;
     for (i, h) in list.iter().enumerate() {
         let hp = index("run.allowHosts", i);
         let spec = doc.name(h, &hp)?;
@@ -287,7 +288,12 @@ fn network(
             )),
             _ => None,
         };
-        rep.grant(net_cap(&host, Some(port)), vec![hp], note);
+        granted_any |= rep.grant(net_cap(&host, Some(port)), vec![hp], note);
+    }
+    if !granted_any {
+        // Every host was dropped (or none listed): the list still restricted the
+        // hosts, so the server gets no network.
+        rep.network = "none";
     }
     Ok(())
 }
@@ -317,7 +323,8 @@ fn volume(
     spec: &super::template::Expanded,
     rep: &mut ServerReport,
 ) -> Result<(), Diagnostic> {
-    let parts: Vec<&str> = spec.text.split(':').collect();
+    // The gateway trims the spec and each of its parts (`parseDockerVolumeBind`).
+    let parts: Vec<&str> = spec.text.trim().split(':').map(str::trim).collect();
     let (src, dst, opts) = match parts.as_slice() {
         [dst] => {
             rep.not_carried(
