@@ -380,17 +380,21 @@ fn volume(
         )
     })?;
     let actions = if writable { "read,write" } else { "read" };
+    // A grant a `--param` value made impossible is that value's error.
+    let param_invalid = |cap: &str, why: &str| {
+        Diagnostic::new(
+            Code::ImportParamInvalid,
+            format!(
+                "--param {}: {cap} for {vp}: {why}",
+                spec.params.join(", --param ")
+            ),
+        )
+        .at(doc.location(node))
+    };
     if let Some(why) = super::literal_path_error(&host) {
         let cap = format!("fs:{actions}:{host}");
         if spec.src_from_param {
-            return Err(Diagnostic::new(
-                Code::ImportParamInvalid,
-                format!(
-                    "--param {}: {cap} for {vp}: {why}",
-                    spec.params.join(", --param ")
-                ),
-            )
-            .at(doc.location(node)));
+            return Err(param_invalid(&cap, &why));
         }
         rep.drop_cap(cap, sources, why);
         return Ok(());
@@ -455,14 +459,7 @@ fn volume(
             .last()
             .map(|d| d.reason.clone())
             .unwrap_or_default();
-        return Err(Diagnostic::new(
-            Code::ImportParamInvalid,
-            format!(
-                "--param {}: {cap} for {vp}: {e}",
-                spec.params.join(", --param ")
-            ),
-        )
-        .at(doc.location(node)));
+        return Err(param_invalid(&cap, &e));
     }
     Ok(())
 }
