@@ -294,3 +294,164 @@ fn docker_allow_hosts_all_dropped_is_no_network() {
         .iter()
         .all(|c| !c.capability.starts_with("net:")));
 }
+
+// ---------------------------------------------------------------- second review
+// (docs/security.md, "Fifth pass": the re-review of I1-I10)
+
+fn server_json(meta_key: &str, publisher_key: &str, packages_key: &str) -> String {
+    format!(
+        r#"{{"name":"io.github.x/s","version":"1.0.0","{packages_key}":[{{"registryType":"oci","identifier":"ghcr.io/x/s:1.0.0"}}],
+"{meta_key}":{{"{publisher_key}":{{"io.github.stacklok":{{"ghcr.io/x/s:1.0.0":{{"permissions":{{"network":{{"outbound":{{"allow_host":["api.example.com"],"allow_port":[443]}}}}}}}}}}}}}}}}"#
+    )
+}
+
+/// R1. ToolHive decodes server.json with the registry's Go types
+/// (`ServerJSON.Meta *ServerMeta json:"_meta"`, `ServerMeta.PublisherProvided
+/// json:"io.modelcontextprotocol.registry/publisher-provided"`): encoding/json
+/// matches both regardless of case (the I4 mechanism). capgate looked them up
+/// exactly, so `_Meta` read as "no publisher permissions" and the allow-list
+/// became net:connect:*.
+#[test]
+fn r1_server_json_case_variant_meta_keys_do_not_widen() {
+    const P: &str = "io.modelcontextprotocol.registry/publisher-provided";
+    for (meta, publisher) in [
+        ("_Meta", P),
+        ("_META", P),
+        (
+            "_meta",
+            "IO.modelcontextprotocol.registry/publisher-provided",
+        ),
+        (
+            "_meta",
+            "io.modelcontextprotocol.registry/Publisher-Provided",
+        ),
+    ] {
+        let text = server_json(meta, publisher, "packages");
+        if let Some(c) = caps(Format::ServerJson, &text) {
+            assert!(
+                !c.iter().any(|c| c == "net:connect:*"),
+                "{meta}/{publisher}: the publisher's allow-list became {c:?}"
+            );
+        }
+    }
+}
+
+/// R2. `Packages` is the registry type's `packages` to Go; capgate saw no
+/// packages and reported a local server as "nothing to sandbox".
+#[test]
+fn r2_server_json_case_variant_packages_is_not_nothing_to_sandbox() {
+    let text = server_json(
+        "_meta",
+        "io.modelcontextprotocol.registry/publisher-provided",
+        "Packages",
+    );
+    if let Ok(o) = import_one(Format::ServerJson, &text) {
+        assert_ne!(o.servers[0].report.status, "nothing-to-sandbox");
+    }
+}
+
+/// R3. I6 refuses publisher permissions keyed by no package only when the
+/// chosen package has no entry at all: beside an entry that holds only
+/// `tools`, the unmatched restrictive permissions are ignored and the network
+/// becomes net:connect:*.
+#[test]
+fn r3_server_json_unmatched_permissions_beside_a_tools_entry() {
+    let text = r#"{"name":"io.github.x/s","version":"1.0.0","packages":[{"registryType":"oci","identifier":"ghcr.io/x/s"}],
+"_meta":{"io.modelcontextprotocol.registry/publisher-provided":{"io.github.stacklok":{
+"ghcr.io/x/s":{"tools":["t"]},
+"ghcr.io/x/s:1.0.0":{"permissions":{"network":{"outbound":{"allow_host":["api.example.com"],"allow_port":[443]}}}}}}}}"#;
+    if let Some(c) = caps(Format::ServerJson, text) {
+        assert!(!c.iter().any(|c| c == "net:connect:*"), "became {c:?}");
+    }
+}
+
+/// R4. Super-linear paths I9 left: a capability granted from many sources
+/// (`g.sources.contains`), `ServerReport::note` (`notes.contains`, one note
+/// per loopback host, credential volume or mount argument), the Docker
+/// command x secrets scan, and allow_host x allow_port (a 15 KB file is
+/// 360,000 capabilities, 40 s and 690 MB in a debug build).
+#[test]
+fn r4_other_hostile_lists_are_linear() {
+    let n = 40_000;
+    let dup = toolhive_outbound(&format!(
+        r#"{{"allow_host":[{}]}}"#,
+        vec![r#""a.example.com""#; n].join(",")
+    ));
+    let lo = toolhive_outbound(&format!(
+        r#"{{"allow_host":[{}]}}"#,
+        (0..n)
+            .map(|i| format!(r#""127.0.{}.{}""#, i / 250, i % 250))
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    let cross = toolhive_outbound(&format!(
+        r#"{{"allow_host":[{}],"allow_port":[{}]}}"#,
+        (0..600)
+            .map(|i| format!(r#""h{i}.example.com""#))
+            .collect::<Vec<_>>()
+            .join(","),
+        (1..=600)
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    let m = 4_000;
+    let mut cmd = String::from("name: s\nimage: x:1\nrun:\n  disableNetwork: true\n  command:\n");
+    for i in 0..m {
+        cmd.push_str(&format!("    - arg{i}\n"));
+    }
+    cmd.push_str("config:\n  secrets:\n");
+    for i in 0..m {
+        cmd.push_str(&format!("    - env: S{i}\n"));
+    }
+    for (format, text, what) in [
+        (Format::Toolhive, &dup, "one host 40,000 times"),
+        (
+            Format::Toolhive,
+            &lo,
+            "40,000 loopback hosts (one note each)",
+        ),
+        (Format::Toolhive, &cross, "600 hosts x 600 ports"),
+        (Format::Docker, &cmd, "4,000 command args x 4,000 secrets"),
+    ] {
+        let t = Instant::now();
+        let _ = import_one(format, text);
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{what} took {:?}",
+            t.elapsed()
+        );
+    }
+}
+
+/// R4b. More host × port pairs than the import takes is a clear error, not
+/// millions of capabilities.
+#[test]
+fn r4b_host_port_product_is_bounded() {
+    let hosts: Vec<String> = (0..200).map(|i| format!(r#""h{i}.example.com""#)).collect();
+    let ports: Vec<String> = (1..=51).map(|p| p.to_string()).collect();
+    let text = toolhive_outbound(&format!(
+        r#"{{"allow_host":[{}],"allow_port":[{}]}}"#,
+        hosts.join(","),
+        ports.join(",")
+    ));
+    let d = import_one(Format::Toolhive, &text).unwrap_err();
+    assert_eq!(d[0].code, capgate::diag::Code::ImportShape);
+    assert!(d[0].message.contains("10000"), "{}", d[0].message);
+}
+
+/// A secret is noted only where the shell would expand it: the whole name
+/// after `$` or inside `${...}`, not a longer name that starts with it.
+#[test]
+fn secrets_in_command_are_matched_by_whole_name() {
+    let text = "name: s\nimage: x:1\nrun:\n  disableNetwork: true\n  command: [\"--a=$TOKEN\", \"--b=${TOKEN}x\", \"--c=$TOKEN_OTHER\", \"--d=${TOKEN\"]\nconfig:\n  secrets:\n    - env: TOKEN\n";
+    let o = import_one(Format::Docker, text).unwrap();
+    let notes: Vec<&String> = o.servers[0]
+        .report
+        .notes
+        .iter()
+        .filter(|n| n.contains("interpolates the secret"))
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[0].starts_with("run.command[0]") && notes[1].starts_with("run.command[1]"));
+}

@@ -76,15 +76,14 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
             }
         }
         if let Some(cmd) = run.get("command") {
-            let secrets = secret_envs(root);
+            let secrets: std::collections::HashSet<String> =
+                secret_envs(root).into_iter().collect();
             for (i, arg) in doc.array(cmd, "run.command")?.iter().enumerate() {
                 let a = arg.as_str().unwrap_or_default();
-                for s in &secrets {
-                    if a.contains(&format!("${s}")) || a.contains(&format!("${{{s}}}")) {
-                        rep.note(format!(
-                            "run.command[{i}] interpolates the secret {s} into argv: the value is visible in the process list of the host; pass it by environment instead"
-                        ));
-                    }
+                for s in interpolated(a).filter(|name| secrets.contains(*name)) {
+                    rep.note(format!(
+                        "run.command[{i}] interpolates the secret {s} into argv: the value is visible in the process list of the host; pass it by environment instead"
+                    ));
                 }
             }
         }
@@ -154,6 +153,22 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
         report: rep,
         manifest: Some(ManifestSpec { version, tools }),
     }])
+}
+
+/// The variable names `$NAME` and `${NAME}` in `arg`, as a shell reads them
+/// (the longest name after `$`).
+fn interpolated(arg: &str) -> impl Iterator<Item = &str> {
+    arg.match_indices('$').filter_map(move |(at, _)| {
+        let rest = &arg[at + 1..];
+        let braced = rest.strip_prefix('{');
+        let body = braced.unwrap_or(rest);
+        let len = body
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(body.len());
+        let name = &body[..len];
+        let closed = braced.is_none() || body[len..].starts_with('}');
+        (len > 0 && closed && !name.starts_with(|c: char| c.is_ascii_digit())).then_some(name)
+    })
 }
 
 fn secret_envs(root: &Node) -> Vec<String> {

@@ -1,7 +1,7 @@
 //! What one imported server became: capabilities with their source paths,
 //! everything that was not carried over with the reason, and notes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde::Serialize;
 
@@ -58,9 +58,15 @@ pub struct ServerReport {
     pub notes: Vec<String>,
     #[serde(skip)]
     consumed: BTreeSet<String>,
-    /// Index of each granted capability in `capabilities`.
+    /// Index of each granted capability in `capabilities`, and each source
+    /// it has: sets, as a hostile file may repeat one capability many times.
     #[serde(skip)]
     granted: std::collections::HashMap<String, usize>,
+    #[serde(skip)]
+    granted_sources: HashSet<(usize, String)>,
+    /// `notes`, as a set.
+    #[serde(skip)]
+    note_set: HashSet<String>,
 }
 
 impl ServerReport {
@@ -78,6 +84,8 @@ impl ServerReport {
             notes: Vec::new(),
             consumed: BTreeSet::new(),
             granted: std::collections::HashMap::new(),
+            granted_sources: HashSet::new(),
+            note_set: HashSet::new(),
         }
     }
 
@@ -118,13 +126,10 @@ impl ServerReport {
             });
             return false;
         }
-        if let Some(g) = self
-            .granted
-            .get(&capability)
-            .map(|&i| &mut self.capabilities[i])
-        {
+        if let Some(&i) = self.granted.get(&capability) {
+            let g = &mut self.capabilities[i];
             for s in sources {
-                if !g.sources.contains(&s) {
+                if self.granted_sources.insert((i, s.clone())) {
                     g.sources.push(s);
                 }
             }
@@ -133,8 +138,12 @@ impl ServerReport {
             }
             return true;
         }
-        self.granted
-            .insert(capability.clone(), self.capabilities.len());
+        let i = self.capabilities.len();
+        self.granted.insert(capability.clone(), i);
+        let sources: Vec<String> = sources
+            .into_iter()
+            .filter(|s| self.granted_sources.insert((i, s.clone())))
+            .collect();
         self.capabilities.push(Granted {
             capability,
             sources,
@@ -170,7 +179,7 @@ impl ServerReport {
 
     pub fn note(&mut self, note: impl Into<String>) {
         let note = note.into();
-        if !self.notes.contains(&note) {
+        if self.note_set.insert(note.clone()) {
             self.notes.push(note);
         }
     }

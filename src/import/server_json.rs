@@ -42,11 +42,25 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
     }
     let mut rep = ServerReport::new(&name, doc.file, "");
     rep.consume("name");
+    // The registry's Go types (which ToolHive decodes with) match these keys
+    // regardless of case: a variant (`_Meta`, `Packages`) is an error, never
+    // an ignored field that would read as "no publisher permissions".
+    toolhive::exact_keys(
+        doc,
+        root,
+        "",
+        &["name", "version", "packages", "remotes", "_meta"],
+    )?;
+    let meta = root.get("_meta");
+    if let Some(m) = meta {
+        toolhive::exact_keys(doc, m, "_meta", &[PUBLISHER])?;
+    }
+    let publisher = meta.and_then(|m| m.get(PUBLISHER));
+    if let Some(p) = publisher {
+        toolhive::exact_keys(doc, p, &join("_meta", PUBLISHER), &[STACKLOK])?;
+    }
     let ext_path = join(&join("_meta", PUBLISHER), STACKLOK);
-    let ext = root
-        .get("_meta")
-        .and_then(|m| m.get(PUBLISHER))
-        .and_then(|p| p.get(STACKLOK));
+    let ext = publisher.and_then(|p| p.get(STACKLOK));
     let packages = match root.get("packages") {
         Some(p) => doc.array(p, "packages")?,
         None => &[],
@@ -85,6 +99,23 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
     for (i, p) in packages.iter().enumerate() {
         let pp = index("packages", i);
         doc.object(p, &pp)?;
+        toolhive::exact_keys(
+            doc,
+            p,
+            &pp,
+            &[
+                "identifier",
+                "version",
+                "registryType",
+                "registry_type",
+                "environmentVariables",
+                "environment_variables",
+                "runtimeArguments",
+                "runtime_arguments",
+                "packageArguments",
+                "package_arguments",
+            ],
+        )?;
         if i != chosen {
             rep.not_carried(
                 &pp,
@@ -120,6 +151,7 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
         for (i, v) in doc.array(vars, &lp)?.iter().enumerate() {
             let vp = index(&lp, i);
             doc.object(v, &vp)?;
+            toolhive::exact_keys(doc, v, &vp, &["name", "isSecret", "is_secret"])?;
             let Some(n) = v.get("name") else {
                 return Err(doc.error(
                     Code::ImportShape,
@@ -166,17 +198,15 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
     // the extension holds for no package are an error: read as "the publisher
     // says nothing", they would become net:connect:*.
     let entry = ext.and_then(|e| e.get(&id));
-    if entry.is_none() {
-        if let Some((key, node)) = ext.and_then(|e| match &e.value {
-            super::tree::Value::Object(members) => members.first().map(|(k, n)| (k, n)),
-            _ => None,
-        }) {
+    if let Some(super::tree::Value::Object(members)) = ext.map(|e| &e.value) {
+        let identifiers: Vec<String> = packages.iter().filter_map(identifier).collect();
+        if let Some((key, node)) = members.iter().find(|(k, _)| !identifiers.contains(k)) {
             return Err(doc.error(
                 Code::ImportShape,
                 node,
                 &join(&ext_path, key),
                 format!(
-                    "publisher permissions under {} match no package identifier ({} is packages[{chosen}]'s): key them by the identifier exactly",
+                    "publisher entry {} matches no package identifier (packages[{chosen}] is {}): key it by a package's identifier exactly",
                     quote(key),
                     quote(&id)
                 ),

@@ -331,6 +331,21 @@ fn outbound_rules(
         }
         return Ok(());
     }
+    // Every host with every port: a few kilobytes of hostile input could ask
+    // for millions of capabilities.
+    if hosts.len().saturating_mul(ports.len().max(1)) > MAX_HOST_PORTS {
+        return Err(doc.error(
+            Code::ImportShape,
+            o,
+            path,
+            format!(
+                "{} hosts with {} ports are {} capabilities; the import takes at most {MAX_HOST_PORTS}",
+                hosts.len(),
+                ports.len(),
+                hosts.len().saturating_mul(ports.len())
+            ),
+        ));
+    }
     let mut granted_any = false;
     for (raw, hs) in &hosts {
         let names = match host_names(raw) {
@@ -381,6 +396,9 @@ fn outbound_rules(
     }
     Ok(())
 }
+
+/// The most capabilities one `allow_host` × `allow_port` may give.
+const MAX_HOST_PORTS: usize = 10_000;
 
 /// Why an `allow_host` entry grants nothing.
 enum NoHost {
