@@ -320,7 +320,7 @@ fn volumes(doc: &Doc, run: &Node, rep: &mut ServerReport, ctx: &mut Ctx) -> Resu
     for (i, v) in doc.array(list, "run.volumes")?.iter().enumerate() {
         let vp = index("run.volumes", i);
         let template = doc.name(v, &vp)?;
-        let specs = super::template::expand(doc, v, &vp, template, ctx)?;
+        let specs = super::template::expand(doc, v, &vp, template, &rep.server, ctx)?;
         if specs.is_empty() {
             rep.not_carried(&vp, "the template expands to no volume (its `or:` default is empty and no --param gives a value)");
         }
@@ -347,6 +347,15 @@ fn volume(
                 format!("anonymous volume at {dst}: engine-managed storage, not a host path"),
             );
             return Ok(());
+        }
+        // An empty side is a spec Docker refuses, not a mount to grant.
+        [src, dst] | [src, dst, _] if src.is_empty() || dst.is_empty() => {
+            return Err(doc.error(
+                Code::ImportShape,
+                node,
+                vp,
+                format!("volume {}: an empty source or target", quote(&spec.text)),
+            ))
         }
         [src, dst] => (*src, *dst, ""),
         [src, dst, opts] => (*src, *dst, *opts),

@@ -276,7 +276,7 @@ pub fn file_stem(name: &str) -> Result<String, Diagnostic> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         && !stem.contains("..")
-        && stem != "import-report";
+        && !stem.eq_ignore_ascii_case("import-report");
     if ok {
         Ok(stem)
     } else {

@@ -2,7 +2,9 @@
 //! with parameter values from `--param server.param=VALUE` (repeat the flag for
 //! a list). Filters: `volume` (P becomes P:P), `volume-target` and `into`
 //! (the value as is, a list spread into several volumes), `first`, `last`,
-//! `or:DEFAULT` (`or:[]` is the empty list). Anything else is refused.
+//! `or:DEFAULT` (`or:[]` is the empty list), applied in the order written.
+//! Anything else is refused, and so is a parameter of another server: the
+//! gateway evaluates a server's templates against its own configuration.
 
 use super::tree::{Doc, Node};
 use super::Ctx;
@@ -23,11 +25,13 @@ enum Term<'a> {
     Expr(&'a str),
 }
 
+/// Expands `template`, a volume of the server `server`.
 pub fn expand(
     doc: &Doc,
     node: &Node,
     path: &str,
     template: &str,
+    server: &str,
     ctx: &mut Ctx,
 ) -> Result<Vec<Expanded>, Diagnostic> {
     let bad = |msg: String| doc.error(Code::ImportTemplate, node, path, msg);
@@ -53,17 +57,19 @@ pub fn expand(
             }
         }
     }
+    // Each term's values and, for a `--param` value, its key (a default is the
+    // publisher's text, not a parameter the user passed).
     let mut values: Vec<(Vec<String>, Option<String>)> = Vec::new();
     for t in &terms {
         match t {
             Term::Lit(l) => values.push((vec![(*l).to_owned()], None)),
             Term::Expr(e) => {
-                let (key, v) = eval(doc, node, path, e, ctx)?;
-                values.push((v, Some(key)));
+                let (key, v, given) = eval(doc, node, path, e, server, ctx)?;
+                values.push((v, given.then_some(key)));
             }
         }
     }
-    let src_from_param = matches!(terms.first(), Some(Term::Expr(_)));
+    let src_from_param = matches!(values.first(), Some((_, Some(_))));
     let params: Vec<String> = values.iter().filter_map(|(_, k)| k.clone()).collect();
     if let [(list, _)] = values.as_slice() {
         return Ok(list
@@ -101,22 +107,50 @@ pub fn expand(
     }])
 }
 
+/// A template expression's key, its values, and whether they came from
+/// `--param` (else from its `or:` default).
 fn eval(
     doc: &Doc,
     node: &Node,
     path: &str,
     expr: &str,
+    server: &str,
     ctx: &mut Ctx,
-) -> Result<(String, Vec<String>), Diagnostic> {
+) -> Result<(String, Vec<String>, bool), Diagnostic> {
     let mut parts = expr.split('|');
     let key = parts.next().unwrap_or_default().trim().to_owned();
-    let filters: Vec<&str> = parts.map(str::trim).collect();
+    // The gateway names each filter trimmed, but takes a default only from
+    // `or:` right after the `|` (`strings.HasPrefix(f, "or:")`): ` or:X` gives
+    // it no default, so it gives capgate none either; it is refused below.
+    let filters: Vec<&str> = parts
+        .map(|f| {
+            if f.trim_start().starts_with("or:") {
+                f
+            } else {
+                f.trim()
+            }
+        })
+        .collect();
     if key.is_empty() {
         return Err(doc.error(
             Code::ImportTemplate,
             node,
             path,
             format!("empty parameter name in {{{{{expr}}}}}"),
+        ));
+    }
+    // The gateway evaluates a server's templates against that server's own
+    // configuration only: another server's parameter is never its value.
+    if !key.starts_with(&format!("{server}.")) {
+        return Err(doc.error(
+            Code::ImportTemplate,
+            node,
+            path,
+            format!(
+                "{{{{{expr}}}}} names {}, not a parameter of {}: the gateway gives a server only its own configuration",
+                quote(&key),
+                quote(server)
+            ),
         ));
     }
     if let Some(other) = filters.iter().find(|f| {
@@ -135,25 +169,28 @@ fn eval(
             ),
         ));
     }
-    let mut value: Vec<String> = match ctx.params.get(&key) {
-        Some(v) => {
-            ctx.used.insert(key.clone());
-            v.clone()
-        }
-        None => match filters.iter().find_map(|f| f.strip_prefix("or:")) {
-            Some("[]") | Some("") => Vec::new(),
-            Some(default) => vec![default.to_owned()],
-            None => {
-                return Err(Diagnostic::new(
-                    Code::ImportParamMissing,
-                    format!("{path} needs the parameter {key}: pass --param {key}=/host/path (repeat it for several paths)"),
-                )
-                .at(doc.location(node))
-                .with_help(format!("the publisher's volume template is {}", quote(doc_text(node)))));
-            }
-        },
-    };
+    let given = ctx.params.get(&key).cloned();
+    if given.is_some() {
+        ctx.used.insert(key.clone());
+    } else if !filters.iter().any(|f| f.starts_with("or:")) {
+        return Err(Diagnostic::new(
+            Code::ImportParamMissing,
+            format!("{path} needs the parameter {key}: pass --param {key}=/host/path (repeat it for several paths)"),
+        )
+        .at(doc.location(node))
+        .with_help(format!("the publisher's volume template is {}", quote(doc_text(node)))));
+    }
+    let from_param = given.is_some();
+    let mut value: Vec<String> = given.unwrap_or_default();
+    // The filters in the order written, as the gateway applies them: an
+    // `or:` default fills an empty value where it stands in the chain.
     for f in &filters {
+        if let Some(default) = f.strip_prefix("or:") {
+            if value.is_empty() && !matches!(default, "[]" | "") {
+                value = vec![default.to_owned()];
+            }
+            continue;
+        }
         match *f {
             "volume" => value = value.into_iter().map(|v| format!("{v}:{v}")).collect(),
             "volume-target" | "into" | "safe" => {}
@@ -166,7 +203,7 @@ fn eval(
             _ => {}
         }
     }
-    Ok((key, value))
+    Ok((key, value, from_param))
 }
 
 fn doc_text(node: &Node) -> &str {
