@@ -525,3 +525,33 @@ fn t4_t5_report_name_in_any_case_and_empty_volume_sides_are_refused() {
         assert_eq!(d[0].code, capgate::diag::Code::ImportShape, "{spec}");
     }
 }
+
+/// Review 3: `--network=host` as one argument name, and flags that widen the
+/// publisher's own container, are noted (nothing is granted from them).
+#[test]
+fn server_json_runtime_arguments_are_noted_in_every_spelling() {
+    let text = r#"{"name":"io.github.x/s","version":"1.0.0","packages":[{"registryType":"oci","identifier":"ghcr.io/x/s",
+ "runtimeArguments":[{"type":"named","name":"--network=host"},{"type":"named","name":"--privileged"},
+ {"type":"named","name":"--cap-add","value":"SYS_ADMIN"},{"type":"named","name":"--mount=type=bind,src=/,dst=/h"}]}]}"#;
+    let o = import_one(Format::ServerJson, text).unwrap();
+    let r = &o.servers[0].report;
+    for (i, what) in [
+        (0, "container network"),
+        (1, "widens"),
+        (2, "widens"),
+        (3, "mounts a host path"),
+    ] {
+        assert!(
+            r.notes.iter().any(
+                |n| n.starts_with(&format!("packages[0].runtimeArguments[{i}]"))
+                    && n.contains(what)
+            ),
+            "argument {i}: {:?}",
+            r.notes
+        );
+    }
+    assert!(r
+        .capabilities
+        .iter()
+        .all(|c| !c.capability.starts_with("fs:")));
+}

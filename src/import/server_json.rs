@@ -181,8 +181,13 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
         };
         let ap = join(&pp, key);
         for (i, a) in doc.array(args, &ap)?.iter().enumerate() {
-            let flag = a.get("name").and_then(Node::as_str).unwrap_or_default();
+            let name = a.get("name").and_then(Node::as_str).unwrap_or_default();
             let value = a.get("value").and_then(Node::as_str).unwrap_or_default();
+            // `--flag=value` in the name is the flag with that value.
+            let (flag, value) = match name.split_once('=') {
+                Some((flag, inline)) if flag.starts_with('-') => (flag, inline),
+                _ => (name, value),
+            };
             if matches!(flag, "--mount" | "-v" | "--volume") || value.contains("type=bind") {
                 rep.note(format!(
                     "{}: the publisher mounts a host path chosen at run time ({flag} {value}); add an fs capability for the path you pass",
@@ -191,6 +196,18 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
             }
             if flag == "--network" || flag == "--net" {
                 rep.note(format!("{}: the publisher sets the container network ({flag} {value}); not carried over", index(&ap, i)));
+            }
+            if matches!(
+                flag,
+                "--privileged"
+                    | "--cap-add"
+                    | "--device"
+                    | "--pid"
+                    | "--ipc"
+                    | "--userns"
+                    | "--security-opt"
+            ) {
+                rep.note(format!("{}: the publisher widens its own container ({flag} {value}); capgate grants none of it, and a server that needs it will not run in the sandbox", index(&ap, i)));
             }
         }
     }
