@@ -34,25 +34,26 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
         None => "server".to_owned(),
     };
     rep.consume("type");
-    if !matches!(kind.as_str(), "server" | "remote" | "poci") {
-        return Err(doc.error(
-            Code::ImportShape,
-            root.get("type").unwrap_or(root),
-            "type",
-            format!(
-                "type {}: a catalog entry is `server`, `remote` or `poci`",
-                quote(&kind)
-            ),
-        ));
-    }
-    if kind != "server" {
+    let elsewhere = match kind.as_str() {
+        "server" => None,
+        "remote" => Some("a remote server (type: remote): it runs at the publisher's URL, nothing runs locally to sandbox"),
+        "poci" => Some("a poci entry (type: poci): each tool call runs its own container image; there is no server process to sandbox"),
+        _ => {
+            return Err(doc.error(
+                Code::ImportShape,
+                root.get("type").unwrap_or(root),
+                "type",
+                format!(
+                    "type {}: a catalog entry is `server`, `remote` or `poci`",
+                    quote(&kind)
+                ),
+            ))
+        }
+    };
+    if let Some(why) = elsewhere {
         rep.status = "nothing-to-sandbox";
         rep.network = "none";
-        rep.note(match kind.as_str() {
-            "remote" => "a remote server (type: remote): it runs at the publisher's URL, nothing runs locally to sandbox".to_owned(),
-            "poci" => "a poci entry (type: poci): each tool call runs its own container image; there is no server process to sandbox".to_owned(),
-            other => unreachable!("type {other} was refused above"),
-        });
+        rep.note(why);
         rep.sweep(root, "", &super::reason);
         return Ok(vec![Imported {
             report: rep,
@@ -432,42 +433,7 @@ fn volume(
             "mounted at {dst} in the publisher's image; capgate binds {host} at {host}, so point the server at {host}"
         ));
     }
-    let lower = format!("{dst} {}", spec.params.join(" ")).to_ascii_lowercase();
-    // The host path's own segments too, against the Docker MCP gateway's list
-    // of credential paths (`disallowedDockerHostPath`), which it refuses to mount.
-    let credential_segment = host.to_ascii_lowercase().split('/').any(|seg| {
-        matches!(
-            seg,
-            ".aws"
-                | ".azure"
-                | ".config"
-                | ".docker"
-                | ".gnupg"
-                | ".kube"
-                | ".ssh"
-                | ".netrc"
-                | ".npmrc"
-                | "id_dsa"
-                | "id_ecdsa"
-                | "id_ed25519"
-                | "id_rsa"
-        )
-    });
-    if credential_segment
-        || [
-            "ssh",
-            "key",
-            "credential",
-            "kube",
-            ".azure",
-            "gcloud",
-            "token",
-            "secret",
-            "keyring",
-        ]
-        .iter()
-        .any(|w| lower.contains(w))
-    {
+    if credential(&host, dst, &spec.params) {
         notes.push("a credential mounted as a file: the sandbox can read it".to_owned());
         rep.note(format!("{vp} mounts a credential file or directory ({dst}): review whether the server needs it"));
     }
@@ -486,6 +452,45 @@ fn volume(
         return Err(param_invalid(&cap, &e));
     }
     Ok(())
+}
+
+/// Whether a volume mounts a credential: by a word in its container path or
+/// parameter names, or by a segment of its host path on the Docker MCP
+/// gateway's list of credential paths (`disallowedDockerHostPath`, which it
+/// refuses to mount).
+fn credential(host: &str, dst: &str, params: &[String]) -> bool {
+    let named = format!("{dst} {}", params.join(" ")).to_ascii_lowercase();
+    let words = [
+        "ssh",
+        "key",
+        "credential",
+        "kube",
+        ".azure",
+        "gcloud",
+        "token",
+        "secret",
+        "keyring",
+    ];
+    let segments = [
+        ".aws",
+        ".azure",
+        ".config",
+        ".docker",
+        ".gnupg",
+        ".kube",
+        ".ssh",
+        ".netrc",
+        ".npmrc",
+        "id_dsa",
+        "id_ecdsa",
+        "id_ed25519",
+        "id_rsa",
+    ];
+    words.iter().any(|w| named.contains(w))
+        || host
+            .to_ascii_lowercase()
+            .split('/')
+            .any(|seg| segments.contains(&seg))
 }
 
 /// Whether a volume is writable, read as the Docker MCP gateway reads its

@@ -22,7 +22,7 @@ pub mod yaml;
 use std::collections::{BTreeMap, BTreeSet};
 
 use report::ServerReport;
-use tree::Doc;
+use tree::{join, Doc, Node};
 
 use crate::diag::{quote, Code, Diagnostic};
 
@@ -300,6 +300,43 @@ pub fn loopback(host: &str) -> bool {
             .is_ok_and(|a| a.is_loopback())
         || h.parse::<std::net::Ipv6Addr>()
             .is_ok_and(|a| a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+}
+
+/// ToolHive (registry.json, and server.json through the registry's Go types)
+/// decodes JSON with Go's `encoding/json`, which matches a key to a
+/// field regardless of case (and folds `ſ` to `s`, the Kelvin sign to `k`):
+/// `Network` is its `network`. A key that is such a variant of one capgate
+/// reads is an error, never an ignored field (ignoring `Network` would read
+/// the profile as "no restriction").
+pub fn exact_keys(doc: &Doc, node: &Node, path: &str, known: &[&str]) -> Result<(), Diagnostic> {
+    let fold = |k: &str| -> String {
+        k.chars()
+            .map(|c| match c {
+                '\u{17F}' => 's',
+                '\u{212A}' => 'k',
+                c => c.to_ascii_lowercase(),
+            })
+            .collect()
+    };
+    let tree::Value::Object(members) = &node.value else {
+        return Ok(());
+    };
+    for (key, value) in members {
+        if known.contains(&key.as_str()) {
+            continue;
+        }
+        if let Some(field) = known.iter().find(|k| fold(k) == fold(key)) {
+            return Err(doc.error(
+                Code::ImportShape,
+                value,
+                &join(path, key),
+                format!(
+                    "ToolHive reads keys regardless of case, so this is its `{field}`: write it `{field}`"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A mount's host path is literal: a `*` in it is a file name character to

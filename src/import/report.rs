@@ -1,7 +1,7 @@
 //! What one imported server became: capabilities with their source paths,
 //! everything that was not carried over with the reason, and notes.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -61,7 +61,7 @@ pub struct ServerReport {
     /// Index of each granted capability in `capabilities`, and each source
     /// it has: sets, as a hostile file may repeat one capability many times.
     #[serde(skip)]
-    granted: std::collections::HashMap<String, usize>,
+    granted: HashMap<String, usize>,
     #[serde(skip)]
     granted_sources: HashSet<(usize, String)>,
     /// `notes`, as a set.
@@ -83,7 +83,7 @@ impl ServerReport {
             not_carried_over: Vec::new(),
             notes: Vec::new(),
             consumed: BTreeSet::new(),
-            granted: std::collections::HashMap::new(),
+            granted: HashMap::new(),
             granted_sources: HashSet::new(),
             note_set: HashSet::new(),
         }

@@ -8,7 +8,7 @@
 
 use super::report::ServerReport;
 use super::tree::{index, join, Doc, Node};
-use super::{toolhive, Ctx, Imported, ManifestSpec};
+use super::{exact_keys, toolhive, Ctx, Imported, ManifestSpec};
 use crate::diag::{quote, Code, Diagnostic};
 
 const PUBLISHER: &str = "io.modelcontextprotocol.registry/publisher-provided";
@@ -45,7 +45,7 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
     // The registry's Go types (which ToolHive decodes with) match these keys
     // regardless of case: a variant (`_Meta`, `Packages`) is an error, never
     // an ignored field that would read as "no publisher permissions".
-    toolhive::exact_keys(
+    exact_keys(
         doc,
         root,
         "",
@@ -53,11 +53,11 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
     )?;
     let meta = root.get("_meta");
     if let Some(m) = meta {
-        toolhive::exact_keys(doc, m, "_meta", &[PUBLISHER])?;
+        exact_keys(doc, m, "_meta", &[PUBLISHER])?;
     }
     let publisher = meta.and_then(|m| m.get(PUBLISHER));
     if let Some(p) = publisher {
-        toolhive::exact_keys(doc, p, &join("_meta", PUBLISHER), &[STACKLOK])?;
+        exact_keys(doc, p, &join("_meta", PUBLISHER), &[STACKLOK])?;
     }
     let ext_path = join(&join("_meta", PUBLISHER), STACKLOK);
     let ext = publisher.and_then(|p| p.get(STACKLOK));
@@ -99,7 +99,7 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
     for (i, p) in packages.iter().enumerate() {
         let pp = index("packages", i);
         doc.object(p, &pp)?;
-        toolhive::exact_keys(
+        exact_keys(
             doc,
             p,
             &pp,
@@ -151,7 +151,7 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
         for (i, v) in doc.array(vars, &lp)?.iter().enumerate() {
             let vp = index(&lp, i);
             doc.object(v, &vp)?;
-            toolhive::exact_keys(doc, v, &vp, &["name", "isSecret", "is_secret"])?;
+            exact_keys(doc, v, &vp, &["name", "isSecret", "is_secret"])?;
             let Some(n) = v.get("name") else {
                 return Err(doc.error(
                     Code::ImportShape,
@@ -232,7 +232,7 @@ pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Di
     }
     let ep = join(&ext_path, &id);
     if let Some(entry) = entry {
-        toolhive::exact_keys(doc, entry, &ep, &["permissions", "tools"])?;
+        exact_keys(doc, entry, &ep, &["permissions", "tools"])?;
     }
     let perms = entry.and_then(|e| e.get("permissions"));
     toolhive::permissions(doc, perms, &join(&ep, "permissions"), &mut rep, ctx)?;

@@ -12,44 +12,8 @@
 
 use super::report::ServerReport;
 use super::tree::{index, join, Doc, Node};
-use super::{loopback, net_cap, unknown_network, Ctx, Imported, ManifestSpec};
+use super::{exact_keys, loopback, net_cap, unknown_network, Ctx, Imported, ManifestSpec};
 use crate::diag::{Code, Diagnostic};
-
-/// ToolHive decodes JSON with Go's `encoding/json`, which matches a key to a
-/// field regardless of case (and folds `ſ` to `s`, the Kelvin sign to `k`):
-/// `Network` is its `network`. A key that is such a variant of one capgate
-/// reads is an error, never an ignored field (ignoring `Network` would read
-/// the profile as "no restriction").
-pub fn exact_keys(doc: &Doc, node: &Node, path: &str, known: &[&str]) -> Result<(), Diagnostic> {
-    let fold = |k: &str| -> String {
-        k.chars()
-            .map(|c| match c {
-                '\u{17F}' => 's',
-                '\u{212A}' => 'k',
-                c => c.to_ascii_lowercase(),
-            })
-            .collect()
-    };
-    let super::tree::Value::Object(members) = &node.value else {
-        return Ok(());
-    };
-    for (key, value) in members {
-        if known.contains(&key.as_str()) {
-            continue;
-        }
-        if let Some(field) = known.iter().find(|k| fold(k) == fold(key)) {
-            return Err(doc.error(
-                Code::ImportShape,
-                value,
-                &join(path, key),
-                format!(
-                    "ToolHive reads keys regardless of case, so this is its `{field}`: write it `{field}`"
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
 
 /// Imports every server of a legacy registry file.
 pub fn import(doc: &Doc, root: &Node, ctx: &mut Ctx) -> Result<Vec<Imported>, Diagnostic> {
